@@ -1,0 +1,73 @@
+"""The ``tlf`` command line: a click group whose commands load on first use."""
+from __future__ import annotations
+
+import os
+import sys
+from importlib import import_module
+from typing import Any
+
+import click
+
+from ._version import __version__
+from .errors import TlfError
+
+# command name -> "module:attribute"; imported only when the command runs or --help lists it
+COMMANDS = {
+    "plugins": "tlf.commands.plugins:plugins",
+}
+
+
+class TlfGroup(click.Group):
+    """Lazy subcommands (as in click's docs) and one-line errors for :class:`TlfError`."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in COMMANDS:
+            module, attr = COMMANDS[name].split(":")
+            return getattr(import_module(module), attr)
+        return super().get_command(ctx, name)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as exc:
+            from .registry import suggest
+            name = args[0] if args else ""
+            close = suggest(name, self.list_commands(ctx)) if name and not name.startswith("-") else []
+            if close:
+                exc.message += f" Did you mean {' or '.join(repr(c) for c in close)}?"
+            raise
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except TlfError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+def _add_plugin_commands(group: click.Group) -> None:
+    from .pluginmanager import get_plugin_manager
+    get_plugin_manager().hook.tlf_register_commands(cli=group)
+
+
+@click.group(cls=TlfGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="tlf")
+def cli() -> None:
+    """tlf: train classifiers from pretrained vision backbones.
+
+    Pick a dataset, a backbone, a freeze policy and augmentations; get a trained
+    model, its numbers and an ONNX file. `tlf plugins` lists what is installed.
+    """
+
+
+def main() -> None:
+    """Console-script entry point."""
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # offline: no version check at import
+    try:
+        _add_plugin_commands(cli)
+    except TlfError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    cli.main(prog_name="tlf")

@@ -1,0 +1,81 @@
+"""Plugin specs: what a plugin registers. Frozen dataclasses, one class per kind.
+
+Every spec has a ``name``, a one-line ``description``, optional ``aliases`` and a
+``factory``. A spec whose ``argument`` is set is used as ``name:ARG`` on the command
+line (``partial:conv5``, ``folder:PATH``, ``timm:resnet18``).
+
+Factories take the argument (``None`` when absent) first; the objects named here are
+defined in the core:
+
+- datasets:      ``factory(argument, request: tlf.data.DatasetRequest) -> tlf.data.Splits``
+- backbones:     ``factory(argument, request: tlf.models.BackboneRequest) -> tlf.models.Backbone``
+- policies:      ``factory(argument) -> tlf.policies.FreezePolicy``
+- augmentations: ``factory(argument, request: tlf.augment.AugmentRequest) -> tlf.augment.Augmentation``
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar
+
+KINDS = ("datasets", "backbones", "policies", "augmentations")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """Fields common to every kind of plugin."""
+
+    kind: ClassVar[str] = ""
+    name: str
+    description: str
+    factory: Callable[..., Any] = field(repr=False, compare=False)
+    aliases: tuple[str, ...] = ()
+    argument: str | None = None  # metavar of ``name:ARG``; None = takes no argument
+    argument_required: bool = False
+    plugin: str = ""  # the providing distribution, filled in by the registry
+
+    def __post_init__(self) -> None:
+        if not self.name or ":" in self.name or any(c.isspace() for c in self.name):
+            raise ValueError(f"invalid {self.kind} plugin name {self.name!r}: no spaces or ':'")
+        if not self.description:
+            raise ValueError(f"{self.kind} plugin {self.name!r} needs a one-line description")
+
+    @property
+    def usage(self) -> str:
+        """How the spec is written on the command line."""
+        if self.argument is None:
+            return self.name
+        arg = f":{self.argument}" if self.argument_required else f"[:{self.argument}]"
+        return self.name + arg
+
+
+@dataclass(frozen=True)
+class DatasetSpec(Spec):
+    kind: ClassVar[str] = "datasets"
+    downloads: bool = False  # fetches files from the network when not cached
+    num_classes: int | None = None  # None when it depends on the argument
+
+
+@dataclass(frozen=True)
+class BackboneSpec(Spec):
+    kind: ClassVar[str] = "backbones"
+    feature_dim: int | None = None  # None when it depends on the argument
+    input_size: int | None = None
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+    weights: str | None = None  # where pretrained weights come from, in words
+
+
+@dataclass(frozen=True)
+class PolicySpec(Spec):
+    kind: ClassVar[str] = "policies"
+
+
+@dataclass(frozen=True)
+class AugmentationSpec(Spec):
+    kind: ClassVar[str] = "augmentations"
+    batch_level: bool = False  # applied to whole batches (mixup, cutmix)
+
+
+SPEC_TYPES: dict[str, type[Spec]] = {
+    cls.kind: cls for cls in (DatasetSpec, BackboneSpec, PolicySpec, AugmentationSpec)
+}

