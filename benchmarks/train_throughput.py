@@ -27,10 +27,10 @@ REPO = Path(__file__).resolve().parents[1]
 def model_only(backbone: str, num_classes: int, size: int, batch: int, steps: int, device: torch.device,
                amp: torch.dtype | None, policy: str) -> float:
     """Images/s of forward+backward+step on random tensors already on the device (the ceiling)."""
-    import tlf
+    from tlf.models import build_model
     from tlf.registry import get_registry
     pol = get_registry().create("policies", policy)
-    model = tlf.models.build_model(backbone, num_classes, pretrained=False, input_size=size)
+    model = build_model(backbone, num_classes, pretrained=False, input_size=size)
     pol.apply(model)
     model.to(device, memory_format=torch.channels_last).train()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
@@ -63,15 +63,14 @@ def sync(device: torch.device) -> None:
 def naive(data: Path, backbone: str, size: int, batch: int, epochs: int, workers: int, device: torch.device,
           amp: torch.dtype | None, policy: str) -> dict:
     """ImageFolder + PIL + torchvision transforms + DataLoader + a plain loop, same model."""
-    import tlf
     from torchvision import datasets, transforms
+    from tlf.models import BackboneRequest, build_model
     from tlf.registry import get_registry
-    from tlf.models import BackboneRequest
     meta = get_registry().create("backbones", backbone, BackboneRequest(pretrained=False)).meta
     tf = transforms.Compose([transforms.RandomResizedCrop(size), transforms.RandomHorizontalFlip(),
                              transforms.ToTensor(), transforms.Normalize(meta.mean, meta.std)])
     ds = datasets.ImageFolder(data / "train", tf)
-    model = tlf.models.build_model(backbone, len(ds.classes), pretrained=False, input_size=size)
+    model = build_model(backbone, len(ds.classes), pretrained=False, input_size=size)
     get_registry().create("policies", policy).apply(model)
     model.to(device).train()
     loader = torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True,
