@@ -16,6 +16,7 @@ COMMANDS = {
     "plugins": "tlf.commands.plugins:plugins",
     "train": "tlf.commands.train:train",
     "evaluate": "tlf.commands.evaluate:evaluate",
+    "inspect": "tlf.commands.inspect:inspect",
 }
 
 
