@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import difflib
+from dataclasses import replace
 import warnings
 from functools import lru_cache
 from typing import Any, Iterator
@@ -57,7 +58,7 @@ class Registry:
         expected = SPEC_TYPES[kind]
         if not isinstance(spec, expected):
             raise TypeError(f"{package} registered {type(spec).__name__} as {kind}; expected {expected.__name__}")
-        spec = type(spec)(**{**{f: getattr(spec, f) for f in spec.__dataclass_fields__}, "plugin": package})
+        spec = replace(spec, plugin=package)
         for key in (spec.name, *spec.aliases):
             owner = self._specs[kind].get(key) or self._specs[kind].get(self._aliases[kind].get(key, ""))
             if owner is not None:

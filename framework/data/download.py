@@ -36,7 +36,6 @@ class Archive:
     filename: str
     sha256: str | None = None
     md5: str | None = None
-    size: int | None = None  # bytes, for messages only
 
     def __post_init__(self) -> None:
         if "/" in self.filename or self.filename in ("", ".", ".."):
