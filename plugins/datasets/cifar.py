@@ -23,8 +23,10 @@ FOLDER = "cifar-10-batches-py"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
 
-# what the CIFAR pickles may construct: numpy arrays and dtypes (numpy 1.x and 2.x module names)
+# what the CIFAR pickles may construct: numpy arrays and dtypes (numpy 1.x and 2.x module names),
+# and bytes as Python 3 writes them at protocol 2
 _ALLOWED = {
+    ("_codecs", "encode"),
     ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
     ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
     ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
