@@ -70,10 +70,32 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+class RangeHandler(_QuietHandler):
+    """Also answers ``Range: bytes=N-`` with 206 (or 416 past the end); records the ranges asked."""
+
+    ranges: list[str] = []
+
+    def do_GET(self) -> None:
+        wanted = self.headers.get("Range")
+        if not wanted:
+            return super().do_GET()
+        self.ranges.append(wanted)
+        data = (Path(self.directory) / self.path.lstrip("/")).read_bytes()
+        start = int(wanted.removeprefix("bytes=").rstrip("-"))
+        if start >= len(data):
+            self.send_error(416)
+            return
+        self.send_response(206)
+        self.send_header("Content-Length", str(len(data) - start))
+        self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        self.end_headers()
+        self.wfile.write(data[start:])
+
+
 @contextlib.contextmanager
-def serve(folder: Path) -> Iterator[str]:
+def serve(folder: Path, handler: type = _QuietHandler) -> Iterator[str]:
     """Serve ``folder`` on 127.0.0.1 from a thread; yields the base URL."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(folder)))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(folder)))
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     try:

@@ -6,7 +6,7 @@ import zipfile
 
 import pytest
 
-from _data_helpers import add_tar_member, make_tar, make_zip, serve, sha256
+from _data_helpers import RangeHandler, add_tar_member, make_tar, make_zip, serve, sha256
 from tlf.data.download import Archive, download, extract, fetch_and_extract
 from tlf.errors import TlfError
 
@@ -26,6 +26,31 @@ def test_http_download_verifies_and_renames(tmp_path, payload):
         out = download(Archive(f"{base}/data.bin", "data.bin", sha256=sha256(payload)), cache)
     assert out == cache / "data.bin" and out.read_bytes() == payload.read_bytes()
     assert sorted(p.name for p in cache.iterdir()) == ["data.bin"]  # no .part left, no record needed
+
+
+def test_interrupted_download_resumes_with_range_request(tmp_path, payload, monkeypatch):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    data = payload.read_bytes()
+    (cache / "data.bin.part").write_bytes(data[:300_000])  # what an interrupted attempt left
+    monkeypatch.setattr(RangeHandler, "ranges", [])
+    with serve(payload.parent, RangeHandler) as base:
+        out = download(Archive(f"{base}/data.bin", "data.bin", sha256=sha256(payload)), cache)
+    assert RangeHandler.ranges == ["bytes=300000-"]
+    assert out.read_bytes() == data and not (cache / "data.bin.part").exists()
+
+
+def test_partial_file_is_replaced_when_it_cannot_be_resumed(tmp_path, payload, monkeypatch):
+    data = payload.read_bytes()
+    monkeypatch.setattr(RangeHandler, "ranges", [])
+    for handler, stale in ((RangeHandler, b"x" * (len(data) + 5)), (None, b"stale bytes")):
+        cache = tmp_path / f"cache-{handler is None}"
+        cache.mkdir()
+        (cache / "data.bin.part").write_bytes(stale)  # 416 past the end / server ignores Range
+        with serve(payload.parent, *(handler,) if handler else ()) as base:
+            out = download(Archive(f"{base}/data.bin", "data.bin", sha256=sha256(payload)), cache)
+        assert out.read_bytes() == data
+    assert RangeHandler.ranges == [f"bytes={len(data) + 5}-"]
 
 
 def test_file_url_and_md5(tmp_path, payload):

@@ -1,7 +1,8 @@
 """Downloads into the cache, checksum verification and safe archive extraction.
 
 - A download goes to ``<file>.part`` and is renamed into place only once complete and verified,
-  so an interrupted download never looks finished; the next attempt starts it over.
+  so an interrupted download never looks finished; the next attempt continues it where the server
+  supports HTTP range requests, and starts over otherwise.
 - A known SHA-256 (or MD5) is checked; a mismatch deletes the file and says so. Without a known
   checksum, the SHA-256 of the first download is recorded next to the file (``<file>.sha256``)
   and later uses of the cached file are checked against it (trust on first use).
@@ -84,19 +85,35 @@ def _verify(path: Path, archive: Archive, record: Path, *, fresh: bool) -> None:
 
 
 def _fetch(url: str, part: Path, label: str) -> None:
+    """Download ``url`` into ``part``, continuing an earlier partial download when the server
+    honours a ``Range`` request (HTTP 206); otherwise starting over."""
     from rich.console import Console
     from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
                                TransferSpeedColumn)
 
-    request = urllib.request.Request(url, headers={"User-Agent": "tlf"})
-    with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response, open(part, "wb") as out:
+    have = part.stat().st_size if part.exists() else 0
+    headers = {"User-Agent": "tlf"}
+    if have and url.startswith(("http://", "https://")):
+        headers["Range"] = f"bytes={have}-"
+    try:
+        response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=TIMEOUT_S)
+    except urllib.error.HTTPError as exc:
+        if exc.code != 416 or "Range" not in headers:
+            raise
+        part.unlink()  # range not satisfiable: the partial file is not a prefix of this one
+        return _fetch(url, part, label)
+    with response:
+        resumed = getattr(response, "status", 200) == 206
+        have = have if resumed else 0
         length = response.headers.get("Content-Length")
-        total = int(length) if length and length.isdigit() else None
+        total = have + int(length) if length and length.isdigit() else None
         columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                    TimeRemainingColumn())
-        with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
-            task = progress.add_task(f"download {label}", total=total)
-            received = 0
+        with open(part, "ab" if resumed else "wb") as out, \
+                Progress(*columns, console=Console(stderr=True), transient=False) as progress:
+            task = progress.add_task(f"download {label}" + (" (resumed)" if resumed else ""), total=total,
+                                     completed=have)
+            received = have
             for chunk in iter(lambda: response.read(CHUNK), b""):
                 out.write(chunk)
                 received += len(chunk)
@@ -123,14 +140,12 @@ def download(archive: Archive, folder: Path, *, allow_network: bool = True,
     part = dest.with_name(dest.name + ".part")
     try:
         _fetch(archive.url, part, archive.filename)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        part.unlink(missing_ok=True)
+    except (urllib.error.URLError, OSError, ValueError) as exc:  # the .part file stays, to resume
+        if part.exists() and part.stat().st_size == 0:
+            part.unlink()
         reason = exc if isinstance(exc, urllib.error.HTTPError) else getattr(exc, "reason", None) or exc
         raise TlfError(f"could not download {archive.url}: {reason}",
                        hint=offline_hint(archive, dest, extracted)) from None
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
     _verify(part, archive, record, fresh=True)
     os.replace(part, dest)
     return dest
@@ -223,8 +238,8 @@ def extract(archive: Path, target: Path) -> Path:
 def fetch_and_extract(archive: Archive, folder: Path, extracted_name: str, *, allow_network: bool = True) -> Path:
     """``folder/extracted_name``: downloaded, verified and extracted into the cache unless there.
 
-    The archive extracts into ``folder/extracted_name``; when the archive has that folder as its
-    single top-level entry (``flower_photos.tgz`` holds ``flower_photos/``), that level is used.
+    When the archive has a top-level folder named ``extracted_name`` (``flower_photos.tgz`` holds
+    ``flower_photos/``), that folder becomes ``folder/extracted_name``; else the whole archive does.
     """
     final = folder / extracted_name
     if final.is_dir():
@@ -233,9 +248,8 @@ def fetch_and_extract(archive: Archive, folder: Path, extracted_name: str, *, al
     staging = folder / f".{extracted_name}.extracted"
     shutil.rmtree(staging, ignore_errors=True)
     extract(path, staging)
-    entries = [p for p in staging.iterdir() if not p.name.startswith(".")]
     inner = staging / extracted_name
-    source = inner if entries == [inner] and inner.is_dir() else staging
+    source = inner if inner.is_dir() else staging
     os.replace(source, final)
     shutil.rmtree(staging, ignore_errors=True)
     return final
