@@ -42,20 +42,17 @@ def _synthetic(argument, request):
 def tlf_register_datasets(register: Callable[[DatasetSpec], None]) -> None:
     register(DatasetSpec(
         name="flowers", factory=_flowers, aliases=("flower_photos", "tf_flowers"), downloads=True, num_classes=5,
-        description="TensorFlow flower_photos: 3670 photos of 5 flowers (218 MB); seeded 80/20 split "
-                    "unless the folder has train/ and val/"))
+        description="TensorFlow's flower photos: 5 classes, 3670 images (218 MiB download)"))
     register(DatasetSpec(
         name="cats_and_dogs", factory=_cats_and_dogs, aliases=("cats_and_dogs_filtered", "cats_vs_dogs"),
         downloads=True, num_classes=2,
-        description="cats_and_dogs_filtered (Kaggle Dogs vs. Cats subset): 2000 train, 1000 validation (66 MB)"))
+        description="Kaggle Dogs vs. Cats subset: 2000 train, 1000 val images (66 MB download)"))
     register(DatasetSpec(
         name="cifar10", factory=_cifar10, aliases=("cifar-10",), downloads=True, num_classes=10,
-        description="CIFAR-10 python pickles: 50000 train, 10000 test images of 32x32 px, 10 classes (163 MB)"))
+        description="CIFAR-10: 10 classes, 50000 train, 10000 val images of 32 px (163 MiB download)"))
     register(DatasetSpec(
         name="folder", factory=_folder, argument="PATH", argument_required=True,
-        description="any class-per-folder tree; uses train/ + val/|validation/|test/ when present, "
-                    "else a seeded stratified split"))
+        description="a class-per-folder tree; its train/ and val/ when present, else a seeded split"))
     register(DatasetSpec(
         name="synthetic", factory=_synthetic, argument="OPTIONS",
-        description="offline generated coloured shapes on textured backgrounds (6 classes, 64 px); "
-                    "options like synthetic:train=80,val=20,size=64,classes=6"))
+        description="generated coloured shapes (6 classes, 64 px; offline); OPTIONS e.g. train=80,val=20"))
