@@ -195,6 +195,7 @@ def test_folder_flat_split_is_seeded_stratified_and_stable(tmp_path):
     make_class_tree(tmp_path / "data", {"x": 20, "y": 10, "z": 5})
     (tmp_path / "data" / "y" / "sub").mkdir()
     write_image(tmp_path / "data" / "y" / "sub" / "nested.png")  # nested images belong to their class
+    (tmp_path / "data" / "y" / "sub" / "loop").symlink_to(tmp_path / "data" / "y")  # a link cycle is not followed
     request = DatasetRequest(cache_dir=tmp_path / "c", seed=3)
     first = load_dataset(f"folder:{tmp_path / 'data'}", request)
     second = load_dataset(f"folder:{tmp_path / 'data'}", request)

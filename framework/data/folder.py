@@ -27,10 +27,13 @@ CHECK_THREADS = 8
 
 
 def list_images(folder: Path) -> list[Path]:
-    """Image files under ``folder`` (recursively, hidden entries skipped), sorted by relative path."""
-    found = []
+    """Image files under ``folder`` (recursively, following links, hidden entries skipped), sorted by
+    relative path."""
+    found, seen = [], set()
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        seen.add(os.path.realpath(dirpath))
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
+                             and os.path.realpath(os.path.join(dirpath, d)) not in seen)  # no link cycles
         found += [Path(dirpath, f) for f in filenames if is_image_file(f)]
     return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
 
