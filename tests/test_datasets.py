@@ -234,6 +234,22 @@ def test_folder_unreadable_files_are_problems_or_errors_with_strict(tmp_path):
         load_dataset(f"folder:{tmp_path / 'd'}", DatasetRequest(cache_dir=tmp_path / "c", strict=True))
 
 
+def test_scan_results_are_remembered_and_changed_files_rechecked(tmp_path, monkeypatch):
+    from tlf.data import folder
+    make_class_tree(tmp_path / "d", {"a": 3, "b": 3})
+    request = DatasetRequest(cache_dir=tmp_path / "c")
+    calls, real = [], folder.check_image
+    monkeypatch.setattr(folder, "check_image", lambda p: calls.append(p) or real(p))
+    load_dataset(f"folder:{tmp_path / 'd'}", request)
+    assert len(calls) == 6 and len(list((tmp_path / "c" / ".checks").glob("d-*.json"))) == 1
+    calls.clear()
+    assert load_dataset(f"folder:{tmp_path / 'd'}", request).problems == [] and calls == []
+    truncate(tmp_path / "d" / "b" / "001.jpg")
+    splits = load_dataset(f"folder:{tmp_path / 'd'}", request)
+    assert calls == [tmp_path / "d" / "b" / "001.jpg"]
+    assert [Path(p.path).name for p in splits.problems] == ["001.jpg"]
+
+
 def test_folder_errors(tmp_path):
     request = DatasetRequest(cache_dir=tmp_path / "c")
     with pytest.raises(TlfError, match="does not exist"):

@@ -8,9 +8,13 @@ Layouts, tried in order:
 
 Class names are the sub-folder names, sorted. Files without an image suffix are ignored;
 image files that do not decode are listed as problems and skipped (an error with ``strict``).
+Decoding results are remembered under ``request.cache_dir/.checks`` by path, size and
+modification time, so a later scan only decodes new or changed files.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -54,11 +58,46 @@ def split_folders(root: Path) -> tuple[Path, Path] | None:
     return None
 
 
-def check_files(paths: Sequence[Path]) -> list[Problem]:
-    """Decode every file cheaply (:func:`check_image`, in threads); one problem per failure."""
+def check_files(paths: Sequence[Path], record: Path | None = None) -> list[Problem]:
+    """Decode every file cheaply (:func:`check_image`, in threads); one problem per failure.
+
+    With ``record`` (a JSON file), results are remembered by path, size and modification time,
+    and only new or changed files are decoded on later scans.
+    """
+    known: dict[str, list] = {}
+    if record is not None and record.is_file():
+        try:
+            known = json.loads(record.read_text())
+        except (OSError, ValueError):
+            known = {}
+    stamps = []
+    for path in paths:
+        try:
+            st = path.stat()
+            stamps.append([st.st_size, st.st_mtime_ns])
+        except OSError:
+            stamps.append(None)
+    todo = [i for i, (p, stamp) in enumerate(zip(paths, stamps))
+            if stamp is None or known.get(str(p), [None, None])[:2] != stamp]
     with ThreadPoolExecutor(CHECK_THREADS) as pool:
-        reasons = list(pool.map(check_image, paths))
+        fresh = dict(zip(todo, pool.map(check_image, [paths[i] for i in todo])))
+    reasons = [fresh[i] if i in fresh else known[str(p)][2] for i, p in enumerate(paths)]
+    if record is not None and todo:
+        results = {str(p): [*stamp, r] for p, stamp, r in zip(paths, stamps, reasons) if stamp is not None}
+        try:
+            record.parent.mkdir(parents=True, exist_ok=True)
+            tmp = record.with_name(f"{record.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(results))
+            os.replace(tmp, record)
+        except OSError:
+            pass  # a read-only cache only costs time
     return [Problem(str(p), r) for p, r in zip(paths, reasons) if r is not None]
+
+
+def check_record(request: DatasetRequest, root: Path) -> Path:
+    """Where the scan results of the tree at ``root`` are remembered (under the dataset cache)."""
+    digest = hashlib.sha256(str(root).encode()).hexdigest()[:16]
+    return Path(request.cache_dir) / ".checks" / f"{root.name}-{digest}.json"
 
 
 def stratified_split(labels: np.ndarray, val_split: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -115,11 +154,11 @@ def _check_classes(root: Path, classes: list[str]) -> None:
 
 def load_folder(root: Path, request: DatasetRequest, name: str | None = None) -> Splits:
     """Scan a class-per-folder tree (see the module docstring) into :class:`Splits`."""
-    root = Path(root).expanduser()
+    name = name or f"folder:{root}"
+    root = Path(root).expanduser().absolute()  # image keys stay valid when the working directory changes
     if not root.is_dir():
         raise TlfError(f"dataset folder {root} does not exist" if not root.exists() else f"{root} is not a folder",
                        hint="pass the folder that holds one sub-folder per class (or train/ and val/)")
-    name = name or f"folder:{root}"
     split = split_folders(root)
     if split is not None:
         train_dir, val_dir = split
@@ -134,7 +173,7 @@ def load_folder(root: Path, request: DatasetRequest, name: str | None = None) ->
                            hint="give both splits the same class folders")
         train_paths, train_labels = _scan(train_dir, classes)
         val_paths, val_labels = _scan(val_dir, classes)
-        problems = check_files(train_paths + val_paths)
+        problems = check_files(train_paths + val_paths, check_record(request, root))
         train_paths, train_labels = _drop_unreadable(train_paths, train_labels, problems)
         val_paths, val_labels = _drop_unreadable(val_paths, val_labels, problems)
         _raise_if_strict(problems, request)
@@ -144,7 +183,7 @@ def load_folder(root: Path, request: DatasetRequest, name: str | None = None) ->
         classes = class_folders(root)
         _check_classes(root, classes)
         paths, labels = _scan(root, classes)
-        problems = check_files(paths)
+        problems = check_files(paths, check_record(request, root))
         paths, labels = _drop_unreadable(paths, labels, problems)
         _raise_if_strict(problems, request)
         _require_images(root, classes, labels)
