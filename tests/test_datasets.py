@@ -244,6 +244,11 @@ def test_scan_results_are_remembered_and_changed_files_rechecked(tmp_path, monke
     assert len(calls) == 6 and len(list((tmp_path / "c" / ".checks").glob("d-*.json"))) == 1
     calls.clear()
     assert load_dataset(f"folder:{tmp_path / 'd'}", request).problems == [] and calls == []
+    record = next((tmp_path / "c" / ".checks").glob("d-*.json"))
+    for garbage in ("not json", "[1, 2]", '{"version": 1, "files": {"x": 3}}'):
+        record.write_text(garbage)  # an unusable record means checking again, not a crash
+        assert load_dataset(f"folder:{tmp_path / 'd'}", request).problems == [] and len(calls) == 6
+        calls.clear()
     truncate(tmp_path / "d" / "b" / "001.jpg")
     splits = load_dataset(f"folder:{tmp_path / 'd'}", request)
     assert calls == [tmp_path / "d" / "b" / "001.jpg"]

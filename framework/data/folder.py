@@ -28,6 +28,7 @@ from .splits import DatasetRequest, FileImageSet, Problem, Splits
 
 VAL_FOLDERS = ("val", "validation", "test")
 CHECK_THREADS = 8
+RECORD_VERSION = 1  # of the remembered scan results; bump when check_image changes
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -64,12 +65,7 @@ def check_files(paths: Sequence[Path], record: Path | None = None) -> list[Probl
     With ``record`` (a JSON file), results are remembered by path, size and modification time,
     and only new or changed files are decoded on later scans.
     """
-    known: dict[str, list] = {}
-    if record is not None and record.is_file():
-        try:
-            known = json.loads(record.read_text())
-        except (OSError, ValueError):
-            known = {}
+    known = _read_record(record) if record is not None else {}
     stamps = []
     for path in paths:
         try:
@@ -87,11 +83,23 @@ def check_files(paths: Sequence[Path], record: Path | None = None) -> list[Probl
         try:
             record.parent.mkdir(parents=True, exist_ok=True)
             tmp = record.with_name(f"{record.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(results))
+            tmp.write_text(json.dumps({"version": RECORD_VERSION, "files": results}))
             os.replace(tmp, record)
         except OSError:
             pass  # a read-only cache only costs time
     return [Problem(str(p), r) for p, r in zip(paths, reasons) if r is not None]
+
+
+def _read_record(record: Path) -> dict[str, list]:
+    """Remembered results ``{path: [size, mtime_ns, reason or None]}``; empty when missing or unusable."""
+    try:
+        data = json.loads(record.read_text())
+    except (OSError, ValueError):
+        return {}
+    files = data.get("files") if isinstance(data, dict) and data.get("version") == RECORD_VERSION else None
+    if not isinstance(files, dict):
+        return {}
+    return {k: v for k, v in files.items() if isinstance(v, list) and len(v) == 3}
 
 
 def check_record(request: DatasetRequest, root: Path) -> Path:
