@@ -1,9 +1,11 @@
 """Downloads (loopback HTTP and file://), checksums, offline errors and safe extraction."""
 from __future__ import annotations
 
+import io
 import tarfile
 import zipfile
 
+import numpy as np
 import pytest
 
 from _data_helpers import RangeHandler, add_tar_member, make_tar, make_zip, serve, sha256
@@ -163,7 +165,28 @@ def test_download_refuses_archive_with_traversal_end_to_end(tmp_path):
     assert not (tmp_path / "escape.txt").exists() and not (tmp_path / "cache" / "bad").exists()
 
 
-def test_not_an_archive(tmp_path):
+def test_not_an_archive_and_truncated_archive(tmp_path):
     (tmp_path / "x.tgz").write_bytes(b"plain bytes")
     with pytest.raises(TlfError, match="neither a zip nor a tar"):
         extract(tmp_path / "x.tgz", tmp_path / "out")
+    (tmp_path / "big").mkdir()
+    (tmp_path / "big" / "noise.bin").write_bytes(np.random.default_rng(0).bytes(200_000))
+    tgz = make_tar(tmp_path / "big", tmp_path / "big.tgz")
+    tgz.write_bytes(tgz.read_bytes()[:100_000])
+    with pytest.raises(TlfError, match="cannot extract"):
+        extract(tgz, tmp_path / "out")
+    assert not (tmp_path / "out").exists() and not (tmp_path / ".out.partial").exists()
+
+
+def test_links_inside_the_target_are_allowed(tmp_path):
+    archive = tmp_path / "ok.tgz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, data in (("d/a.txt", b"a"),):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("d/sub/link")
+        link.type, link.linkname = tarfile.SYMTYPE, "../a.txt"
+        tar.addfile(link)
+    out = extract(archive, tmp_path / "out")
+    assert (out / "d" / "sub" / "link").read_text() == "a"

@@ -20,6 +20,7 @@ import tarfile
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -163,19 +164,17 @@ def _check_member(name: str, archive: Path) -> PurePosixPath:
 
 
 def _check_link(member: tarfile.TarInfo, archive: Path) -> None:
-    if member.issym():
-        target = PurePosixPath(member.name).parent / member.linkname
-    else:
-        target = PurePosixPath(member.linkname)
-    depth = 0
+    """Refuse a link whose target is absolute or climbs out of the extraction folder."""
+    base = PurePosixPath(member.name).parent if member.issym() else PurePosixPath()  # hard links: from the root
+    target = PurePosixPath(member.linkname)
+    depth = len(base.parts)
     for part in target.parts:
         depth += -1 if part == ".." else 0 if part == "." else 1
-        if depth < 0 or part.startswith("/"):
-            raise TlfError(f"refusing to extract {archive.name}: link {member.name!r} -> {member.linkname!r} "
-                           "points outside the target", hint="the archive is unsafe; download it again")
-    if target.is_absolute():
+        if depth < 0:
+            break
+    if target.is_absolute() or depth < 0:
         raise TlfError(f"refusing to extract {archive.name}: link {member.name!r} -> {member.linkname!r} "
-                       "is absolute", hint="the archive is unsafe; download it again")
+                       "points outside the target", hint="the archive is unsafe; download it again")
 
 
 def _extract_tar(archive: Path, target: Path) -> None:
@@ -226,9 +225,10 @@ def extract(archive: Path, target: Path) -> Path:
             raise TlfError(f"{archive} is neither a zip nor a tar archive",
                            hint="delete it and download it again")
         os.replace(tmp, target)
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError) as exc:
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, OSError) as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise TlfError(f"cannot extract {archive}: {exc}", hint="delete it and download it again") from None
+        raise TlfError(f"cannot extract {archive}: {exc}",
+                       hint="check the free disk space; if the archive is corrupt, delete it and download it again") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
