@@ -30,6 +30,13 @@ def shared_data() -> Path | None:
     return None
 
 
+@pytest.fixture(autouse=True)
+def tlf_home(tmp_path, monkeypatch):
+    """Keep the default cache (scan records, downloads) out of the user's home."""
+    monkeypatch.setenv("TLF_HOME", str(tmp_path / "tlf_home"))
+    return tmp_path / "tlf_home"
+
+
 @pytest.fixture
 def cache(tmp_path):
     return tmp_path / "cache"
@@ -341,8 +348,7 @@ def test_data_show_json_and_text(tmp_path):
     assert strict.exit_code == 1 and "bad.jpg" in strict.output and "Traceback" not in strict.output
 
 
-def test_data_download_reports_where(tmp_path, monkeypatch):
-    monkeypatch.setenv("TLF_HOME", str(tmp_path))
+def test_data_download_reports_where(tmp_path):
     result = CliRunner().invoke(cli, ["data", "download", "synthetic:train=2,val=1,size=16"])
     assert result.exit_code == 0 and "6 classes, 12 train and 6 val images" in result.output
     result = CliRunner().invoke(cli, ["data", "download", "flowers", "--data-dir", str(tmp_path / "none")])
@@ -358,13 +364,14 @@ def test_plugins_register_without_torch():
 
 
 @pytest.mark.skipif(shared_data() is None, reason="shared/data not present")
-def test_shared_flower_photos_counts():
+def test_shared_flower_photos_counts(tlf_home):
     root = shared_data() / "flower_photos"
     result = CliRunner().invoke(cli, ["data", "show", f"folder:{root}", "--json"])
     assert result.exit_code == 0, result.output
     info = json.loads(result.output)
     assert (info["splits"]["train"]["count"], info["splits"]["val"]["count"], info["num_classes"]) == (2934, 736, 5)
     assert info["problems"] == []
+    assert len(list((tlf_home / "datasets" / ".checks").glob("flower_photos-*.json"))) == 1
 
 
 @pytest.mark.skipif(shared_data() is None, reason="shared/data not present")
