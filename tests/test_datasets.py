@@ -196,6 +196,7 @@ def test_folder_presplit_layouts(tmp_path, val_name):
     assert splits.classes == ["a", "b"] and splits.root == tmp_path and splits.name == f"folder:{tmp_path}"
     assert counts(splits, "train") == {"a": 3, "b": 4} and counts(splits, "val") == {"a": 1, "b": 2}
     assert all(val_name in str(p.parent.parent.name) for p in splits.val.paths)
+    assert splits.split == f"folders train/ and {val_name}/"
 
 
 def test_folder_flat_split_is_seeded_stratified_and_stable(tmp_path):
@@ -209,6 +210,7 @@ def test_folder_flat_split_is_seeded_stratified_and_stable(tmp_path):
     assert first.train.paths == second.train.paths and first.val.paths == second.val.paths
     assert counts(first, "val") == {"x": 4, "y": 2, "z": 1} and counts(first, "train") == {"x": 16, "y": 9, "z": 4}
     assert not set(first.train.paths) & set(first.val.paths)
+    assert first.split == "stratified, val_split 0.2, seed 3"
     other = load_dataset(f"folder:{tmp_path / 'data'}", DatasetRequest(cache_dir=tmp_path / "c", seed=4))
     assert other.val.paths != first.val.paths
     half = load_dataset(f"folder:{tmp_path / 'data'}", DatasetRequest(cache_dir=tmp_path / "c", val_split=0.5))
@@ -338,7 +340,7 @@ def test_data_show_json_and_text(tmp_path):
     result = runner.invoke(cli, ["data", "show", f"folder:{tmp_path / 'd'}", "--json", "--check", "--seed", "1"])
     assert result.exit_code == 0, result.output
     info = json.loads(result.output)
-    assert info["classes"] == ["a", "b"] and info["num_classes"] == 2
+    assert info["classes"] == ["a", "b"] and info["num_classes"] == 2 and info["split"].startswith("stratified")
     assert info["splits"]["train"]["per_class"] == {"a": 4, "b": 4} and info["splits"]["val"]["count"] == 2
     assert info["splits"]["train"]["image_size"]["width"] == {"min": 12, "median": 12.0, "max": 12}
     assert [Path(p["path"]).name for p in info["problems"]] == ["bad.jpg"]

@@ -70,6 +70,7 @@ def describe(splits: Splits, check: bool = False) -> dict[str, Any]:
     return {
         "name": splits.name,
         "root": str(splits.root) if splits.root else None,
+        "split": splits.split,
         "num_classes": splits.num_classes,
         "classes": list(splits.classes),
         "splits": parts,
@@ -134,7 +135,9 @@ def _print(info: dict[str, Any]) -> None:
     console = Console()
     train, val = info["splits"]["train"], info["splits"]["val"]
     console.print(f"[bold]{info['name']}[/bold]: {info['num_classes']} classes, {train['count']} train, "
-                  f"{val['count']} val" + (f" ({info['root']})" if info["root"] else ""))
+                  f"{val['count']} val" + (f" ({info['root']})" if info["root"] else ""), highlight=False)
+    if info["split"]:
+        console.print(f"split: {info['split']}", highlight=False)
     table = Table(show_lines=False)
     for column in ("class", "train", "val"):
         table.add_column(column, justify="left" if column == "class" else "right")

@@ -187,6 +187,7 @@ def load_folder(root: Path, request: DatasetRequest, name: str | None = None) ->
         _raise_if_strict(problems, request)
         _require_images(train_dir, classes, train_labels)
         _require_images(val_dir, classes, val_labels)
+        how = f"folders {train_dir.name}/ and {val_dir.name}/"
     else:
         classes = class_folders(root)
         _check_classes(root, classes)
@@ -198,8 +199,9 @@ def load_folder(root: Path, request: DatasetRequest, name: str | None = None) ->
         train_idx, val_idx = stratified_split(np.asarray(labels, dtype=np.int64), request.val_split, request.seed)
         train_paths, train_labels = [paths[i] for i in train_idx], [labels[i] for i in train_idx]
         val_paths, val_labels = [paths[i] for i in val_idx], [labels[i] for i in val_idx]
+        how = f"stratified, val_split {request.val_split:g}, seed {request.seed}"
     return Splits(name=name, classes=classes, train=FileImageSet(train_paths, train_labels),
-                  val=FileImageSet(val_paths, val_labels), root=root, problems=problems)
+                  val=FileImageSet(val_paths, val_labels), root=root, problems=problems, split=how)
 
 
 def _raise_if_strict(problems: list[Problem], request: DatasetRequest) -> None:

@@ -124,6 +124,7 @@ class Splits:
     val: ImageSet
     root: Path | None = None  # where the files are, when on disk
     problems: list[Problem] = field(default_factory=list)
+    split: str = ""  # how train/val were made, in words ("folders train/ and val/", "seeded ...")
 
     @property
     def num_classes(self) -> int:

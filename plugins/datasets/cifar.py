@@ -84,4 +84,5 @@ def cifar10(request: DatasetRequest) -> Splits:
     classes, (x_train, y_train), (x_val, y_val) = read_cifar10(folder)
     return Splits(name="cifar10", classes=classes, root=folder,
                   train=ArrayImageSet(x_train, y_train, name="cifar10/train"),
-                  val=ArrayImageSet(x_val, y_val, name="cifar10/val"))
+                  val=ArrayImageSet(x_val, y_val, name="cifar10/val"),
+                  split="data_batch_1..5 / test_batch")

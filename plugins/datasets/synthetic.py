@@ -132,4 +132,5 @@ def synthetic(argument: str | None, request: DatasetRequest) -> Splits:
     name = "synthetic" if argument is None else f"synthetic:{argument}"
     return Splits(name=name, classes=list(SHAPES[:o["classes"]]),
                   train=ArrayImageSet(x_train, y_train, name=f"{name}/train"),
-                  val=ArrayImageSet(x_val, y_val, name=f"{name}/val"))
+                  val=ArrayImageSet(x_val, y_val, name=f"{name}/val"),
+                  split=f"generated separately, seed {request.seed}")
