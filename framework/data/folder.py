@@ -163,7 +163,7 @@ def _check_classes(root: Path, classes: list[str]) -> None:
 def load_folder(root: Path, request: DatasetRequest, name: str | None = None) -> Splits:
     """Scan a class-per-folder tree (see the module docstring) into :class:`Splits`."""
     name = name or f"folder:{root}"
-    root = Path(root).expanduser().absolute()  # image keys stay valid when the working directory changes
+    root = Path(os.path.abspath(Path(root).expanduser()))  # keys stay valid when the working directory changes
     if not root.is_dir():
         raise TlfError(f"dataset folder {root} does not exist" if not root.exists() else f"{root} is not a folder",
                        hint="pass the folder that holds one sub-folder per class (or train/ and val/)")
