@@ -6,7 +6,6 @@ import os
 import pickle
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import numpy as np
