@@ -93,3 +93,11 @@ def test_check_image_accepts_good_files_and_reads_sizes(tmp_path):
 def test_is_image_file():
     assert is_image_file("a/b.JPG") and is_image_file("x.png") and is_image_file("y.webp")
     assert not is_image_file("LICENSE.txt") and not is_image_file("notes.md") and not is_image_file(".hidden.jpg")
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    img = Image.fromarray(np.zeros((10, 20, 3), np.uint8))
+    exif = img.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    img.save(tmp_path / "r.jpg", exif=exif)
+    assert read_rgb(tmp_path / "r.jpg").shape == (20, 10, 3)

@@ -84,7 +84,7 @@ def read_rgb(path: str | Path) -> np.ndarray:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 img.load()
-                img = ImageOps.exif_transpose(img)
+                ImageOps.exif_transpose(img, in_place=True)
                 arr = _to_rgb(img)
     except Exception as exc:  # a broken file can make any decoder raise anything; report it with its type
         raise UnreadableImage(path, _reason(exc)) from None
