@@ -17,6 +17,7 @@ COMMANDS = {
     "train": "tlf.commands.train:train",
     "evaluate": "tlf.commands.evaluate:evaluate",
     "inspect": "tlf.commands.inspect:inspect",
+    "data": "tlf.commands.data:data",
 }
 
 
