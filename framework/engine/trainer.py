@@ -204,7 +204,8 @@ class Trainer:
         stale = 0
         for epoch in range(self.start_epoch, epochs):
             if self.policy.on_epoch_start(self.model, epoch, self.optimizer):
-                self.report.info(f"epoch {epoch + 1}: {self.policy.describe_state(self.model)}")
+                frozen = ", ".join(self.model.frozen_stages) or "none"
+                self.report.info(f"epoch {epoch + 1}: {self.policy.name} unfroze a stage; frozen now: {frozen}")
                 self._wrap()
             start = time.perf_counter()
             train = self._train_epoch(epoch, epochs, schedule)
