@@ -73,8 +73,11 @@ def plugins(name: str | None, kind: str | None, as_json: bool) -> None:
             console.print(table)
         return
     table = Table(title="tlf plugins")
-    for column in ("kind", "name", "aliases", "description", "package"):
-        table.add_column(column, overflow="fold")
+    table.add_column("kind", no_wrap=True)
+    table.add_column("name", no_wrap=True)
+    table.add_column("aliases", overflow="fold")
+    table.add_column("description", ratio=1)
+    table.add_column("package", overflow="fold")
     for row in rows:
         table.add_row(row["kind"], row["usage"], ", ".join(row["aliases"]), row["description"],
                       f"{row['package']} {row['version']}".strip())
