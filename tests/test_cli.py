@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from plugin_helpers import make_dist, run_tlf
 
 from tlf import __version__
@@ -111,3 +112,15 @@ def test_failing_command_hook_is_reported_and_skipped(tmp_path: Path) -> None:
     assert ("Warning: plugin 'tlf-oops.oops' from package tlf-oops 1.0 failed in tlf_register_commands: "
             "ValueError: no commands today; skipped") in result.stderr
     assert {f["name"] for f in json.loads(result.stdout)["failed"]} >= {"tlf-oops.oops"}
+
+
+@pytest.mark.parametrize("args", [["plugins", "--json"], ["--help"]])
+def test_import_tlf_and_the_cli_do_not_import_torch(example_site: Path, args: list[str]) -> None:
+    code = ("import sys, runpy\nimport tlf\nassert 'torch' not in sys.modules, 'import tlf imported torch'\n"
+            f"sys.argv = ['tlf', *{args!r}]\n"
+            "try:\n    runpy.run_module('tlf', run_name='__main__')\nexcept SystemExit as exit:\n"
+            "    assert not exit.code, exit.code\n"
+            "heavy = sorted({'torch', 'torchvision', 'timm', 'albumentations', 'cv2'} & set(sys.modules))\n"
+            f"assert not heavy, f'tlf {' '.join(args)} imported {{heavy}}'\n")
+    result = run_tlf(code=code, paths=[example_site])
+    assert result.returncode == 0, result.stderr

@@ -300,16 +300,3 @@ def test_global_registry_follows_new_registrations() -> None:
         del pm.infos["test-only"]
     with pytest.raises(TlfError):
         get_registry().find("test-only-data")
-
-
-# --- import cost -------------------------------------------------------------------------------
-
-def test_import_tlf_and_listing_plugins_do_not_import_torch(example_site: Path) -> None:
-    code = ("import sys, runpy\nimport tlf\nassert 'torch' not in sys.modules, 'import tlf'\n"
-            "sys.argv = ['tlf', 'plugins', '--json']\n"
-            "try:\n    runpy.run_module('tlf', run_name='__main__')\nexcept SystemExit as exit:\n"
-            "    assert not exit.code, exit.code\n"
-            "heavy = sorted({'torch', 'torchvision', 'timm', 'albumentations', 'cv2'} & set(sys.modules))\n"
-            "assert not heavy, f'tlf plugins imported {heavy}'\n")
-    result = run_tlf(code=code, paths=[example_site])
-    assert result.returncode == 0, result.stderr
