@@ -22,7 +22,6 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .errors import TlfError
 
 ENTRY_POINT_GROUP = "tlf"
 LOAD_ENV = "TLF_LOAD_PLUGINS"
@@ -147,16 +146,20 @@ class PluginManager(pluggy.PluginManager):
         return getattr(self.hook, hook).get_hookimpls()
 
     def call_impl(self, impl: pluggy.HookImpl, **kwargs: Any) -> bool:
-        """Call one implementation; if it raises (other than :class:`TlfError`), report the
+        """Call one implementation with the arguments it takes; if it raises, report the
         plugin as failed and return False."""
         try:
-            impl.function(**kwargs)
-        except TlfError:
-            raise
-        except Exception as exc:
+            impl.function(**{name: kwargs[name] for name in impl.argnames})
+        except Exception as exc:  # a plugin's bug must not break tlf
             self.fail(impl.plugin_name, f"failed in {impl.function.__name__}: {type(exc).__name__}: {exc}")
             return False
         return True
+
+    def notify(self, hook: str, **kwargs: Any) -> None:
+        """Call every implementation of a lifecycle hook (``tlf_on_epoch_end``, ...); one that
+        raises is reported and skipped, and the run goes on."""
+        for impl in self.impls(hook):
+            self.call_impl(impl, **kwargs)
 
     def failures(self) -> list[PluginInfo]:
         """Plugins that failed to load or to register."""

@@ -230,6 +230,21 @@ def test_spec_of_the_wrong_kind_is_a_plugin_failure() -> None:
     assert list(registry.specs()) == []
 
 
+def test_lifecycle_hooks_get_their_arguments_and_a_failing_one_does_not_stop_the_others() -> None:
+    seen = []
+
+    def crash(epoch: int) -> None:
+        raise OSError("disk full")
+
+    pm = PluginManager()
+    pm.register_object(plugin(tlf_on_epoch_end=lambda epoch, metrics: seen.append((epoch, metrics))), "logger")
+    pm.register_object(plugin(tlf_on_epoch_end=crash), "crashy", "crashy-pkg", "2.1")
+    pm.register_object(plugin(tlf_on_epoch_end=lambda run: seen.append(run)), "other")
+    with pytest.warns(PluginLoadWarning, match="'crashy' from package crashy-pkg 2.1 failed in crash: OSError"):
+        pm.notify("tlf_on_epoch_end", run="RUN", epoch=3, metrics={"val_acc": 0.5})
+    assert seen == [(3, {"val_acc": 0.5}), "RUN"]
+
+
 @pytest.mark.parametrize("fields, message", [
     ({"name": "two words"}, "invalid datasets plugin name"),
     ({"name": "a:b"}, "invalid datasets plugin name"),
