@@ -16,6 +16,7 @@ from .pluginmanager import LOAD_ENV, PluginLoadWarning
 # command name -> "module:attribute"; imported only when the command runs or --help lists it
 COMMANDS = {
     "plugins": "tlf.commands.plugins:plugins",
+    "inspect": "tlf.commands.inspect:inspect",
 }
 
 
