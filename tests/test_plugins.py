@@ -88,6 +88,70 @@ def test_example_dataset_through_the_registry(example_site: Path, monkeypatch: p
         registry.create("datasets", "stripes:many", DatasetRequest(cache_dir=tmp_path))
 
 
+def test_example_backbone_learns_the_example_dataset(example_site: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    tmp_path: Path) -> None:
+    import torch
+    from tlf.data import DatasetRequest
+    from tlf.models import BackboneRequest, Classifier, build_head
+
+    registry = Registry(loaded(monkeypatch, example_site))
+    backbone = registry.create("backbones", "smallcnn", BackboneRequest(pretrained=False))
+    assert backbone.meta.feature_dim == 256 and backbone.meta.weights is None
+    assert backbone.resolve_stage("block3") == "conv3"
+    x = torch.zeros(1, 3, 32, 32)
+    sizes = []
+    for stage in backbone.stages:
+        x = stage(x)
+        sizes.append(x.shape[-1])
+    assert sizes == [16, 8, 4, 2, 1]  # output stride 2, 4, ..., 32
+    assert backbone(torch.zeros(2, 3, 28, 28)).shape == (2, 256, 1, 1)  # the course's 28 px
+    assert backbone(torch.zeros(2, 3, 64, 64)).shape == (2, 256, 2, 2)
+
+    splits = registry.create("datasets", "stripes:16", DatasetRequest(cache_dir=tmp_path))
+    torch.manual_seed(0)
+    model = Classifier(backbone, build_head("linear", (256, 1, 1), 2, 0.0), 2)
+
+    def tensors(images: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.from_numpy(images.images).permute(0, 3, 1, 2).float().div(255).sub(0.5).div(0.5)
+        return x, torch.from_numpy(images.labels)
+
+    (x, y), (x_val, y_val) = tensors(splits.train), tensors(splits.val)
+    optimizer = torch.optim.Adam(model.parameters(), 3e-3)
+    for _ in range(8):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        assert (model(x_val).argmax(1) == y_val).float().mean() >= 0.8
+
+    path = tmp_path / "smallcnn.pt"
+    torch.save(backbone.state_dict(), path)
+    again = registry.create("backbones", "smallcnn", BackboneRequest(pretrained=True, weights=path))
+    assert again.meta.weights == str(path)
+    assert torch.equal(again.stages.conv5.block5.conv.weight, backbone.stages.conv5.block5.conv.weight)
+    with pytest.raises(TlfError, match="'smallcnn' has no pretrained weights"):
+        registry.create("backbones", "smallcnn", BackboneRequest(pretrained=True))
+
+
+def test_example_policy_trains_only_norm_layers_and_head(example_site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tlf.models import BackboneRequest, Classifier, build_head, is_norm
+
+    registry = Registry(loaded(monkeypatch, example_site))
+    backbone = registry.create("backbones", "resnet18", BackboneRequest(pretrained=False))
+    model = Classifier(backbone, build_head("linear", (backbone.meta.feature_dim, 1, 1), 3, 0.2), 3)
+    policy = registry.create("policies", "norm-only")
+    assert policy.name == "bn-only" and policy.pretrained
+    policy.apply(model)
+    norm_params = {id(p) for m in backbone.modules() if is_norm(m) for p in m.parameters(recurse=False)}
+    trainable = {id(p) for p in model.parameters() if p.requires_grad}
+    assert norm_params and trainable == norm_params | {id(p) for p in model.head.parameters()}
+    model.train()
+    assert not any(m.training for m in backbone.modules() if is_norm(m))  # running statistics stay frozen
+    grouped = [p for group in policy.param_groups(model, 1e-3, 1e-4) for p in group["params"]]
+    assert {id(p) for p in grouped} == trainable and len(grouped) == len(trainable)
+
+
 def test_example_augmentation_through_the_registry(example_site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     augment = pytest.importorskip("tlf.augment")
     import numpy as np

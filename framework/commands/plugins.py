@@ -76,7 +76,7 @@ def plugins(name: str | None, kind: str | None, as_json: bool) -> None:
     table.add_column("kind", no_wrap=True)
     table.add_column("name", no_wrap=True)
     table.add_column("aliases", overflow="fold")
-    table.add_column("description", ratio=1)
+    table.add_column("description", ratio=1, overflow="fold")
     table.add_column("package", overflow="fold")
     for row in rows:
         table.add_row(row["kind"], row["usage"], ", ".join(row["aliases"]), row["description"],
