@@ -59,8 +59,8 @@ def _add_plugin_commands(group: click.Group) -> None:
             continue
         for name, command in staging.commands.items():
             if name in owners:
-                raise TlfError(f"command {name!r} is provided twice: by package {owners[name]} and by package {package}",
-                               hint=f"uninstall one of them, or list the packages to load in {LOAD_ENV}")
+                raise TlfError(f"command {name!r} is provided twice: by package {owners[name]} "
+                               f"and by package {package}", hint=f"uninstall one of them, or list the packages to load in {LOAD_ENV}")
             owners[name] = package
             group.add_command(command, name)
 

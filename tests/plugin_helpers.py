@@ -28,3 +28,12 @@ def run_tlf(*args: str, paths: list[Path] = (), env: dict[str, str] | None = Non
                     "COLUMNS": "200"}, **(env or {}))
     command = [sys.executable, "-c", code] if code else [sys.executable, "-m", "tlf", *args]
     return subprocess.run(command, capture_output=True, text=True, env=environ, timeout=120)
+
+
+def one_spec_module(spec_class: str, name: str) -> str:
+    """Source of a plugin module that registers one spec, e.g. ``one_spec_module("PolicySpec", "bn-only")``."""
+    hook = {"DatasetSpec": "datasets", "BackboneSpec": "backbones", "PolicySpec": "policies",
+            "AugmentationSpec": "augmentations"}[spec_class]
+    return (f"from tlf.hookspecs import hookimpl\nfrom tlf.specs import {spec_class}\n"
+            f"@hookimpl\ndef tlf_register_{hook}(register):\n"
+            f"    register({spec_class}(name={name!r}, description='from a test package', factory=print))\n")

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
-from plugin_helpers import make_dist, run_tlf
+from plugin_helpers import make_dist, one_spec_module, run_tlf
 
 from tlf import __version__
 
@@ -72,11 +72,8 @@ def test_table_lists_every_kind(example_site: Path) -> None:
 
 
 def test_clash_between_packages_stops_with_both_names(example_site: Path, tmp_path: Path) -> None:
-    clash = make_dist(tmp_path, "tlf-clash", "1.0", {"tlf_clash": (
-        "from tlf.hookspecs import hookimpl\nfrom tlf.specs import BackboneSpec\n"
-        "@hookimpl\ndef tlf_register_backbones(register):\n"
-        "    register(BackboneSpec(name='smallcnn', description='another', factory=print))\n")},
-        {"clash": "tlf_clash"})
+    clash = make_dist(tmp_path, "tlf-clash", "1.0", {"tlf_clash": one_spec_module("BackboneSpec", "smallcnn")},
+                     {"clash": "tlf_clash"})
     result = run_tlf("plugins", paths=[example_site, clash])
     assert result.returncode == 1
     line = one_line_error(result)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pluggy
 import pytest
-from plugin_helpers import make_dist, run_tlf
+from plugin_helpers import make_dist, one_spec_module, run_tlf
 
 from tlf.errors import TlfError
 from tlf.hookspecs import hookimpl
@@ -203,11 +203,8 @@ def test_broken_package_is_named_in_the_table_and_in_lookups(example_site: Path,
 
 def test_load_plugins_env_restricts_external_packages(example_site: Path, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    other = make_dist(tmp_path / "other", "tlf-other", "2.0", {"tlf_other": (
-        "from tlf.hookspecs import hookimpl\nfrom tlf.specs import DatasetSpec\n"
-        "@hookimpl\ndef tlf_register_datasets(register):\n"
-        "    register(DatasetSpec(name='other', description='another dataset', factory=print))\n")},
-        {"other": "tlf_other"})
+    other = make_dist(tmp_path / "other", "tlf-other", "2.0", {"tlf_other": one_spec_module("DatasetSpec", "other")},
+                     {"other": "tlf_other"})
     packages = lambda pm: {info.distribution for info in pm.infos.values()}  # noqa: E731
     assert {"tlf-plugin-example", "tlf-other"} <= packages(loaded(monkeypatch, example_site, other))
     monkeypatch.setenv("TLF_LOAD_PLUGINS", " TLF_Plugin_Example ")  # names compare as pip compares them
@@ -222,11 +219,8 @@ def test_load_plugins_env_restricts_external_packages(example_site: Path, tmp_pa
 
 def test_name_clash_is_an_error_naming_both_packages(example_site: Path, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    clash = make_dist(tmp_path / "clash", "tlf-clash", "1.0", {"tlf_clash": (
-        "from tlf.hookspecs import hookimpl\nfrom tlf.specs import PolicySpec\n"
-        "@hookimpl\ndef tlf_register_policies(register):\n"
-        "    register(PolicySpec(name='bn-only', description='also bn-only', factory=print))\n")},
-        {"clash": "tlf_clash"})
+    clash = make_dist(tmp_path / "clash", "tlf-clash", "1.0", {"tlf_clash": one_spec_module("PolicySpec", "bn-only")},
+                     {"clash": "tlf_clash"})
     with pytest.raises(TlfError, match="policy name 'bn-only' is registered twice: by package "
                                        "tlf-clash .* and by package tlf-plugin-example"):
         Registry(loaded(monkeypatch, example_site, clash))

@@ -83,4 +83,5 @@ def plugins(name: str | None, kind: str | None, as_json: bool) -> None:
                       f"{row['package']} {row['version']}".strip())
     console.print(table)
     for info in pm.failures():
-        console.print(Text.assemble(("plugin error: ", "red"), f"{info.name} ({info.distribution} {info.version}) {info.error}"))
+        console.print(Text.assemble(("plugin error: ", "red"),
+                                    f"{info.name} ({info.distribution} {info.version}) {info.error}"))
