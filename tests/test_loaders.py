@@ -116,6 +116,9 @@ def test_to_model_input_normalizes_on_the_device():
     plain = to_model_input(images, mean, std, torch.device("cpu"), channels_last=False, dtype=torch.bfloat16)
     assert plain.dtype == torch.bfloat16 and plain.is_contiguous()
     assert torch.allclose(plain.float(), expected, atol=3e-2)
+    nhwc = images.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)  # how loader batches are laid out
+    for channels_last in (True, False):
+        assert torch.allclose(to_model_input(nhwc, mean, std, "cpu", channels_last=channels_last), expected, atol=1e-5)
 
 
 def test_device_batch_applies_batch_augmentation_only_when_training():

@@ -29,7 +29,11 @@ def to_model_input(images: torch.Tensor, mean: Sequence[float], std: Sequence[fl
     device = torch.device(device)
     x = images.to(device, non_blocking=True)
     m, s = _affine(tuple(float(v) for v in mean), tuple(float(v) for v in std), device)
-    x = x.float().sub_(m).mul_(s)
+    if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        # loader batches are NHWC in memory: broadcast over the innermost dimension (faster on CPU)
+        x = x.permute(0, 2, 3, 1).float().sub_(m.view(-1)).mul_(s.view(-1)).permute(0, 3, 1, 2)
+    else:
+        x = x.float().sub_(m).mul_(s)
     if dtype is not None and dtype != torch.float32:
         x = x.to(dtype)
     return x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
