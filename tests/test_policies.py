@@ -26,7 +26,7 @@ def one_step(model, policy_obj, epoch: int = 0) -> torch.optim.Optimizer:
     policy_obj.on_epoch_start(model, epoch, optimizer)
     model.train()
     torch.manual_seed(0)
-    x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 0])
+    x, y = torch.randn(2, 3, 32, 32), torch.tensor([0, 2])
     loss = torch.nn.functional.cross_entropy(model(x), y)
     optimizer.zero_grad()
     loss.backward()
@@ -69,8 +69,8 @@ def test_frozen_is_bit_identical_and_trainable_changes(backbone: str, text: str)
             assert id(params[name]) in in_optimizer and grad is not None
             if grad.any():  # (timm zero-initialises the last norm of residual blocks: zero gradients behind it)
                 assert not torch.equal(value, before[name]), f"trainable {name} did not change"
-        elif name.endswith(("running_mean", "running_var")):
-            assert not torch.equal(value, before[name]), f"BN statistics {name} of a trained stage did not move"
+        elif name.endswith("num_batches_tracked"):
+            assert value == before[name] + 1, f"BN statistics {name} of a trained stage were not updated"
 
 
 def test_frozen_stages_stay_in_eval_mode_through_train() -> None:
