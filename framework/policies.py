@@ -53,6 +53,7 @@ class FreezePolicy:
 
     def __init__(self, train_bn: bool = False) -> None:
         self.train_bn = train_bn  # frozen stages' norm layers keep trainable affine parameters
+        self.defaults = dict(type(self).defaults)  # a copy: callers may adjust it
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
@@ -191,7 +192,10 @@ class Discriminative(FreezePolicy):
 
 def sync_scheduler(scheduler: Any, optimizer: Any) -> None:
     """Make a torch LR scheduler aware of groups added since it was built (gradual unfreezing):
-    their ``initial_lr`` becomes a base LR; LambdaLR reuses the first group's lambda."""
+    their ``initial_lr`` becomes a base LR; LambdaLR reuses the first group's lambda.
+    SequentialLR / ChainedScheduler are synced child by child."""
+    for child in getattr(scheduler, "_schedulers", ()):
+        sync_scheduler(child, optimizer)
     groups = optimizer.param_groups
     scheduler.base_lrs = [g["initial_lr"] for g in groups]
     if hasattr(scheduler, "lr_lambdas"):
