@@ -121,3 +121,15 @@ def test_import_tlf_and_the_cli_do_not_import_torch(args: list[str]) -> None:
             f"assert not heavy, f'tlf {' '.join(args)} imported {{heavy}}'\n")
     result = run_tlf(code=code, paths=[example_site()])
     assert result.returncode == 0, result.stderr
+
+
+def test_json_writes_custom_spec_fields_as_text(tmp_path: Path) -> None:
+    site = make_dist(tmp_path, "tlf-custom", "1.0", {"tlf_custom": (
+        "import dataclasses, pathlib\nfrom tlf.hookspecs import hookimpl\nfrom tlf.specs import DatasetSpec\n"
+        "@dataclasses.dataclass(frozen=True)\nclass FolderSpec(DatasetSpec):\n    root: pathlib.Path = None\n"
+        "@hookimpl\ndef tlf_register_datasets(register):\n"
+        "    register(FolderSpec(name='mine', description='d', factory=print, root=pathlib.Path('/data/x')))\n")},
+        {"custom": "tlf_custom"})
+    result = run_tlf("plugins", "mine", "--json", paths=[site])
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["plugins"][0]["details"]["root"] == "/data/x"
