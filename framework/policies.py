@@ -49,11 +49,12 @@ class FreezePolicy:
     name = "init"
     pretrained = True
     changes_during_training = False  # True: on_epoch_start may change the frozen set
-    defaults: dict[str, float | int] = {"lr": 1e-4, "epochs": 15}
+    defaults: dict[str, float | int | str] = {"lr": 1e-4, "epochs": 15}
 
     def __init__(self, train_bn: bool = False) -> None:
         self.train_bn = train_bn  # frozen stages' norm layers keep trainable affine parameters
-        self.defaults = dict(type(self).defaults)  # a copy: callers may adjust it
+        # a copy (callers may adjust it); "augment" is the run's default augmentation
+        self.defaults = {"augment": "basic", **type(self).defaults}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
@@ -99,7 +100,8 @@ class Transfer(FreezePolicy):
     """The whole feature extractor frozen; only the head trains."""
 
     name = "transfer"
-    defaults = {"lr": 1e-3, "epochs": 10}
+    # no augmentation by default: the frozen features are then computed once (feature cache)
+    defaults = {"lr": 1e-3, "epochs": 10, "augment": "none"}
 
     def frozen(self, model: Classifier) -> list[str]:
         return list(STAGES)
