@@ -213,9 +213,12 @@ class Trainer:
                 self.report.info(f"epoch {epoch + 1}: {self.policy.name} unfroze a stage; frozen now: {frozen}")
                 self._wrap()
             start = time.perf_counter()
-            train = self._train_epoch(epoch, epochs, schedule)
-            train_seconds = time.perf_counter() - start
-            val = self.validate()
+            try:
+                train = self._train_epoch(epoch, epochs, schedule)
+                train_seconds = time.perf_counter() - start
+                val = self.validate()
+            except torch.cuda.OutOfMemoryError:
+                raise self._out_of_memory() from None
             self.elapsed += time.perf_counter() - start
             row = {"epoch": epoch + 1, "train_loss": train["loss"], "train_acc": train["acc"],
                    "val_loss": val["loss"], "val_acc": val["acc"], "lr": max(g["lr"] for g in self.optimizer.param_groups),
@@ -284,6 +287,13 @@ class Trainer:
         if nonfinite > 0:
             self._nonfinite(epoch)
         return {"loss": loss_sum / max(count, 1), "acc": correct / max(count, 1), "images": count / self.world.size}
+
+    def _out_of_memory(self) -> TlfError:
+        size = self.config.batch_size
+        resume = f", then resume with --resume {self.run_dir.path}" if self.run_dir and self.history else ""
+        return TlfError(f"CUDA ran out of memory at batch size {size} ({self.placement.precision}, "
+                        f"{self.config.image_size} px)",
+                        hint=f"try --batch-size {max(1, size // 2)}, --precision bf16 or a smaller --image-size{resume}")
 
     def _nonfinite(self, epoch: int) -> None:
         raise TlfError(f"the training loss became NaN/inf in epoch {epoch + 1}",
