@@ -125,7 +125,6 @@ class Trainer:
         self.start_epoch = state["epoch"] + 1
         self.history = list(state["history"])
         self.best_acc = float(state["best_acc"])
-        self.step = int(state["step"])
         self.elapsed = float(state.get("elapsed", 0.0))
 
     def _wrap(self) -> None:
@@ -206,6 +205,7 @@ class Trainer:
         steps_per_epoch = (self.feature_cache.steps_per_epoch(config.batch_size) if self.feature_cache
                            else len(self.parts.train_loader))
         schedule = warmup_cosine(epochs * steps_per_epoch, round(config.warmup_epochs * steps_per_epoch))
+        self.step = self.start_epoch * steps_per_epoch  # checkpoints are taken at epoch ends
         stale = 0
         for epoch in range(self.start_epoch, epochs):
             if self.policy.on_epoch_start(self.model, epoch, self.optimizer):
