@@ -208,3 +208,18 @@ def test_plugin_modules_do_not_import_torch() -> None:
             "assert get_registry().resolve('backbones', 'timm:resnet18')[1] == 'resnet18'\n"
             "assert 'torch' not in sys.modules and 'timm' not in sys.modules\n")
     subprocess.run([sys.executable, "-W", "ignore", "-c", code], check=True)
+
+
+def test_vgg_pretrained_weights_load_without_the_old_classifier(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", _no_network)
+    features = backbone("vgg11_bn", pretrained=False)
+    # stage keys "conv1.features_0.weight" are torchvision's "features.0.weight"
+    state = {k.split(".", 1)[1].replace("features_", "features.", 1): v + 1
+             for k, v in features.stages.state_dict().items()}
+    state["classifier.6.weight"] = torch.zeros(1000, 4096)  # the old classifier is ignored
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    torch.save(state, tmp_path / "hub" / "checkpoints" / "vgg11_bn-6002323d.pth")
+    loaded = backbone("vgg11_bn")
+    assert torch.equal(loaded.stages.conv5.features_25.weight, state["features.25.weight"])
+    assert torch.equal(loaded.stages.conv1.features_1.running_var, state["features.1.running_var"])

@@ -7,7 +7,7 @@ from helpers_models import model as fresh_model
 
 from tlf.errors import TlfError
 from tlf.models import STAGES, is_norm
-from tlf.policies import Discriminative, Gradual, Partial, Transfer, sync_scheduler
+from tlf.policies import Gradual, Partial, Transfer, sync_scheduler
 from tlf.registry import get_registry
 
 # the smallest member of each family (random init: no downloads)
