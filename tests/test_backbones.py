@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from helpers_models import model as fresh_model
+from helpers_models import single_thread  # noqa: F401 (autouse fixture)
 
 from tlf.errors import TlfError
 from tlf.models import STAGES, BackboneRequest, build_model
@@ -57,6 +58,10 @@ def test_stage_cut_points_keep_native_names() -> None:
         "conv4": ["blocks_3", "blocks_4"], "conv5": ["blocks_5", "blocks_6", "conv_head", "bn2"]}
     aliases = fresh_model("vgg11").backbone.aliases
     assert aliases["block3"] == "conv3" and aliases["features_0"] == "conv1"
+    timm_convnext = fresh_model("timm:convnext_atto")
+    assert list(timm_convnext.backbone.stages.conv1._modules) == ["stem"]
+    assert list(timm_convnext.backbone.stages.conv5._modules) == ["stages_3", "norm_pre"]
+    assert isinstance(timm_convnext.head.norm, torch.nn.LayerNorm)  # timm's head.norm, on pooled features
 
 
 def test_meta_describes_the_input() -> None:
