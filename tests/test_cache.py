@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from imagefiles import array_set, file_set, random_images
-from tlf.augment import AugmentRequest, build_pipeline
+from tlf.augment import AugmentRequest, build_pipeline, short_side_shape
 from tlf.data import FileImageSet, Splits
 from tlf.data import cache as decode_cache
 from tlf.data.loaders import build_loaders, choose_cache
@@ -54,7 +54,7 @@ def test_stores_short_side_resized_variable_aspect_ratios_exactly_as_eval(tmp_pa
     for i in range(9):
         source = images.load(i)
         stored = cached.load(i)
-        assert stored.shape[:2] == decode_cache.target_shape(*source.shape[:2], 27)
+        assert stored.shape[:2] == short_side_shape(*source.shape[:2], 27)
         assert min(stored.shape[:2]) == min(27, min(source.shape[:2]))  # never upscaled
         assert np.array_equal(PIPELINE.eval(stored), PIPELINE.eval(source))
         total += stored.size

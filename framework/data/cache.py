@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from ..augment import short_side_shape
 from ..paths import cache_dir
 from .splits import ArrayImageSet, FileImageSet, ImageSet, Problem
 
@@ -56,14 +57,6 @@ def cache_budget() -> int:
             raise TlfError(f"{BUDGET_ENV}={os.environ[BUDGET_ENV]!r} is not a size",
                            hint="write bytes or a size like 4G or 512M") from None
     return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * DEFAULT_RAM_FRACTION)
-
-
-def target_shape(height: int, width: int, short: int) -> tuple[int, int]:
-    """Shape after downscaling the short side to ``short`` (rounded as albumentations does); never upscales."""
-    if min(height, width) <= short:
-        return height, width
-    scale = short / min(height, width)
-    return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 def _probe(images: ImageSet, index: int) -> tuple[int, int] | None:
@@ -94,7 +87,7 @@ def plan(images: ImageSet, short: int, threads: int | None = None) -> Plan:
     """Read the image headers and lay the cache out (exact bytes before decoding anything)."""
     with ThreadPoolExecutor(threads or os.cpu_count()) as pool:
         sizes = list(pool.map(lambda i: _probe(images, i), range(len(images))))
-    shapes = np.array([target_shape(*s, short) if s else (0, 0) for s in sizes], dtype=np.int64).reshape(-1, 2)
+    shapes = np.array([short_side_shape(*s, short) if s else (0, 0) for s in sizes], dtype=np.int64).reshape(-1, 2)
     slot = shapes[:, 0] * shapes[:, 1] * 3
     offsets = np.concatenate([[0], np.cumsum(slot)[:-1]]).astype(np.int64)
     return Plan(shapes, offsets, int(slot.sum()))
