@@ -169,6 +169,7 @@ def build(images: ImageSet, pipeline: Any, directory: Path | None = None, *, per
     directory.mkdir(parents=True, exist_ok=True)
     data_path, index_path, exists = find(images, short, interpolation, directory)
     if not persist:
+        _remove_orphans(directory)
         unique = f"{os.getpid()}-{id(images):x}"
         data_path = data_path.with_name(f"{data_path.stem}-{unique}.u8")
         index_path = index_path.with_name(f"{index_path.stem}-{unique}.npz")
@@ -183,7 +184,7 @@ def build(images: ImageSet, pipeline: Any, directory: Path | None = None, *, per
     if persist:
         family = data_path.name.split("-")[0]
         for stale in directory.glob(f"{family}-*"):
-            if stale not in (data_path, index_path):
+            if stale not in (data_path, index_path) and stale.suffix != ".tmp":  # .tmp: another build's
                 stale.unlink(missing_ok=True)
     result = CacheResult(DecodedImages(data_path, index_path, images), built=True, decoded=decoded)
     if not persist:
@@ -194,6 +195,24 @@ def build(images: ImageSet, pipeline: Any, directory: Path | None = None, *, per
 def _remove(*paths: Path) -> None:
     for path in paths:
         path.unlink(missing_ok=True)
+
+
+def _remove_orphans(directory: Path) -> None:
+    """Delete private caches (``<stem>-<pid>-<id>.*``) left by processes that no longer exist."""
+    for path in directory.glob("*-*-*-*.*"):
+        pid = path.name.split("-")[2]
+        if pid.isdigit() and not _alive(int(pid)):
+            path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def _write(images: ImageSet, pipeline: Any, layout: Plan, data_path: Path, index_path: Path,
