@@ -277,19 +277,20 @@ class Classifier:
         """Top-``top_k`` labels and probabilities for each image, in input order."""
         if isinstance(images, (str, Path, Image.Image)) or (isinstance(images, np.ndarray) and images.ndim == 3):
             images = [images]
-        k = max(1, min(int(top_k), len(self.classes)))
         results: list[Prediction] = []
         pending: list[np.ndarray] = []
         for image in images:
             pending.append(self.preprocess(image))
             if len(pending) == batch_size:
-                results += self._top_k(np.stack(pending), k)
+                results += self.classify(np.stack(pending), top_k)
                 pending = []
         if pending:
-            results += self._top_k(np.stack(pending), k)
+            results += self.classify(np.stack(pending), top_k)
         return results
 
-    def _top_k(self, batch: np.ndarray, k: int) -> list[Prediction]:
+    def classify(self, batch: np.ndarray, top_k: int = 5) -> list[Prediction]:
+        """Top-``top_k`` predictions for a batch already passed through :meth:`preprocess`."""
+        k = max(1, min(int(top_k), len(self.classes)))
         probs = softmax(self.logits(batch))
         order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
         return [Prediction([self.classes[i] for i in row], [float(p[i]) for i in row], [int(i) for i in row])
