@@ -10,13 +10,14 @@ Everything needed to preprocess an image travels in the file's metadata (see
         print(p.labels, p.probabilities)
 
 Preprocessing reproduces tlf's evaluation transform (albumentations ``SmallestMaxSize``
-then ``CenterCrop``, resampled with OpenCV): the short side is resized to
-``tlf.resize`` (same rounding of the long side), the centre ``tlf.crop`` square is
-kept, and the model input is ``(x / 255 - mean) / std`` in NCHW float32 (or raw uint8
-NCHW when ``tlf.preprocessing_in_graph`` is true). Resampling is a numpy port of
-OpenCV's ``INTER_LINEAR`` / ``INTER_CUBIC`` (no antialiasing, half-pixel centres,
-replicated border), which agrees with ``cv2.resize`` to within one grey level; PIL's
-resize would antialias and drift further from what the model saw in training.
+with ``area_for_downscale`` then ``CenterCrop``, resampled by OpenCV): the short side is
+resized to ``tlf.resize`` (same rounding of the long side; ``tlf.downscale``, i.e. area
+averaging, when shrinking, ``tlf.interpolation`` when enlarging), the centre ``tlf.crop``
+square is kept, and the model input is ``(x / 255 - mean) / std`` in NCHW float32 (raw
+uint8 NCHW when ``tlf.preprocessing_in_graph`` is true). Resampling is a numpy port of
+OpenCV's ``INTER_AREA`` / ``INTER_LINEAR`` / ``INTER_CUBIC`` / ``INTER_NEAREST`` that agrees
+with ``cv2.resize`` to within one grey level; PIL's resize filters differ by several grey
+levels on average (see docs/deploy.md), so the model would see other pixels than in training.
 """
 from __future__ import annotations
 
@@ -34,12 +35,12 @@ from .errors import TlfError
 PREFIX = "tlf."
 # metadata keys written by ``tlf export``; values are JSON-encoded
 METADATA_KEYS = (
-    "classes", "input_size", "resize", "crop", "mean", "std", "interpolation",
+    "classes", "input_size", "resize", "crop", "mean", "std", "interpolation", "downscale",
     "preprocessing_in_graph", "backbone", "policy", "dataset", "version", "val_accuracy", "precision",
 )
 # keys the runtime cannot work without
 REQUIRED_KEYS = ("classes", "resize", "crop", "mean", "std", "interpolation", "preprocessing_in_graph")
-INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
+INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "area")
 # preferred execution providers, best first; CPU is always the last resort
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 
@@ -65,11 +66,6 @@ def decode_metadata(props: dict[str, str]) -> dict[str, Any]:
                 raise TlfError(f"metadata entry {key!r} is not valid JSON: {exc}",
                                hint="re-export the model with 'tlf export'") from None
     return out
-
-
-def eval_resize(crop: int, crop_pct: float) -> int:
-    """Short side before the centre crop: ``round(crop / crop_pct)``."""
-    return int(round(crop / crop_pct))
 
 
 def resized_shape(height: int, width: int, short_side: int) -> tuple[int, int]:
@@ -101,17 +97,46 @@ def _taps(out_size: int, in_size: int, interpolation: str) -> tuple[np.ndarray, 
     return index, weights
 
 
+def _area(x: np.ndarray, out_size: int, axis: int) -> np.ndarray:
+    """Shrink ``axis`` to ``out_size`` (<= its length) by exact area averaging, as cv2.INTER_AREA."""
+    n = x.shape[axis]
+    scale = n / out_size
+    edges = np.arange(out_size + 1) * scale
+    k = np.minimum(np.floor(edges).astype(np.int64), n - 1)  # pixel holding each edge
+    shape = [1] * x.ndim
+    shape[axis] = -1
+    frac = edges - k  # part of that pixel before the edge
+    frac[-1] = 0.0  # the last edge is n: pixel n-1 is whole in the last sum
+    frac = frac.reshape(shape)
+    # whole pixels k[i] .. k[i+1]-1, minus the part of pixel k[i] before edge i, plus the part
+    # of pixel k[i+1] before edge i+1 (zero for the last edge, which is n)
+    bounds = [*k[:-1], n]  # (a python loop over output pixels: np.add.reduceat is 20x slower here)
+    sums = np.stack([np.take(x, range(a, b), axis=axis).sum(axis=axis, dtype=np.float64)
+                     for a, b in zip(bounds[:-1], bounds[1:])], axis=axis)
+    at_k = np.take(x, k, axis=axis).astype(np.float64) * frac
+    head = np.take(at_k, np.arange(out_size), axis=axis)
+    tail = np.take(at_k, np.arange(1, out_size + 1), axis=axis)
+    return (sums - head + tail) / scale
+
+
 def resize(image: np.ndarray, height: int, width: int, interpolation: str) -> np.ndarray:
     """Resize an HxWxC uint8 image like ``cv2.resize`` (within one grey level)."""
     if interpolation not in INTERPOLATIONS:
         raise TlfError(f"unsupported interpolation {interpolation!r}", hint=f"use one of {', '.join(INTERPOLATIONS)}")
     if image.shape[:2] == (height, width):
         return image
-    rows, row_w = _taps(height, image.shape[0], interpolation)
-    cols, col_w = _taps(width, image.shape[1], interpolation)
-    x = image.astype(np.float32)
-    x = np.einsum("otwc,ot->owc", x[rows], row_w.astype(np.float32))  # vertical pass
-    x = np.einsum("hotc,ot->hoc", x[:, cols], col_w.astype(np.float32))  # horizontal pass
+    if interpolation == "area":
+        if height > image.shape[0] or width > image.shape[1]:
+            raise TlfError("'area' interpolation only shrinks images", hint="use it as the downscale interpolation")
+        x = _area(_area(image, height, 0), width, 1)
+        if image.shape[0] % height == 0 and image.shape[1] % width == 0:  # cv2's integer-factor path rounds half up
+            return np.floor(x + 0.5).astype(np.uint8)
+    else:
+        rows, row_w = _taps(height, image.shape[0], interpolation)
+        cols, col_w = _taps(width, image.shape[1], interpolation)
+        x = image.astype(np.float32)
+        x = np.einsum("otwc,ot->owc", x[rows], row_w.astype(np.float32))  # vertical pass
+        x = np.einsum("hotc,ot->hoc", x[:, cols], col_w.astype(np.float32))  # horizontal pass
     return np.clip(np.rint(x), 0, 255).astype(np.uint8)
 
 
@@ -230,9 +255,11 @@ class Classifier:
         if self.resize_to < self.crop:
             raise TlfError(f"{self.path}: metadata resize {self.resize_to} is smaller than crop {self.crop}")
         self.interpolation = str(meta["interpolation"])
-        if self.interpolation not in INTERPOLATIONS:
-            raise TlfError(f"{self.path}: unsupported interpolation {self.interpolation!r} in metadata",
-                           hint=f"supported: {', '.join(INTERPOLATIONS)}")
+        self.downscale = str(meta.get("downscale") or self.interpolation)
+        for method in (self.interpolation, self.downscale):
+            if method not in INTERPOLATIONS:
+                raise TlfError(f"{self.path}: unsupported interpolation {method!r} in metadata",
+                               hint=f"supported: {', '.join(INTERPOLATIONS)}")
         self.in_graph = bool(meta["preprocessing_in_graph"])
         self.mean = np.asarray(meta["mean"], dtype=np.float32).reshape(3, 1, 1)
         self.std = np.asarray(meta["std"], dtype=np.float32).reshape(3, 1, 1)
@@ -261,7 +288,8 @@ class Classifier:
         """One image -> the model's 3 x crop x crop input (float32 normalized, or uint8)."""
         array = self.to_array(image)
         height, width = resized_shape(*array.shape[:2], self.resize_to)
-        array = resize(array, height, width, self.interpolation)
+        shrink = self.resize_to < min(array.shape[:2])
+        array = resize(array, height, width, self.downscale if shrink else self.interpolation)
         chw = np.ascontiguousarray(center_crop(array, self.crop).transpose(2, 0, 1))
         if self.in_graph:
             return chw
