@@ -1,0 +1,51 @@
+"""``tlf evaluate``: a run's model on a validation set, in detail."""
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
+@click.option("--dataset", "-d", help="Evaluate on another dataset with the same classes.")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Use an existing copy of the dataset here.")
+@click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True)
+@click.option("--top-k", type=int, default=5, show_default=True, help="Also report top-k accuracy.")
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+def evaluate(run_dir: str, dataset: str | None, data_dir: str | None, checkpoint: str, top_k: int, batch_size: int,
+             device: str, as_json: bool) -> None:
+    """Accuracy, per-class precision/recall/F1, top-k and confusion matrix of RUN_DIR's model.
+
+    Writes evaluation.json and confusion.png into RUN_DIR.
+    """
+    from ..engine.api import evaluate as run_evaluation
+    report = run_evaluation(run_dir, dataset=dataset, data_dir=data_dir, checkpoint=checkpoint, top_k=top_k,
+                            batch_size=batch_size, device=device)
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"{report['dataset']} · {report['images']} images · {checkpoint} checkpoint")
+    for column in ("class", "precision", "recall", "f1", "support"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for row in report["per_class"]:
+        table.add_row(row["class"], f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}", str(row["support"]))
+    console.print(table)
+    classes = [r["class"] for r in report["per_class"]]
+    cm = Table(title="confusion matrix (rows: true, columns: predicted)")
+    cm.add_column("")
+    for c in classes:
+        cm.add_column(c, justify="right")
+    for c, row in zip(classes, report["confusion_matrix"]):
+        cm.add_row(c, *map(str, row))
+    console.print(cm)
+    topk = next(k for k in report if k.startswith("top"))
+    click.echo(f"accuracy {report['accuracy']:.4f}  {topk.replace('_', ' ')} {report[topk]:.4f}  "
+               f"macro F1 {report['macro_f1']:.4f}")
+    click.echo(f"report: {run_dir}/evaluation.json, {run_dir}/confusion.png")

@@ -1,0 +1,1 @@
+"""The training engine: device set-up, the loop, evaluation, and the run directory."""

@@ -1,0 +1,104 @@
+"""Frozen work done once: the frozen prefix of the backbone runs over the training set a
+few times (one pass per augmented view), its outputs are kept on the device, and every
+epoch trains only the rest of the network on them.
+
+Frozen stages are in eval mode during training too, so a cached feature is exactly what
+the live path would compute for the same input crop.
+"""
+from __future__ import annotations
+
+import os
+from typing import Callable, Iterator
+
+import torch
+from torch import nn
+
+
+def frozen_prefix(model: nn.Module) -> int:
+    """How many leading backbone stages are frozen (0 = none, all = whole backbone)."""
+    count = 0
+    for name in model.backbone.stage_names:
+        if name not in model.frozen_stages:
+            break
+        count += 1
+    return count
+
+
+class Remainder(nn.Module):
+    """The trainable part of a classifier: the stages after the frozen prefix, then the head."""
+
+    def __init__(self, model: nn.Module, prefix: int) -> None:
+        super().__init__()
+        self.stages = nn.Sequential(*list(model.backbone.stages.children())[prefix:])
+        self.head = model.head
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(self.stages(features))
+
+
+def memory_budget(device: torch.device) -> int:
+    """Bytes the cache may take: 40% of free GPU memory, or 30% of available RAM."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free * 0.4)
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") * 0.3)
+    except (ValueError, OSError):
+        return 2 << 30
+
+
+class FeatureCache:
+    """Outputs of the frozen prefix for ``views`` passes over a loader, kept on the device."""
+
+    def __init__(self, features: list[torch.Tensor], labels: list[torch.Tensor]) -> None:
+        self.features = features
+        self.labels = labels
+
+    @property
+    def views(self) -> int:
+        return len(self.features)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(f.numel() * f.element_size() for f in self.features)
+
+    @classmethod
+    def build(cls, prefix: nn.Module, loader, views: int, to_input: Callable, amp_dtype: torch.dtype | None,
+              device: torch.device, budget: int) -> FeatureCache | None:
+        """Run the prefix over ``loader`` ``views`` times; None when it would exceed ``budget`` bytes."""
+        store = amp_dtype or torch.float32
+        per_view = len(loader.dataset) if hasattr(loader, "dataset") else None
+        features: list[torch.Tensor] = []
+        labels: list[torch.Tensor] = []
+        prefix.eval()
+        with torch.inference_mode(), torch.autocast(device.type, dtype=amp_dtype or torch.float32,
+                                                    enabled=amp_dtype is not None):
+            for view in range(views):
+                if hasattr(loader, "set_epoch"):
+                    loader.set_epoch(view)
+                chunks, chunk_labels = [], []
+                for images, y in loader:
+                    out = prefix(to_input(images)).to(store)
+                    if not features and not chunks and per_view is not None:
+                        needed = out[0].numel() * out.element_size() * per_view * views
+                        if needed > budget:
+                            return None
+                    chunks.append(out)
+                    chunk_labels.append(y.to(device, non_blocking=True))
+                features.append(torch.cat(chunks))
+                labels.append(torch.cat(chunk_labels))
+        return cls(features, labels)
+
+    def batches(self, epoch: int, batch_size: int, generator: torch.Generator,
+                drop_last: bool = True) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Shuffled batches of the view for ``epoch`` (views cycle over epochs)."""
+        feats, labels = self.features[epoch % self.views], self.labels[epoch % self.views]
+        order = torch.randperm(len(feats), generator=generator).to(feats.device)
+        stop = len(order) - (len(order) % batch_size if drop_last and len(order) >= batch_size else 0)
+        for start in range(0, stop, batch_size):
+            idx = order[start:start + batch_size]
+            yield feats[idx], labels[idx]
+
+    def steps_per_epoch(self, batch_size: int, drop_last: bool = True) -> int:
+        n = len(self.features[0])
+        return n // batch_size if drop_last and n >= batch_size else -(-n // batch_size)

@@ -1,0 +1,49 @@
+"""Progress display: rich bars on a terminal, one line per epoch in logs, nothing when quiet."""
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from typing import Iterator
+
+from rich.console import Console
+
+
+class Reporter:
+    """Prints what the user should see of a run."""
+
+    def __init__(self, quiet: bool = False, enabled: bool = True) -> None:
+        self.quiet = quiet or not enabled
+        self.console = Console(stderr=True)
+        self.live = self.console.is_terminal and not self.quiet
+
+    def info(self, message: str) -> None:
+        if not self.quiet:
+            self.console.print(message, highlight=False)
+
+    @contextmanager
+    def epoch(self, description: str, total: int) -> Iterator:
+        """Yields ``advance(images)``; shows a bar with images/s and ETA on a terminal."""
+        if not self.live:
+            yield lambda images: None
+            return
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[rate]:>8.0f} img/s"), TimeElapsedColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=self.console, transient=True) as progress:
+            task = progress.add_task(description, total=total, rate=0.0)
+            seen = 0
+
+            def advance(images: int) -> None:
+                nonlocal seen
+                seen += images
+                elapsed = progress.tasks[task].elapsed or 1e-9
+                progress.update(task, advance=1, rate=seen / elapsed)
+
+            yield advance
+
+
+def stdout_line(text: str) -> None:
+    """The final line of a command (stdout, so scripts can read it)."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()

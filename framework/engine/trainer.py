@@ -1,0 +1,354 @@
+"""The training loop: one run, from a resolved config to a finished run directory."""
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import __version__
+from ..config import RunConfig
+from ..errors import TlfError
+from ..pluginmanager import get_plugin_manager
+from ..rundir import RunDir, load_checkpoint, read_run_config
+from . import distributed as ddp
+from .device import Placement, place
+from .features import FeatureCache, Remainder, frozen_prefix, memory_budget
+from .optim import build_optimizer, set_lr, warmup_cosine
+from .plots import plot_curves
+from .progress import Reporter
+from .setup import RunParts, build_parts
+
+
+@dataclass
+class Run:
+    """What ``tlf.train`` returns and what lifecycle hooks receive."""
+
+    config: RunConfig
+    directory: Path | None
+    model: nn.Module
+    classes: list[str]
+    summary: dict | None = None
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict:
+    state = {"python": random.getstate(), "numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64)),
+             "numpy_pos": int(np.random.get_state()[2]), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), state["numpy_pos"], 0, 0.0))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def count_params(model: nn.Module) -> tuple[int, int]:
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return total, trainable
+
+
+class Trainer:
+    """Trains one run; ``fit()`` returns the summary."""
+
+    def __init__(self, config: RunConfig, resume_dir: Path | None = None, quiet: bool = False) -> None:
+        self.world = ddp.init_world(config.device)
+        self.placement: Placement = place(config.device, config.precision,
+                                          self.world.local_rank if self.world.distributed else None)
+        self.report = Reporter(quiet=quiet, enabled=self.world.is_main)
+        seed_everything(config.seed + self.world.rank)
+        self.parts: RunParts = build_parts(config, self.placement, self.world, self.report)
+        self.config = self.parts.config
+        self.model = self.parts.model
+        self.policy = self.parts.policy
+        self.device = self.placement.device
+        self.start_epoch = 0
+        self.history: list[dict] = []
+        self.best_acc = -1.0
+        self.step = 0
+        self.elapsed = 0.0
+        self.forward_model: nn.Module = self.model
+        self.optimizer = build_optimizer(
+            self.policy.param_groups(self.model, self.config.lr, self.config.weight_decay),
+            self.config.optimizer, self.config.lr, self.config.weight_decay, self.config.momentum,
+            fused=self.device.type == "cuda" and self.config.optimizer == "adamw")
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.placement.uses_scaler)
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=self.config.label_smoothing)
+        self.feature_cache: FeatureCache | None = None
+        self.remainder: nn.Module | None = None
+        if resume_dir is not None:
+            self._restore(resume_dir)
+        self.run_dir = self._open_run_dir(resume_dir)
+        self.run = Run(self.config, self.run_dir.path if self.run_dir else None, self.model, self.parts.splits.classes)
+
+    # ---- set-up -------------------------------------------------------------------------
+    def _open_run_dir(self, resume_dir: Path | None) -> RunDir | None:
+        if not self.world.is_main:
+            ddp.broadcast_object(None, self.world)
+            return None
+        if resume_dir is not None:
+            run_dir = RunDir(resume_dir)
+        else:
+            c = self.config
+            run_dir = RunDir.create(c.out, c.dataset, c.backbone, self.policy.name, c.name)
+            run_dir.write_yaml("config.yaml", c.to_dict())
+            run_dir.write_json("classes.json", self.parts.splits.classes)
+        ddp.broadcast_object(str(run_dir.path), self.world)
+        return run_dir
+
+    def _restore(self, resume_dir: Path) -> None:
+        state = load_checkpoint(resume_dir, "last", map_location=str(self.device))
+        for epoch in range(state["epoch"] + 1):
+            self.policy.on_epoch_start(self.model, epoch, self.optimizer)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"])
+        self.start_epoch = state["epoch"] + 1
+        self.history = list(state["history"])
+        self.best_acc = float(state["best_acc"])
+        self.step = int(state["step"])
+        self.elapsed = float(state.get("elapsed", 0.0))
+
+    def _wrap(self) -> None:
+        """The module the loop calls: DDP and/or torch.compile around the plain model."""
+        module: nn.Module = self.model
+        if self.world.distributed:
+            module = nn.parallel.DistributedDataParallel(
+                module, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        if self.config.compile:
+            module = torch.compile(module)
+        self.forward_model = module
+
+    def _to_input(self, images: torch.Tensor) -> torch.Tensor:
+        from ..data.device import to_model_input
+        meta = self.model.backbone.meta
+        return to_model_input(images, meta.mean, meta.std, self.device, channels_last=self.config.channels_last)
+
+    def _maybe_cache_features(self, epochs_left: int) -> None:
+        """Build the frozen-prefix feature cache when it is allowed, useful and fits."""
+        setting = self.config.feature_cache
+        prefix = frozen_prefix(self.model)
+        why_not = None
+        if setting == "off":
+            why_not = "off by --feature-cache off"
+        elif prefix == 0:
+            why_not = "no frozen stages"
+        elif self.parts.pipeline.batch is not None:
+            why_not = "batch-level augmentation (mixup/cutmix) needs the images"
+        elif self.world.distributed:
+            why_not = "not used with torch.distributed"
+        elif self.policy.changes_during_training:
+            why_not = f"policy {self.policy.name} changes the frozen set during training"
+        if why_not:
+            if setting.isdigit():
+                raise TlfError(f"--feature-cache {setting} cannot be used: {why_not}",
+                               hint="use --feature-cache auto or off")
+            return
+        if setting.isdigit():
+            views = int(setting)
+        else:
+            views = 1 if self.parts.pipeline.deterministic_train else min(4, epochs_left)
+        views = max(1, min(views, epochs_left))
+        stages = list(self.model.backbone.stages.children())
+        prefix_module = nn.Sequential(*stages[:prefix])
+        start = time.perf_counter()
+        cache = FeatureCache.build(prefix_module, self.parts.train_loader, views, self._to_input,
+                                   self.placement.amp_dtype, self.device, memory_budget(self.device))
+        if cache is None:
+            self.report.info("feature cache: skipped, the frozen features do not fit in memory")
+            return
+        self.feature_cache = cache
+        self.remainder = Remainder(self.model, prefix)
+        if self.config.compile:
+            self.remainder = torch.compile(self.remainder)
+        self.report.info(f"feature cache: {prefix} frozen stage(s) run once over {views} view(s) of the training set "
+                         f"({cache.nbytes / 2**20:.0f} MiB, {time.perf_counter() - start:.1f}s)")
+
+    # ---- the loop -----------------------------------------------------------------------
+    def fit(self) -> dict:
+        config = self.config
+        epochs = config.epochs
+        if self.world.is_main:
+            get_plugin_manager().hook.tlf_on_run_start(run=self.run)
+            total, trainable = count_params(self.model)
+            self.report.info(f"[bold]tlf[/bold] {config.dataset} · {config.backbone} · {self.policy.name} · "
+                             f"{len(self.parts.splits.train)} train / {len(self.parts.splits.val)} val images · "
+                             f"{len(self.parts.splits.classes)} classes · {trainable:,}/{total:,} trainable params · "
+                             f"{self.device.type} {self.placement.precision}")
+        if self.start_epoch >= epochs:
+            self.report.info(f"run already finished all {epochs} epochs")
+            return self._finish()
+        self._wrap()
+        self._maybe_cache_features(epochs - self.start_epoch)
+        steps_per_epoch = (self.feature_cache.steps_per_epoch(config.batch_size) if self.feature_cache
+                           else len(self.parts.train_loader))
+        schedule = warmup_cosine(epochs * steps_per_epoch, round(config.warmup_epochs * steps_per_epoch))
+        stale = 0
+        for epoch in range(self.start_epoch, epochs):
+            if self.policy.on_epoch_start(self.model, epoch, self.optimizer):
+                self.report.info(f"epoch {epoch + 1}: {self.policy.describe_state(self.model)}")
+                self._wrap()
+            start = time.perf_counter()
+            train = self._train_epoch(epoch, epochs, schedule)
+            train_seconds = time.perf_counter() - start
+            val = self.validate()
+            self.elapsed += time.perf_counter() - start
+            row = {"epoch": epoch + 1, "train_loss": train["loss"], "train_acc": train["acc"],
+                   "val_loss": val["loss"], "val_acc": val["acc"], "lr": max(g["lr"] for g in self.optimizer.param_groups),
+                   "images_per_second": round(train["images"] / max(train_seconds, 1e-9), 1),
+                   "epoch_seconds": round(time.perf_counter() - start, 3)}
+            self.history.append(row)
+            improved = val["acc"] > self.best_acc
+            if improved:
+                self.best_acc = val["acc"]
+                stale = 0
+            else:
+                stale += 1
+            self._checkpoint(epoch, improved)
+            if self.world.is_main:
+                self.report.info(f"epoch {epoch + 1}/{epochs}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.3f}"
+                                 f"  val loss {row['val_loss']:.4f} acc {row['val_acc']:.3f}  "
+                                 f"{row['images_per_second']:.0f} img/s{'  *' if improved else ''}")
+                get_plugin_manager().hook.tlf_on_epoch_end(run=self.run, epoch=epoch + 1, metrics=row)
+            if config.patience is not None and stale >= config.patience:
+                self.report.info(f"early stop: val accuracy did not improve for {config.patience} epoch(s)")
+                break
+        return self._finish()
+
+    def _batches(self, epoch: int):
+        if self.feature_cache is not None:
+            generator = torch.Generator().manual_seed(self.config.seed * 1000 + epoch)
+            return self.feature_cache.batches(epoch, self.config.batch_size, generator), self.remainder
+        loader = self.parts.train_loader
+        if hasattr(loader, "set_epoch"):
+            loader.set_epoch(epoch)
+        return ((self._to_input(x), y.to(self.device, non_blocking=True)) for x, y in loader), self.forward_model
+
+    def _train_epoch(self, epoch: int, epochs: int, schedule) -> dict:
+        self.model.train()
+        batches, module = self._batches(epoch)
+        amp = self.placement.amp_dtype
+        batch_aug = self.parts.pipeline.batch if self.feature_cache is None else None
+        sums = torch.zeros(4, device=self.device, dtype=torch.float64)  # loss*n, correct, n, non-finite
+        total = self.feature_cache.steps_per_epoch(self.config.batch_size) if self.feature_cache else len(self.parts.train_loader)
+        with self.report.epoch(f"epoch {epoch + 1}/{epochs}", total) as advance:
+            for x, y in batches:
+                set_lr(self.optimizer, schedule(self.step))
+                target = y
+                if batch_aug is not None:
+                    x, target = batch_aug(x, y)
+                with torch.autocast(self.device.type, dtype=amp or torch.float32, enabled=amp is not None):
+                    logits = module(x)
+                    loss = self.criterion(logits.float(), target)
+                self.optimizer.zero_grad(set_to_none=True)
+                self.scaler.scale(loss).backward()
+                if self.config.grad_clip:
+                    self.scaler.unscale_(self.optimizer)
+                    nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]],
+                                             self.config.grad_clip)
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                self.step += 1
+                n = y.shape[0]
+                detached = loss.detach()
+                sums += torch.stack([detached * n, (logits.argmax(1) == y).sum(), torch.tensor(n, device=self.device),
+                                     (~torch.isfinite(detached)).to(torch.float64)]).to(torch.float64)
+                advance(n)
+                if self.step % 50 == 0 and sums[3].item() > 0:
+                    self._nonfinite(epoch)
+        ddp.all_reduce_sum(sums, self.world)
+        loss_sum, correct, count, nonfinite = sums.tolist()
+        if nonfinite > 0:
+            self._nonfinite(epoch)
+        return {"loss": loss_sum / max(count, 1), "acc": correct / max(count, 1), "images": count / self.world.size}
+
+    def _nonfinite(self, epoch: int) -> None:
+        raise TlfError(f"the training loss became NaN/inf in epoch {epoch + 1}",
+                       hint="lower --lr, set --grad-clip 1.0, or use --precision fp32; the last good checkpoint is kept")
+
+    @torch.inference_mode()
+    def validate(self) -> dict:
+        """Loss and accuracy on the whole validation set (every rank computes the same)."""
+        logits, labels = predict_logits(self.model, self.parts.val_loader, self._to_input, self.placement)
+        loss = nn.functional.cross_entropy(logits, labels).item() if len(labels) else float("nan")
+        acc = (logits.argmax(1) == labels).float().mean().item() if len(labels) else 0.0
+        return {"loss": loss, "acc": acc}
+
+    # ---- outputs ------------------------------------------------------------------------
+    def _state(self, epoch: int) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scaler": self.scaler.state_dict(), "rng": rng_state(), "epoch": epoch, "step": self.step,
+                "history": self.history, "best_acc": self.best_acc, "elapsed": self.elapsed,
+                "config": self.config.to_dict(), "classes": list(self.parts.splits.classes), "tlf_version": __version__}
+
+    def _checkpoint(self, epoch: int, improved: bool) -> None:
+        if not self.world.is_main:
+            return
+        state = self._state(epoch)
+        self.run_dir.save_checkpoint("last", state)
+        if improved:
+            self.run_dir.save_checkpoint("best", state)
+        self.run_dir.write_metrics(self.history)
+        plot_curves(self.history, self.run_dir.path / "curves.png",
+                    title=f"{self.config.dataset} · {self.config.backbone} · {self.policy.name}")
+
+    def _finish(self) -> dict:
+        summary = None
+        if self.world.is_main:
+            total, trainable = count_params(self.model)
+            best = max(self.history, key=lambda r: r["val_acc"]) if self.history else {}
+            summary = {
+                "run_dir": str(self.run_dir.path), "dataset": self.config.dataset, "backbone": self.config.backbone,
+                "policy": self.policy.name, "epochs": len(self.history), "planned_epochs": self.config.epochs,
+                "best_val_accuracy": best.get("val_acc"), "best_epoch": best.get("epoch"),
+                "last_val_accuracy": self.history[-1]["val_acc"] if self.history else None,
+                "last_train_accuracy": self.history[-1]["train_acc"] if self.history else None,
+                "seconds": round(self.elapsed, 2),
+                "images_per_second": round(np.median([r["images_per_second"] for r in self.history]), 1) if self.history else None,
+                "total_params": total, "trainable_params": trainable, "device": str(self.device),
+                "precision": self.placement.precision, "feature_cache": self.feature_cache is not None,
+                "tlf_version": __version__,
+            }
+            self.run_dir.write_json("summary.json", summary)
+            self.run.summary = summary
+            get_plugin_manager().hook.tlf_on_run_end(run=self.run, summary=summary)
+        ddp.close_world(self.world)
+        return summary or {}
+
+
+def predict_logits(model: nn.Module, loader, to_input, placement: Placement) -> tuple[torch.Tensor, torch.Tensor]:
+    """Float logits and labels (on the CPU) of every batch of ``loader``."""
+    model.eval()
+    amp = placement.amp_dtype
+    outs, labels = [], []
+    with torch.inference_mode(), torch.autocast(placement.device.type, dtype=amp or torch.float32, enabled=amp is not None):
+        for images, y in loader:
+            outs.append(model(to_input(images)).float())
+            labels.append(y)
+    if not outs:
+        return torch.zeros(0, 0), torch.zeros(0, dtype=torch.long)
+    return torch.cat(outs).cpu(), torch.cat(labels).cpu()
+
+
+def resume_config(run_dir: Path) -> RunConfig:
+    """The config of an earlier run, to continue it."""
+    return RunConfig.from_dict(read_run_config(run_dir), source=str(Path(run_dir) / "config.yaml"))
+
