@@ -14,6 +14,7 @@ from .errors import TlfError
 # command name -> "module:attribute"; imported only when the command runs or --help lists it
 COMMANDS = {
     "plugins": "tlf.commands.plugins:plugins",
+    "inspect": "tlf.commands.inspect:inspect",
     "train": "tlf.commands.train:train",
     "evaluate": "tlf.commands.evaluate:evaluate",
     "export": "tlf.commands.export:export",
