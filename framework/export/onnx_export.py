@@ -100,6 +100,8 @@ class ExportReport:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["parity"]["ok"] = self.parity.ok
+        if self.quantization is not None:
+            out["quantization"] = self.quantization.to_dict()
         return out
 
 
