@@ -1,0 +1,74 @@
+"""Shared by the export/runtime/predict tests: tiny models, structured images, one export."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+CLASSES = ["circle", "square", "stripes"]
+
+
+def shapes_image(rng: np.random.Generator, label: int, height: int, width: int) -> np.ndarray:
+    """An HxWx3 uint8 picture: a coloured circle, square or stripes on a noisy background."""
+    img = rng.integers(0, 60, (height, width, 3)).astype(np.uint8) + rng.integers(0, 120, 3).astype(np.uint8)
+    yy, xx = np.mgrid[:height, :width]
+    cy, cx, r = height / 2 + rng.normal(0, 3), width / 2 + rng.normal(0, 3), min(height, width) / 3
+    if label == 0:
+        mask = (yy - cy) ** 2 + (xx - cx) ** 2 < r ** 2
+    elif label == 1:
+        mask = (abs(yy - cy) < r) & (abs(xx - cx) < r)
+    else:
+        mask = (xx // max(2, width // 8)) % 2 == 0
+    img[mask] = rng.integers(150, 256, 3)
+    return img
+
+
+def shapes(n: int, size: int, seed: int = 0, square: bool = True) -> tuple[list[np.ndarray], np.ndarray]:
+    """``n`` labelled images (square ``size`` crops, or assorted shapes around it)."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % len(CLASSES)
+    images = [shapes_image(rng, int(y), size if square else int(rng.integers(size, 3 * size)),
+                           size if square else int(rng.integers(size, 3 * size))) for y in labels]
+    return images, labels
+
+
+def chw(images: list[np.ndarray]) -> np.ndarray:
+    return np.ascontiguousarray(np.stack(images).transpose(0, 3, 1, 2))
+
+
+def eval_transform(size: int, resize: int, interpolation: str):
+    """tlf's eval transform (the augment helper's): SmallestMaxSize with area downscaling, CenterCrop."""
+    import albumentations as A
+    import cv2
+    flags = {"bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC, "nearest": cv2.INTER_NEAREST}
+    compose = A.Compose([A.SmallestMaxSize(max_size=resize, interpolation=flags[interpolation], area_for_downscale="image"),
+                         A.CenterCrop(size, size)])
+    return lambda image: compose(image=image)["image"]
+
+
+def metadata_for(model, size: int) -> dict:
+    meta = model.backbone.meta
+    return {"classes": CLASSES, "resize": int(size / meta.crop_pct), "mean": list(meta.mean), "std": list(meta.std),
+            "interpolation": meta.interpolation, "downscale": "area", "backbone": meta.name, "policy": "transfer",
+            "dataset": "shapes", "val_accuracy": 0.5}
+
+
+def build(backbone: str, seed: int = 0):
+    import torch
+
+    from tlf.models import build_model
+    torch.manual_seed(seed)
+    return build_model(backbone, len(CLASSES), pretrained=False).eval()
+
+
+def export_small(tmp: Path, backbone: str = "resnet18", size: int = 32, **kwargs):
+    """(model, report) of a fresh ``backbone`` exported at ``size`` px."""
+    from tlf.export import export_onnx
+    model = build(backbone)
+    images, _ = shapes(12, size, seed=1)
+    report = export_onnx(model, tmp / f"{backbone}.onnx", input_size=size, metadata=metadata_for(model, size),
+                         sample_images=chw(images), **kwargs)
+    return model, report
