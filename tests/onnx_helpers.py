@@ -39,19 +39,17 @@ def chw(images: list[np.ndarray]) -> np.ndarray:
     return np.ascontiguousarray(np.stack(images).transpose(0, 3, 1, 2))
 
 
-def eval_transform(size: int, resize: int, interpolation: str):
-    """tlf's eval transform (the augment helper's): SmallestMaxSize with area downscaling, CenterCrop."""
-    import albumentations as A
-    import cv2
-    flags = {"bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC, "nearest": cv2.INTER_NEAREST}
-    compose = A.Compose([A.SmallestMaxSize(max_size=resize, interpolation=flags[interpolation], area_for_downscale="image"),
-                         A.CenterCrop(size, size)])
-    return lambda image: compose(image=image)["image"]
+def eval_pipeline(model, size: int):
+    """tlf's own evaluation transform (tlf.augment) for ``model`` at ``size`` px."""
+    from tlf.augment import AugmentRequest, build_pipeline
+    meta = model.backbone.meta
+    return build_pipeline("none", AugmentRequest(size=size, mean=meta.mean, std=meta.std, interpolation=meta.interpolation,
+                                                 crop_pct=meta.crop_pct, num_classes=len(CLASSES)))
 
 
 def metadata_for(model, size: int) -> dict:
     meta = model.backbone.meta
-    return {"classes": CLASSES, "resize": int(size / meta.crop_pct), "mean": list(meta.mean), "std": list(meta.std),
+    return {"classes": CLASSES, "resize": eval_pipeline(model, size).resize_short, "mean": list(meta.mean), "std": list(meta.std),
             "interpolation": meta.interpolation, "downscale": "area", "backbone": meta.name, "policy": "transfer",
             "dataset": "shapes", "val_accuracy": 0.5}
 
@@ -72,3 +70,28 @@ def export_small(tmp: Path, backbone: str = "resnet18", size: int = 32, **kwargs
     report = export_onnx(model, tmp / f"{backbone}.onnx", input_size=size, metadata=metadata_for(model, size),
                          sample_images=chw(images), **kwargs)
     return model, report
+
+
+def make_run(tmp: Path, backbone: str = "resnet18", size: int = 32, dataset: str = "synthetic:train=6,val=4") -> Path:
+    """A run directory as ``tlf train`` leaves it (config.yaml, best.pt, summary.json), untrained weights."""
+    import json
+
+    import torch
+    import yaml
+
+    from tlf.config import RunConfig
+    from tlf.engine.setup import load_splits
+    from tlf.models import build_model
+
+    config = RunConfig(dataset=dataset, backbone=backbone, policy="scratch", image_size=size, epochs=1, lr=0.01)
+    classes = load_splits(config).classes
+    torch.manual_seed(0)
+    model = build_model(backbone, len(classes), pretrained=False, input_size=size)
+    run = tmp / f"run-{backbone}"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    (run / "classes.json").write_text(json.dumps(classes))
+    (run / "summary.json").write_text(json.dumps({"policy": "scratch", "best_val_accuracy": 0.25}))
+    torch.save({"model": model.state_dict(), "classes": classes, "epoch": 1, "config": config.to_dict(),
+                "best_acc": 0.25}, run / "best.pt")
+    return run

@@ -10,7 +10,10 @@ import pytest
 import torch
 from torch import nn
 
-from onnx_helpers import CLASSES, build, chw, export_small, metadata_for, shapes
+from click.testing import CliRunner
+
+from onnx_helpers import CLASSES, build, chw, export_small, make_run, metadata_for, shapes
+from tlf.cli import cli
 from tlf import __version__
 from tlf.errors import TlfError
 from tlf.export import TOLERANCE, export_onnx, normalize, quantize_int8
@@ -147,3 +150,31 @@ def test_random_inputs_are_reported_and_opset_is_honoured(tmp_path):
     assert report.opset == 17 and report.parity.inputs == "random" and report.notes
     with pytest.raises(TlfError, match="unknown exporter"):
         export_onnx(model, tmp_path / "m.onnx", input_size=32, metadata=metadata_for(model, 32), exporter="jit")
+
+
+def test_cli_exports_a_run_with_int8(tmp_path):
+    run = make_run(tmp_path, "resnet18", 32)
+    result = CliRunner().invoke(cli, ["export", str(run), "--quantize", "int8", "--exporter", "torchscript",
+                                      "--parity-images", "10", "--calibration-images", "12", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["path"] == str(run / "model.onnx") and report["exporter"] == "torchscript"
+    assert report["parity"]["ok"] and report["parity"]["images"] == 10 and report["parity"]["inputs"] == "validation"
+    q = report["quantization"]
+    assert q["path"] == str(run / "model.int8.onnx") and q["calibration_images"] == 12 and q["eval_images"] == 24
+    assert q["size_ratio"] < 0.35 and q["accuracy_change"] == pytest.approx(q["int8_accuracy"] - q["fp32_accuracy"])
+    meta = Classifier(run / "model.onnx").metadata
+    assert meta["dataset"] == "synthetic:train=6,val=4" and meta["backbone"] == "resnet18" and meta["policy"] == "scratch"
+    assert meta["val_accuracy"] == 0.25 and meta["crop"] == 32 and meta["downscale"] == "area"
+    text = CliRunner().invoke(cli, ["export", str(run), "-o", str(tmp_path / "x.onnx"), "--exporter", "torchscript",
+                                    "--include-preprocessing", "--parity-images", "4"])
+    assert text.exit_code == 0 and "uint8 RGB" in text.stdout and "parity: max |logit diff|" in text.stdout
+
+
+def test_cli_export_errors_are_one_line(tmp_path):
+    run = make_run(tmp_path, "resnet18", 32)
+    result = CliRunner().invoke(cli, ["export", str(run), "--fp16", "--quantize", "int8"])
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1 and "alternatives" in result.stderr
+    (tmp_path / "empty").mkdir()
+    result = CliRunner().invoke(cli, ["export", str(tmp_path / "empty")])
+    assert result.exit_code == 1 and "not a tlf run directory" in result.stderr

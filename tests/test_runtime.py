@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from onnx_helpers import CLASSES, chw, eval_transform, export_small, shapes
+from onnx_helpers import CLASSES, chw, eval_pipeline, export_small, shapes
 from tlf.errors import TlfError
 from tlf.export import normalize
 from tlf.runtime import Classifier, encode_metadata, resize, resized_shape, softmax
@@ -47,11 +47,12 @@ def test_preprocessing_matches_the_eval_transform(exported):
     """Runtime vs tlf's (albumentations/cv2) eval transform on assorted image shapes, measured."""
     model, path = exported
     clf = Classifier(path)
-    transform = eval_transform(SIZE, clf.resize_to, clf.interpolation)
+    pipeline = eval_pipeline(model, SIZE)
+    assert pipeline.resize_short == clf.resize_to
     images, _ = shapes(24, SIZE, seed=2, square=False)
     images.append(np.asarray(Image.fromarray(images[0]).resize((20, 24))))  # smaller than the crop: enlarged
     ours = np.stack([clf.preprocess(img) for img in images])
-    theirs = normalize(chw([transform(img) for img in images]), clf.mean.ravel(), clf.std.ravel())
+    theirs = normalize(chw([pipeline.eval(img) for img in images]), clf.mean.ravel(), clf.std.ravel())
     grey_levels = np.abs(ours - theirs) * clf.std / (1 / 255)
     assert grey_levels.max() <= 1.0 + 1e-3  # at most one grey level apart
     p_ours, p_theirs = softmax(clf.logits(ours)), softmax(clf.logits(theirs))
@@ -63,10 +64,10 @@ def test_predictions_equal_pytorch(exported):
     model, path = exported
     clf = Classifier(path)
     images, _ = shapes(9, SIZE, seed=4, square=False)
-    transform = eval_transform(SIZE, clf.resize_to, clf.interpolation)
+    pipeline = eval_pipeline(model, SIZE)
     meta = model.backbone.meta
     with torch.inference_mode():
-        logits = model(torch.from_numpy(normalize(chw([transform(i) for i in images]), meta.mean, meta.std))).numpy()
+        logits = model(torch.from_numpy(normalize(chw([pipeline.eval(i) for i in images]), meta.mean, meta.std))).numpy()
     want = softmax(logits)
     got = clf.predict(images, top_k=3, batch_size=4)
     assert len(got) == 9
