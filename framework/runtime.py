@@ -284,13 +284,17 @@ class Classifier:
         raise TlfError(f"cannot classify an object of type {type(image).__name__}",
                        hint="pass file paths, PIL images or HxWx3 uint8 arrays")
 
-    def preprocess(self, image: ImageLike) -> np.ndarray:
-        """One image -> the model's 3 x crop x crop input (float32 normalized, or uint8)."""
+    def eval_view(self, image: ImageLike) -> np.ndarray:
+        """The crop x crop x 3 uint8 view the model sees: short side resized, centre cropped."""
         array = self.to_array(image)
         height, width = resized_shape(*array.shape[:2], self.resize_to)
         shrink = self.resize_to < min(array.shape[:2])
         array = resize(array, height, width, self.downscale if shrink else self.interpolation)
-        chw = np.ascontiguousarray(center_crop(array, self.crop).transpose(2, 0, 1))
+        return center_crop(array, self.crop)
+
+    def preprocess(self, image: ImageLike) -> np.ndarray:
+        """One image -> the model's 3 x crop x crop input (float32 normalized, or uint8)."""
+        chw = np.ascontiguousarray(self.eval_view(image).transpose(2, 0, 1))
         if self.in_graph:
             return chw
         return ((chw.astype(np.float32) / 255.0 - self.mean) / self.std).astype(np.float32)
