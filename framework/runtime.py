@@ -28,8 +28,9 @@ from typing import Any, Iterable, Sequence, Union
 
 import numpy as np
 import onnxruntime as ort
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
+from .data.reading import _to_rgb, read_rgb  # the decoder training uses (numpy and Pillow only)
 from .errors import TlfError
 
 PREFIX = "tlf."
@@ -147,31 +148,6 @@ def center_crop(image: np.ndarray, size: int) -> np.ndarray:
     return image[top:top + size, left:left + size]
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """Decode an image file to HxWx3 uint8 RGB (EXIF orientation applied)."""
-    try:
-        with Image.open(path) as img:
-            img = ImageOps.exif_transpose(img)
-            return to_rgb_array(img)
-    except FileNotFoundError:
-        raise TlfError(f"{path}: no such file") from None
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise TlfError(f"{path}: cannot read image ({exc})") from None
-
-
-def to_rgb_array(image: Image.Image) -> np.ndarray:
-    """A PIL image as HxWx3 uint8 RGB; transparency is composited on white."""
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(background, rgba)
-    elif image.mode.startswith("I;16") or image.mode == "I":
-        array = np.asarray(image, dtype=np.float64)
-        peak = 65535.0 if array.max() > 255 else 255.0
-        image = Image.fromarray((array / peak * 255).round().astype(np.uint8))
-    return np.asarray(image.convert("RGB"), dtype=np.uint8)
-
-
 @dataclass(frozen=True)
 class Prediction:
     """Top-k classes of one image, most likely first."""
@@ -273,9 +249,9 @@ class Classifier:
     def to_array(self, image: ImageLike) -> np.ndarray:
         """A path, PIL image or HxWx3 uint8 RGB array as HxWx3 uint8 RGB."""
         if isinstance(image, (str, Path)):
-            return read_image(image)
+            return read_rgb(image)
         if isinstance(image, Image.Image):
-            return to_rgb_array(image)
+            return _to_rgb(image)
         if isinstance(image, np.ndarray):
             if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
                 raise TlfError(f"expected an HxWx3 uint8 RGB array, got shape {image.shape} dtype {image.dtype}",

@@ -41,7 +41,7 @@ def test_json_lines_predict_the_rest_and_report_broken_files(setup):
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["path"] for r in rows] == [str(folder / n) for n in ("0.png", "1.png", "2.png", "broken.jpg", "sub/3.jpg")]
     broken = rows[3]
-    assert "cannot read image" in broken["error"] and "labels" not in broken
+    assert "cannot identify image file" in broken["error"] and "labels" not in broken
     good = [r for r in rows if "error" not in r]
     assert all(len(r["labels"]) == 2 and set(r["labels"]) <= set(CLASSES) for r in good)
     # same answers as the Python API

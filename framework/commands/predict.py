@@ -10,9 +10,9 @@ from typing import Iterator
 import click
 import numpy as np
 
+from ..data.reading import is_image_file
 from ..errors import TlfError
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 
 
 def expand(paths: tuple[str, ...]) -> Iterator[tuple[str, str | None]]:
@@ -30,7 +30,7 @@ def _candidates(paths: tuple[str, ...]) -> Iterator[tuple[str, str | None]]:
     for text in paths:
         path = Path(text)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            found = sorted(p for p in path.rglob("*") if p.is_file() and is_image_file(p))
             if not found:
                 yield text, "folder holds no images"
             yield from ((str(p), None) for p in found)
@@ -87,8 +87,8 @@ def predict(model: str, paths: tuple[str, ...], top_k: int, as_json: bool, batch
         if problem is None:
             try:
                 batch.append((path, classifier.preprocess(path)))
-            except TlfError as exc:
-                problem = exc.message.removeprefix(f"{path}: ")
+            except TlfError as exc:  # UnreadableImage says why in .reason
+                problem = getattr(exc, "reason", exc.message)
         if problem is not None:
             flush(batch)  # keep output in input order
             emit({"path": path, "error": problem})
