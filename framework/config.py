@@ -25,7 +25,7 @@ class RunConfig:
     dataset: str = "synthetic"
     backbone: str = "efficientnet_lite0"
     policy: str = "transfer"
-    augment: str = "basic"
+    augment: str | None = None  # policy default: none for transfer, basic otherwise
     epochs: int | None = None  # policy default
     batch_size: int = 64
     image_size: int | None = None  # backbone default
@@ -40,7 +40,7 @@ class RunConfig:
     device: str = "auto"
     precision: str = "auto"
     compile: bool = False
-    channels_last: bool = True
+    channels_last: bool = True  # CUDA only; on the CPU it slows convolutions down
     workers: int | None = None  # auto: from the CPU count
     cache: str = "auto"  # decoded-image cache: auto | ram | disk | off
     feature_cache: str = "auto"  # frozen-prefix features: auto | off | number of augmented views
