@@ -84,9 +84,11 @@ def make_run(tmp: Path, backbone: str = "resnet18", size: int = 32, dataset: str
     from tlf.models import build_model
 
     config = RunConfig(dataset=dataset, backbone=backbone, policy="scratch", image_size=size, epochs=1, lr=0.01)
-    classes = load_splits(config).classes
+    splits = load_splits(config)
+    classes = splits.classes
     torch.manual_seed(0)
-    model = build_model(backbone, len(classes), pretrained=False, input_size=size)
+    model = build_model(backbone, len(classes), pretrained=False, input_size=size).eval()
+    fit_head(model, splits, size)
     run = tmp / f"run-{backbone}"
     run.mkdir(parents=True)
     (run / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
@@ -95,3 +97,25 @@ def make_run(tmp: Path, backbone: str = "resnet18", size: int = 32, dataset: str
     torch.save({"model": model.state_dict(), "classes": classes, "epoch": 1, "config": config.to_dict(),
                 "best_acc": 0.25}, run / "best.pt")
     return run
+
+
+def fit_head(model, splits, size: int) -> None:
+    """Nearest-class-mean head on the (random) backbone's features, so predictions are decisive."""
+    import torch
+
+    from tlf.export import normalize
+    linear = [m for m in model.head.modules() if isinstance(m, torch.nn.Linear)][-1]
+    pipeline = eval_pipeline(model, size)
+    images = chw([pipeline.eval(splits.train.load(i)) for i in range(len(splits.train))])
+    features = []
+    hook = linear.register_forward_hook(lambda mod, args, out: features.append(args[0]))
+    meta = model.backbone.meta
+    with torch.inference_mode():
+        model(torch.from_numpy(normalize(images, meta.mean, meta.std)))
+    hook.remove()
+    f = torch.nn.functional.normalize(features[0], dim=1)
+    labels = torch.from_numpy(splits.train.labels)
+    means = torch.stack([f[labels == c].mean(0) for c in range(len(splits.classes))])
+    with torch.no_grad():
+        linear.weight.copy_(20 * means / features[0].norm(dim=1).mean())
+        linear.bias.copy_(-10 * (means ** 2).sum(1))

@@ -152,12 +152,18 @@ def test_random_inputs_are_reported_and_opset_is_honoured(tmp_path):
         export_onnx(model, tmp_path / "m.onnx", input_size=32, metadata=metadata_for(model, 32), exporter="jit")
 
 
-def test_cli_exports_a_run_with_int8(tmp_path):
-    run = make_run(tmp_path, "resnet18", 32)
+@pytest.fixture(scope="module")
+def run_export(tmp_path_factory):
+    """(run directory, JSON report) of ``tlf export RUN --quantize int8``."""
+    run = make_run(tmp_path_factory.mktemp("run"), "resnet18", 32)
     result = CliRunner().invoke(cli, ["export", str(run), "--quantize", "int8", "--exporter", "torchscript",
                                       "--parity-images", "10", "--calibration-images", "12", "--json"])
     assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout)
+    return run, json.loads(result.stdout)
+
+
+def test_cli_exports_a_run_with_int8(run_export, tmp_path):
+    run, report = run_export
     assert report["path"] == str(run / "model.onnx") and report["exporter"] == "torchscript"
     assert report["parity"]["ok"] and report["parity"]["images"] == 10 and report["parity"]["inputs"] == "validation"
     q = report["quantization"]
@@ -169,6 +175,24 @@ def test_cli_exports_a_run_with_int8(tmp_path):
     text = CliRunner().invoke(cli, ["export", str(run), "-o", str(tmp_path / "x.onnx"), "--exporter", "torchscript",
                                     "--include-preprocessing", "--parity-images", "4"])
     assert text.exit_code == 0 and "uint8 RGB" in text.stdout and "parity: max |logit diff|" in text.stdout
+
+
+def test_runtime_predictions_equal_tlf_evaluate(run_export):
+    """The deployed model (tlf.runtime, its own preprocessing) scores the validation set as tlf evaluate does."""
+    import tlf
+    from tlf.config import RunConfig
+    from tlf.engine.metrics import confusion_matrix
+    from tlf.engine.setup import load_splits
+    from tlf.rundir import read_run_config
+
+    run, report = run_export
+    evaluation = tlf.evaluate(run, write=False, workers=0)
+    splits = load_splits(RunConfig.from_dict(read_run_config(run)))
+    predictions = Classifier(run / "model.onnx").predict([splits.val.load(i) for i in range(len(splits.val))])
+    predicted = np.array([p.indices[0] for p in predictions])
+    assert len(set(predicted)) > 2  # the check means something: several classes predicted
+    assert confusion_matrix(splits.val.labels, predicted, len(splits.classes)).tolist() == evaluation["confusion_matrix"]
+    assert report["quantization"]["fp32_accuracy"] == pytest.approx(evaluation["accuracy"])
 
 
 def test_cli_export_errors_are_one_line(tmp_path):
