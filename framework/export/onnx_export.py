@@ -4,11 +4,13 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import sys
+import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import onnx
@@ -109,9 +111,29 @@ def _opset(model: onnx.ModelProto) -> int:
     return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
 
 
+@contextlib.contextmanager
+def _silenced() -> Iterator[None]:
+    """Swallow output to the process's stdout/stderr, including C++ prints (the TorchScript
+    exporter logs the whole graph when it fails), and Python warnings."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with tempfile.TemporaryFile() as sink, warnings.catch_warnings(), \
+            contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+
+
 def _export(net: nn.Module, example: torch.Tensor, path: Path, exporter: str, opset: int | None) -> None:
-    """One torch.onnx.export call, its console chatter swallowed (kept for error messages)."""
-    chatter = io.StringIO()
+    """One torch.onnx.export call, its console output swallowed; failures become one-line RuntimeErrors."""
     kwargs: dict[str, Any] = dict(input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], opset_version=opset)
     if exporter == "dynamo":
         kwargs.update(dynamo=True, external_data=False, verbose=False,
@@ -119,8 +141,7 @@ def _export(net: nn.Module, example: torch.Tensor, path: Path, exporter: str, op
     else:
         kwargs.update(dynamo=False, dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
-            warnings.simplefilter("ignore")
+        with _silenced():
             torch.onnx.export(net, (example,), str(path), **kwargs)
     except Exception as exc:
         text = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
@@ -276,5 +297,6 @@ def export_onnx(model: nn.Module, path: str | Path, *, input_size: int, metadata
             Path(f"{tmp}.data").unlink(missing_ok=True)
     finally:
         model.to(device, dtype).train(was_training)
-    raise TlfError("ONNX export failed the parity gate: " + "; ".join(f"{a.exporter}: {a.reason}" for a in attempts),
-                   hint="try another --exporter or --opset; the numbers above are onnxruntime vs PyTorch logits")
+    raise TlfError("ONNX export failed (export, onnx.checker and the parity gate must all pass): "
+                   + "; ".join(f"{a.exporter}: {a.reason}" for a in attempts),
+                   hint="try another --exporter or --opset; parity figures compare onnxruntime with PyTorch logits")
