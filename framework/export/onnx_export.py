@@ -20,7 +20,7 @@ from torch import nn
 
 from .._version import __version__
 from ..errors import TlfError
-from ..runtime import REQUIRED_KEYS, encode_metadata, softmax
+from ..runtime import INTERPOLATIONS, REQUIRED_KEYS, encode_metadata, softmax
 
 EXPORTERS = ("auto", "dynamo", "torchscript")
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
@@ -233,6 +233,13 @@ def export_onnx(model: nn.Module, path: str | Path, *, input_size: int, metadata
     missing = [k for k in REQUIRED_KEYS if k not in metadata and k not in ("crop", "preprocessing_in_graph")]
     if missing:
         raise ValueError(f"metadata lacks {missing}")
+    for key in ("interpolation", "downscale"):
+        if metadata.get(key, "bilinear") not in INTERPOLATIONS:
+            raise TlfError(f"tlf.runtime cannot resize with {metadata[key]!r} ({key})",
+                           hint=f"it implements: {', '.join(INTERPOLATIONS)}")
+    if metadata["resize"] < input_size:
+        raise TlfError(f"resize {metadata['resize']} is smaller than the crop {input_size}",
+                       hint="the eval transform resizes the short side to at least the crop size")
     path = Path(path)
     precision = "fp16" if fp16 else "fp32"
     notes: list[str] = []

@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 
 from ..errors import TlfError
-from ..runtime import INTERPOLATIONS
 from .onnx_export import ExportReport, export_onnx
 from .quantize import quantize_int8
 
@@ -61,9 +60,6 @@ def export_run(run_dir: str | Path, output: str | Path | None = None, *, opset: 
         raise TlfError("--fp16 and --quantize int8 are alternatives", hint="pick one of them")
     run = load_run(run_dir, checkpoint)
     meta = run.meta
-    if meta.interpolation not in INTERPOLATIONS:
-        raise TlfError(f"backbone {meta.name} resizes with {meta.interpolation!r}, which tlf.runtime does not implement",
-                       hint=f"tlf.runtime supports: {', '.join(INTERPOLATIONS)}")
     config = RunConfig.from_dict(run.config)
     if data_dir:
         config = dataclasses.replace(config, data_dir=data_dir)
