@@ -111,6 +111,10 @@ def _opset(model: onnx.ModelProto) -> int:
     return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
 
 
+class ExportFailed(RuntimeError):
+    """torch.onnx.export raised; the message is the original error's first line."""
+
+
 @contextlib.contextmanager
 def _silenced() -> Iterator[None]:
     """Swallow output to the process's stdout/stderr, including C++ prints (the TorchScript
@@ -133,7 +137,7 @@ def _silenced() -> Iterator[None]:
 
 
 def _export(net: nn.Module, example: torch.Tensor, path: Path, exporter: str, opset: int | None) -> None:
-    """One torch.onnx.export call, its console output swallowed; failures become one-line RuntimeErrors."""
+    """One torch.onnx.export call, its console output swallowed; failures become :class:`ExportFailed`."""
     kwargs: dict[str, Any] = dict(input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], opset_version=opset)
     if exporter == "dynamo":
         kwargs.update(dynamo=True, external_data=False, verbose=False,
@@ -144,8 +148,12 @@ def _export(net: nn.Module, example: torch.Tensor, path: Path, exporter: str, op
         with _silenced():
             torch.onnx.export(net, (example,), str(path), **kwargs)
     except Exception as exc:
-        text = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-        raise RuntimeError(text) from exc
+        raise ExportFailed(_one_line(exc)) from exc
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
 def _to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -281,14 +289,15 @@ def export_onnx(model: nn.Module, path: str | Path, *, input_size: int, metadata
                     _export(net, example, tmp, name, opset)
                     proto = onnx.load(str(tmp))
                     onnx.checker.check_model(proto, full_check=True)
+                    if fp16:
+                        proto = _to_fp16(proto)
+                        onnx.checker.check_model(proto)
                 except Exception as exc:  # an exporter bug or unsupported op: try the next one
-                    attempts.append(Attempt(name, False, f"export failed: {exc}", time.perf_counter() - t0))
+                    reason = str(exc) if isinstance(exc, ExportFailed) else _one_line(exc)
+                    attempts.append(Attempt(name, False, f"export failed: {reason}", time.perf_counter() - t0))
                     continue
-                if fp16:
-                    proto = _to_fp16(proto)
                 onnx.helper.set_model_props(proto, {**{p.key: p.value for p in proto.metadata_props}, **props})
                 proto.doc_string = f"tlf {__version__} export of {meta.get('backbone', 'a classifier')}"
-                onnx.checker.check_model(proto)
                 onnx.save(proto, str(tmp))
                 parity = check_parity(tmp, reference, inputs, precision, source)
                 if not parity.ok:
