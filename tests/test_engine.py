@@ -1,0 +1,138 @@
+"""The training engine end to end on generated images (CPU)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import tlf
+from tlf.errors import TlfError
+from tlf.rundir import load_checkpoint
+
+COLOURS = {"red": (200, 40, 40), "green": (40, 180, 60), "blue": (50, 60, 210)}
+FAST = dict(backbone="efficientnet_lite0", image_size=32, batch_size=16, workers=0, augment="none",
+            device="cpu", warmup_epochs=0.0)
+
+
+def make_colour_folder(root: Path, per_class: int = 24, val_per_class: int = 8, size: int = 40, seed: int = 0) -> Path:
+    """A train/val class tree whose classes differ by colour (learnable in a few steps)."""
+    rng = np.random.default_rng(seed)
+    for split, n in (("train", per_class), ("val", val_per_class)):
+        for name, rgb in COLOURS.items():
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(n):
+                noise = rng.integers(-40, 40, size=(size, size, 3))
+                pixels = np.clip(np.array(rgb) + noise, 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def colour_data(tmp_path_factory) -> Path:
+    return make_colour_folder(tmp_path_factory.mktemp("colours"))
+
+
+def run_dir_files(path: Path) -> set[str]:
+    return {p.name for p in path.iterdir()}
+
+
+@pytest.mark.parametrize("policy", ["scratch", "transfer", "partial:conv5", "init"])
+def test_each_policy_writes_run_and_learns(colour_data, tmp_path, policy):
+    run = tlf.train(dataset=f"folder:{colour_data}", policy=policy, epochs=3, lr=3e-3, out=str(tmp_path),
+                    quiet=True, **FAST)
+    summary = run.summary
+    assert {"config.yaml", "classes.json", "metrics.jsonl", "metrics.csv", "last.pt", "best.pt", "curves.png",
+            "summary.json"} <= run_dir_files(run.directory)
+    assert json.loads((run.directory / "classes.json").read_text()) == ["blue", "green", "red"]
+    rows = [json.loads(line) for line in (run.directory / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert (run.directory / "metrics.csv").read_text().splitlines()[0].startswith("epoch,")
+    assert summary["best_val_accuracy"] >= 0.6, summary  # chance is 1/3
+    assert summary["epochs"] == 3
+    state = load_checkpoint(run.directory, "last")
+    assert state["epoch"] == 2 and set(state) >= {"model", "optimizer", "scaler", "rng", "config", "classes"}
+
+
+def test_feature_cache_matches_live_path(colour_data, tmp_path):
+    """transfer + deterministic transform: cached-feature training equals the uncached loop."""
+    common = dict(dataset=f"folder:{colour_data}", policy="transfer", epochs=2, lr=3e-3, quiet=True, **FAST)
+    cached = tlf.train(out=str(tmp_path / "a"), feature_cache="auto", **common)
+    live = tlf.train(out=str(tmp_path / "b"), feature_cache="off", **common)
+    assert cached.summary["feature_cache"] and not live.summary["feature_cache"]
+    a = load_checkpoint(cached.directory)["model"]
+    b = load_checkpoint(live.directory)["model"]
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
+
+
+def test_evaluate_matches_training_accuracy(colour_data, tmp_path):
+    run = tlf.train(dataset=f"folder:{colour_data}", policy="transfer", epochs=2, lr=3e-3, out=str(tmp_path),
+                    quiet=True, **FAST)
+    report = tlf.evaluate(run.directory, workers=0, device="cpu")
+    assert report["accuracy"] == pytest.approx(run.summary["best_val_accuracy"], abs=1e-6)
+    assert len(report["confusion_matrix"]) == 3 and sum(map(sum, report["confusion_matrix"])) == 24
+    assert (run.directory / "confusion.png").stat().st_size > 0
+
+
+def test_bad_settings_are_clear_errors(colour_data, tmp_path):
+    with pytest.raises(TlfError, match="did you mean 'transfer'"):
+        tlf.train(dataset=f"folder:{colour_data}", policy="transfr", out=str(tmp_path), **FAST)
+    with pytest.raises(TlfError, match="unknown setting"):
+        tlf.train(config=tlf.RunConfig.from_dict({"epoch": 3}))
+
+
+def _cli(*args: str, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "tlf", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def test_killed_run_resumes_to_the_same_end(colour_data, tmp_path):
+    args = ["train", "--dataset", f"folder:{colour_data}", "--policy", "init", "--epochs", "6", "--out", str(tmp_path),
+            "--name", "killed", "--backbone", "efficientnet_lite0", "--image-size", "32", "--batch-size", "8",
+            "--workers", "0", "--augment", "basic", "--device", "cpu", "--quiet"]
+    proc = _cli(*args)
+    run_dir = tmp_path / "killed"
+    deadline = time.time() + 240
+    while time.time() < deadline and not (run_dir / "last.pt").exists():
+        time.sleep(0.2)
+    assert (run_dir / "last.pt").exists(), proc.communicate()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = load_checkpoint(run_dir)["epoch"] + 1
+    assert done_before < 6
+    result = subprocess.run([sys.executable, "-m", "tlf", "train", "--resume", str(run_dir), "--quiet", "--json"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["epochs"] == 6
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == list(range(1, 7))
+    for which in ("best", "last"):
+        assert set(load_checkpoint(run_dir, which)) >= {"model", "optimizer"}
+    assert not list(run_dir.glob("*.tmp"))
+
+
+def test_ddp_two_cpu_processes(colour_data, tmp_path):
+    torchrun = Path(sys.executable).with_name("torchrun")
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "tlf", "train", "--dataset",
+           f"folder:{colour_data}", "--policy", "transfer", "--epochs", "2", "--image-size", "32", "--batch-size", "8",
+           "--workers", "0", "--augment", "none", "--device", "cpu", "--out", str(tmp_path), "--name", "ddp", "--json",
+           "--quiet"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    summaries = [line for line in result.stdout.splitlines() if line.startswith("{")]
+    assert len(summaries) == 1  # rank 0 alone reports and checkpoints
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp"]
+    assert json.loads(summaries[0])["epochs"] == 2
