@@ -16,6 +16,8 @@ COMMANDS = {
     "plugins": "tlf.commands.plugins:plugins",
     "train": "tlf.commands.train:train",
     "evaluate": "tlf.commands.evaluate:evaluate",
+    "inspect": "tlf.commands.inspect:inspect",
+    "data": "tlf.commands.data:data",
     "compare": "tlf.commands.compare:compare",
     "report": "tlf.commands.compare:report",
 }

@@ -1,6 +1,7 @@
 """The registry: every plugin spec by kind and name, with look-ups that explain misses."""
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import warnings
 from functools import lru_cache
@@ -57,7 +58,7 @@ class Registry:
         expected = SPEC_TYPES[kind]
         if not isinstance(spec, expected):
             raise TypeError(f"{package} registered {type(spec).__name__} as {kind}; expected {expected.__name__}")
-        spec = type(spec)(**{**{f: getattr(spec, f) for f in spec.__dataclass_fields__}, "plugin": package})
+        spec = dataclasses.replace(spec, plugin=package)
         for key in (spec.name, *spec.aliases):
             owner = self._specs[kind].get(key) or self._specs[kind].get(self._aliases[kind].get(key, ""))
             if owner is not None:

@@ -12,11 +12,16 @@ from typing import Sequence
 import numpy as np
 
 
+def _default_cache() -> Path:
+    from ..paths import cache_dir
+    return cache_dir("datasets")
+
+
 @dataclass(frozen=True)
 class DatasetRequest:
     """What the user asked of a dataset plugin (besides the ``name:ARG`` argument)."""
 
-    cache_dir: Path  # where downloads and extracted archives go ($TLF_HOME/datasets)
+    cache_dir: Path = field(default_factory=_default_cache)  # downloads and extracted archives ($TLF_HOME/datasets)
     data_dir: Path | None = None  # --data-dir: an existing copy to use instead of downloading
     download: bool = True  # False: never touch the network, fail with where to put files
     val_split: float = 0.2  # fraction held out when the data has no validation split
@@ -119,6 +124,7 @@ class Splits:
     val: ImageSet
     root: Path | None = None  # where the files are, when on disk
     problems: list[Problem] = field(default_factory=list)
+    split: str = ""  # how train/val were made, in words ("folders train/ and val/", "seeded ...")
 
     @property
     def num_classes(self) -> int:

@@ -1,0 +1,201 @@
+"""Composing augmentation plugins into train/eval transforms.
+
+Images stay uint8 HWC through every per-image transform; conversion to float and
+normalization happen later, on the device (:mod:`tlf.data.device`).
+
+Randomness: the train transform is reseeded for every sample from
+``(seed, epoch, index)`` (:func:`sample_seed`), so a run is reproducible whatever the
+number of DataLoader workers, and every epoch sees new augmentations (albumentations
+2.0.8 on its own repeats the same draws in each epoch when workers are restarted or
+forked from the same state).
+"""
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import albumentations as A
+import cv2
+import numpy as np
+
+from ..errors import TlfError
+from ..registry import get_registry
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+INTERPOLATIONS = {
+    "nearest": cv2.INTER_NEAREST,
+    "bilinear": cv2.INTER_LINEAR,
+    "bicubic": cv2.INTER_CUBIC,
+    "area": cv2.INTER_AREA,
+    "lanczos": cv2.INTER_LANCZOS4,
+}
+
+
+@dataclass(frozen=True)
+class AugmentRequest:
+    """What augmentation factories need to know about the model and the data."""
+
+    size: int  # square input size of the backbone
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    interpolation: str = "bilinear"
+    crop_pct: float = 0.875  # eval: resize the short side to size / crop_pct, then center crop
+    num_classes: int = 0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.size < 1:
+            raise TlfError(f"input size must be positive, got {self.size}", hint="use e.g. --size 224")
+        if not 0 < self.crop_pct <= 1:
+            raise TlfError(f"crop_pct must be in (0, 1], got {self.crop_pct}", hint="use e.g. 0.875")
+        if self.interpolation not in INTERPOLATIONS:
+            raise TlfError(f"unknown interpolation {self.interpolation!r}",
+                           hint=f"choose one of: {', '.join(INTERPOLATIONS)}")
+
+    @property
+    def cv2_interpolation(self) -> int:
+        """The OpenCV flag for :attr:`interpolation`."""
+        return INTERPOLATIONS[self.interpolation]
+
+    @property
+    def resize_short(self) -> int:
+        """Short side the eval transform resizes to before its center crop."""
+        return max(self.size, math.floor(self.size / self.crop_pct))
+
+
+@dataclass
+class Augmentation:
+    """What an augmentation plugin returns.
+
+    ``image``: albumentations transforms, uint8 HWC in and out; when ``crops`` is True
+    they end with a ``size`` x ``size`` image (e.g. a random resized crop), otherwise
+    the pipeline resizes and center-crops before them. ``batch``: a callable applied
+    to whole batches on the device, ``(x float NCHW, y int64 N or float NxC) -> (x, y
+    float NxC)``.
+    """
+
+    image: list[Any] = field(default_factory=list)
+    batch: Callable[..., Any] | None = None
+    crops: bool = False
+
+
+def sample_seed(seed: int, epoch: int, index: int) -> int:
+    """A 32-bit seed for one sample of one epoch, well mixed from the three numbers."""
+    return int(np.random.SeedSequence([seed & 0xFFFFFFFF, epoch, index]).generate_state(1)[0])
+
+
+class ImageTransform:
+    """An albumentations ``Compose`` that can be reseeded per call; picklable for workers."""
+
+    def __init__(self, transforms: Sequence[Any], size: int, seed: int) -> None:
+        self.compose = A.Compose(list(transforms), seed=seed)
+        self.size = size
+
+    def __call__(self, image: np.ndarray, seed: int | None = None) -> np.ndarray:
+        """``image`` uint8 HxWx3 -> uint8 size x size x 3; ``seed`` makes the draw reproducible."""
+        if seed is not None:
+            self.compose.set_random_state(np.random.default_rng(seed), random.Random(seed))
+        out = self.compose(image=image)["image"]
+        if out.shape != (self.size, self.size, 3) or out.dtype != np.uint8:
+            raise RuntimeError(f"augmentation produced {out.shape} {out.dtype}, expected "
+                               f"({self.size}, {self.size}, 3) uint8: a cropping plugin must end at the input size")
+        return out
+
+
+class BatchChoice:
+    """Applies one of several batch augmentations, drawn per batch (``mixup+cutmix``)."""
+
+    def __init__(self, choices: Sequence[Callable[..., Any]], seed: int) -> None:
+        self.choices = list(choices)
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, x: Any, y: Any) -> tuple[Any, Any]:
+        return self.choices[int(self.rng.integers(len(self.choices)))](x, y)
+
+
+class Pipeline:
+    """Train and eval transforms built from augmentation plugins.
+
+    ``train(img, seed)`` and ``eval(img)`` map uint8 HxWx3 to uint8 SxSx3 (transpose to
+    CHW happens in the loader); ``batch`` is the batch-level augmentation or None.
+    """
+
+    def __init__(self, text: str, request: AugmentRequest, parts: Sequence[tuple[str, Augmentation]]) -> None:
+        self.text = text
+        self.request = request
+        self.parts = list(parts)
+        croppers = [name for name, aug in parts if aug.crops]
+        if len(croppers) > 1:
+            raise TlfError(f"augmentations {' and '.join(map(repr, croppers))} both crop the image",
+                           hint="keep one of them (e.g. 'basic+cutout', not 'basic+strong')")
+        size = request.size
+        self.eval_transform = ImageTransform(self._resize_crop(), size, request.seed)
+        image_ops = [op for _, aug in sorted(parts, key=lambda p: not p[1].crops) for op in aug.image]
+        if not croppers:
+            image_ops = self._resize_crop() + image_ops
+        self.train_transform = ImageTransform(image_ops, size, request.seed)
+        batch = [aug.batch for _, aug in parts if aug.batch is not None]
+        self.batch: Callable[..., Any] | None = (
+            None if not batch else batch[0] if len(batch) == 1 else BatchChoice(batch, request.seed))
+        self.deterministic_train = not any(aug.image for _, aug in parts) and not batch
+
+    def _resize_crop(self) -> list[Any]:
+        r = self.request
+        return [A.SmallestMaxSize(max_size=r.resize_short, interpolation=r.cv2_interpolation,
+                                  area_for_downscale="image", p=1.0),
+                A.CenterCrop(r.size, r.size, p=1.0)]
+
+    @property
+    def resize_short(self) -> int:
+        """The largest short side any transform needs: the decode cache stores images at this size."""
+        return self.request.resize_short
+
+    def resize(self, image: np.ndarray) -> np.ndarray:
+        """Downscale ``image`` so its short side is :attr:`resize_short` (never upscales),
+        exactly as the eval transform does."""
+        h, w = image.shape[:2]
+        if min(h, w) <= self.resize_short:
+            return image
+        return self.eval_transform.compose.transforms[0](image=image)["image"]
+
+    def train(self, image: np.ndarray, seed: int | None = None) -> np.ndarray:
+        """A random training view of ``image`` (reproducible when ``seed`` is given)."""
+        return self.train_transform(image, seed)
+
+    def eval(self, image: np.ndarray) -> np.ndarray:
+        """The deterministic evaluation view of ``image``."""
+        return self.eval_transform(image)
+
+    def __repr__(self) -> str:
+        return f"Pipeline({self.text!r}, size={self.request.size}, resize_short={self.resize_short})"
+
+
+def parse_parts(text: str) -> list[str]:
+    """``"basic + cutout+mixup:0.4"`` -> ``["basic", "cutout", "mixup:0.4"]``."""
+    parts = [p.strip() for p in (text or "").split("+")]
+    if not text or not text.strip() or any(not p for p in parts):
+        raise TlfError(f"empty augmentation in {text!r}",
+                       hint="write names joined by '+', e.g. 'basic+cutout+mixup' (or 'none')")
+    return parts
+
+
+def build_pipeline(text: str, request: AugmentRequest) -> Pipeline:
+    """Resolve each ``+``-separated augmentation plugin and compose them."""
+    registry = get_registry()
+    parts: list[tuple[str, Augmentation]] = []
+    seen: set[str] = set()
+    for part in parse_parts(text):
+        spec, argument = registry.resolve("augmentations", part)
+        if spec.name in seen:
+            raise TlfError(f"augmentation {spec.name!r} is listed twice in {text!r}", hint="list it once")
+        seen.add(spec.name)
+        augmentation = spec.factory(argument, request)
+        if not isinstance(augmentation, Augmentation):
+            raise TypeError(f"augmentation plugin {spec.name!r} ({spec.plugin}) returned "
+                            f"{type(augmentation).__name__}, expected tlf.augment.Augmentation")
+        parts.append((spec.name, augmentation))
+    return Pipeline(text, request, parts)

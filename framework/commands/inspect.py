@@ -1,0 +1,116 @@
+"""``tlf inspect``: a backbone's stages with output shapes, parameters and frozen state."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from ..errors import TlfError
+
+
+def _count(params: Any) -> tuple[int, int]:
+    total = trainable = 0
+    for p in params:
+        total += p.numel()
+        trainable += p.numel() if p.requires_grad else 0
+    return total, trainable
+
+
+def _state(total: int, trainable: int, frozen: bool) -> str:
+    if total == 0:
+        return "-"
+    if not frozen:
+        return "trainable" if trainable == total else "partly frozen"
+    return "frozen" if trainable == 0 else "frozen (norm trains)"
+
+
+def inspect_model(backbone: str, policy: str | None = None, input_size: int | None = None, num_classes: int = 10,
+                  head: str = "linear", pretrained: bool = False, train_bn: bool = False) -> dict:
+    """The data behind ``tlf inspect``: one row per stage plus the head and totals."""
+    import torch
+
+    from ..models import build_model
+    from ..registry import get_registry
+
+    freeze_policy = get_registry().create("policies", policy) if policy else None
+    if freeze_policy is not None:
+        freeze_policy.train_bn = train_bn
+    model = build_model(backbone, num_classes, pretrained=pretrained, head=head, input_size=input_size)
+    if freeze_policy is not None:
+        freeze_policy.apply(model)
+    meta = model.backbone.meta
+    size = input_size or meta.input_size
+    if size < 32:
+        raise TlfError(f"input size {size} is too small: conv5 has stride 32", hint="use --input-size 32 or more")
+    model.eval()
+    by_stage: dict[str, list[str]] = {}
+    for alias, stage in model.backbone.aliases.items():
+        by_stage.setdefault(stage, []).append(alias)
+    rows = []
+    x = torch.zeros(1, 3, size, size)
+    with torch.no_grad():
+        for name, stage in model.backbone.stages.named_children():
+            x = stage(x)
+            total, trainable = _count(stage.parameters())
+            rows.append({"name": name, "aliases": by_stage.get(name, []), "output_shape": list(x.shape[1:]),
+                         "params": total, "trainable": trainable,
+                         "state": _state(total, trainable, name in model.frozen_stages)})
+        logits = model.head(x)
+    total, trainable = _count(model.head.parameters())
+    head_row = {"name": "head", "kind": head, "output_shape": list(logits.shape[1:]), "params": total,
+                "trainable": trainable, "state": _state(total, trainable, False)}
+    total, trainable = _count(model.parameters())
+    return {
+        "backbone": meta.name, "policy": freeze_policy.name if freeze_policy else None,
+        "input_size": size, "num_classes": num_classes, "weights": meta.weights,
+        "meta": {"mean": list(meta.mean), "std": list(meta.std), "interpolation": meta.interpolation,
+                 "crop_pct": meta.crop_pct, "feature_dim": meta.feature_dim, "default_input_size": meta.input_size},
+        "stages": rows, "head": head_row,
+        "totals": {"params": total, "trainable": trainable, "frozen": total - trainable},
+    }
+
+
+@click.command()
+@click.option("--backbone", "-b", required=True, help="Backbone name, e.g. resnet50 or timm:resnet18.")
+@click.option("--policy", "-p", default=None, help="Freeze policy to apply, e.g. transfer or partial:conv5.")
+@click.option("--input-size", type=int, default=None, help="Square input size (default: the backbone's).")
+@click.option("--num-classes", type=int, default=10, show_default=True, help="Classes of the new head.")
+@click.option("--head", type=click.Choice(["linear", "mlp"]), default="linear", show_default=True, help="Head kind.")
+@click.option("--train-bn", is_flag=True, help="Frozen stages keep trainable norm affine parameters.")
+@click.option("--pretrained/--no-pretrained", default=False, show_default=True,
+              help="Load the pretrained weights (the layout is the same without them).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def inspect(backbone: str, policy: str | None, input_size: int | None, num_classes: int, head: str,
+            train_bn: bool, pretrained: bool, as_json: bool) -> None:
+    """Show a backbone's stages conv1..conv5: output shape, parameters, what a policy freezes."""
+    info = inspect_model(backbone, policy, input_size, num_classes, head, pretrained, train_bn)
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    title = f"{info['backbone']} at {info['input_size']}x{info['input_size']}"
+    if info["policy"]:
+        title += f", policy {info['policy']}"
+    table = Table(title=title)
+    for column, justify in (("stage", "left"), ("aliases", "left"), ("output (C, H, W)", "right"),
+                            ("params", "right"), ("trainable", "right"), ("state", "left")):
+        table.add_column(column, justify=justify, overflow="fold")
+    styles = {"frozen": "blue", "trainable": "green"}
+    for row in [*info["stages"], info["head"]]:
+        aliases = row.get("aliases", [])
+        alias_text = ", ".join(aliases[:3]) + (", ..." if len(aliases) > 3 else "") if aliases else row.get("kind", "")
+        state = row["state"]
+        table.add_row(row["name"], alias_text, str(tuple(row["output_shape"])), f"{row['params']:,}",
+                      f"{row['trainable']:,}", f"[{styles.get(state, 'yellow')}]{state}[/]")
+    totals = info["totals"]
+    table.add_section()
+    table.add_row("total", "", "", f"{totals['params']:,}", f"{totals['trainable']:,}",
+                  f"{totals['frozen']:,} frozen")
+    console = Console()
+    console.print(table)
+    console.print(f"weights: {info['weights'] or 'random init'}; mean {tuple(info['meta']['mean'])}, "
+                  f"std {tuple(info['meta']['std'])}, {info['meta']['interpolation']}, "
+                  f"crop_pct {info['meta']['crop_pct']}")

@@ -1,0 +1,255 @@
+"""Downloads into the cache, checksum verification and safe archive extraction.
+
+- A download goes to ``<file>.part`` and is renamed into place only once complete and verified,
+  so an interrupted download never looks finished; the next attempt continues it where the server
+  supports HTTP range requests, and starts over otherwise.
+- A known SHA-256 (or MD5) is checked; a mismatch deletes the file and says so. Without a known
+  checksum, the SHA-256 of the first download is recorded next to the file (``<file>.sha256``)
+  and later uses of the cached file are checked against it (trust on first use).
+- Extraction refuses absolute paths, ``..`` components, links that point outside the target
+  and special files; tar archives also go through :func:`tarfile.data_filter` where Python has it.
+  Archives extract into a temporary folder renamed into place, so a folder that exists is complete.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+import tarfile
+import urllib.error
+import urllib.request
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from ..errors import TlfError
+
+CHUNK = 1 << 20
+TIMEOUT_S = 60
+
+
+@dataclass(frozen=True)
+class Archive:
+    """A file to download: where from, what to call it, and its checksum when known."""
+
+    url: str
+    filename: str
+    sha256: str | None = None
+    md5: str | None = None
+
+    def __post_init__(self) -> None:
+        if "/" in self.filename or self.filename in ("", ".", ".."):
+            raise ValueError(f"invalid archive file name {self.filename!r}")
+
+
+def file_hash(path: Path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file, read in chunks."""
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def offline_hint(archive: Archive, dest: Path, extracted: Path | None = None) -> str:
+    """Where a user without network access puts the files by hand."""
+    where = f"download {archive.url} elsewhere and put it at {dest}"
+    if extracted is not None:
+        where += f", or put the extracted folder at {extracted}"
+    return where + ", or pass --data-dir PATH to use an existing copy"
+
+
+def _verify(path: Path, archive: Archive, record: Path, *, fresh: bool) -> None:
+    """Check ``path`` against the archive's checksums; without a known SHA-256, compare with (or
+    write, when ``fresh``) the one recorded in ``record``."""
+    actual = file_hash(path)
+    expected, source = archive.sha256, "the checksum tlf knows for it"
+    if expected is None and record.exists() and not fresh:
+        expected, source = record.read_text().split()[0], f"the checksum recorded at first download in {record}"
+    if expected is not None and actual != expected.lower():
+        path.unlink(missing_ok=True)
+        raise TlfError(
+            f"checksum mismatch for {path.name} from {archive.url}: expected sha256 {expected}, "
+            f"got {actual} ({source}); the file was deleted",
+            hint="download it again; if this repeats, the file changed upstream or the download is being tampered with")
+    if archive.md5 is not None:
+        actual_md5 = file_hash(path, "md5")
+        if actual_md5 != archive.md5.lower():
+            path.unlink(missing_ok=True)
+            raise TlfError(
+                f"checksum mismatch for {path.name} from {archive.url}: expected md5 {archive.md5}, "
+                f"got {actual_md5}; the file was deleted", hint="download it again")
+    if archive.sha256 is None and (fresh or not record.exists()):
+        record.write_text(f"{actual}  {archive.filename}\n")
+
+
+def _fetch(url: str, part: Path, label: str) -> None:
+    """Download ``url`` into ``part``, continuing an earlier partial download when the server
+    honours a ``Range`` request (HTTP 206); otherwise starting over."""
+    from rich.console import Console
+    from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
+                               TransferSpeedColumn)
+
+    have = part.stat().st_size if part.exists() else 0
+    headers = {"User-Agent": "tlf"}
+    if have and url.startswith(("http://", "https://")):
+        headers["Range"] = f"bytes={have}-"
+    try:
+        response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=TIMEOUT_S)
+    except urllib.error.HTTPError as exc:
+        if exc.code != 416 or "Range" not in headers:
+            raise
+        part.unlink()  # range not satisfiable: the partial file is not a prefix of this one
+        return _fetch(url, part, label)
+    with response:
+        resumed = getattr(response, "status", 200) == 206
+        have = have if resumed else 0
+        length = response.headers.get("Content-Length")
+        total = have + int(length) if length and length.isdigit() else None
+        columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                   TimeRemainingColumn())
+        with open(part, "ab" if resumed else "wb") as out, \
+                Progress(*columns, console=Console(stderr=True), transient=False) as progress:
+            task = progress.add_task(f"download {label}" + (" (resumed)" if resumed else ""), total=total,
+                                     completed=have)
+            received = have
+            for chunk in iter(lambda: response.read(CHUNK), b""):
+                out.write(chunk)
+                received += len(chunk)
+                progress.update(task, advance=len(chunk))
+        if total is not None and received != total:
+            raise OSError(f"connection closed after {received} of {total} bytes")
+
+
+def download(archive: Archive, folder: Path, *, allow_network: bool = True,
+             extracted: Path | None = None) -> Path:
+    """``folder/archive.filename``, downloaded (and verified) unless already there.
+
+    ``extracted`` names the folder the archive extracts to, for the offline hint.
+    """
+    dest = folder / archive.filename
+    record = dest.with_name(dest.name + ".sha256")
+    if dest.exists():
+        _verify(dest, archive, record, fresh=False)
+        return dest
+    if not allow_network:
+        raise TlfError(f"{archive.filename} is not in the cache and downloads are off",
+                       hint=offline_hint(archive, dest, extracted))
+    folder.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    try:
+        _fetch(archive.url, part, archive.filename)
+    except (urllib.error.URLError, OSError, ValueError) as exc:  # the .part file stays, to resume
+        if part.exists() and part.stat().st_size == 0:
+            part.unlink()
+        reason = exc if isinstance(exc, urllib.error.HTTPError) else getattr(exc, "reason", None) or exc
+        raise TlfError(f"could not download {archive.url}: {reason}",
+                       hint=offline_hint(archive, dest, extracted)) from None
+    _verify(part, archive, record, fresh=True)
+    os.replace(part, dest)
+    return dest
+
+
+def _check_member(name: str, archive: Path) -> PurePosixPath:
+    path = PurePosixPath(name.replace("\\", "/"))
+    if path.is_absolute() or name.startswith(("/", "\\")) or (path.parts and ":" in path.parts[0]):
+        raise TlfError(f"refusing to extract {archive.name}: member {name!r} has an absolute path",
+                       hint="the archive is unsafe or corrupt; download it again from its official address")
+    if ".." in path.parts:
+        raise TlfError(f"refusing to extract {archive.name}: member {name!r} points outside the target (..)",
+                       hint="the archive is unsafe or corrupt; download it again from its official address")
+    return path
+
+
+def _check_link(member: tarfile.TarInfo, archive: Path) -> None:
+    """Refuse a link whose target is absolute or climbs out of the extraction folder."""
+    base = PurePosixPath(member.name).parent if member.issym() else PurePosixPath()  # hard links: from the root
+    target = PurePosixPath(member.linkname)
+    depth = len(base.parts)
+    for part in target.parts:
+        depth += -1 if part == ".." else 0 if part == "." else 1
+        if depth < 0:
+            break
+    if target.is_absolute() or depth < 0:
+        raise TlfError(f"refusing to extract {archive.name}: link {member.name!r} -> {member.linkname!r} "
+                       "points outside the target", hint="the archive is unsafe; download it again")
+
+
+def _extract_tar(archive: Path, target: Path) -> None:
+    with tarfile.open(archive) as tar:
+        members = tar.getmembers()
+        for member in members:
+            _check_member(member.name, archive)
+            if member.issym() or member.islnk():
+                _check_link(member, archive)
+            elif not (member.isfile() or member.isdir()):
+                raise TlfError(f"refusing to extract {archive.name}: member {member.name!r} is a special file",
+                               hint="the archive is unsafe; download it again")
+        if hasattr(tarfile, "data_filter"):
+            try:
+                tar.extractall(target, members=members, filter="data")
+            except tarfile.FilterError as exc:
+                raise TlfError(f"refusing to extract {archive.name}: {exc}",
+                               hint="the archive is unsafe; download it again") from None
+        else:  # pragma: no cover - Python without extraction filters; members were checked above
+            tar.extractall(target, members=members)
+
+
+def _extract_zip(archive: Path, target: Path) -> None:
+    with zipfile.ZipFile(archive) as zf:
+        infos = zf.infolist()
+        for info in infos:
+            _check_member(info.filename, archive)
+            if stat.S_ISLNK(info.external_attr >> 16):
+                raise TlfError(f"refusing to extract {archive.name}: member {info.filename!r} is a link",
+                               hint="the archive is unsafe; download it again")
+        zf.extractall(target, members=infos)
+
+
+def extract(archive: Path, target: Path) -> Path:
+    """Extract a zip or tar(.gz/.bz2/.xz) archive into ``target`` (created; must not exist).
+
+    Extraction happens in a temporary sibling folder that is renamed to ``target`` at the end.
+    """
+    tmp = target.with_name(f".{target.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        if zipfile.is_zipfile(archive):
+            _extract_zip(archive, tmp)
+        elif tarfile.is_tarfile(archive):
+            _extract_tar(archive, tmp)
+        else:
+            raise TlfError(f"{archive} is neither a zip nor a tar archive",
+                           hint="delete it and download it again")
+        os.replace(tmp, target)
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, OSError) as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise TlfError(f"cannot extract {archive}: {exc}",
+                       hint="check the free disk space; if the archive is corrupt, delete it and download it again") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def fetch_and_extract(archive: Archive, folder: Path, extracted_name: str, *, allow_network: bool = True) -> Path:
+    """``folder/extracted_name``: downloaded, verified and extracted into the cache unless there.
+
+    When the archive has a top-level folder named ``extracted_name`` (``flower_photos.tgz`` holds
+    ``flower_photos/``), that folder becomes ``folder/extracted_name``; else the whole archive does.
+    """
+    final = folder / extracted_name
+    if final.is_dir():
+        return final
+    path = download(archive, folder, allow_network=allow_network, extracted=final)
+    staging = folder / f".{extracted_name}.extracted"
+    shutil.rmtree(staging, ignore_errors=True)
+    extract(path, staging)
+    inner = staging / extracted_name
+    source = inner if inner.is_dir() else staging
+    os.replace(source, final)
+    shutil.rmtree(staging, ignore_errors=True)
+    return final

@@ -1,0 +1,212 @@
+"""Class-per-folder image trees: ``ROOT/<class>/**/<image>``, optionally split in advance.
+
+Layouts, tried in order:
+
+1. ``ROOT/train/<class>/...`` with ``ROOT/val/``, ``ROOT/validation/`` or ``ROOT/test/``
+   (first one present) as the validation split; both must have the same classes.
+2. ``ROOT/<class>/...``: split per class with a seeded shuffle (stratified, ``val_split``).
+
+Class names are the sub-folder names, sorted. Files without an image suffix are ignored;
+image files that do not decode are listed as problems and skipped (an error with ``strict``).
+Decoding results are remembered under ``request.cache_dir/.checks`` by path, size and
+modification time, so a later scan only decodes new or changed files.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import TlfError
+from .reading import check_image, is_image_file
+from .splits import DatasetRequest, FileImageSet, Problem, Splits
+
+VAL_FOLDERS = ("val", "validation", "test")
+CHECK_THREADS = 8
+RECORD_VERSION = 1  # of the remembered scan results; bump when check_image changes
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files under ``folder`` (recursively, following links, hidden entries skipped), sorted by
+    relative path."""
+    found, seen = [], set()
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        seen.add(os.path.realpath(dirpath))
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
+                             and os.path.realpath(os.path.join(dirpath, d)) not in seen)  # no link cycles
+        found += [Path(dirpath, f) for f in filenames if is_image_file(f)]
+    return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
+
+
+def class_folders(root: Path) -> list[str]:
+    """Sorted names of the visible sub-folders of ``root``."""
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def split_folders(root: Path) -> tuple[Path, Path] | None:
+    """(train, val) folders when ``root`` is split in advance, else None."""
+    train = root / "train"
+    if not train.is_dir():
+        return None
+    for name in VAL_FOLDERS:
+        if (root / name).is_dir():
+            return train, root / name
+    return None
+
+
+def check_files(paths: Sequence[Path], record: Path | None = None) -> list[Problem]:
+    """Decode every file cheaply (:func:`check_image`, in threads); one problem per failure.
+
+    With ``record`` (a JSON file), results are remembered by path, size and modification time,
+    and only new or changed files are decoded on later scans.
+    """
+    known = _read_record(record) if record is not None else {}
+    stamps = []
+    for path in paths:
+        try:
+            st = path.stat()
+            stamps.append([st.st_size, st.st_mtime_ns])
+        except OSError:
+            stamps.append(None)
+    todo = [i for i, (p, stamp) in enumerate(zip(paths, stamps))
+            if stamp is None or known.get(str(p), [None, None])[:2] != stamp]
+    with ThreadPoolExecutor(CHECK_THREADS) as pool:
+        fresh = dict(zip(todo, pool.map(check_image, [paths[i] for i in todo])))
+    reasons = [fresh[i] if i in fresh else known[str(p)][2] for i, p in enumerate(paths)]
+    if record is not None and todo:
+        results = {str(p): [*stamp, r] for p, stamp, r in zip(paths, stamps, reasons) if stamp is not None}
+        try:
+            record.parent.mkdir(parents=True, exist_ok=True)
+            tmp = record.with_name(f"{record.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps({"version": RECORD_VERSION, "files": results}))
+            os.replace(tmp, record)
+        except OSError:
+            pass  # a read-only cache only costs time
+    return [Problem(str(p), r) for p, r in zip(paths, reasons) if r is not None]
+
+
+def _read_record(record: Path) -> dict[str, list]:
+    """Remembered results ``{path: [size, mtime_ns, reason or None]}``; empty when missing or unusable."""
+    try:
+        data = json.loads(record.read_text())
+    except (OSError, ValueError):
+        return {}
+    files = data.get("files") if isinstance(data, dict) and data.get("version") == RECORD_VERSION else None
+    if not isinstance(files, dict):
+        return {}
+    return {k: v for k, v in files.items() if isinstance(v, list) and len(v) == 3}
+
+
+def check_record(request: DatasetRequest, root: Path) -> Path:
+    """Where the scan results of the tree at ``root`` are remembered (under the dataset cache)."""
+    digest = hashlib.sha256(str(root).encode()).hexdigest()[:16]
+    return Path(request.cache_dir) / ".checks" / f"{root.name}-{digest}.json"
+
+
+def stratified_split(labels: np.ndarray, val_split: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, val): each class shuffled with its own seeded generator and cut at
+    ``round(n * val_split)`` (at least one of each side when the class has two images or more).
+
+    The split of a class depends only on the seed, the class index and its own files.
+    """
+    if not 0.0 < val_split < 1.0:
+        raise TlfError(f"val_split must be between 0 and 1, got {val_split}", hint="e.g. --val-split 0.2")
+    train, val = [], []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        idx = idx[np.random.default_rng([seed, int(c)]).permutation(len(idx))]
+        n_val = min(max(round(len(idx) * val_split), 1), len(idx) - 1) if len(idx) > 1 else 0
+        val.append(idx[:n_val])
+        train.append(idx[n_val:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+def _scan(folder: Path, classes: list[str]) -> tuple[list[Path], list[int]]:
+    paths, labels = [], []
+    for label, name in enumerate(classes):
+        found = list_images(folder / name)
+        paths += found
+        labels += [label] * len(found)
+    return paths, labels
+
+
+def _drop_unreadable(paths: list[Path], labels: list[int], problems: list[Problem]) -> tuple[list[Path], list[int]]:
+    bad = {p.path for p in problems}
+    kept = [(p, y) for p, y in zip(paths, labels) if str(p) not in bad]
+    return [p for p, _ in kept], [y for _, y in kept]
+
+
+def _require_images(where: Path, classes: list[str], labels: list[int]) -> None:
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(classes))
+    empty = [c for c, n in zip(classes, counts) if n == 0]
+    if empty:
+        raise TlfError(f"class folder(s) without readable images in {where}: {', '.join(empty)}",
+                       hint="add images (jpg, png, ...) to them or remove the folders")
+
+
+def _check_classes(root: Path, classes: list[str]) -> None:
+    if not classes:
+        raise TlfError(f"no class folders in {root}",
+                       hint="put each class's images in a sub-folder named after the class: ROOT/<class>/*.jpg")
+    if len(classes) == 1:
+        inner = root / classes[0]
+        nested = inner.is_dir() and len(class_folders(inner)) > 1
+        raise TlfError(f"{root} has a single class folder ({classes[0]!r}); a classifier needs two or more",
+                       hint=f"did you mean folder:{inner}?" if nested else "add a folder per class")
+
+
+def load_folder(root: Path, request: DatasetRequest, name: str | None = None) -> Splits:
+    """Scan a class-per-folder tree (see the module docstring) into :class:`Splits`."""
+    name = name or f"folder:{root}"
+    root = Path(os.path.abspath(Path(root).expanduser()))  # keys stay valid when the working directory changes
+    if not root.is_dir():
+        raise TlfError(f"dataset folder {root} does not exist" if not root.exists() else f"{root} is not a folder",
+                       hint="pass the folder that holds one sub-folder per class (or train/ and val/)")
+    split = split_folders(root)
+    if split is not None:
+        train_dir, val_dir = split
+        classes = class_folders(train_dir)
+        val_classes = class_folders(val_dir)
+        _check_classes(train_dir, classes)
+        if classes != val_classes:
+            only_train = sorted(set(classes) - set(val_classes))
+            only_val = sorted(set(val_classes) - set(classes))
+            raise TlfError(f"{train_dir.name}/ and {val_dir.name}/ in {root} have different classes: "
+                           f"only in {train_dir.name}/: {only_train or 'none'}; only in {val_dir.name}/: {only_val or 'none'}",
+                           hint="give both splits the same class folders")
+        train_paths, train_labels = _scan(train_dir, classes)
+        val_paths, val_labels = _scan(val_dir, classes)
+        problems = check_files(train_paths + val_paths, check_record(request, root))
+        train_paths, train_labels = _drop_unreadable(train_paths, train_labels, problems)
+        val_paths, val_labels = _drop_unreadable(val_paths, val_labels, problems)
+        _raise_if_strict(problems, request)
+        _require_images(train_dir, classes, train_labels)
+        _require_images(val_dir, classes, val_labels)
+        how = f"folders {train_dir.name}/ and {val_dir.name}/"
+    else:
+        classes = class_folders(root)
+        _check_classes(root, classes)
+        paths, labels = _scan(root, classes)
+        problems = check_files(paths, check_record(request, root))
+        paths, labels = _drop_unreadable(paths, labels, problems)
+        _raise_if_strict(problems, request)
+        _require_images(root, classes, labels)
+        train_idx, val_idx = stratified_split(np.asarray(labels, dtype=np.int64), request.val_split, request.seed)
+        train_paths, train_labels = [paths[i] for i in train_idx], [labels[i] for i in train_idx]
+        val_paths, val_labels = [paths[i] for i in val_idx], [labels[i] for i in val_idx]
+        how = f"stratified, val_split {request.val_split:g}, seed {request.seed}"
+    return Splits(name=name, classes=classes, train=FileImageSet(train_paths, train_labels),
+                  val=FileImageSet(val_paths, val_labels), root=root, problems=problems, split=how)
+
+
+def _raise_if_strict(problems: list[Problem], request: DatasetRequest) -> None:
+    if problems and request.strict:
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise TlfError(f"unreadable image {first.path}: {first.reason}{more}",
+                       hint="fix or delete the files, or drop --strict to skip them")

