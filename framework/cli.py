@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from importlib import import_module
 from typing import Any
 
@@ -10,6 +11,7 @@ import click
 
 from ._version import __version__
 from .errors import TlfError
+from .pluginmanager import LOAD_ENV, PluginLoadWarning
 
 # command name -> "module:attribute"; imported only when the command runs or --help lists it
 COMMANDS = {
@@ -38,13 +40,9 @@ class TlfGroup(click.Group):
     def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
         try:
             return super().resolve_command(ctx, args)
-        except click.UsageError as exc:
-            from .registry import suggest
-            name = args[0] if args else ""
-            close = suggest(name, self.list_commands(ctx)) if name and not name.startswith("-") else []
-            if close:
-                exc.message += f" Did you mean {' or '.join(repr(c) for c in close)}?"
-            raise
+        except click.exceptions.NoSuchCommand as exc:  # click only suggests among eagerly added commands
+            raise click.exceptions.NoSuchCommand(exc.command_name, possibilities=self.list_commands(ctx),
+                                                 ctx=ctx) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -54,8 +52,34 @@ class TlfGroup(click.Group):
 
 
 def _add_plugin_commands(group: click.Group) -> None:
+    """Let plugins add commands; a name taken twice is an error naming both packages."""
     from .pluginmanager import get_plugin_manager
-    get_plugin_manager().hook.tlf_register_commands(cli=group)
+
+    pm = get_plugin_manager()
+    owners = dict.fromkeys([*COMMANDS, *group.commands], "tlf")
+    for impl in pm.impls("tlf_register_commands"):
+        package = pm.package_of(impl.plugin_name)
+        staging = click.Group()
+        if not pm.call_impl(impl, cli=staging):
+            continue
+        for name, command in staging.commands.items():
+            if name in owners:
+                raise TlfError(f"command {name!r} is provided twice: by package {owners[name]} "
+                               f"and by package {package}", hint=f"uninstall one of them, or list the packages to load in {LOAD_ENV}")
+            owners[name] = package
+            group.add_command(command, name)
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    """Plugin warnings as one line on stderr; others as Python shows them."""
+    if issubclass(category, PluginLoadWarning):
+        click.echo(f"Warning: {message}", err=True)
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
+_python_show_warning = warnings.showwarning
 
 
 @click.group(cls=TlfGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -71,6 +95,7 @@ def cli() -> None:
 def main() -> None:
     """Console-script entry point."""
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # offline: no version check at import
+    warnings.showwarning = _show_warning
     try:
         _add_plugin_commands(cli)
     except TlfError as exc:

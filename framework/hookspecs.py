@@ -7,13 +7,19 @@ through the ``tlf`` entry-point group::
     entry_points={"tlf": ["myplugin = my_package.plugin"]}
 
 Registration hooks receive a ``register`` callback; each call registers one spec
-(see :mod:`tlf.specs`). Lifecycle hooks are called by the training engine.
+(see :mod:`tlf.specs`). Lifecycle hooks are called by the training engine through
+:meth:`tlf.pluginmanager.PluginManager.notify`. An implementation may take any subset
+of a hook's arguments. A marked function that is not a hook here, or a hook function
+left unmarked, makes the plugin fail to load (see docs/plugins.md).
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import pluggy
+
+if TYPE_CHECKING:
+    import click
 
 PROJECT = "tlf"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -41,7 +47,7 @@ def tlf_register_augmentations(register: Callable[..., None]) -> None:
 
 
 @hookspec
-def tlf_register_commands(cli: Any) -> None:
+def tlf_register_commands(cli: click.Group) -> None:
     """Add click commands to the ``tlf`` command group (``cli.add_command(...)``)."""
 
 

@@ -2,15 +2,22 @@
 entry-point group.
 
 ``TLF_LOAD_PLUGINS`` restricts which external distributions load: a comma-separated
-list of distribution names (empty: none). tlf's own built-ins always load.
+list of distribution names (set but empty: none). tlf's own built-ins always load.
+
+A plugin that fails (its module raises on import, it implements a hook that does not
+exist, its registration hook raises) is reported with a :class:`PluginLoadWarning`
+naming the plugin and its package, recorded in :attr:`PluginManager.infos`, and skipped.
 """
 from __future__ import annotations
 
+import difflib
 import os
+import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib.metadata import entry_points
+from typing import Any
 
 import pluggy
 
@@ -19,10 +26,11 @@ from . import hookspecs
 ENTRY_POINT_GROUP = "tlf"
 LOAD_ENV = "TLF_LOAD_PLUGINS"
 BUILTIN_DIST = "tlf"
+HOOK_NAMES = tuple(sorted(name for name in vars(hookspecs) if name.startswith("tlf_")))
 
 
 class PluginLoadWarning(UserWarning):
-    """A plugin package failed to load and was skipped."""
+    """A plugin failed to load or to register and was skipped."""
 
 
 @dataclass(frozen=True)
@@ -32,58 +40,137 @@ class PluginInfo:
     name: str  # registration name: "<distribution>.<entry point>"
     distribution: str
     version: str
-    error: str | None = None
+    error: str | None = None  # why it failed, when it did
 
 
-def _allowed(dist_name: str) -> bool:
-    if dist_name == BUILTIN_DIST:
-        return True
+def normalize(dist_name: str) -> str:
+    """A distribution name as pip compares it (PEP 503): ``Tlf_Plugin.X`` -> ``tlf-plugin-x``."""
+    return re.sub(r"[-_.]+", "-", dist_name).lower()
+
+
+def requested_distributions() -> set[str] | None:
+    """The external distributions ``TLF_LOAD_PLUGINS`` allows (normalized); None = all."""
     wanted = os.environ.get(LOAD_ENV)
     if wanted is None:
-        return True
-    return dist_name.lower() in {w.strip().lower() for w in wanted.split(",") if w.strip()}
+        return None
+    return {normalize(w.strip()) for w in wanted.split(",") if w.strip()}
 
 
 class PluginManager(pluggy.PluginManager):
-    """pluggy's manager plus a record of which distribution provided each plugin."""
+    """pluggy's manager plus a record of which distribution provided each plugin.
+
+    ``generation`` changes whenever a plugin is registered or unregistered, so that
+    derived state (the registry) knows when to rebuild.
+    """
 
     def __init__(self) -> None:
         super().__init__(hookspecs.PROJECT)
         self.add_hookspecs(hookspecs)
         self.infos: dict[str, PluginInfo] = {}
+        self.generation = 0
+
+    def register(self, plugin: Any, name: str | None = None) -> str | None:
+        """Register ``plugin`` after checking its hooks against :mod:`tlf.hookspecs`."""
+        self._validate(plugin)
+        registered = super().register(plugin, name=name)
+        self.generation += 1
+        try:
+            self.check_pending()
+        except pluggy.PluginValidationError:
+            self.unregister(plugin)
+            raise
+        return registered
+
+    def unregister(self, plugin: Any = None, name: str | None = None) -> Any:
+        removed = super().unregister(plugin, name=name)
+        self.generation += 1
+        return removed
+
+    def _validate(self, plugin: Any) -> None:
+        """Misspelled hooks and hooks without ``@hookimpl`` would be silently ignored: reject them."""
+        for attr in dir(plugin):
+            if not attr.startswith("tlf_"):
+                continue
+            opts = self.parse_hookimpl_opts(plugin, attr)
+            hook = (opts or {}).get("specname") or attr
+            if opts is not None and hook not in HOOK_NAMES:
+                close = difflib.get_close_matches(hook, HOOK_NAMES, n=1)
+                did_you_mean = f"; did you mean {close[0]!r}?" if close else ""
+                raise pluggy.PluginValidationError(plugin, f"unknown hook {hook!r}{did_you_mean}")
+            if opts is None and attr in HOOK_NAMES and callable(getattr(plugin, attr)):
+                raise pluggy.PluginValidationError(
+                    plugin, f"{attr} is not marked with @hookimpl (from tlf.hookspecs import hookimpl)")
 
     def load_entry_points(self) -> None:
-        """Register every ``tlf`` entry point; a broken one is reported and skipped."""
-        for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (e.dist.name != BUILTIN_DIST, e.dist.name, e.name)):
+        """Register every allowed ``tlf`` entry point; a broken one is reported and skipped."""
+        allowed = requested_distributions()
+        found: set[str] = set()
+        eps = sorted(entry_points(group=ENTRY_POINT_GROUP),
+                     key=lambda e: (e.dist.name != BUILTIN_DIST, normalize(e.dist.name), e.name))
+        for ep in eps:
             dist, version = ep.dist.name, ep.dist.version
-            if not _allowed(dist):
+            found.add(normalize(dist))
+            if dist != BUILTIN_DIST and allowed is not None and normalize(dist) not in allowed:
                 continue
             name = f"{dist}.{ep.name}"
-            if self.has_plugin(name):
+            if name in self.infos:
                 continue  # the same distribution seen twice on sys.path
+            self.infos[name] = PluginInfo(name, dist, version)
             try:
                 self.register(ep.load(), name=name)
-                self.check_pending()
             except Exception as exc:  # a plugin's bug must not break tlf
-                if self.has_plugin(name):
-                    self.unregister(name=name)
-                error = f"{type(exc).__name__}: {exc}"
-                warnings.warn(f"plugin {name!r} from package {dist} {version} failed to load and is skipped: {error}",
-                              PluginLoadWarning, stacklevel=2)
-                self.infos[name] = PluginInfo(name, dist, version, error)
-                continue
-            self.infos[name] = PluginInfo(name, dist, version)
+                self.fail(name, f"failed to load: {type(exc).__name__}: {exc}")
+        for missing in sorted((allowed or set()) - found):
+            warnings.warn(f"{LOAD_ENV} names {missing!r}, which provides no tlf plugins (is it installed?)",
+                          PluginLoadWarning, stacklevel=2)
 
     def register_object(self, plugin: object, name: str, distribution: str = "__main__", version: str = "") -> None:
-        """Register a plugin object directly (tests, notebooks, scripts)."""
+        """Register a plugin object directly (tests, notebooks, scripts); errors propagate."""
         self.register(plugin, name=name)
-        self.check_pending()
         self.infos[name] = PluginInfo(name, distribution, version)
+
+    def fail(self, name: str, error: str) -> None:
+        """Record and report that plugin ``name`` failed (``error`` says how)."""
+        info = self.infos.get(name) or PluginInfo(name, name, "")
+        self.infos[name] = replace(info, error=error)
+        label = f"{info.distribution} {info.version}".strip()
+        warnings.warn(f"plugin {name!r} from package {label} {error}; skipped", PluginLoadWarning, stacklevel=3)
+
+    def package_of(self, plugin_name: str) -> str:
+        """The distribution that provided plugin ``plugin_name``."""
+        info = self.infos.get(plugin_name)
+        return info.distribution if info else plugin_name
+
+    def impls(self, hook: str) -> list[pluggy.HookImpl]:
+        """The implementations of ``hook``, in registration order (built-ins first)."""
+        return getattr(self.hook, hook).get_hookimpls()
+
+    def call_impl(self, impl: pluggy.HookImpl, **kwargs: Any) -> bool:
+        """Call one implementation with the arguments it takes; if it raises, report the
+        plugin as failed and return False."""
+        try:
+            impl.function(**{name: kwargs[name] for name in impl.argnames})
+        except Exception as exc:  # a plugin's bug must not break tlf
+            self.fail(impl.plugin_name, f"failed in {impl.function.__name__}: {type(exc).__name__}: {exc}")
+            return False
+        return True
+
+    def notify(self, hook: str, **kwargs: Any) -> None:
+        """Call every implementation of a lifecycle hook (``tlf_on_epoch_end``, ...); one that
+        raises is reported and skipped, and the run goes on."""
+        for impl in self.impls(hook):
+            self.call_impl(impl, **kwargs)
+
+    def failures(self) -> list[PluginInfo]:
+        """Plugins that failed to load or to register."""
+        return [info for info in self.infos.values() if info.error]
 
 
 @lru_cache(maxsize=1)
 def get_plugin_manager() -> PluginManager:
-    """The process-wide plugin manager, with every entry point loaded."""
+    """The process-wide plugin manager, with every entry point loaded.
+
+    ``get_plugin_manager.cache_clear()`` starts over (tests)."""
     pm = PluginManager()
     pm.load_entry_points()
     return pm

@@ -48,6 +48,7 @@ class FreezePolicy:
 
     name = "init"
     pretrained = True
+    changes_during_training = False  # True: on_epoch_start may change the frozen set
     defaults: dict[str, float | int] = {"lr": 1e-4, "epochs": 15}
 
     def __init__(self, train_bn: bool = False) -> None:
@@ -128,6 +129,7 @@ class Gradual(FreezePolicy):
     """
 
     defaults = {"lr": 3e-4, "epochs": 15}
+    changes_during_training = True
 
     def __init__(self, every: int = 2, train_bn: bool = False) -> None:
         super().__init__(train_bn)

@@ -1,14 +1,12 @@
 """The registry: every plugin spec by kind and name, with look-ups that explain misses."""
 from __future__ import annotations
 
-import dataclasses
 import difflib
-import warnings
-from functools import lru_cache
+from dataclasses import replace
 from typing import Any, Iterator
 
 from .errors import TlfError
-from .pluginmanager import PluginManager, PluginLoadWarning, get_plugin_manager
+from .pluginmanager import LOAD_ENV, PluginManager, get_plugin_manager
 from .specs import KINDS, SPEC_TYPES, Spec
 
 SINGULAR = {"datasets": "dataset", "backbones": "backbone", "policies": "policy", "augmentations": "augmentation"}
@@ -28,44 +26,43 @@ def suggest(name: str, candidates: list[str]) -> list[str]:
 
 
 class Registry:
-    """Specs of the four kinds, filled from the plugin manager's registration hooks."""
+    """Specs of the four kinds, filled from the plugin manager's registration hooks.
+
+    A plugin whose registration hook raises is reported and none of its specs of that
+    kind are kept; a name registered twice is a :class:`TlfError` naming both packages.
+    """
 
     def __init__(self, pm: PluginManager) -> None:
         self.pm = pm
+        self.generation = pm.generation
         self._specs: dict[str, dict[str, Spec]] = {kind: {} for kind in KINDS}
         self._aliases: dict[str, dict[str, str]] = {kind: {} for kind in KINDS}
         for kind in KINDS:
             self._collect(kind)
 
     def _collect(self, kind: str) -> None:
-        caller = getattr(self.pm.hook, f"tlf_register_{kind}")
-        for impl in reversed(caller.get_hookimpls()):  # registration order
-            info = self.pm.infos.get(impl.plugin_name)
-            package = info.distribution if info else impl.plugin_name
-
-            def register(spec: Spec, _package: str = package) -> None:
-                self._add(kind, spec, _package)
-
-            try:
-                impl.function(register=register)
-            except TlfError:
-                raise
-            except Exception as exc:
-                warnings.warn(f"plugin {impl.plugin_name!r} from package {package} failed to register "
-                              f"{kind} and is skipped: {type(exc).__name__}: {exc}", PluginLoadWarning, stacklevel=2)
-
-    def _add(self, kind: str, spec: Spec, package: str) -> None:
         expected = SPEC_TYPES[kind]
-        if not isinstance(spec, expected):
-            raise TypeError(f"{package} registered {type(spec).__name__} as {kind}; expected {expected.__name__}")
-        spec = dataclasses.replace(spec, plugin=package)
+        for impl in self.pm.impls(f"tlf_register_{kind}"):
+            package = self.pm.package_of(impl.plugin_name)
+            specs: list[Spec] = []
+
+            def register(spec: Spec) -> None:
+                if not isinstance(spec, expected):
+                    raise TypeError(f"registered {type(spec).__name__} as {kind}; expected {expected.__name__}")
+                specs.append(spec)
+
+            if self.pm.call_impl(impl, register=register):
+                for spec in specs:
+                    self._add(kind, replace(spec, plugin=package))
+
+    def _add(self, kind: str, spec: Spec) -> None:
         for key in (spec.name, *spec.aliases):
-            owner = self._specs[kind].get(key) or self._specs[kind].get(self._aliases[kind].get(key, ""))
+            owner = self._specs[kind].get(self._aliases[kind].get(key, key))
             if owner is not None:
                 raise TlfError(
                     f"{SINGULAR[kind]} name {key!r} is registered twice: by package {owner.plugin} "
-                    f"({owner.name}) and by package {package} ({spec.name})",
-                    hint=f"uninstall one of them, or list the packages to load in TLF_LOAD_PLUGINS")
+                    f"({owner.name}) and by package {spec.plugin} ({spec.name})",
+                    hint=f"uninstall one of them, or list the packages to load in {LOAD_ENV}")
         self._specs[kind][spec.name] = spec
         for alias in spec.aliases:
             self._aliases[kind][alias] = spec.name
@@ -77,21 +74,14 @@ class Registry:
             yield from sorted(self._specs[k].values(), key=lambda s: s.name)
 
     def names(self, kind: str) -> list[str]:
+        """Every name and alias of one kind, sorted."""
         _check_kind(kind)
         return sorted([*self._specs[kind], *self._aliases[kind]])
 
     def resolve(self, kind: str, text: str) -> tuple[Spec, str | None]:
         """``"partial:conv5"`` -> (the ``partial`` spec, ``"conv5"``); errors name close matches."""
-        _check_kind(kind)
         name, sep, argument = text.partition(":")
-        name = name.strip()
-        key = self._aliases[kind].get(name, name)
-        spec = self._specs[kind].get(key)
-        if spec is None:
-            close = suggest(name, self.names(kind))
-            did_you_mean = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-            raise TlfError(f"unknown {SINGULAR[kind]} {name!r}{did_you_mean}",
-                           hint=f"'tlf plugins --kind {kind}' lists them all")
+        spec = self.find(name.strip(), kind)[0]
         if not sep:
             argument = None
         if spec.argument is None and argument is not None:
@@ -102,16 +92,45 @@ class Registry:
                            hint=f"write it as {spec.usage!r}")
         return spec, argument
 
+    def _list_hint(self, kind: str | None) -> str:
+        """Where to look for the names, and which plugins failed (one may have provided it)."""
+        hint = f"'tlf plugins --kind {kind}' lists them all" if kind else "'tlf plugins' lists them all"
+        failed = [info.name for info in self.pm.failures()]
+        return hint + (f"; these plugins failed to load: {', '.join(failed)}" if failed else "")
+
+    def find(self, name: str, kind: str | None = None) -> list[Spec]:
+        """The specs called ``name`` (or with that alias), of one kind or of every kind;
+        an unknown name is a :class:`TlfError` with the close matches of every kind."""
+        kinds = (kind,) if kind else KINDS
+        found = []
+        for k in kinds:
+            _check_kind(k)
+            spec = self._specs[k].get(self._aliases[k].get(name, name))
+            if spec is not None:
+                found.append(spec)
+        if not found:
+            close = suggest(name, sorted({n for k in kinds for n in self.names(k)}))
+            did_you_mean = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+            what = SINGULAR[kind] if kind else "plugin"
+            raise TlfError(f"unknown {what} {name!r}{did_you_mean}", hint=self._list_hint(kind))
+        return found
+
     def create(self, kind: str, text: str, *args: Any, **kwargs: Any) -> Any:
         """Resolve ``text`` and call the spec's factory."""
         spec, argument = self.resolve(kind, text)
         return spec.factory(argument, *args, **kwargs)
 
 
-@lru_cache(maxsize=1)
+_current: Registry | None = None
+
+
 def get_registry() -> Registry:
-    """The process-wide registry over every loaded plugin."""
-    return Registry(get_plugin_manager())
+    """The process-wide registry over every loaded plugin; rebuilt when plugins change."""
+    global _current
+    pm = get_plugin_manager()
+    if _current is None or _current.pm is not pm or _current.generation != pm.generation:
+        _current = Registry(pm)
+    return _current
 
 
 def resolve(kind: str, text: str) -> tuple[Spec, str | None]:

@@ -34,10 +34,18 @@ class Spec:
     plugin: str = ""  # the providing distribution, filled in by the registry
 
     def __post_init__(self) -> None:
-        if not self.name or ":" in self.name or any(c.isspace() for c in self.name):
-            raise ValueError(f"invalid {self.kind} plugin name {self.name!r}: no spaces or ':'")
-        if not self.description:
+        if isinstance(self.aliases, str):
+            raise ValueError(f"{self.kind} plugin {self.name!r}: aliases must be a tuple of names, not a string")
+        object.__setattr__(self, "aliases", tuple(self.aliases))
+        for name in (self.name, *self.aliases):
+            if not isinstance(name, str) or not name or ":" in name or any(c.isspace() for c in name):
+                raise ValueError(f"invalid {self.kind} plugin name {name!r}: a non-empty word without ':'")
+        if not self.description or "\n" in self.description:
             raise ValueError(f"{self.kind} plugin {self.name!r} needs a one-line description")
+        if not callable(self.factory):
+            raise ValueError(f"{self.kind} plugin {self.name!r}: factory {self.factory!r} is not callable")
+        if self.argument_required and self.argument is None:
+            raise ValueError(f"{self.kind} plugin {self.name!r}: argument_required needs an argument metavar")
 
     @property
     def usage(self) -> str:

@@ -1,9 +1,19 @@
-"""Shared test setup: offline albumentations, an isolated TLF_HOME."""
+"""Shared test set-up: offline albumentations, an isolated TLF_HOME, and plugin packages
+installed into temp dirs."""
+from __future__ import annotations
+
 import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 
 os.environ["NO_ALBUMENTATIONS_UPDATE"] = "1"
 
-import pytest  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "tlf-plugin-example"
 
 
 @pytest.fixture(autouse=True)
@@ -12,37 +22,13 @@ def _tlf_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("TLF_HOME", str(tmp_path_factory.mktemp("tlf_home")))
 
 
-def _install_reading_standin() -> None:
-    """tlf.data.reading belongs to the data branch; until it is merged here, tests use a
-    minimal stand-in with the contract's API (read_rgb, UnreadableImage(path, reason))."""
-    try:
-        import tlf.data.reading  # noqa: F401
-        return
-    except ImportError:
-        pass
-    import sys
-    import types
-
-    import numpy as np
-    import tlf.data
-    from PIL import Image
-
-    class UnreadableImage(Exception):
-        def __init__(self, path, reason):
-            super().__init__(f"{path}: {reason}")
-            self.path, self.reason = str(path), reason
-
-    def read_rgb(path):
-        try:
-            with Image.open(path) as im:
-                return np.asarray(im.convert("RGB"))
-        except Exception as exc:
-            raise UnreadableImage(path, f"{type(exc).__name__}: {exc}") from None
-
-    module = types.ModuleType("tlf.data.reading")
-    module.UnreadableImage, module.read_rgb = UnreadableImage, read_rgb
-    sys.modules["tlf.data.reading"] = module
-    tlf.data.reading = module
-
-
-_install_reading_standin()
+@pytest.fixture(scope="session")
+def example_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder where pip installed ``examples/tlf-plugin-example`` (put it on sys.path)."""
+    tmp = tmp_path_factory.mktemp("example")
+    # pip builds in place: install from a copy to keep the checkout clean
+    source = shutil.copytree(EXAMPLE, tmp / "src", ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    site = tmp / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--no-index", "--target", str(site), str(source)], check=True)
+    return site

@@ -64,7 +64,8 @@ def build_parts(config: RunConfig, placement, world, report) -> RunParts:
         image_size=config.image_size or meta.input_size,
         workers=default_workers(placement.device.type) if config.workers is None else config.workers,
     ).validate()
-    policy.apply(model, train_bn=config.train_bn)
+    policy.train_bn = config.train_bn
+    policy.apply(model)
     model.to(placement.device)
     if config.channels_last:
         model.to(memory_format=torch.channels_last)

@@ -187,7 +187,7 @@ class Trainer:
         config = self.config
         epochs = config.epochs
         if self.world.is_main:
-            get_plugin_manager().hook.tlf_on_run_start(run=self.run)
+            get_plugin_manager().notify("tlf_on_run_start", run=self.run)
             total, trainable = count_params(self.model)
             self.report.info(f"[bold]tlf[/bold] {config.dataset} · {config.backbone} · {self.policy.name} · "
                              f"{len(self.parts.splits.train)} train / {len(self.parts.splits.val)} val images · "
@@ -204,7 +204,8 @@ class Trainer:
         stale = 0
         for epoch in range(self.start_epoch, epochs):
             if self.policy.on_epoch_start(self.model, epoch, self.optimizer):
-                self.report.info(f"epoch {epoch + 1}: {self.policy.describe_state(self.model)}")
+                frozen = ", ".join(self.model.frozen_stages) or "none"
+                self.report.info(f"epoch {epoch + 1}: {self.policy.name} unfroze a stage; frozen now: {frozen}")
                 self._wrap()
             start = time.perf_counter()
             train = self._train_epoch(epoch, epochs, schedule)
@@ -227,7 +228,7 @@ class Trainer:
                 self.report.info(f"epoch {epoch + 1}/{epochs}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.3f}"
                                  f"  val loss {row['val_loss']:.4f} acc {row['val_acc']:.3f}  "
                                  f"{row['images_per_second']:.0f} img/s{'  *' if improved else ''}")
-                get_plugin_manager().hook.tlf_on_epoch_end(run=self.run, epoch=epoch + 1, metrics=row)
+                get_plugin_manager().notify("tlf_on_epoch_end", run=self.run, epoch=epoch + 1, metrics=row)
             if config.patience is not None and stale >= config.patience:
                 self.report.info(f"early stop: val accuracy did not improve for {config.patience} epoch(s)")
                 break
@@ -329,7 +330,7 @@ class Trainer:
             }
             self.run_dir.write_json("summary.json", summary)
             self.run.summary = summary
-            get_plugin_manager().hook.tlf_on_run_end(run=self.run, summary=summary)
+            get_plugin_manager().notify("tlf_on_run_end", run=self.run, summary=summary)
         ddp.close_world(self.world)
         return summary or {}
 

@@ -1,0 +1,76 @@
+"""tlf plugins of every kind, registered through the ``tlf`` entry point in setup.py.
+
+This module is imported whenever tlf starts (``tlf plugins``, ``tlf train``), so it only
+describes the plugins; each factory imports its implementation (numpy, torch,
+albumentations) from a sibling module when the plugin is actually used.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from tlf.hookspecs import hookimpl
+from tlf.specs import AugmentationSpec, BackboneSpec, DatasetSpec, PolicySpec
+
+
+def _stripes(argument: str | None, request: Any) -> Any:
+    from .stripes import make_stripes
+    return make_stripes(argument, request)
+
+
+def _smallcnn(argument: str | None, request: Any) -> Any:
+    from .smallcnn import make_smallcnn
+    return make_smallcnn(request)
+
+
+def _bn_only(argument: str | None) -> Any:
+    from .bn_only import BnOnlyPolicy
+    return BnOnlyPolicy()
+
+
+def _grayscale(argument: str | None, request: Any) -> Any:
+    from .grayscale import make_grayscale
+    return make_grayscale(argument, request)
+
+
+@hookimpl
+def tlf_register_datasets(register: Callable[..., None]) -> None:
+    register(DatasetSpec(
+        name="stripes",
+        description="Generated images of horizontal vs vertical stripes (offline, for smoke tests)",
+        factory=_stripes,
+        argument="N",
+        num_classes=2,
+    ))
+
+
+@hookimpl
+def tlf_register_backbones(register: Callable[..., None]) -> None:
+    register(BackboneSpec(
+        name="smallcnn",
+        description="Small CNN from the course: five conv3x3+ReLU+maxpool blocks, no pretrained weights",
+        factory=_smallcnn,
+        feature_dim=256,
+        input_size=32,
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
+    ))
+
+
+@hookimpl
+def tlf_register_policies(register: Callable[..., None]) -> None:
+    register(PolicySpec(
+        name="bn-only",
+        description="Train only the normalization layers' scale/shift and the head; freeze every other weight",
+        factory=_bn_only,
+        aliases=("norm-only",),
+    ))
+
+
+@hookimpl
+def tlf_register_augmentations(register: Callable[..., None]) -> None:
+    register(AugmentationSpec(
+        name="grayscale",
+        description="Convert training images to 3-channel grayscale with probability P (default 0.2)",
+        factory=_grayscale,
+        argument="P",
+    ))

@@ -1,0 +1,39 @@
+"""Helpers for tests of plugin loading: hand-made distributions and a fresh ``tlf`` process."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def make_dist(site: Path, name: str, version: str, modules: dict[str, str], entry_points: dict[str, str]) -> Path:
+    """Install a minimal distribution into ``site`` by hand: its modules and a dist-info
+    with ``tlf`` entry points (entry-point name -> module)."""
+    site.mkdir(parents=True, exist_ok=True)
+    for module, source in modules.items():
+        (site / f"{module}.py").write_text(source)
+    info = site / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text("[tlf]\n" + "".join(f"{k} = {v}\n" for k, v in entry_points.items()))
+    return site
+
+
+def run_tlf(*args: str, paths: list[Path] = (), env: dict[str, str] | None = None,
+            code: str | None = None) -> subprocess.CompletedProcess:
+    """``python -m tlf ARGS`` (or ``python -c CODE``) in a fresh interpreter with ``paths`` on PYTHONPATH."""
+    environ = {k: v for k, v in os.environ.items() if k not in ("TLF_LOAD_PLUGINS", "PYTHONPATH")}
+    environ.update({"PYTHONPATH": os.pathsep.join(map(str, paths)), "NO_ALBUMENTATIONS_UPDATE": "1",
+                    "COLUMNS": "200"}, **(env or {}))
+    command = [sys.executable, "-c", code] if code else [sys.executable, "-m", "tlf", *args]
+    return subprocess.run(command, capture_output=True, text=True, env=environ, timeout=120)
+
+
+def one_spec_module(spec_class: str, name: str) -> str:
+    """Source of a plugin module that registers one spec, e.g. ``one_spec_module("PolicySpec", "bn-only")``."""
+    hook = {"DatasetSpec": "datasets", "BackboneSpec": "backbones", "PolicySpec": "policies",
+            "AugmentationSpec": "augmentations"}[spec_class]
+    return (f"from tlf.hookspecs import hookimpl\nfrom tlf.specs import {spec_class}\n"
+            f"@hookimpl\ndef tlf_register_{hook}(register):\n"
+            f"    register({spec_class}(name={name!r}, description='from a test package', factory=print))\n")

@@ -1,0 +1,123 @@
+"""The ``tlf`` command line, run as users run it: a fresh ``python -m tlf`` process."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from plugin_helpers import make_dist, one_spec_module, run_tlf
+
+from tlf import __version__
+
+HELLO = ("import click\nfrom tlf.hookspecs import hookimpl\n"
+         "@hookimpl\ndef tlf_register_commands(cli):\n"
+         "    @cli.command(name={name!r})\n"
+         "    def hello():\n        'Say hello.'\n        click.echo('hello from a plugin')\n")
+
+
+def one_line_error(result) -> str:
+    """The error line of a failed command, checking that it is the only one."""
+    errors = [line for line in result.stderr.splitlines() if not line.startswith("Warning: ")]
+    assert len(errors) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    return errors[0]
+
+
+def test_help_lists_the_commands() -> None:
+    result = run_tlf("--help")
+    assert result.returncode == 0, result.stderr
+    assert "Usage: tlf [OPTIONS] COMMAND" in result.stdout
+    assert "plugins" in result.stdout and "List datasets, backbones" in result.stdout
+    assert run_tlf("plugins", "--help").stdout.count("--kind") == 1
+
+
+def test_version() -> None:
+    result = run_tlf("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"tlf, version {__version__}"
+
+
+def test_unknown_command_suggests_the_close_one() -> None:
+    result = run_tlf("plugin")
+    assert result.returncode == 2
+    assert "Error: No such command 'plugin'. Did you mean 'plugins'?" in result.stderr
+
+
+def test_unknown_plugin_name_is_one_line_with_suggestions(example_site: Path) -> None:
+    result = run_tlf("plugins", "strpes", paths=[example_site])
+    assert result.returncode == 1
+    assert one_line_error(result).startswith("Error: unknown plugin 'strpes'; did you mean 'stripes'? "
+                                             "('tlf plugins' lists them all")
+    result = run_tlf("plugins", "--kind", "backbones", "smalcnn", paths=[example_site])
+    assert result.returncode == 1
+    assert one_line_error(result).startswith("Error: unknown backbone 'smalcnn'; did you mean 'smallcnn'? "
+                                             "('tlf plugins --kind backbones' lists them all")
+
+
+def test_plugin_details(example_site: Path) -> None:
+    result = run_tlf("plugins", "norm-only", paths=[example_site])
+    assert result.returncode == 0, result.stderr
+    assert "policy bn-only" in result.stdout and "tlf-plugin-example 0.1.0" in result.stdout
+    rows = json.loads(run_tlf("plugins", "smallcnn", "--json", paths=[example_site]).stdout)["plugins"]
+    assert [(row["name"], row["details"]["feature_dim"], row["details"]["input_size"]) for row in rows] == [
+        ("smallcnn", 256, 32)]
+
+
+def test_table_lists_every_kind(example_site: Path) -> None:
+    result = run_tlf("plugins", paths=[example_site])
+    assert result.returncode == 0, result.stderr
+    for usage in ("stripes[:N]", "smallcnn", "bn-only", "norm-only", "grayscale[:P]", "tlf-plugin-example 0.1.0"):
+        assert usage in result.stdout
+    only = run_tlf("plugins", "--kind", "policies", paths=[example_site])
+    assert "bn-only" in only.stdout and "smallcnn" not in only.stdout
+
+
+def test_clash_between_packages_stops_with_both_names(example_site: Path, tmp_path: Path) -> None:
+    clash = make_dist(tmp_path, "tlf-clash", "1.0", {"tlf_clash": one_spec_module("BackboneSpec", "smallcnn")},
+                     {"clash": "tlf_clash"})
+    result = run_tlf("plugins", paths=[example_site, clash])
+    assert result.returncode == 1
+    line = one_line_error(result)
+    assert "backbone name 'smallcnn' is registered twice" in line
+    assert "tlf-clash" in line and "tlf-plugin-example" in line and "TLF_LOAD_PLUGINS" in line
+    assert run_tlf("plugins", paths=[example_site, clash], env={"TLF_LOAD_PLUGINS": "tlf-clash"}).returncode == 0
+
+
+def test_plugin_commands(tmp_path: Path) -> None:
+    site = make_dist(tmp_path, "tlf-hello", "1.0", {"tlf_hello": HELLO.format(name="hello")}, {"hello": "tlf_hello"})
+    result = run_tlf("hello", paths=[site])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "hello from a plugin\n"
+    assert "Say hello." in run_tlf("--help", paths=[site]).stdout
+
+
+def test_plugin_command_cannot_take_a_core_name(tmp_path: Path) -> None:
+    site = make_dist(tmp_path, "tlf-sneaky", "1.0", {"tlf_sneaky": HELLO.format(name="plugins")},
+                     {"sneaky": "tlf_sneaky"})
+    result = run_tlf("--help", paths=[site])
+    assert result.returncode == 1
+    assert one_line_error(result) == ("Error: command 'plugins' is provided twice: by package tlf and by package "
+                                      "tlf-sneaky (uninstall one of them, or list the packages to load in "
+                                      "TLF_LOAD_PLUGINS)")
+
+
+def test_failing_command_hook_is_reported_and_skipped(tmp_path: Path) -> None:
+    site = make_dist(tmp_path, "tlf-oops", "1.0", {"tlf_oops": (
+        "from tlf.hookspecs import hookimpl\n@hookimpl\ndef tlf_register_commands(cli):\n"
+        "    raise ValueError('no commands today')\n")}, {"oops": "tlf_oops"})
+    result = run_tlf("plugins", "--json", paths=[site])
+    assert result.returncode == 0, result.stderr
+    assert ("Warning: plugin 'tlf-oops.oops' from package tlf-oops 1.0 failed in tlf_register_commands: "
+            "ValueError: no commands today; skipped") in result.stderr
+    assert {f["name"] for f in json.loads(result.stdout)["failed"]} >= {"tlf-oops.oops"}
+
+
+@pytest.mark.parametrize("args", [["plugins", "--json"], ["--help"]])
+def test_import_tlf_and_the_cli_do_not_import_torch(example_site: Path, args: list[str]) -> None:
+    code = ("import sys, runpy\nimport tlf\nassert 'torch' not in sys.modules, 'import tlf imported torch'\n"
+            f"sys.argv = ['tlf', *{args!r}]\n"
+            "try:\n    runpy.run_module('tlf', run_name='__main__')\nexcept SystemExit as exit:\n"
+            "    assert not exit.code, exit.code\n"
+            "heavy = sorted({'torch', 'torchvision', 'timm', 'albumentations', 'cv2'} & set(sys.modules))\n"
+            f"assert not heavy, f'tlf {' '.join(args)} imported {{heavy}}'\n")
+    result = run_tlf(code=code, paths=[example_site])
+    assert result.returncode == 0, result.stderr
