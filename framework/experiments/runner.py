@@ -48,20 +48,27 @@ def split_names(values: str | Sequence[str] | None) -> list[str]:
     return list(dict.fromkeys(n for n in names if n))
 
 
-def plan_runs(dataset: str, backbones: Sequence[str], policies: Sequence[str], seeds: Sequence[int]) -> list[PlannedRun]:
-    """Every run of the comparison, seed by seed; every name is checked before anything runs."""
+def _canonical(kind: str, text: str) -> str:
+    """The registered name of ``text`` (aliases resolved); policies as their own ``.name``."""
     registry = get_registry()
-    registry.resolve("datasets", dataset)
+    spec, argument = registry.resolve(kind, text)
+    if kind == "policies":
+        return registry.create(kind, text).name  # e.g. "partial" -> "partial:conv5"
+    return spec.name if argument is None else f"{spec.name}:{argument}"
+
+
+def plan_runs(dataset: str, backbones: Sequence[str], policies: Sequence[str], seeds: Sequence[int]) -> list[PlannedRun]:
+    """Every run of the comparison, seed by seed, under canonical names; every name is checked
+    (unknown ones raise TlfError with suggestions) before anything runs."""
+    get_registry().resolve("datasets", dataset)
     if not backbones:
         raise TlfError("no backbone to compare", hint="pass --backbone NAME or --backbones A,B")
     if not policies:
         raise TlfError("no policy to compare", hint="pass --policies scratch,transfer,partial:conv5,init")
     if not seeds:
         raise TlfError("no seed to run", hint="pass --seeds 1 or more")
-    for backbone in backbones:
-        registry.resolve("backbones", backbone)
-    for policy in policies:
-        registry.resolve("policies", policy)
+    backbones = list(dict.fromkeys(_canonical("backbones", b) for b in backbones))
+    policies = list(dict.fromkeys(_canonical("policies", p) for p in policies))
     runs = [PlannedRun(b, p, s) for s in seeds for b in backbones for p in policies]
     seen: dict[str, PlannedRun] = {}
     for run in runs:
@@ -109,9 +116,8 @@ def compare(dataset: str | None = None, backbones: str | Sequence[str] | None = 
         raise TlfError(f"seeds must be at least 1, got {seeds}", hint="e.g. --seeds 3")
     base = load_config(config, **{k: v for k, v in settings.items() if k not in ("out", "name")})
     dataset = dataset or base.dataset
-    backbone_names = split_names(backbones) or [base.backbone]
-    policy_names = split_names(policies)
-    runs = plan_runs(dataset, backbone_names, policy_names, list(range(seed, seed + seeds)))
+    runs = plan_runs(dataset, split_names(backbones) or [base.backbone], split_names(policies),
+                     list(range(seed, seed + seeds)))
     out = Path(out) if out is not None else Path("comparisons") / _slug(dataset)
     runs_dir = out / "runs"
     say = log or (lambda message: None)
@@ -139,7 +145,8 @@ def compare(dataset: str | None = None, backbones: str | Sequence[str] | None = 
             say(f"{label}: training")
         api.train(RunConfig(**wanted), quiet=quiet, out=str(runs_dir), name=run.name)
 
-    settings_record = {"dataset": dataset, "backbones": backbone_names, "policies": policy_names,
+    settings_record = {"dataset": dataset, "backbones": list(dict.fromkeys(r.backbone for r in runs)),
+                       "policies": list(dict.fromkeys(r.policy for r in runs)),
                        "seeds": list(range(seed, seed + seeds)), **shared}
     comparison = load_results([runs_dir / run.name for run in runs], settings=settings_record)
     comparison.write(out)
