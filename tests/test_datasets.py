@@ -356,6 +356,22 @@ def test_data_download_reports_where(tmp_path):
     assert result.exit_code == 1 and "is not a folder" in result.output
 
 
+def test_data_download_command_fetches_into_tlf_home(tmp_path, tlf_home, monkeypatch):
+    from tlf.plugins.datasets import archives
+    root = tmp_path / "build" / "cats_and_dogs_filtered"
+    make_class_tree(root / "train", {"cats": 2, "dogs": 2})
+    make_class_tree(root / "validation", {"cats": 1, "dogs": 1})
+    archive = make_zip(root, tmp_path / "cats_and_dogs_filtered.zip")
+    with serve(tmp_path) as base:
+        monkeypatch.setattr(archives, "CATS_AND_DOGS", Archive(f"{base}/{archive.name}", archive.name,
+                                                               sha256=sha256(archive)))
+        result = CliRunner().invoke(cli, ["data", "download", "cats_and_dogs"])
+    assert result.exit_code == 0, result.output
+    where = tlf_home / "datasets" / "cats_and_dogs" / "cats_and_dogs_filtered"
+    assert f"cats_and_dogs: 2 classes, 4 train and 2 val images in {where}" in result.stdout
+    assert "download cats_and_dogs_filtered.zip" in result.stderr  # the progress bar
+
+
 def test_plugins_register_without_torch():
     code = ("import sys, warnings; warnings.simplefilter('ignore'); from tlf.registry import get_registry; "
             "names = [s.name for s in get_registry().specs('datasets')]; "
