@@ -8,10 +8,11 @@ the live path would compute for the same input crop.
 from __future__ import annotations
 
 import os
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
 
 def frozen_prefix(model: nn.Module) -> int:
@@ -47,10 +48,19 @@ def memory_budget(device: torch.device) -> int:
         return 2 << 30
 
 
-class FeatureCache:
-    """Outputs of the frozen prefix for ``views`` passes over a loader, kept on the device."""
+def ordered_passes(loader: DataLoader, views: int) -> list[DataLoader]:
+    """One loader per view over ``loader``'s dataset in index order, with the augmentation of
+    epoch ``view`` (the datasets of :mod:`tlf.data.loaders` take ``(epoch, index)`` items)."""
+    return [DataLoader(loader.dataset, batch_size=loader.batch_size, sampler=[(view, i) for i in range(len(loader.dataset))],
+                       num_workers=loader.num_workers, collate_fn=loader.collate_fn, pin_memory=loader.pin_memory,
+                       worker_init_fn=loader.worker_init_fn, generator=torch.Generator().manual_seed(view))
+            for view in range(views)]
 
-    def __init__(self, features: list[torch.Tensor], labels: list[torch.Tensor]) -> None:
+
+class FeatureCache:
+    """Outputs of the frozen prefix, one tensor per view, rows in dataset-index order, on the device."""
+
+    def __init__(self, features: list[torch.Tensor], labels: torch.Tensor) -> None:
         self.features = features
         self.labels = labels
 
@@ -62,43 +72,43 @@ class FeatureCache:
     def nbytes(self) -> int:
         return sum(f.numel() * f.element_size() for f in self.features)
 
+    def __len__(self) -> int:
+        return len(self.labels)
+
     @classmethod
-    def build(cls, prefix: nn.Module, loader, views: int, to_input: Callable, amp_dtype: torch.dtype | None,
-              device: torch.device, budget: int) -> FeatureCache | None:
-        """Run the prefix over ``loader`` ``views`` times; None when it would exceed ``budget`` bytes."""
+    def build(cls, prefix: nn.Module, passes: list[Iterable], size: int, to_input: Callable,
+              amp_dtype: torch.dtype | None, device: torch.device, budget: int) -> FeatureCache | None:
+        """Run the prefix over each pass (``size`` images in index order); None when the features
+        would exceed ``budget`` bytes."""
         store = amp_dtype or torch.float32
-        per_view = len(loader.dataset) if hasattr(loader, "dataset") else None
         features: list[torch.Tensor] = []
-        labels: list[torch.Tensor] = []
+        labels: torch.Tensor | None = None
         prefix.eval()
         with torch.inference_mode(), torch.autocast(device.type, dtype=amp_dtype or torch.float32,
                                                     enabled=amp_dtype is not None):
-            for view in range(views):
-                if hasattr(loader, "set_epoch"):
-                    loader.set_epoch(view)
+            for batches in passes:
                 chunks, chunk_labels = [], []
-                for images, y in loader:
+                for images, y in batches:
                     out = prefix(to_input(images)).to(store)
-                    if not features and not chunks and per_view is not None:
-                        needed = out[0].numel() * out.element_size() * per_view * views
-                        if needed > budget:
-                            return None
+                    if not features and not chunks and out[0].numel() * out.element_size() * size * len(passes) > budget:
+                        return None
                     chunks.append(out)
                     chunk_labels.append(y.to(device, non_blocking=True))
                 features.append(torch.cat(chunks))
-                labels.append(torch.cat(chunk_labels))
+                labels = torch.cat(chunk_labels)
         return cls(features, labels)
 
-    def batches(self, epoch: int, batch_size: int, generator: torch.Generator,
+    def batches(self, epoch: int, batch_size: int, order: torch.Tensor | None = None,
                 drop_last: bool = True) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Shuffled batches of the view for ``epoch`` (views cycle over epochs)."""
-        feats, labels = self.features[epoch % self.views], self.labels[epoch % self.views]
-        order = torch.randperm(len(feats), generator=generator).to(feats.device)
+        """Batches of the view for ``epoch`` (views cycle over epochs), in ``order`` (dataset
+        indices; default: index order)."""
+        feats = self.features[epoch % self.views]
+        order = (torch.arange(len(feats)) if order is None else order).to(feats.device)
         stop = len(order) - (len(order) % batch_size if drop_last and len(order) >= batch_size else 0)
         for start in range(0, stop, batch_size):
             idx = order[start:start + batch_size]
-            yield feats[idx], labels[idx]
+            yield feats[idx], self.labels[idx]
 
     def steps_per_epoch(self, batch_size: int, drop_last: bool = True) -> int:
-        n = len(self.features[0])
+        n = len(self)
         return n // batch_size if drop_last and n >= batch_size else -(-n // batch_size)

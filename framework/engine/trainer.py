@@ -18,7 +18,7 @@ from ..pluginmanager import get_plugin_manager
 from ..rundir import RunDir, load_checkpoint, read_run_config
 from . import distributed as ddp
 from .device import Placement, place
-from .features import FeatureCache, Remainder, frozen_prefix, memory_budget
+from .features import FeatureCache, Remainder, frozen_prefix, memory_budget, ordered_passes
 from .optim import build_optimizer, set_lr, warmup_cosine
 from .plots import plot_curves
 from .progress import Reporter
@@ -92,6 +92,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.placement.uses_scaler)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=self.config.label_smoothing)
         self.feature_cache: FeatureCache | None = None
+        self.val_cache: FeatureCache | None = None
         self.remainder: nn.Module | None = None
         if resume_dir is not None:
             self._restore(resume_dir)
@@ -170,17 +171,21 @@ class Trainer:
         stages = list(self.model.backbone.stages.children())
         prefix_module = nn.Sequential(*stages[:prefix])
         start = time.perf_counter()
-        cache = FeatureCache.build(prefix_module, self.parts.train_loader, views, self._to_input,
-                                   self.placement.amp_dtype, self.device, memory_budget(self.device))
+        train_loader, val_loader = self.parts.train_loader, self.parts.val_loader
+        cache = FeatureCache.build(prefix_module, ordered_passes(train_loader, views), len(train_loader.dataset),
+                                   self._to_input, self.placement.amp_dtype, self.device, memory_budget(self.device))
         if cache is None:
             self.report.info("feature cache: skipped, the frozen features do not fit in memory")
             return
         self.feature_cache = cache
+        self.val_cache = FeatureCache.build(prefix_module, [val_loader], len(val_loader.dataset), self._to_input,
+                                            self.placement.amp_dtype, self.device, memory_budget(self.device))
         self.remainder = Remainder(self.model, prefix)
         if self.config.compile:
             self.remainder = torch.compile(self.remainder)
+        cached = cache.nbytes + (self.val_cache.nbytes if self.val_cache else 0)
         self.report.info(f"feature cache: {prefix} frozen stage(s) run once over {views} view(s) of the training set "
-                         f"({cache.nbytes / 2**20:.0f} MiB, {time.perf_counter() - start:.1f}s)")
+                         f"and the validation set ({cached / 2**20:.0f} MiB, {time.perf_counter() - start:.1f}s)")
 
     # ---- the loop -----------------------------------------------------------------------
     def fit(self) -> dict:
@@ -235,12 +240,11 @@ class Trainer:
         return self._finish()
 
     def _batches(self, epoch: int):
-        if self.feature_cache is not None:
-            generator = torch.Generator().manual_seed(self.config.seed * 1000 + epoch)
-            return self.feature_cache.batches(epoch, self.config.batch_size, generator), self.remainder
         loader = self.parts.train_loader
-        if hasattr(loader, "set_epoch"):
-            loader.set_epoch(epoch)
+        loader.set_epoch(epoch)
+        if self.feature_cache is not None:  # the loader's sample order, the cached features
+            order = torch.tensor([index for _, index in loader.sampler])
+            return self.feature_cache.batches(epoch, self.config.batch_size, order), self.remainder
         return ((self._to_input(x), y.to(self.device, non_blocking=True)) for x, y in loader), self.forward_model
 
     def _train_epoch(self, epoch: int, epochs: int, schedule) -> dict:
@@ -287,11 +291,21 @@ class Trainer:
 
     @torch.inference_mode()
     def validate(self) -> dict:
-        """Loss and accuracy on the whole validation set (every rank computes the same)."""
-        logits, labels = predict_logits(self.model, self.parts.val_loader, self._to_input, self.placement)
-        loss = nn.functional.cross_entropy(logits, labels).item() if len(labels) else float("nan")
-        acc = (logits.argmax(1) == labels).float().mean().item() if len(labels) else 0.0
-        return {"loss": loss, "acc": acc}
+        """Loss and accuracy on the validation set (under torch.distributed: summed over the
+        ranks' shards, so every rank gets the same figures)."""
+        if self.val_cache is not None:
+            batches = self.val_cache.batches(0, self.config.batch_size, drop_last=False)
+            logits, labels = predict_logits(self.remainder, batches, lambda features: features, self.placement)
+        else:
+            logits, labels = predict_logits(self.model, self.parts.val_loader, self._to_input, self.placement)
+        sums = torch.zeros(3, dtype=torch.float64)
+        if len(labels):
+            sums += torch.tensor([nn.functional.cross_entropy(logits, labels, reduction="sum").item(),
+                                  (logits.argmax(1) == labels).sum().item(), len(labels)], dtype=torch.float64)
+        if self.world.distributed:
+            sums = ddp.all_reduce_sum(sums.to(self.device), self.world).cpu()
+        loss_sum, correct, count = sums.tolist()
+        return {"loss": loss_sum / count if count else float("nan"), "acc": correct / count if count else 0.0}
 
     # ---- outputs ------------------------------------------------------------------------
     def _state(self, epoch: int) -> dict:
