@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..config import RunConfig, load_config
+from ..config import RunConfig, load_config, read_config_file
 from ..errors import TlfError
 from ..registry import get_registry
 from .results import Comparison, load_results
 
 # settings a run may be resumed or reused with although they differ from its config.yaml
 REUSABLE = ("device", "precision", "workers", "compile", "cache", "out", "name")
+IDENTITY = ("dataset", "backbone", "policy", "seed")  # what makes a run the one planned
 
 
 def _slug(text: str) -> str:
@@ -88,15 +89,26 @@ def run_state(path: Path) -> str:
     return "empty" if path.exists() else "new"
 
 
-def _check_same_settings(path: Path, wanted: dict[str, Any]) -> None:
-    """A run found in OUT must have been made with the settings asked for now."""
+def _check_same_settings(path: Path, wanted: dict[str, Any], asked: set[str]) -> None:
+    """A run found in OUT must have been made with the settings asked for now (those given
+    explicitly, and the run's identity; defaults the engine resolves are not compared)."""
     from ..rundir import read_run_config
     done = read_run_config(path)
-    differ = [f"{key}={done.get(key)!r} (asked {value!r})" for key, value in wanted.items()
-              if value is not None and key not in REUSABLE and done.get(key) != value]
+    differ = [f"{key}={done.get(key)!r} (asked {wanted[key]!r})" for key in (*IDENTITY, *sorted(asked))
+              if key not in REUSABLE and done.get(key) != wanted[key]]
     if differ:
         raise TlfError(f"{path} was made with other settings: {', '.join(differ)}",
                        hint="use another --out for these settings, or delete that run directory to redo it")
+
+
+def _release_memory() -> None:
+    """Drop the finished run's model, optimizer and feature cache before the next run starts."""
+    import gc
+
+    import torch
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def compare(dataset: str | None = None, backbones: str | Sequence[str] | None = None,
@@ -114,7 +126,9 @@ def compare(dataset: str | None = None, backbones: str | Sequence[str] | None = 
 
     if seeds < 1:
         raise TlfError(f"seeds must be at least 1, got {seeds}", hint="e.g. --seeds 3")
-    base = load_config(config, **{k: v for k, v in settings.items() if k not in ("out", "name")})
+    settings = {k: v for k, v in settings.items() if v is not None and k not in ("out", "name")}
+    base = load_config(config, **settings)
+    asked = set(settings) | (set(read_config_file(config)) if config is not None else set())
     dataset = dataset or base.dataset
     runs = plan_runs(dataset, split_names(backbones) or [base.backbone], split_names(policies),
                      list(range(seed, seed + seeds)))
@@ -130,13 +144,14 @@ def compare(dataset: str | None = None, backbones: str | Sequence[str] | None = 
         label = f"[{index}/{len(runs)}] {run.backbone} · {run.policy} · seed {run.seed}"
         wanted = {**shared, "dataset": dataset, "backbone": run.backbone, "policy": run.policy, "seed": run.seed}
         if state in ("finished", "interrupted"):
-            _check_same_settings(path, wanted)
+            _check_same_settings(path, wanted, asked & set(wanted))
         if state == "finished":
             say(f"{label}: finished earlier, skipped")
             continue
         if state == "interrupted":
             say(f"{label}: resuming {path}")
             api.train(resume=path, quiet=quiet, **resume_settings)
+            _release_memory()
             continue
         if state == "empty":
             say(f"{label}: {path} has no checkpoint yet, starting it again")
@@ -144,6 +159,7 @@ def compare(dataset: str | None = None, backbones: str | Sequence[str] | None = 
         else:
             say(f"{label}: training")
         api.train(RunConfig(**wanted), quiet=quiet, out=str(runs_dir), name=run.name)
+        _release_memory()
 
     settings_record = {"dataset": dataset, "backbones": list(dict.fromkeys(r.backbone for r in runs)),
                        "policies": list(dict.fromkeys(r.policy for r in runs)),
