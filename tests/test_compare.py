@@ -213,3 +213,22 @@ def test_plan_uses_canonical_names_seed_by_seed():
     assert [(r.policy, r.seed) for r in runs] == [("transfer", 0), ("partial:conv5", 0), ("init", 0),
                                                   ("transfer", 1), ("partial:conv5", 1), ("init", 1)]
     assert runs[1].name == "efficientnet_lite0-partial_conv5-s0"
+
+
+def test_report_of_several_backbones_has_a_grid(finished, tmp_path):
+    import shutil
+    import yaml
+    for name in RUN_NAMES[:2]:
+        shutil.copytree(finished / "runs" / name, tmp_path / "runs" / name)
+        other = tmp_path / "runs" / name.replace("efficientnet_lite0", "resnet18")
+        shutil.copytree(finished / "runs" / name, other)
+        config = yaml.safe_load((other / "config.yaml").read_text())
+        (other / "config.yaml").write_text(yaml.safe_dump({**config, "backbone": "resnet18"}))
+    run_cli("report", str(tmp_path / "runs"), "--out", str(tmp_path))
+    rows = read_csv(tmp_path / "comparison.csv")
+    assert {(r["backbone"], r["policy"]) for r in rows} == {(b, p) for b in ("efficientnet_lite0", "resnet18")
+                                                             for p in ("scratch", "transfer")}
+    markdown = (tmp_path / "comparison.md").read_text()
+    grid = markdown.split("backbone × policy")[1]
+    assert "| backbone | scratch | transfer |" in grid
+    assert grid.count("| efficientnet_lite0 |") == 1 and grid.count("| resnet18 |") == 1
