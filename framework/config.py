@@ -25,7 +25,7 @@ class RunConfig:
     dataset: str = "synthetic"
     backbone: str = "efficientnet_lite0"
     policy: str = "transfer"
-    augment: str = "basic"
+    augment: str | None = None  # policy default: none for transfer, basic otherwise
     epochs: int | None = None  # policy default
     batch_size: int = 64
     image_size: int | None = None  # backbone default

@@ -49,10 +49,12 @@ class FreezePolicy:
     name = "init"
     pretrained = True
     changes_during_training = False  # True: on_epoch_start may change the frozen set
-    defaults: dict[str, float | int] = {"lr": 1e-4, "epochs": 15}
+    defaults: dict[str, float | int | str] = {"lr": 1e-4, "epochs": 15}
 
     def __init__(self, train_bn: bool = False) -> None:
         self.train_bn = train_bn  # frozen stages' norm layers keep trainable affine parameters
+        # a copy (callers may adjust it); "augment" is the run's default augmentation
+        self.defaults = {"augment": "basic", **type(self).defaults}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
@@ -98,7 +100,8 @@ class Transfer(FreezePolicy):
     """The whole feature extractor frozen; only the head trains."""
 
     name = "transfer"
-    defaults = {"lr": 1e-3, "epochs": 10}
+    # no augmentation by default: the frozen features are then computed once (feature cache)
+    defaults = {"lr": 1e-3, "epochs": 10, "augment": "none"}
 
     def frozen(self, model: Classifier) -> list[str]:
         return list(STAGES)
@@ -191,7 +194,10 @@ class Discriminative(FreezePolicy):
 
 def sync_scheduler(scheduler: Any, optimizer: Any) -> None:
     """Make a torch LR scheduler aware of groups added since it was built (gradual unfreezing):
-    their ``initial_lr`` becomes a base LR; LambdaLR reuses the first group's lambda."""
+    their ``initial_lr`` becomes a base LR; LambdaLR reuses the first group's lambda.
+    SequentialLR / ChainedScheduler are synced child by child."""
+    for child in getattr(scheduler, "_schedulers", ()):
+        sync_scheduler(child, optimizer)
     groups = optimizer.param_groups
     scheduler.base_lrs = [g["initial_lr"] for g in groups]
     if hasattr(scheduler, "lr_lambdas"):

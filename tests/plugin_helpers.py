@@ -1,10 +1,33 @@
-"""Helpers for tests of plugin loading: hand-made distributions and a fresh ``tlf`` process."""
+"""Helpers for tests of plugin loading: the example package installed with pip, hand-made
+distributions, and a fresh ``tlf`` process."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from functools import lru_cache
 from pathlib import Path
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "tlf-plugin-example"
+_installs: list[tempfile.TemporaryDirectory] = []  # removed when the test session ends
+
+
+@lru_cache(maxsize=1)
+def example_site() -> Path:
+    """A folder where pip installed ``examples/tlf-plugin-example`` (once per session; put it on sys.path)."""
+    tmp = tempfile.TemporaryDirectory(prefix="tlf-example-")
+    _installs.append(tmp)
+    # pip builds in place: install from a copy to keep the checkout clean
+    source = shutil.copytree(EXAMPLE, Path(tmp.name) / "src",
+                             ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    site = Path(tmp.name) / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--no-index", "--target", str(site), str(source)], check=True)
+    return site
 
 
 def make_dist(site: Path, name: str, version: str, modules: dict[str, str], entry_points: dict[str, str]) -> Path:

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
-from plugin_helpers import make_dist, one_spec_module, run_tlf
+from plugin_helpers import example_site, make_dist, one_spec_module, run_tlf
 
 from tlf import __version__
 
@@ -42,44 +42,44 @@ def test_unknown_command_suggests_the_close_one() -> None:
     assert "Error: No such command 'plugin'. Did you mean 'plugins'?" in result.stderr
 
 
-def test_unknown_plugin_name_is_one_line_with_suggestions(example_site: Path) -> None:
-    result = run_tlf("plugins", "strpes", paths=[example_site])
+def test_unknown_plugin_name_is_one_line_with_suggestions() -> None:
+    result = run_tlf("plugins", "strpes", paths=[example_site()])
     assert result.returncode == 1
     assert one_line_error(result).startswith("Error: unknown plugin 'strpes'; did you mean 'stripes'? "
                                              "('tlf plugins' lists them all")
-    result = run_tlf("plugins", "--kind", "backbones", "smalcnn", paths=[example_site])
+    result = run_tlf("plugins", "--kind", "backbones", "smalcnn", paths=[example_site()])
     assert result.returncode == 1
     assert one_line_error(result).startswith("Error: unknown backbone 'smalcnn'; did you mean 'smallcnn'? "
                                              "('tlf plugins --kind backbones' lists them all")
 
 
-def test_plugin_details(example_site: Path) -> None:
-    result = run_tlf("plugins", "norm-only", paths=[example_site])
+def test_plugin_details() -> None:
+    result = run_tlf("plugins", "norm-only", paths=[example_site()])
     assert result.returncode == 0, result.stderr
     assert "policy bn-only" in result.stdout and "tlf-plugin-example 0.1.0" in result.stdout
-    rows = json.loads(run_tlf("plugins", "smallcnn", "--json", paths=[example_site]).stdout)["plugins"]
+    rows = json.loads(run_tlf("plugins", "smallcnn", "--json", paths=[example_site()]).stdout)["plugins"]
     assert [(row["name"], row["details"]["feature_dim"], row["details"]["input_size"]) for row in rows] == [
         ("smallcnn", 256, 32)]
 
 
-def test_table_lists_every_kind(example_site: Path) -> None:
-    result = run_tlf("plugins", paths=[example_site])
+def test_table_lists_every_kind() -> None:
+    result = run_tlf("plugins", paths=[example_site()])
     assert result.returncode == 0, result.stderr
     for usage in ("stripes[:N]", "smallcnn", "bn-only", "norm-only", "grayscale[:P]", "tlf-plugin-example 0.1.0"):
         assert usage in result.stdout
-    only = run_tlf("plugins", "--kind", "policies", paths=[example_site])
+    only = run_tlf("plugins", "--kind", "policies", paths=[example_site()])
     assert "bn-only" in only.stdout and "smallcnn" not in only.stdout
 
 
-def test_clash_between_packages_stops_with_both_names(example_site: Path, tmp_path: Path) -> None:
+def test_clash_between_packages_stops_with_both_names(tmp_path: Path) -> None:
     clash = make_dist(tmp_path, "tlf-clash", "1.0", {"tlf_clash": one_spec_module("BackboneSpec", "smallcnn")},
                      {"clash": "tlf_clash"})
-    result = run_tlf("plugins", paths=[example_site, clash])
+    result = run_tlf("plugins", paths=[example_site(), clash])
     assert result.returncode == 1
     line = one_line_error(result)
     assert "backbone name 'smallcnn' is registered twice" in line
     assert "tlf-clash" in line and "tlf-plugin-example" in line and "TLF_LOAD_PLUGINS" in line
-    assert run_tlf("plugins", paths=[example_site, clash], env={"TLF_LOAD_PLUGINS": "tlf-clash"}).returncode == 0
+    assert run_tlf("plugins", paths=[example_site(), clash], env={"TLF_LOAD_PLUGINS": "tlf-clash"}).returncode == 0
 
 
 def test_plugin_commands(tmp_path: Path) -> None:
@@ -112,12 +112,24 @@ def test_failing_command_hook_is_reported_and_skipped(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("args", [["plugins", "--json"], ["--help"]])
-def test_import_tlf_and_the_cli_do_not_import_torch(example_site: Path, args: list[str]) -> None:
+def test_import_tlf_and_the_cli_do_not_import_torch(args: list[str]) -> None:
     code = ("import sys, runpy\nimport tlf\nassert 'torch' not in sys.modules, 'import tlf imported torch'\n"
             f"sys.argv = ['tlf', *{args!r}]\n"
             "try:\n    runpy.run_module('tlf', run_name='__main__')\nexcept SystemExit as exit:\n"
             "    assert not exit.code, exit.code\n"
             "heavy = sorted({'torch', 'torchvision', 'timm', 'albumentations', 'cv2'} & set(sys.modules))\n"
             f"assert not heavy, f'tlf {' '.join(args)} imported {{heavy}}'\n")
-    result = run_tlf(code=code, paths=[example_site])
+    result = run_tlf(code=code, paths=[example_site()])
     assert result.returncode == 0, result.stderr
+
+
+def test_json_writes_custom_spec_fields_as_text(tmp_path: Path) -> None:
+    site = make_dist(tmp_path, "tlf-custom", "1.0", {"tlf_custom": (
+        "import dataclasses, pathlib\nfrom tlf.hookspecs import hookimpl\nfrom tlf.specs import DatasetSpec\n"
+        "@dataclasses.dataclass(frozen=True)\nclass FolderSpec(DatasetSpec):\n    root: pathlib.Path = None\n"
+        "@hookimpl\ndef tlf_register_datasets(register):\n"
+        "    register(FolderSpec(name='mine', description='d', factory=print, root=pathlib.Path('/data/x')))\n")},
+        {"custom": "tlf_custom"})
+    result = run_tlf("plugins", "mine", "--json", paths=[site])
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["plugins"][0]["details"]["root"] == "/data/x"

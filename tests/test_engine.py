@@ -125,8 +125,7 @@ def test_killed_run_resumes_to_the_same_end(colour_data, tmp_path):
 
 
 def test_ddp_two_cpu_processes(colour_data, tmp_path):
-    torchrun = Path(sys.executable).with_name("torchrun")
-    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "tlf", "train", "--dataset",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "tlf", "train", "--dataset",
            f"folder:{colour_data}", "--policy", "transfer", "--epochs", "2", "--image-size", "32", "--batch-size", "8",
            "--workers", "0", "--augment", "none", "--device", "cpu", "--out", str(tmp_path), "--name", "ddp", "--json",
            "--quiet"]

@@ -9,7 +9,7 @@ from typing import Any
 
 import pluggy
 import pytest
-from plugin_helpers import make_dist, one_spec_module, run_tlf
+from plugin_helpers import example_site, make_dist, one_spec_module, run_tlf
 
 from tlf.errors import TlfError
 from tlf.hookspecs import hookimpl
@@ -58,8 +58,8 @@ def loaded(monkeypatch: pytest.MonkeyPatch, *sites: Path) -> PluginManager:
 
 # --- the example package, installed with pip ---------------------------------------------------
 
-def test_example_package_is_listed_with_its_package(example_site: Path) -> None:
-    result = run_tlf("plugins", "--json", paths=[example_site])
+def test_example_package_is_listed_with_its_package() -> None:
+    result = run_tlf("plugins", "--json", paths=[example_site()])
     assert result.returncode == 0, result.stderr
     listing = json.loads(result.stdout)
     mine = [row for row in listing["plugins"] if row["package"] == "tlf-plugin-example"]
@@ -71,11 +71,10 @@ def test_example_package_is_listed_with_its_package(example_site: Path) -> None:
                                     "tlf_register_augmentations"}
 
 
-def test_example_dataset_through_the_registry(example_site: Path, monkeypatch: pytest.MonkeyPatch,
-                                              tmp_path: Path) -> None:
+def test_example_dataset_through_the_registry(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from tlf.data import DatasetRequest
 
-    registry = Registry(loaded(monkeypatch, example_site))
+    registry = Registry(loaded(monkeypatch, example_site()))
     splits = registry.create("datasets", "stripes:10", DatasetRequest(cache_dir=tmp_path, val_split=0.2, seed=3))
     assert splits.classes == ["horizontal", "vertical"]
     assert (len(splits.train), len(splits.val)) == (16, 4)
@@ -88,13 +87,12 @@ def test_example_dataset_through_the_registry(example_site: Path, monkeypatch: p
         registry.create("datasets", "stripes:many", DatasetRequest(cache_dir=tmp_path))
 
 
-def test_example_backbone_learns_the_example_dataset(example_site: Path, monkeypatch: pytest.MonkeyPatch,
-                                                    tmp_path: Path) -> None:
+def test_example_backbone_learns_the_example_dataset(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     import torch
     from tlf.data import DatasetRequest
     from tlf.models import BackboneRequest, Classifier, build_head
 
-    registry = Registry(loaded(monkeypatch, example_site))
+    registry = Registry(loaded(monkeypatch, example_site()))
     backbone = registry.create("backbones", "smallcnn", BackboneRequest(pretrained=False))
     assert backbone.meta.feature_dim == 256 and backbone.meta.weights is None
     assert backbone.resolve_stage("block3") == "conv3"
@@ -134,10 +132,10 @@ def test_example_backbone_learns_the_example_dataset(example_site: Path, monkeyp
         registry.create("backbones", "smallcnn", BackboneRequest(pretrained=True))
 
 
-def test_example_policy_trains_only_norm_layers_and_head(example_site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_example_policy_trains_only_norm_layers_and_head(monkeypatch: pytest.MonkeyPatch) -> None:
     from tlf.models import BackboneRequest, Classifier, build_head, is_norm
 
-    registry = Registry(loaded(monkeypatch, example_site))
+    registry = Registry(loaded(monkeypatch, example_site()))
     backbone = registry.create("backbones", "resnet18", BackboneRequest(pretrained=False))
     model = Classifier(backbone, build_head("linear", (backbone.meta.feature_dim, 1, 1), 3, 0.2), 3)
     policy = registry.create("policies", "norm-only")
@@ -152,11 +150,11 @@ def test_example_policy_trains_only_norm_layers_and_head(example_site: Path, mon
     assert {id(p) for p in grouped} == trainable and len(grouped) == len(trainable)
 
 
-def test_example_augmentation_through_the_registry(example_site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_example_augmentation_through_the_registry(monkeypatch: pytest.MonkeyPatch) -> None:
     augment = pytest.importorskip("tlf.augment")
     import numpy as np
 
-    registry = Registry(loaded(monkeypatch, example_site))
+    registry = Registry(loaded(monkeypatch, example_site()))
     request = augment.AugmentRequest(size=32, mean=(0.5,) * 3, std=(0.5,) * 3, interpolation="bilinear",
                                      crop_pct=1.0, num_classes=2, seed=0)
     augmentation = registry.create("augmentations", "grayscale:1", request)
@@ -176,8 +174,8 @@ def broken_site(tmp_path: Path) -> Path:
                      {"broken": "tlf_broken"})
 
 
-def test_broken_package_is_reported_and_skipped(example_site: Path, tmp_path: Path) -> None:
-    result = run_tlf("plugins", "--json", paths=[example_site, broken_site(tmp_path)])
+def test_broken_package_is_reported_and_skipped(tmp_path: Path) -> None:
+    result = run_tlf("plugins", "--json", paths=[example_site(), broken_site(tmp_path)])
     assert result.returncode == 0, result.stderr
     listing = json.loads(result.stdout)
     failed = {f["name"]: f for f in listing["failed"]}
@@ -189,8 +187,8 @@ def test_broken_package_is_reported_and_skipped(example_site: Path, tmp_path: Pa
     assert "Traceback" not in result.stderr
 
 
-def test_broken_package_is_named_in_the_table_and_in_lookups(example_site: Path, tmp_path: Path) -> None:
-    paths = [example_site, broken_site(tmp_path)]
+def test_broken_package_is_named_in_the_table_and_in_lookups(tmp_path: Path) -> None:
+    paths = [example_site(), broken_site(tmp_path)]
     result = run_tlf("plugins", paths=paths)
     assert result.returncode == 0, result.stderr
     assert "plugin error: tlf-broken.broken (tlf-broken 1.0) failed to load: RuntimeError: boom" in result.stdout
@@ -201,31 +199,29 @@ def test_broken_package_is_named_in_the_table_and_in_lookups(example_site: Path,
                      result.stderr, re.M)
 
 
-def test_load_plugins_env_restricts_external_packages(example_site: Path, tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_load_plugins_env_restricts_external_packages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     other = make_dist(tmp_path / "other", "tlf-other", "2.0", {"tlf_other": one_spec_module("DatasetSpec", "other")},
                      {"other": "tlf_other"})
     packages = lambda pm: {info.distribution for info in pm.infos.values()}  # noqa: E731
-    assert {"tlf-plugin-example", "tlf-other"} <= packages(loaded(monkeypatch, example_site, other))
+    assert {"tlf-plugin-example", "tlf-other"} <= packages(loaded(monkeypatch, example_site(), other))
     monkeypatch.setenv("TLF_LOAD_PLUGINS", " TLF_Plugin_Example ")  # names compare as pip compares them
-    assert packages(loaded(monkeypatch, example_site, other)) - {"tlf"} == {"tlf-plugin-example"}
+    assert packages(loaded(monkeypatch, example_site(), other)) - {"tlf"} == {"tlf-plugin-example"}
     monkeypatch.setenv("TLF_LOAD_PLUGINS", "")
-    assert packages(loaded(monkeypatch, example_site, other)) <= {"tlf"}
+    assert packages(loaded(monkeypatch, example_site(), other)) <= {"tlf"}
     monkeypatch.setenv("TLF_LOAD_PLUGINS", "tlf-other,tlf-missing")
     with pytest.warns(PluginLoadWarning, match="TLF_LOAD_PLUGINS names 'tlf-missing'"):
-        pm = loaded(monkeypatch, example_site, other)
+        pm = loaded(monkeypatch, example_site(), other)
     assert packages(pm) - {"tlf"} == {"tlf-other"}
 
 
-def test_name_clash_is_an_error_naming_both_packages(example_site: Path, tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_name_clash_is_an_error_naming_both_packages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     clash = make_dist(tmp_path / "clash", "tlf-clash", "1.0", {"tlf_clash": one_spec_module("PolicySpec", "bn-only")},
                      {"clash": "tlf_clash"})
     with pytest.raises(TlfError, match="policy name 'bn-only' is registered twice: by package "
                                        "tlf-clash .* and by package tlf-plugin-example"):
-        Registry(loaded(monkeypatch, example_site, clash))
+        Registry(loaded(monkeypatch, example_site(), clash))
     monkeypatch.setenv("TLF_LOAD_PLUGINS", "tlf-plugin-example")  # the way out the hint names
-    assert Registry(loaded(monkeypatch, example_site, clash)).find("bn-only")[0].plugin == "tlf-plugin-example"
+    assert Registry(loaded(monkeypatch, example_site(), clash)).find("bn-only")[0].plugin == "tlf-plugin-example"
 
 
 def test_alias_clash_names_both_packages() -> None:

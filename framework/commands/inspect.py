@@ -22,7 +22,7 @@ def _state(total: int, trainable: int, frozen: bool) -> str:
         return "-"
     if not frozen:
         return "trainable" if trainable == total else "partly frozen"
-    return "frozen" if trainable == 0 else "frozen (norm trains)"
+    return "frozen" if trainable == 0 else "norm only"  # train_bn: frozen but for norm affine params
 
 
 def inspect_model(backbone: str, policy: str | None = None, input_size: int | None = None, num_classes: int = 10,
@@ -95,9 +95,11 @@ def inspect(backbone: str, policy: str | None, input_size: int | None, num_class
     if info["policy"]:
         title += f", policy {info['policy']}"
     table = Table(title=title)
-    for column, justify in (("stage", "left"), ("aliases", "left"), ("output (C, H, W)", "right"),
-                            ("params", "right"), ("trainable", "right"), ("state", "left")):
-        table.add_column(column, justify=justify, overflow="fold")
+    table.add_column("stage", no_wrap=True)
+    table.add_column("aliases", overflow="fold", min_width=12)
+    for column in ("output", "params", "trainable"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("state", no_wrap=True)
     styles = {"frozen": "blue", "trainable": "green"}
     for row in [*info["stages"], info["head"]]:
         aliases = row.get("aliases", [])
@@ -107,10 +109,9 @@ def inspect(backbone: str, policy: str | None, input_size: int | None, num_class
                       f"{row['trainable']:,}", f"[{styles.get(state, 'yellow')}]{state}[/]")
     totals = info["totals"]
     table.add_section()
-    table.add_row("total", "", "", f"{totals['params']:,}", f"{totals['trainable']:,}",
-                  f"{totals['frozen']:,} frozen")
+    table.add_row("total", "", "", f"{totals['params']:,}", f"{totals['trainable']:,}", "")
     console = Console()
     console.print(table)
-    console.print(f"weights: {info['weights'] or 'random init'}; mean {tuple(info['meta']['mean'])}, "
+    console.print(f"frozen: {totals['frozen']:,} parameters; weights: {info['weights'] or 'random init'}; mean {tuple(info['meta']['mean'])}, "
                   f"std {tuple(info['meta']['std'])}, {info['meta']['interpolation']}, "
                   f"crop_pct {info['meta']['crop_pct']}")

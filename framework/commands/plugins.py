@@ -52,7 +52,7 @@ def plugins(name: str | None, kind: str | None, as_json: bool) -> None:
                    for info in pm.infos.values() if not info.error]
         failed = [{"name": f.name, "package": f.distribution, "version": f.version, "error": f.error}
                   for f in pm.failures()]
-        click.echo(json.dumps({"plugins": rows, "modules": modules, "failed": failed}, indent=2))
+        click.echo(json.dumps({"plugins": rows, "modules": modules, "failed": failed}, indent=2, default=str))
         return
     from rich.console import Console
     from rich.table import Table

@@ -12,14 +12,16 @@ from ..config import DEVICES, OPTIMIZERS, PRECISIONS
 def _help_defaults() -> str:
     from ..config import RunConfig
     d = RunConfig()
-    return f"Defaults: --dataset {d.dataset} --backbone {d.backbone} --policy {d.policy} --augment {d.augment}."
+    return (f"Defaults: --dataset {d.dataset} --backbone {d.backbone} --policy {d.policy}; --augment, --epochs and "
+            f"--lr come from the policy (transfer: none, 10 epochs, lr 1e-3; others: basic).")
 
 
 @click.command(epilog=_help_defaults())
 @click.option("--dataset", "-d", help="Dataset plugin, e.g. flowers, cats_and_dogs, cifar10, folder:PATH, synthetic.")
 @click.option("--backbone", "-b", help="Backbone plugin, e.g. efficientnet_lite0, resnet50, vgg16, timm:NAME.")
 @click.option("--policy", "-p", help="Freeze policy: scratch, transfer, partial:STAGE (e.g. partial:conv5), init, ...")
-@click.option("--augment", "-a", help="Augmentations joined by '+', e.g. basic, strong, basic+mixup, none.")
+@click.option("--augment", "-a", help="Augmentations joined by '+', e.g. basic, strong, basic+mixup, none "
+                                     "(default: the policy's).")
 @click.option("--epochs", type=int, help="Epochs (default: the policy's).")
 @click.option("--batch-size", type=int, help="Images per batch (per process with torchrun).")
 @click.option("--image-size", type=int, help="Training crop size (default: the backbone's).")

@@ -21,7 +21,7 @@ def train(config: RunConfig | str | Path | None = None, *, resume: str | Path | 
     if resume is not None:
         resume = Path(resume)
         config = resume_config(resume)
-        allowed = {"device", "precision", "workers", "quiet", "compile", "cache"}
+        allowed = {"device", "precision", "workers", "compile", "cache", "batch_size"}
         changed = sorted(k for k, v in settings.items() if v is not None and k not in allowed)
         if changed:
             raise TlfError(f"cannot change {', '.join(changed)} when resuming",

@@ -60,6 +60,7 @@ def build_parts(config: RunConfig, placement, world, report) -> RunParts:
     config = dataclasses.replace(
         config,
         epochs=config.epochs or policy.defaults["epochs"],
+        augment=config.augment or policy.defaults["augment"],
         lr=config.lr or policy.defaults["lr"],
         image_size=config.image_size or meta.input_size,
         workers=default_workers(placement.device.type) if config.workers is None else config.workers,

@@ -125,7 +125,6 @@ class Trainer:
         self.start_epoch = state["epoch"] + 1
         self.history = list(state["history"])
         self.best_acc = float(state["best_acc"])
-        self.step = int(state["step"])
         self.elapsed = float(state.get("elapsed", 0.0))
 
     def _wrap(self) -> None:
@@ -206,6 +205,7 @@ class Trainer:
         steps_per_epoch = (self.feature_cache.steps_per_epoch(config.batch_size) if self.feature_cache
                            else len(self.parts.train_loader))
         schedule = warmup_cosine(epochs * steps_per_epoch, round(config.warmup_epochs * steps_per_epoch))
+        self.step = self.start_epoch * steps_per_epoch  # checkpoints are taken at epoch ends
         stale = 0
         for epoch in range(self.start_epoch, epochs):
             if self.policy.on_epoch_start(self.model, epoch, self.optimizer):
@@ -213,9 +213,12 @@ class Trainer:
                 self.report.info(f"epoch {epoch + 1}: {self.policy.name} unfroze a stage; frozen now: {frozen}")
                 self._wrap()
             start = time.perf_counter()
-            train = self._train_epoch(epoch, epochs, schedule)
-            train_seconds = time.perf_counter() - start
-            val = self.validate()
+            try:
+                train = self._train_epoch(epoch, epochs, schedule)
+                train_seconds = time.perf_counter() - start
+                val = self.validate()
+            except torch.cuda.OutOfMemoryError:
+                raise self._out_of_memory() from None
             self.elapsed += time.perf_counter() - start
             row = {"epoch": epoch + 1, "train_loss": train["loss"], "train_acc": train["acc"],
                    "val_loss": val["loss"], "val_acc": val["acc"], "lr": max(g["lr"] for g in self.optimizer.param_groups),
@@ -284,6 +287,13 @@ class Trainer:
         if nonfinite > 0:
             self._nonfinite(epoch)
         return {"loss": loss_sum / max(count, 1), "acc": correct / max(count, 1), "images": count / self.world.size}
+
+    def _out_of_memory(self) -> TlfError:
+        size = self.config.batch_size
+        resume = f", then resume with --resume {self.run_dir.path}" if self.run_dir and self.history else ""
+        return TlfError(f"CUDA ran out of memory at batch size {size} ({self.placement.precision}, "
+                        f"{self.config.image_size} px)",
+                        hint=f"try --batch-size {max(1, size // 2)}, --precision bf16 or a smaller --image-size{resume}")
 
     def _nonfinite(self, epoch: int) -> None:
         raise TlfError(f"the training loss became NaN/inf in epoch {epoch + 1}",

@@ -1,0 +1,280 @@
+"""Decode once: every image decoded a single time, downscaled so its short side is what
+the transforms need, and kept as uint8 in one memory-mapped file shared by all workers.
+
+Layout (``<family>-<fingerprint>``, under ``cache_dir("decoded")``):
+
+- ``.u8``: the images' bytes back to back (HxWx3 each, variable aspect ratios);
+- ``.npz``: the index: ``offsets`` (int64), ``shapes`` (Nx2 int32), ``valid`` (bool)
+  and ``meta`` (JSON: version, fingerprint, short side, interpolation, problems).
+
+Both files are written under temporary names and renamed into place (index last), so a
+reader sees a complete cache or none. ``family`` identifies the image list and the
+resize; ``fingerprint`` changes when a file changes, which makes a new cache (and the
+old one of the same family is deleted). Workers map the file themselves: nothing big is
+pickled.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..paths import cache_dir
+from .splits import ArrayImageSet, FileImageSet, ImageSet, Problem
+
+log = logging.getLogger("tlf.data.cache")
+
+CACHE_VERSION = 1
+DEFAULT_RAM_FRACTION = 0.25
+BUDGET_ENV = "TLF_CACHE_BUDGET"
+
+
+def parse_bytes(text: str) -> int:
+    """``"2G"``, ``"512M"``, ``"1000000"`` -> bytes."""
+    text = text.strip().upper().removesuffix("B")
+    factor = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}.get(text[-1:], 1)
+    return int(float(text[:-1] if factor > 1 else text) * factor)
+
+
+def cache_budget() -> int:
+    """Bytes the decode cache may use: ``$TLF_CACHE_BUDGET`` or a quarter of the RAM."""
+    if os.environ.get(BUDGET_ENV):
+        from ..errors import TlfError
+        try:
+            return parse_bytes(os.environ[BUDGET_ENV])
+        except ValueError:
+            raise TlfError(f"{BUDGET_ENV}={os.environ[BUDGET_ENV]!r} is not a size",
+                           hint="write bytes or a size like 4G or 512M") from None
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * DEFAULT_RAM_FRACTION)
+
+
+def target_shape(height: int, width: int, short: int) -> tuple[int, int]:
+    """Shape after downscaling the short side to ``short`` (rounded as albumentations does); never upscales."""
+    if min(height, width) <= short:
+        return height, width
+    scale = short / min(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def _probe(images: ImageSet, index: int) -> tuple[int, int] | None:
+    """(height, width) of image ``index`` without decoding it when possible; None if unknown."""
+    if isinstance(images, ArrayImageSet):
+        return images.images.shape[1], images.images.shape[2]
+    if isinstance(images, FileImageSet):
+        from PIL import Image
+        try:
+            with Image.open(images.paths[index]) as im:
+                width, height = im.size
+            return height, width
+        except Exception:  # unreadable header: the decode pass reports why
+            return None
+    return images.load(index).shape[:2]
+
+
+@dataclass
+class Plan:
+    """Where each image goes in the cache file."""
+
+    shapes: np.ndarray  # Nx2 planned (height, width); 0 when the header could not be read
+    offsets: np.ndarray  # N int64
+    nbytes: int
+
+
+def plan(images: ImageSet, short: int, threads: int | None = None) -> Plan:
+    """Read the image headers and lay the cache out (exact bytes before decoding anything)."""
+    with ThreadPoolExecutor(threads or os.cpu_count()) as pool:
+        sizes = list(pool.map(lambda i: _probe(images, i), range(len(images))))
+    shapes = np.array([target_shape(*s, short) if s else (0, 0) for s in sizes], dtype=np.int64).reshape(-1, 2)
+    slot = shapes[:, 0] * shapes[:, 1] * 3
+    offsets = np.concatenate([[0], np.cumsum(slot)[:-1]]).astype(np.int64)
+    return Plan(shapes, offsets, int(slot.sum()))
+
+
+def _family(images: ImageSet, short: int, interpolation: str) -> str:
+    h = hashlib.sha256(f"{CACHE_VERSION}\0{type(images).__name__}\0{short}\0{interpolation}\n".encode())
+    for i in range(len(images)):
+        h.update(images.key(i).encode() + b"\n")
+    return h.hexdigest()[:16]
+
+
+class DecodedImages(ImageSet):
+    """The readable images of a source :class:`ImageSet`, served from a decode-once cache."""
+
+    def __init__(self, data_path: Path, index_path: Path, source: ImageSet) -> None:
+        with np.load(index_path) as index:
+            self.meta = json.loads(str(index["meta"]))
+            valid = index["valid"]
+            self.offsets = index["offsets"][valid]
+            self.shapes = index["shapes"][valid]
+        self.source_indices = np.flatnonzero(valid)
+        self.labels = source.labels[self.source_indices]
+        self.source = source
+        self.data_path, self.index_path = data_path, index_path
+        self.problems = [Problem(**p) for p in self.meta["problems"]]
+        self._map: np.memmap | None = None
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of cached pixels."""
+        return int(self.meta["nbytes"])
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def load(self, index: int) -> np.ndarray:
+        if self._map is None:  # opened in each process on first use
+            self._map = np.memmap(self.data_path, dtype=np.uint8, mode="r")
+        h, w = self.shapes[index]
+        start = self.offsets[index]
+        return self._map[start:start + h * w * 3].reshape(h, w, 3)
+
+    def key(self, index: int) -> str:
+        return self.source.key(int(self.source_indices[index]))
+
+    def fingerprint(self) -> str:
+        return self.meta["fingerprint"]
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_map": None}
+
+
+@dataclass
+class CacheResult:
+    """A cache ready to read, and what it took."""
+
+    images: DecodedImages
+    built: bool  # False: an existing cache was reused
+    decoded: int  # images decoded by this call
+
+
+def find(images: ImageSet, short: int, interpolation: str, directory: Path) -> tuple[Path, Path, bool]:
+    """Paths of the cache for ``images`` and whether a complete one exists."""
+    stem = f"{_family(images, short, interpolation)}-{images.fingerprint()}"
+    data, index = directory / f"{stem}.u8", directory / f"{stem}.npz"
+    return data, index, data.exists() and index.exists()
+
+
+def build(images: ImageSet, pipeline: Any, directory: Path | None = None, *, persist: bool = True,
+          threads: int | None = None, layout: Plan | None = None) -> CacheResult:
+    """Open the decode cache of ``images`` for ``pipeline`` (its ``resize_short``), building it if needed.
+
+    ``persist=False`` makes a private cache (e.g. in /dev/shm) deleted with the returned object.
+    Unreadable images are skipped and listed in ``result.images.problems``.
+    """
+    short, interpolation = pipeline.resize_short, pipeline.request.interpolation
+    directory = Path(directory) if directory is not None else cache_dir("decoded")
+    directory.mkdir(parents=True, exist_ok=True)
+    data_path, index_path, exists = find(images, short, interpolation, directory)
+    if not persist:
+        unique = f"{os.getpid()}-{id(images):x}"
+        data_path = data_path.with_name(f"{data_path.stem}-{unique}.u8")
+        index_path = index_path.with_name(f"{index_path.stem}-{unique}.npz")
+        exists = False
+    if exists:
+        try:
+            return CacheResult(DecodedImages(data_path, index_path, images), built=False, decoded=0)
+        except Exception as exc:  # a damaged index: rebuild it
+            log.warning("decode cache %s is unreadable (%s); rebuilding", index_path, exc)
+    layout = layout or plan(images, short, threads)
+    decoded = _write(images, pipeline, layout, data_path, index_path, threads)
+    if persist:
+        family = data_path.name.split("-")[0]
+        for stale in directory.glob(f"{family}-*"):
+            if stale not in (data_path, index_path):
+                stale.unlink(missing_ok=True)
+    result = CacheResult(DecodedImages(data_path, index_path, images), built=True, decoded=decoded)
+    if not persist:
+        weakref.finalize(result.images, _remove, data_path, index_path)
+    return result
+
+
+def _remove(*paths: Path) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
+
+
+def _write(images: ImageSet, pipeline: Any, layout: Plan, data_path: Path, index_path: Path,
+           threads: int | None) -> int:
+    """Decode every image into a new cache file (parallel threads); returns images decoded."""
+    from .reading import UnreadableImage
+
+    n = len(images)
+    shapes = np.zeros((n, 2), dtype=np.int32)
+    valid = np.zeros(n, dtype=bool)
+    problems: list[Problem] = []
+    fd, tmp = tempfile.mkstemp(dir=data_path.parent, prefix=data_path.name, suffix=".tmp")
+    os.close(fd)
+    offsets = layout.offsets.copy()
+    try:
+        extra = 0  # images whose header could not be read go after the planned layout
+        with open(tmp, "r+b") as f:
+            f.truncate(max(layout.nbytes, 1))
+        mm = np.memmap(tmp, dtype=np.uint8, mode="r+", shape=(max(layout.nbytes, 1),))
+
+        def decode(i: int) -> np.ndarray | Problem | None:
+            try:
+                image = pipeline.resize(images.load(i))
+            except UnreadableImage as exc:
+                return Problem(images.key(i), getattr(exc, "reason", str(exc)))
+            h, w = image.shape[:2]
+            if h * w * 3 != layout.shapes[i, 0] * layout.shapes[i, 1] * 3:
+                return image  # size unknown when planned: appended below
+            mm[offsets[i]:offsets[i] + image.size] = image.reshape(-1)
+            shapes[i] = h, w
+            valid[i] = True
+            return None
+
+        with ThreadPoolExecutor(threads or os.cpu_count()) as pool:
+            leftovers = [(i, r) for i, r in enumerate(pool.map(decode, range(n))) if r is not None]
+        mm.flush()
+        del mm
+        late = [(i, r) for i, r in leftovers if isinstance(r, np.ndarray)]
+        if late:  # rare: headers unreadable but the image decoded, or a file changed meanwhile
+            with open(tmp, "r+b") as f:
+                f.seek(layout.nbytes)
+                for i, image in late:
+                    offsets[i] = layout.nbytes + extra
+                    f.write(np.ascontiguousarray(image).tobytes())
+                    extra += image.size
+                    shapes[i] = image.shape[:2]
+                    valid[i] = True
+        problems = [r for _, r in leftovers if isinstance(r, Problem)]
+        meta = {"version": CACHE_VERSION, "fingerprint": images.fingerprint(), "short": pipeline.resize_short,
+                "interpolation": pipeline.request.interpolation, "count": n, "nbytes": layout.nbytes + extra,
+                "problems": [{"path": p.path, "reason": p.reason} for p in problems]}
+        fd, tmp_index = tempfile.mkstemp(dir=index_path.parent, prefix=index_path.name, suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, offsets=offsets, shapes=shapes, valid=valid, meta=np.array(json.dumps(meta)))
+        os.replace(tmp, data_path)
+        os.replace(tmp_index, index_path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    for problem in problems:
+        log.warning("skipped unreadable image %s: %s", problem.path, problem.reason)
+    return n
+
+
+def ram_directory() -> Path:
+    """Where non-persistent caches go: /dev/shm when it exists (RAM-backed), else the temp folder."""
+    shm = Path("/dev/shm")
+    base = shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
+    return base / f"tlf-decoded-{os.getuid()}"
+
+
+def free_bytes(directory: Path) -> int:
+    """Free space where ``directory`` (or its nearest existing parent) lives."""
+    path = Path(directory)
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return shutil.disk_usage(path).free

@@ -1,0 +1,184 @@
+"""DataLoaders of uint8 batches, reproducible per (seed, epoch, index).
+
+The train sampler yields ``(epoch, index)`` pairs, so the epoch reaches persistent
+workers with every index and each sample's augmentation is seeded from
+``(seed, epoch, index)``: identical batches for identical seeds whatever the number of
+workers, new augmentations every epoch.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import warnings
+from typing import Any, Iterator
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from ..augment import ImageTransform, Pipeline, sample_seed
+from ..errors import TlfError
+from . import cache as decode_cache
+from .splits import ArrayImageSet, ImageSet, Splits
+
+log = logging.getLogger("tlf.data.loaders")
+
+CACHE_MODES = ("auto", "ram", "disk", "off")
+SHUFFLE_STREAM = 2**32  # sample_seed(seed, epoch, SHUFFLE_STREAM) seeds the order; indices are smaller
+
+
+class ImageDataset(Dataset):
+    """Items are ``(uint8 HxWx3 tensor, label)``; train items are indexed by ``(epoch, index)``."""
+
+    def __init__(self, images: ImageSet, transform: ImageTransform, seed: int, train: bool) -> None:
+        self.images = images
+        self.transform = transform
+        self.seed = seed
+        self.train = train
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, int]:
+        epoch, index = item if isinstance(item, tuple) else (0, item)
+        image = self._load(index)
+        seed = sample_seed(self.seed, epoch, index) if self.train else None
+        return torch.from_numpy(self.transform(image, seed)), int(self.images.labels[index])
+
+    def _load(self, index: int) -> np.ndarray:
+        """Streaming from files: an unreadable image is reported and replaced by the next one."""
+        from .reading import UnreadableImage
+        for attempt in range(len(self.images)):
+            i = (index + attempt) % len(self.images)
+            try:
+                return self.images.load(i)
+            except UnreadableImage as exc:
+                warnings.warn(f"skipped unreadable image {self.images.key(i)}: {getattr(exc, 'reason', exc)}",
+                              stacklevel=2)
+        raise TlfError("no readable image in the dataset", hint="'tlf data show' lists the problems")
+
+
+def collate(batch: list[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """HWC samples -> (uint8 Nx3xHxW in channels_last memory format, int64 N)."""
+    images = torch.stack([b[0] for b in batch]).permute(0, 3, 1, 2)
+    return images, torch.tensor([b[1] for b in batch], dtype=torch.int64)
+
+
+class EpochSampler(Sampler):
+    """Shuffles per epoch (seeded) and yields ``(epoch, index)``; each pass advances the
+    epoch unless :meth:`set_epoch` chose it. With ``distributed`` it yields this rank's share."""
+
+    def __init__(self, size: int, seed: int, distributed: bool = False, drop_last: bool = False) -> None:
+        self.size, self.seed, self.epoch = size, seed, 0
+        self.dist: Any = None
+        if distributed:
+            from torch.utils.data.distributed import DistributedSampler
+            self.dist = DistributedSampler(range(size), shuffle=True, seed=seed, drop_last=drop_last)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.dist) if self.dist is not None else self.size
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch = self.epoch
+        self.epoch += 1
+        if self.dist is not None:
+            self.dist.set_epoch(epoch)
+            order = list(self.dist)
+        else:
+            generator = torch.Generator().manual_seed(sample_seed(self.seed, epoch, SHUFFLE_STREAM))
+            order = torch.randperm(self.size, generator=generator).tolist()
+        return iter([(epoch, i) for i in order])
+
+
+class TrainLoader(DataLoader):
+    """A DataLoader with :meth:`set_epoch` (reseeds shuffling and augmentation)."""
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+
+
+def _worker_init(worker_id: int) -> None:
+    seed = torch.initial_seed() % 2**32  # distinct per worker, derived from the loader's generator
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def choose_cache(splits: Splits, pipeline: Pipeline, cache: str) -> tuple[str, str]:
+    """``(mode, why)``: the cache mode to use for ``cache`` ("auto" decided by size)."""
+    if cache not in CACHE_MODES:
+        raise TlfError(f"unknown cache mode {cache!r}", hint=f"choose one of: {', '.join(CACHE_MODES)}")
+    if cache != "auto":
+        return cache, f"cache={cache}"
+    sets = [splits.train, splits.val]
+    if all(isinstance(s, ArrayImageSet) for s in sets):
+        return "off", "images are already decoded in memory"
+    directory = decode_cache.cache_dir("decoded")
+    if all(decode_cache.find(s, pipeline.resize_short, pipeline.request.interpolation, directory)[2] for s in sets):
+        return "disk", "a decode cache exists"
+    need = sum(decode_cache.plan(s, pipeline.resize_short).nbytes for s in sets)
+    budget = min(decode_cache.cache_budget(), int(0.9 * decode_cache.free_bytes(directory)))
+    if need > budget:
+        return "off", f"decoded images need {need / 2**30:.2f} GiB, over the {budget / 2**30:.2f} GiB budget " \
+                      f"(set {decode_cache.BUDGET_ENV} or cache='disk')"
+    return "disk", f"decoded images need {need / 2**30:.2f} GiB (budget {budget / 2**30:.2f} GiB)"
+
+
+def _source(images: ImageSet, splits: Splits, pipeline: Pipeline, mode: str) -> ImageSet:
+    if mode == "off":
+        return images
+    persist = mode == "disk"
+    directory = decode_cache.cache_dir("decoded") if persist else decode_cache.ram_directory()
+    result = decode_cache.build(images, pipeline, directory, persist=persist)
+    known = {(p.path, p.reason) for p in splits.problems}
+    splits.problems.extend(p for p in result.images.problems if (p.path, p.reason) not in known)
+    if len(result.images) == 0:
+        raise TlfError(f"no readable image in {splits.name}", hint="'tlf data show' lists the problems")
+    return result.images
+
+
+def build_loaders(splits: Splits, pipeline: Pipeline, *, batch_size: int, workers: int, seed: int,
+                  cache: str = "auto", distributed: bool = False, drop_last: bool = True,
+                  pin_memory: bool | None = None, prefetch: int = 4) -> tuple[TrainLoader, DataLoader]:
+    """Train and validation loaders of ``(uint8 Nx3xSxS, int64 N)`` batches.
+
+    ``cache``: "disk" decodes once into a memory-mapped file under ``cache_dir("decoded")``
+    reused across runs; "ram" the same in RAM-backed /dev/shm, for this process only;
+    "off" decodes from the files every time; "auto" is "disk" when the decoded images fit
+    the budget (``$TLF_CACHE_BUDGET``, default a quarter of the RAM), else "off".
+    Unreadable images found while caching are skipped and added to ``splits.problems``.
+    """
+    if batch_size < 1:
+        raise TlfError(f"batch size must be positive, got {batch_size}", hint="use e.g. --batch-size 64")
+    if workers > 0:
+        # Workers are the parallelism; an OpenCV thread pool inherited through fork deadlocks
+        # the first worker that touches it, so OpenCV runs single-threaded in this process.
+        cv2.setNumThreads(0)
+    mode, why = choose_cache(splits, pipeline, cache)
+    log.info("decode cache: %s (%s)", mode, why)
+    train_set = ImageDataset(_source(splits.train, splits, pipeline, mode), pipeline.train_transform, seed, True)
+    val_set = ImageDataset(_source(splits.val, splits, pipeline, mode), pipeline.eval_transform, seed, False)
+    if distributed and not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        raise TlfError("distributed loaders need torch.distributed initialized", hint="launch with torchrun")
+    pin = torch.cuda.is_available() if pin_memory is None else pin_memory
+    options: dict[str, Any] = dict(num_workers=workers, pin_memory=pin, collate_fn=collate,
+                                   worker_init_fn=_worker_init, persistent_workers=workers > 0,
+                                   prefetch_factor=prefetch if workers > 0 else None)
+    train = TrainLoader(train_set, batch_size=batch_size, drop_last=drop_last and len(train_set) >= batch_size,
+                        sampler=EpochSampler(len(train_set), seed, distributed, drop_last),
+                        generator=torch.Generator().manual_seed(seed), **options)
+    val_sampler = None
+    if distributed:
+        from torch.utils.data.distributed import DistributedSampler
+        val_sampler = DistributedSampler(val_set, shuffle=False)  # pads to equal shares
+    val = DataLoader(val_set, batch_size=batch_size, shuffle=False, drop_last=False, sampler=val_sampler,
+                     generator=torch.Generator().manual_seed(seed), **options)
+    train.cache_mode = val.cache_mode = mode
+    return train, val
+
+
+__all__ = ["CACHE_MODES", "EpochSampler", "ImageDataset", "TrainLoader", "build_loaders", "choose_cache",
+           "collate"]

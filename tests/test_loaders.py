@@ -1,0 +1,131 @@
+"""Loaders: uint8 batches, reproducible per seed, new augmentations per epoch, device normalization."""
+import numpy as np
+import pytest
+import torch
+
+from imagefiles import array_set, file_set
+from tlf.augment import AugmentRequest, build_pipeline
+from tlf.data import Splits
+from tlf.data.device import DeviceBatch, to_model_input
+from tlf.data.loaders import EpochSampler, build_loaders
+from tlf.errors import TlfError
+
+REQUEST = AugmentRequest(size=24, num_classes=3, seed=0)
+
+
+def _epochs(loader, n):
+    out = []
+    for epoch in range(n):
+        loader.set_epoch(epoch)
+        out.append([(x.clone(), y.clone()) for x, y in loader])
+    return out
+
+
+def _same(a, b):
+    return len(a) == len(b) and all(torch.equal(xa, xb) and torch.equal(ya, yb) for (xa, ya), (xb, yb) in zip(a, b))
+
+
+@pytest.fixture(scope="module")
+def file_splits(tmp_path_factory):
+    root = tmp_path_factory.mktemp("images")
+    return Splits("files", ["a", "b", "c"], file_set(root / "train", 18), file_set(root / "val", 7, fmt="jpg"))
+
+
+def test_batches_are_uint8_nchw_with_int64_labels(file_splits):
+    train, val = build_loaders(file_splits, build_pipeline("basic", REQUEST), batch_size=4, workers=0, seed=0,
+                               cache="off")
+    x, y = next(iter(train))
+    assert x.shape == (4, 3, 24, 24) and x.dtype == torch.uint8
+    assert y.dtype == torch.int64 and y.shape == (4,)
+    assert len(train) == 4  # 18 images, drop_last
+    sizes = [x.shape[0] for x, _ in val]
+    assert sizes == [4, 3]  # all 7, in order
+    assert [int(v) for _, y in val for v in y] == list(file_splits.val.labels)
+
+
+def test_two_epochs_with_workers_differ_and_two_runs_are_identical(file_splits):
+    pipeline = build_pipeline("strong", REQUEST)
+    train, _ = build_loaders(file_splits, pipeline, batch_size=6, workers=2, seed=7, cache="disk")
+    first = _epochs(train, 2)
+    assert not _same(first[0], first[1])
+    # same images each epoch (a permutation), different views
+    assert sorted(int(v) for _, y in first[0] for v in y) == sorted(int(v) for _, y in first[1] for v in y)
+    again, _ = build_loaders(file_splits, build_pipeline("strong", REQUEST), batch_size=6, workers=2, seed=7,
+                             cache="disk")
+    assert _same(first[0], _epochs(again, 1)[0])
+    single, _ = build_loaders(file_splits, build_pipeline("strong", REQUEST), batch_size=6, workers=0, seed=7,
+                              cache="disk")
+    assert _same(first[1], _epochs(single, 2)[1])  # the number of workers does not matter
+    other, _ = build_loaders(file_splits, build_pipeline("strong", REQUEST), batch_size=6, workers=0, seed=8,
+                             cache="disk")
+    assert not _same(first[0], _epochs(other, 1)[0])
+
+
+def test_epochs_advance_without_set_epoch_and_set_epoch_replays():
+    splits = Splits("arrays", ["a", "b", "c"], array_set(12, classes=3), array_set(5, classes=3, seed=1))
+    train, _ = build_loaders(splits, build_pipeline("basic", REQUEST), batch_size=4, workers=2, seed=0)
+    e0, e1 = [x for x, _ in train], [x for x, _ in train]
+    assert not _same([(a, a) for a in e0], [(b, b) for b in e1])
+    train.set_epoch(0)
+    assert all(torch.equal(a, b) for a, b in zip(e0, [x for x, _ in train]))
+
+
+def test_eval_loader_is_deterministic(file_splits):
+    pipeline = build_pipeline("strong", REQUEST)
+    _, val = build_loaders(file_splits, pipeline, batch_size=3, workers=2, seed=0, cache="off")
+    a, b = [x for x, _ in val], [x for x, _ in val]
+    assert all(torch.equal(p, q) for p, q in zip(a, b))
+    direct = np.stack([pipeline.eval(file_splits.val.load(i)) for i in range(3)])
+    assert np.array_equal(a[0].permute(0, 2, 3, 1).numpy(), direct)
+
+
+def test_sampler_shards_for_distributed(monkeypatch):
+    monkeypatch.setattr(torch.distributed, "get_world_size", lambda *a: 2, raising=False)
+    monkeypatch.setattr(torch.distributed, "get_rank", lambda *a: 0, raising=False)
+    monkeypatch.setattr(torch.distributed, "is_available", lambda: True)
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    rank0 = EpochSampler(10, seed=0, distributed=True)
+    monkeypatch.setattr(torch.distributed, "get_rank", lambda *a: 1, raising=False)
+    rank1 = EpochSampler(10, seed=0, distributed=True)
+    a, b = [i for _, i in rank0], [i for _, i in rank1]
+    assert len(a) == len(b) == 5 and sorted(a + b) == list(range(10))
+    assert [e for e, _ in rank0] == [1] * 5  # the next pass is the next epoch
+
+
+def test_distributed_needs_initialized_process_group(file_splits):
+    with pytest.raises(TlfError, match="torch.distributed"):
+        build_loaders(file_splits, build_pipeline("none", REQUEST), batch_size=2, workers=0, seed=0,
+                      cache="off", distributed=True)
+
+
+def test_bad_cache_mode_and_batch_size(file_splits):
+    pipeline = build_pipeline("none", REQUEST)
+    with pytest.raises(TlfError, match="unknown cache mode"):
+        build_loaders(file_splits, pipeline, batch_size=2, workers=0, seed=0, cache="sometimes")
+    with pytest.raises(TlfError, match="batch size"):
+        build_loaders(file_splits, pipeline, batch_size=0, workers=0, seed=0)
+
+
+def test_to_model_input_normalizes_on_the_device():
+    images = torch.randint(0, 256, (2, 3, 5, 7), dtype=torch.uint8)
+    mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.5)
+    x = to_model_input(images, mean, std, "cpu")
+    expected = (images.float() / 255 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    assert torch.allclose(x, expected, atol=1e-5)
+    assert x.is_contiguous(memory_format=torch.channels_last)
+    plain = to_model_input(images, mean, std, torch.device("cpu"), channels_last=False, dtype=torch.bfloat16)
+    assert plain.dtype == torch.bfloat16 and plain.is_contiguous()
+    assert torch.allclose(plain.float(), expected, atol=3e-2)
+    nhwc = images.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)  # how loader batches are laid out
+    for channels_last in (True, False):
+        assert torch.allclose(to_model_input(nhwc, mean, std, "cpu", channels_last=channels_last), expected, atol=1e-5)
+
+
+def test_device_batch_applies_batch_augmentation_only_when_training():
+    pipeline = build_pipeline("basic+mixup", REQUEST)
+    to_device = DeviceBatch((0.5,) * 3, (0.5,) * 3, "cpu", batch_augment=pipeline.batch)
+    images, labels = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8), torch.tensor([0, 1, 2, 0])
+    x, y = to_device(images, labels)
+    assert torch.equal(y, labels)
+    x, y = to_device(images, labels, train=True)
+    assert y.shape == (4, 3) and torch.allclose(y.sum(1), torch.ones(4))
