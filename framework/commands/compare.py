@@ -5,7 +5,7 @@ import json
 
 import click
 
-from ..config import DEVICES, OPTIMIZERS, PRECISIONS
+from .options import settings
 
 DEFAULT_POLICIES = "scratch,transfer,partial:conv5,init"
 
@@ -22,7 +22,7 @@ def _show(comparison, as_json: bool) -> None:
 
 
 @click.command()
-@click.option("--dataset", "-d", help="Dataset plugin, e.g. flowers, cats_and_dogs, cifar10, folder:PATH.")
+@settings("dataset")
 @click.option("--backbone", "-b", "backbone", multiple=True, help="Backbone (repeatable or comma-separated).")
 @click.option("--backbones", "backbones", multiple=True, help="Backbones, e.g. vgg16,resnet50,convnext_tiny: a grid.")
 @click.option("--policies", "-p", default=DEFAULT_POLICIES, show_default=True, help="Freeze policies, comma-separated.")
@@ -30,23 +30,8 @@ def _show(comparison, as_json: bool) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="First seed (runs use seed .. seed+seeds-1).")
 @click.option("--out", "-o", type=click.Path(file_okay=False),
               help="Comparison folder; run again with the same folder to resume (default: comparisons/DATASET).")
-@click.option("--epochs", type=int, help="Epochs of every run (default: each policy's own).")
-@click.option("--augment", "-a", help="Augmentations joined by '+', e.g. basic, strong, none.")
-@click.option("--image-size", type=int, help="Training crop size (default: the backbone's).")
-@click.option("--batch-size", type=int, help="Images per batch.")
-@click.option("--optimizer", type=click.Choice(OPTIMIZERS), help="Optimizer.")
-@click.option("--lr", type=float, help="Peak learning rate (default: each policy's own).")
-@click.option("--weight-decay", type=float, help="Weight decay (not applied to norms and biases).")
-@click.option("--label-smoothing", type=float, help="Label smoothing of the training loss.")
-@click.option("--head", type=click.Choice(["linear", "mlp"]), help="New head: linear or mlp.")
-@click.option("--patience", type=int, help="Stop a run when val accuracy has not improved for this many epochs.")
-@click.option("--device", type=click.Choice(DEVICES), help="Where to train (auto: CUDA when available).")
-@click.option("--precision", type=click.Choice(PRECISIONS), help="auto: bf16 on GPUs that have it, fp32 on CPU.")
-@click.option("--workers", type=int, help="DataLoader worker processes (default: from the CPU count).")
-@click.option("--cache", type=click.Choice(["auto", "ram", "disk", "off"]), help="Decode-once image cache.")
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Use an existing copy of the dataset here.")
-@click.option("--download/--no-download", default=None, help="Allow downloading the dataset (default: yes).")
-@click.option("--val-split", type=float, help="Validation fraction when the data has no split.")
+@settings("epochs", "augment", "image_size", "batch_size", "optimizer", "lr", "weight_decay", "label_smoothing", "head",
+          "patience", "device", "precision", "workers", "cache", "data_dir", "download", "val_split")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML/JSON settings for every run.")
 @click.option("--quiet", "-q", is_flag=True, help="No training progress; only one line per run and the table.")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as one JSON object.")

@@ -1,0 +1,62 @@
+"""Run-setting options shared by ``tlf train`` and ``tlf compare``: one declaration each."""
+from __future__ import annotations
+
+from typing import Callable
+
+import click
+
+from ..config import DEVICES, OPTIMIZERS, PRECISIONS
+
+SETTINGS: dict[str, Callable] = {
+    "dataset": click.option("--dataset", "-d",
+                            help="Dataset plugin, e.g. flowers, cats_and_dogs, cifar10, folder:PATH, synthetic."),
+    "backbone": click.option("--backbone", "-b",
+                             help="Backbone plugin, e.g. efficientnet_lite0, resnet50, vgg16, timm:NAME."),
+    "policy": click.option("--policy", "-p",
+                           help="Freeze policy: scratch, transfer, partial:STAGE (e.g. partial:conv5), init, ..."),
+    "augment": click.option("--augment", "-a", help="Augmentations joined by '+', e.g. basic, strong, basic+mixup, "
+                                                    "none (default: the policy's)."),
+    "epochs": click.option("--epochs", type=int, help="Epochs (default: the policy's)."),
+    "batch_size": click.option("--batch-size", type=int, help="Images per batch (per process with torchrun)."),
+    "image_size": click.option("--image-size", type=int, help="Training crop size (default: the backbone's)."),
+    "optimizer": click.option("--optimizer", type=click.Choice(OPTIMIZERS), help="Optimizer."),
+    "lr": click.option("--lr", type=float, help="Peak learning rate (default: the policy's)."),
+    "weight_decay": click.option("--weight-decay", type=float, help="Weight decay (not applied to norms and biases)."),
+    "warmup_epochs": click.option("--warmup-epochs", type=float, help="Linear warm-up length before the cosine decay."),
+    "label_smoothing": click.option("--label-smoothing", type=float, help="Label smoothing of the training loss."),
+    "grad_clip": click.option("--grad-clip", type=float, help="Clip the gradient norm to this value."),
+    "seed": click.option("--seed", type=int, help="Seed of splits, augmentations and initialisation."),
+    "device": click.option("--device", type=click.Choice(DEVICES), help="Where to train (auto: CUDA when available)."),
+    "precision": click.option("--precision", type=click.Choice(PRECISIONS),
+                              help="auto: bf16 on GPUs that have it, fp32 on CPU."),
+    "compile": click.option("--compile/--no-compile", default=None, help="torch.compile the model."),
+    "workers": click.option("--workers", type=int, help="DataLoader worker processes (default: from the CPU count)."),
+    "cache": click.option("--cache", type=click.Choice(["auto", "ram", "disk", "off"]), help="Decode-once image cache."),
+    "feature_cache": click.option("--feature-cache",
+                                  help="Frozen-prefix feature cache: auto, off, or a number of augmented views."),
+    "head": click.option("--head", type=click.Choice(["linear", "mlp"]),
+                         help="New head: linear (GAP+dropout+linear) or mlp."),
+    "dropout": click.option("--dropout", type=float, help="Dropout before the head's last layer."),
+    "train_bn": click.option("--train-bn/--no-train-bn", default=None,
+                             help="Train BatchNorm affine parameters of frozen stages."),
+    "weights": click.option("--weights", type=click.Path(dir_okay=False),
+                            help="Local pretrained weights (state dict or checkpoint)."),
+    "data_dir": click.option("--data-dir", type=click.Path(file_okay=False),
+                             help="Use an existing copy of the dataset here."),
+    "download": click.option("--download/--no-download", default=None,
+                             help="Allow downloading the dataset (default: yes)."),
+    "val_split": click.option("--val-split", type=float, help="Validation fraction when the data has no split."),
+    "strict": click.option("--strict/--no-strict", default=None,
+                           help="Fail on unreadable images instead of skipping them."),
+    "patience": click.option("--patience", type=int,
+                             help="Stop when val accuracy has not improved for this many epochs."),
+}
+
+
+def settings(*names: str) -> Callable:
+    """Decorate a command with the named run-setting options, in the given order."""
+    def decorate(command: Callable) -> Callable:
+        for name in reversed(names):
+            command = SETTINGS[name](command)
+        return command
+    return decorate
