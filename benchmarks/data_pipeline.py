@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -143,8 +144,16 @@ def main() -> None:
         print(json.dumps(cold(data, args.size)))
         return
 
-    import torch
     os.environ["TLF_HOME"] = home = tempfile.mkdtemp(prefix="tlf-bench-")  # a cold cache to start with
+    try:
+        measure(args, data, home)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def measure(args: argparse.Namespace, data: Path, home: str) -> None:
+    """Cold build in a subprocess, then the four loaders epoch by epoch in turn."""
+    import torch
     print(f"data {data}, {args.size} px, {args.workers} workers, batch {args.batch_size}, {args.epochs} epochs, "
           f"{os.cpu_count()} CPUs, torch {torch.__version__}")
     results: dict = {"config": {k: str(v) for k, v in vars(args).items()}}
