@@ -18,6 +18,8 @@ _LAZY = {
     "train": "tlf.engine.api",
     "evaluate": "tlf.engine.api",
     "RunConfig": "tlf.config",
+    "compare": "tlf.experiments",
+    "report": "tlf.experiments",
 }
 
 __all__ = ["__version__", "TlfError", *_LAZY]

@@ -22,6 +22,8 @@ COMMANDS = {
     "data": "tlf.commands.data:data",
     "export": "tlf.commands.export:export",
     "predict": "tlf.commands.predict:predict",
+    "compare": "tlf.commands.compare:compare",
+    "report": "tlf.commands.compare:report",
 }
 
 

@@ -1,0 +1,92 @@
+"""``tlf compare`` (train and compare strategies) and ``tlf report`` (compare existing runs)."""
+from __future__ import annotations
+
+import json
+
+import click
+
+from ..config import DEVICES, OPTIMIZERS, PRECISIONS
+
+DEFAULT_POLICIES = "scratch,transfer,partial:conv5,init"
+
+
+def _show(comparison, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(comparison.to_dict()))
+        return
+    from rich.console import Console
+    console = Console()
+    for table in comparison.rich_tables():
+        console.print(table)
+    click.echo(f"comparison: {comparison.directory} (comparison.md, .csv, .json, .png)")
+
+
+@click.command()
+@click.option("--dataset", "-d", help="Dataset plugin, e.g. flowers, cats_and_dogs, cifar10, folder:PATH.")
+@click.option("--backbone", "-b", "backbone", multiple=True, help="Backbone (repeatable or comma-separated).")
+@click.option("--backbones", "backbones", multiple=True, help="Backbones, e.g. vgg16,resnet50,convnext_tiny: a grid.")
+@click.option("--policies", "-p", default=DEFAULT_POLICIES, show_default=True, help="Freeze policies, comma-separated.")
+@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True, help="Seeds per strategy.")
+@click.option("--seed", type=int, default=0, show_default=True, help="First seed (runs use seed .. seed+seeds-1).")
+@click.option("--out", "-o", type=click.Path(file_okay=False),
+              help="Comparison folder; run again with the same folder to resume (default: comparisons/DATASET).")
+@click.option("--epochs", type=int, help="Epochs of every run (default: each policy's own).")
+@click.option("--augment", "-a", help="Augmentations joined by '+', e.g. basic, strong, none.")
+@click.option("--image-size", type=int, help="Training crop size (default: the backbone's).")
+@click.option("--batch-size", type=int, help="Images per batch.")
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), help="Optimizer.")
+@click.option("--lr", type=float, help="Peak learning rate (default: each policy's own).")
+@click.option("--weight-decay", type=float, help="Weight decay (not applied to norms and biases).")
+@click.option("--label-smoothing", type=float, help="Label smoothing of the training loss.")
+@click.option("--head", type=click.Choice(["linear", "mlp"]), help="New head: linear or mlp.")
+@click.option("--patience", type=int, help="Stop a run when val accuracy has not improved for this many epochs.")
+@click.option("--device", type=click.Choice(DEVICES), help="Where to train (auto: CUDA when available).")
+@click.option("--precision", type=click.Choice(PRECISIONS), help="auto: bf16 on GPUs that have it, fp32 on CPU.")
+@click.option("--workers", type=int, help="DataLoader worker processes (default: from the CPU count).")
+@click.option("--cache", type=click.Choice(["auto", "ram", "disk", "off"]), help="Decode-once image cache.")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Use an existing copy of the dataset here.")
+@click.option("--download/--no-download", default=None, help="Allow downloading the dataset (default: yes).")
+@click.option("--val-split", type=float, help="Validation fraction when the data has no split.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML/JSON settings for every run.")
+@click.option("--quiet", "-q", is_flag=True, help="No training progress; only one line per run and the table.")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as one JSON object.")
+def compare(dataset: str | None, backbone: tuple[str, ...], backbones: tuple[str, ...], policies: str, seeds: int,
+            seed: int, out: str | None, config_file: str | None, quiet: bool, as_json: bool, **settings) -> None:
+    """Train each freeze policy (x backbone x seed) on one dataset and compare them.
+
+    \b
+    tlf compare --dataset flowers --backbone efficientnet_lite0 --seeds 3
+    tlf compare --dataset cats_and_dogs --backbones vgg16,resnet50,convnext_tiny --epochs 5
+    tlf compare --dataset folder:photos --policies transfer,partial:conv4,partial:conv5 --out cmp
+
+    Runs go to OUT/runs/BACKBONE-POLICY-sSEED, one after another. Interrupted? Run the same
+    command again: finished runs are kept, interrupted ones resume, the rest start.
+    Writes OUT/comparison.md, .csv, .json and .png.
+    """
+    from rich.console import Console
+
+    from ..experiments import compare as run_comparison
+    console = Console(stderr=True)
+    comparison = run_comparison(dataset, [*backbone, *backbones], policies, seeds=seeds, seed=seed, out=out,
+                                config=config_file, quiet=quiet or as_json,
+                                log=lambda message: console.print(message, highlight=False, markup=False), **settings)
+    _show(comparison, as_json)
+
+
+@click.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True))
+@click.option("--out", "-o", type=click.Path(file_okay=False),
+              help="Where to write the comparison files (default: the comparison folder, else the runs' parent).")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as one JSON object.")
+def report(run_dirs: tuple[str, ...], out: str | None, as_json: bool) -> None:
+    """Rebuild the comparison table and plots from finished runs.
+
+    RUN_DIRS are run directories, folders of them (e.g. runs/) or comparison folders made by
+    'tlf compare'. Runs are grouped by dataset, backbone and policy; seeds are averaged.
+    """
+    from ..experiments import report as build_report
+    comparison = build_report(run_dirs, out=out)
+    skipped = comparison.settings["skipped_unfinished"]
+    if skipped and not as_json:
+        click.echo(f"left out {len(skipped)} unfinished run(s): {', '.join(skipped)}", err=True)
+    _show(comparison, as_json)

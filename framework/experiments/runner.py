@@ -1,0 +1,169 @@
+"""Running a comparison: every (backbone, policy, seed) as one normal run, resumable.
+
+Runs live in ``OUT/runs/<backbone>-<policy>-s<seed>``. Running the same comparison again
+with the same ``OUT`` skips finished runs (``summary.json`` present), resumes interrupted
+ones (``last.pt`` present) and starts over runs that had not finished an epoch.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from ..config import RunConfig, load_config, read_config_file
+from ..errors import TlfError
+from ..registry import get_registry
+from .results import Comparison, load_results
+
+# settings a run may be resumed or reused with although they differ from its config.yaml
+REUSABLE = ("device", "precision", "workers", "compile", "cache", "out", "name")
+IDENTITY = ("dataset", "backbone", "policy", "seed")  # what makes a run the one planned
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.]+", "_", text).strip("_") or "x"
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One cell of a comparison."""
+
+    backbone: str
+    policy: str
+    seed: int
+
+    @property
+    def name(self) -> str:
+        """The run directory's name inside ``OUT/runs``."""
+        return f"{_slug(self.backbone)}-{_slug(self.policy)}-s{self.seed}"
+
+
+def split_names(values: str | Sequence[str] | None) -> list[str]:
+    """``"a,b"`` or ``["a,b", "c"]`` -> ``["a", "b", "c"]`` (order kept, duplicates and blanks dropped)."""
+    if values is None:
+        return []
+    items = [values] if isinstance(values, str) else list(values)
+    names = [part.strip() for item in items for part in item.split(",")]
+    return list(dict.fromkeys(n for n in names if n))
+
+
+def _canonical(kind: str, text: str) -> str:
+    """The registered name of ``text`` (aliases resolved); policies as their own ``.name``."""
+    registry = get_registry()
+    spec, argument = registry.resolve(kind, text)
+    if kind == "policies":
+        return registry.create(kind, text).name  # e.g. "partial" -> "partial:conv5"
+    return spec.name if argument is None else f"{spec.name}:{argument}"
+
+
+def plan_runs(dataset: str, backbones: Sequence[str], policies: Sequence[str], seeds: Sequence[int]) -> list[PlannedRun]:
+    """Every run of the comparison, seed by seed, under canonical names; every name is checked
+    (unknown ones raise TlfError with suggestions) before anything runs."""
+    get_registry().resolve("datasets", dataset)
+    if not backbones:
+        raise TlfError("no backbone to compare", hint="pass --backbone NAME or --backbones A,B")
+    if not policies:
+        raise TlfError("no policy to compare", hint="pass --policies scratch,transfer,partial:conv5,init")
+    if not seeds:
+        raise TlfError("no seed to run", hint="pass --seeds 1 or more")
+    backbones = list(dict.fromkeys(_canonical("backbones", b) for b in backbones))
+    policies = list(dict.fromkeys(_canonical("policies", p) for p in policies))
+    runs = [PlannedRun(b, p, s) for s in seeds for b in backbones for p in policies]
+    seen: dict[str, PlannedRun] = {}
+    for run in runs:
+        other = seen.setdefault(run.name, run)
+        if other is not run:
+            raise TlfError(f"{other.backbone} · {other.policy} and {run.backbone} · {run.policy} would share the run "
+                           f"directory {run.name}", hint="list each backbone and policy once")
+    return runs
+
+
+def run_state(path: Path) -> str:
+    """``finished`` (summary.json), ``interrupted`` (last.pt), ``empty`` (no checkpoint yet) or ``new``."""
+    if (path / "summary.json").is_file():
+        return "finished"
+    if (path / "last.pt").is_file():
+        return "interrupted"
+    return "empty" if path.exists() else "new"
+
+
+def _check_same_settings(path: Path, wanted: dict[str, Any], asked: set[str]) -> None:
+    """A run found in OUT must have been made with the settings asked for now (those given
+    explicitly, and the run's identity; defaults the engine resolves are not compared)."""
+    from ..rundir import read_run_config
+    done = read_run_config(path)
+    differ = [f"{key}={done.get(key)!r} (asked {wanted[key]!r})" for key in (*IDENTITY, *sorted(asked))
+              if key not in REUSABLE and done.get(key) != wanted[key]]
+    if differ:
+        raise TlfError(f"{path} was made with other settings: {', '.join(differ)}",
+                       hint="use another --out for these settings, or delete that run directory to redo it")
+
+
+def _release_memory() -> None:
+    """Drop the finished run's model, optimizer and feature cache before the next run starts."""
+    import gc
+
+    import torch
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def compare(dataset: str | None = None, backbones: str | Sequence[str] | None = None,
+            policies: str | Sequence[str] = "scratch,transfer,partial:conv5,init", *, seeds: int = 1, seed: int = 0,
+            out: str | Path | None = None, config: str | Path | None = None, quiet: bool = False,
+            log: Callable[[str], None] | None = None, **settings: Any) -> Comparison:
+    """Train every (backbone, policy, seed) one after another and compare them.
+
+    ``backbones`` and ``policies`` are lists or comma-separated text; ``seeds`` runs seeds
+    ``seed .. seed+seeds-1``. Other keyword ``settings`` (epochs, augment, image_size, lr, ...)
+    and the optional ``config`` file apply to every run. Writes comparison.{json,md,csv,png}
+    into ``out`` (default ``comparisons/<dataset>``) and returns the :class:`Comparison`.
+    """
+    from ..engine import api
+
+    if seeds < 1:
+        raise TlfError(f"seeds must be at least 1, got {seeds}", hint="e.g. --seeds 3")
+    settings = {k: v for k, v in settings.items() if v is not None and k not in ("out", "name")}
+    base = load_config(config, **settings)
+    asked = set(settings) | (set(read_config_file(config)) if config is not None else set())
+    dataset = dataset or base.dataset
+    runs = plan_runs(dataset, split_names(backbones) or [base.backbone], split_names(policies),
+                     list(range(seed, seed + seeds)))
+    out = Path(out) if out is not None else Path("comparisons") / _slug(dataset)
+    runs_dir = out / "runs"
+    say = log or (lambda message: None)
+    shared = {k: v for k, v in base.to_dict().items() if k not in ("dataset", "backbone", "policy", "seed", "out", "name")}
+    resume_settings = {k: shared[k] for k in ("device", "precision", "workers", "compile", "cache")}
+
+    for index, run in enumerate(runs, 1):
+        path = runs_dir / run.name
+        state = run_state(path)
+        label = f"[{index}/{len(runs)}] {run.backbone} · {run.policy} · seed {run.seed}"
+        wanted = {**shared, "dataset": dataset, "backbone": run.backbone, "policy": run.policy, "seed": run.seed}
+        if state in ("finished", "interrupted"):
+            _check_same_settings(path, wanted, asked & set(wanted))
+        if state == "finished":
+            say(f"{label}: finished earlier, skipped")
+            continue
+        if state == "interrupted":
+            say(f"{label}: resuming {path}")
+            api.train(resume=path, quiet=quiet, **resume_settings)
+            _release_memory()
+            continue
+        if state == "empty":
+            say(f"{label}: {path} has no checkpoint yet, starting it again")
+            shutil.rmtree(path)
+        else:
+            say(f"{label}: training")
+        api.train(RunConfig(**wanted), quiet=quiet, out=str(runs_dir), name=run.name)
+        _release_memory()
+
+    settings_record = {"dataset": dataset, "backbones": list(dict.fromkeys(r.backbone for r in runs)),
+                       "policies": list(dict.fromkeys(r.policy for r in runs)),
+                       "seeds": list(range(seed, seed + seeds)), **shared}
+    comparison = load_results([runs_dir / run.name for run in runs], settings=settings_record)
+    comparison.write(out)
+    return comparison
