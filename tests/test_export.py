@@ -77,6 +77,9 @@ def test_fp16_export_halves_the_file_within_fp16_tolerance(tmp_path, exports):
     sess = ort.InferenceSession(report.path, providers=["CPUExecutionProvider"])
     assert sess.get_inputs()[0].type == "tensor(float)"  # io stays float32
     assert Classifier(report.path).metadata["precision"] == "fp16"
+    with pytest.raises(TlfError, match="starts from fp32"):
+        quantize_int8(report.path, tmp_path / "q.onnx", calibration_images=chw(shapes(2, 32)[0]),
+                      eval_images=chw(shapes(2, 32)[0]), eval_labels=[0, 1])
 
 
 def test_preprocessing_in_graph_takes_uint8(tmp_path):
