@@ -12,6 +12,7 @@ from torch import nn
 
 from click.testing import CliRunner
 
+from helpers_models import single_thread  # noqa: F401 (autouse: one torch thread, faster on a busy machine)
 from onnx_helpers import CLASSES, build, chw, export_small, make_run, metadata_for, shapes
 from tlf.cli import cli
 from tlf import __version__
@@ -77,6 +78,9 @@ def test_fp16_export_halves_the_file_within_fp16_tolerance(tmp_path, exports):
     sess = ort.InferenceSession(report.path, providers=["CPUExecutionProvider"])
     assert sess.get_inputs()[0].type == "tensor(float)"  # io stays float32
     assert Classifier(report.path).metadata["precision"] == "fp16"
+    with pytest.raises(TlfError, match="starts from fp32"):
+        quantize_int8(report.path, tmp_path / "q.onnx", calibration_images=chw(shapes(2, 32)[0]),
+                      eval_images=chw(shapes(2, 32)[0]), eval_labels=[0, 1])
 
 
 def test_preprocessing_in_graph_takes_uint8(tmp_path):

@@ -1,6 +1,7 @@
 """Static int8 quantization (QDQ) of an exported model, calibrated on training images."""
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -52,9 +53,8 @@ class ImageReader(CalibrationDataReader):
         return next(self.batches, None)
 
 
-def model_inputs(path: str | Path, images: np.ndarray) -> np.ndarray:
-    """uint8 N x 3 x S x S images as the model at ``path`` takes them (per its tlf metadata)."""
-    meta = decode_metadata({p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props})
+def model_inputs(meta: dict[str, Any], images: np.ndarray) -> np.ndarray:
+    """uint8 N x 3 x S x S images as a model with tlf metadata ``meta`` takes them."""
     return images if meta["preprocessing_in_graph"] else normalize(images, meta["mean"], meta["std"])
 
 
@@ -72,6 +72,11 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, *, calibration_im
         raise TlfError("no calibration images for int8 quantization", hint="the training split is empty")
     if len(eval_images) == 0:
         raise TlfError("no validation images to measure the int8 model on", hint="the validation split is empty")
+    fp32_props = {p.key: p.value for p in onnx.load(str(fp32_path)).metadata_props}
+    meta = decode_metadata(fp32_props)
+    if meta.get("precision", "fp32") != "fp32":
+        raise TlfError(f"{fp32_path} is a {meta['precision']} model; int8 quantization starts from fp32",
+                       hint="export without --fp16 first")
     sess32 = session(fp32_path)
     input_name = sess32.get_inputs()[0].name
     tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.pre.onnx")
@@ -81,21 +86,19 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, *, calibration_im
             source = tmp
         except Exception:  # shape inference can fail on exotic graphs; quantize the model as exported
             source = fp32_path
-        quantize_static(str(source), str(out_path), ImageReader(input_name, model_inputs(fp32_path, calibration_images)),
+        quantize_static(str(source), str(out_path), ImageReader(input_name, model_inputs(meta, calibration_images)),
                         quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                         per_channel=per_channel, calibrate_method=CalibrationMethod.MinMax)
     finally:
         tmp.unlink(missing_ok=True)
     # quantize_static keeps metadata_props; make sure, and mark the precision
     proto = onnx.load(str(out_path))
-    props = {p.key: p.value for p in proto.metadata_props}
-    props.update({p.key: p.value for p in onnx.load(str(fp32_path)).metadata_props})
-    props["tlf.precision"] = '"int8"'
-    onnx.helper.set_model_props(proto, props)
+    onnx.helper.set_model_props(proto, {**{p.key: p.value for p in proto.metadata_props}, **fp32_props,
+                                        "tlf.precision": json.dumps("int8")})
     onnx.save(proto, str(out_path))
 
     labels = np.asarray(eval_labels)
-    inputs = model_inputs(fp32_path, eval_images)
+    inputs = model_inputs(meta, eval_images)
     pred32 = run_batches(sess32, inputs, 32).argmax(1)
     pred8 = run_batches(session(out_path), inputs, 32).argmax(1)
     acc32, acc8 = float((pred32 == labels).mean()), float((pred8 == labels).mean())
