@@ -30,7 +30,7 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from .data.reading import _to_rgb, read_rgb  # the decoder training uses (numpy and Pillow only)
+from .data.reading import to_rgb, read_rgb  # the decoder training uses (numpy and Pillow only)
 from .errors import TlfError
 
 PREFIX = "tlf."
@@ -251,7 +251,7 @@ class Classifier:
         if isinstance(image, (str, Path)):
             return read_rgb(image)
         if isinstance(image, Image.Image):
-            return _to_rgb(image)
+            return to_rgb(image)
         if isinstance(image, np.ndarray):
             if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
                 raise TlfError(f"expected an HxWx3 uint8 RGB array, got shape {image.shape} dtype {image.dtype}",

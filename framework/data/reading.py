@@ -49,7 +49,7 @@ def _reason(exc: BaseException) -> str:
     return text if type(exc).__name__ in text else f"{type(exc).__name__}: {text}"
 
 
-def _to_rgb(img) -> np.ndarray:  # img: PIL.Image.Image, loaded
+def to_rgb(img) -> np.ndarray:  # img: PIL.Image.Image, loaded
     from PIL import Image
 
     mode = img.mode
@@ -85,7 +85,7 @@ def read_rgb(path: str | Path) -> np.ndarray:
             with Image.open(path) as img:
                 img.load()
                 ImageOps.exif_transpose(img, in_place=True)
-                arr = _to_rgb(img)
+                arr = to_rgb(img)
     except Exception as exc:  # a broken file can make any decoder raise anything; report it with its type
         raise UnreadableImage(path, _reason(exc)) from None
     return np.ascontiguousarray(arr)
