@@ -15,6 +15,8 @@ truncated images are never padded silently (Pillow's ``LOAD_TRUNCATED_IMAGES`` i
 """
 from __future__ import annotations
 
+from typing import Any
+
 import warnings
 from pathlib import Path
 
@@ -49,7 +51,8 @@ def _reason(exc: BaseException) -> str:
     return text if type(exc).__name__ in text else f"{type(exc).__name__}: {text}"
 
 
-def to_rgb(img) -> np.ndarray:  # img: PIL.Image.Image, loaded
+def to_rgb(img: Any) -> np.ndarray:
+    """A loaded PIL image of any mode (L, P, CMYK, RGBA, 16-bit, float) as HxWx3 uint8 RGB."""
     from PIL import Image
 
     mode = img.mode
