@@ -4,10 +4,11 @@ from __future__ import annotations
 import pytest
 import torch
 from helpers_models import model as fresh_model
+from helpers_models import single_thread  # noqa: F401 (autouse fixture)
 
 from tlf.errors import TlfError
 from tlf.models import STAGES, is_norm
-from tlf.policies import Discriminative, Gradual, Partial, Transfer, sync_scheduler
+from tlf.policies import Gradual, Partial, Transfer, sync_scheduler
 from tlf.registry import get_registry
 
 # the smallest member of each family (random init: no downloads)
@@ -205,3 +206,22 @@ def test_policy_names_and_defaults() -> None:
     assert policy("gradual").name == "gradual:2" and policy("discriminative").name == "discriminative:0.5"
     assert not policy("scratch").pretrained and policy("transfer").pretrained
     assert policy("scratch").defaults["epochs"] > policy("transfer").defaults["epochs"]
+
+
+def test_warmup_then_cosine_schedules_new_groups_like_the_old_ones() -> None:
+    model = fresh_model("resnet18")
+    chosen = Gradual(2)
+    chosen.apply(model)
+    optimizer = torch.optim.AdamW(chosen.param_groups(model, lr=1e-3, weight_decay=0.05))
+    sched = torch.optim.lr_scheduler
+    scheduler = sched.SequentialLR(optimizer, [sched.LinearLR(optimizer, 0.1, total_iters=2),
+                                               sched.CosineAnnealingLR(optimizer, T_max=6)], milestones=[2])
+    for epoch in range(10):
+        if chosen.on_epoch_start(model, epoch, optimizer):
+            sync_scheduler(scheduler, optimizer)
+        lrs = {round(g["lr"], 12) for g in optimizer.param_groups}
+        assert len(lrs) == 1, (epoch, lrs)
+        optimizer.step()
+        scheduler.step()
+    assert len(optimizer.param_groups) == 10
+
