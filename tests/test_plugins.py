@@ -93,6 +93,7 @@ def test_example_backbone_learns_the_example_dataset(monkeypatch: pytest.MonkeyP
     from tlf.models import BackboneRequest, Classifier, build_head
 
     registry = Registry(loaded(monkeypatch, example_site()))
+    torch.manual_seed(0)
     backbone = registry.create("backbones", "smallcnn", BackboneRequest(pretrained=False))
     assert backbone.meta.feature_dim == 256 and backbone.meta.weights is None
     assert backbone.resolve_stage("block3") == "conv3"
@@ -105,8 +106,7 @@ def test_example_backbone_learns_the_example_dataset(monkeypatch: pytest.MonkeyP
     assert backbone(torch.zeros(2, 3, 28, 28)).shape == (2, 256, 1, 1)  # the course's 28 px
     assert backbone(torch.zeros(2, 3, 64, 64)).shape == (2, 256, 2, 2)
 
-    splits = registry.create("datasets", "stripes:16", DatasetRequest(cache_dir=tmp_path))
-    torch.manual_seed(0)
+    splits = registry.create("datasets", "stripes:24", DatasetRequest(cache_dir=tmp_path, val_split=0.25))
     model = Classifier(backbone, build_head("linear", (256, 1, 1), 2, 0.0), 2)
 
     def tensors(images: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -114,14 +114,14 @@ def test_example_backbone_learns_the_example_dataset(monkeypatch: pytest.MonkeyP
         return x, torch.from_numpy(images.labels)
 
     (x, y), (x_val, y_val) = tensors(splits.train), tensors(splits.val)
-    optimizer = torch.optim.Adam(model.parameters(), 3e-3)
-    for _ in range(8):
+    optimizer = torch.optim.Adam(model.parameters(), 1e-3)
+    for _ in range(12):  # reaches 100% on 24 of 24 seeds tried
         optimizer.zero_grad()
         torch.nn.functional.cross_entropy(model(x), y).backward()
         optimizer.step()
     model.eval()
     with torch.no_grad():
-        assert (model(x_val).argmax(1) == y_val).float().mean() >= 0.8
+        assert (model(x_val).argmax(1) == y_val).float().mean() >= 0.9
 
     path = tmp_path / "smallcnn.pt"
     torch.save(backbone.state_dict(), path)
