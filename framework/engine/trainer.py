@@ -69,6 +69,7 @@ class Trainer:
     """Trains one run; ``fit()`` returns the summary."""
 
     def __init__(self, config: RunConfig, resume_dir: Path | None = None, quiet: bool = False) -> None:
+        self.started = time.perf_counter()
         self.world = ddp.init_world(config.device)
         self.placement: Placement = place(config.device, config.precision,
                                           self.world.local_rank if self.world.distributed else None)
@@ -83,7 +84,7 @@ class Trainer:
         self.history: list[dict] = []
         self.best_acc = -1.0
         self.step = 0
-        self.elapsed = 0.0
+        self.earlier_seconds = 0.0  # wall time before a resume
         self.forward_model: nn.Module = self.model
         self.optimizer = build_optimizer(
             self.policy.param_groups(self.model, self.config.lr, self.config.weight_decay),
@@ -127,7 +128,7 @@ class Trainer:
         self.start_epoch = state["epoch"] + 1
         self.history = list(state["history"])
         self.best_acc = float(state["best_acc"])
-        self.elapsed = float(state.get("elapsed", 0.0))
+        self.earlier_seconds = float(state["elapsed"])
 
     def _wrap(self) -> None:
         """The module the loop calls: DDP and/or torch.compile around the plain model."""
@@ -185,8 +186,9 @@ class Trainer:
         if self.config.compile:
             self.remainder = torch.compile(self.remainder)
         cached = cache.nbytes + (self.val_cache.nbytes if self.val_cache else 0)
+        seconds = time.perf_counter() - start
         self.report.info(f"feature cache: {prefix} frozen stage(s) run once over {views} view(s) of the training set "
-                         f"and the validation set ({cached / 2**20:.0f} MiB, {time.perf_counter() - start:.1f}s)")
+                         f"and the validation set ({cached / 2**20:.0f} MiB, {seconds:.1f}s)")
 
     # ---- the loop -----------------------------------------------------------------------
     def fit(self) -> dict:
@@ -221,7 +223,6 @@ class Trainer:
                 val = self.validate()
             except torch.cuda.OutOfMemoryError:
                 raise self._out_of_memory() from None
-            self.elapsed += time.perf_counter() - start
             row = {"epoch": epoch + 1, "train_loss": train["loss"], "train_acc": train["acc"],
                    "val_loss": val["loss"], "val_acc": val["acc"], "lr": max(g["lr"] for g in self.optimizer.param_groups),
                    "images_per_second": round(train["images"] / max(train_seconds, 1e-9), 1),
@@ -290,6 +291,10 @@ class Trainer:
             self._nonfinite(epoch)
         return {"loss": loss_sum / max(count, 1), "acc": correct / max(count, 1), "images": count / self.world.size}
 
+    def wall_seconds(self) -> float:
+        """Wall time of the run so far, set-up and feature cache included, across resumes."""
+        return self.earlier_seconds + time.perf_counter() - self.started
+
     def _out_of_memory(self) -> TlfError:
         size = self.config.batch_size
         resume = f", then resume with --resume {self.run_dir.path}" if self.run_dir and self.history else ""
@@ -323,7 +328,7 @@ class Trainer:
     def _state(self, epoch: int) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scaler": self.scaler.state_dict(), "rng": rng_state(), "epoch": epoch, "step": self.step,
-                "history": self.history, "best_acc": self.best_acc, "elapsed": self.elapsed,
+                "history": self.history, "best_acc": self.best_acc, "elapsed": self.wall_seconds(),
                 "config": self.config.to_dict(), "classes": list(self.parts.splits.classes), "tlf_version": __version__}
 
     def _checkpoint(self, epoch: int, improved: bool) -> None:
@@ -348,7 +353,7 @@ class Trainer:
                 "best_val_accuracy": best.get("val_acc"), "best_epoch": best.get("epoch"),
                 "last_val_accuracy": self.history[-1]["val_acc"] if self.history else None,
                 "last_train_accuracy": self.history[-1]["train_acc"] if self.history else None,
-                "seconds": round(self.elapsed, 2),
+                "seconds": round(self.wall_seconds(), 2),
                 "images_per_second": round(np.median([r["images_per_second"] for r in self.history]), 1) if self.history else None,
                 "total_params": total, "trainable_params": trainable, "device": str(self.device),
                 "precision": self.placement.precision, "feature_cache": self.feature_cache is not None,
