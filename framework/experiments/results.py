@@ -61,7 +61,8 @@ def find_run_dirs(paths: Sequence[str | Path]) -> tuple[list[Path], list[Path]]:
     """Finished run directories among ``paths`` -> (finished, unfinished skipped).
 
     A path is a run directory (has config.yaml), a comparison folder (has runs/) or a folder
-    of run directories; run directories named explicitly must have finished.
+    of run directories (taken in the order they started); run directories named explicitly
+    must have finished.
     """
     found: list[Path] = []
     skipped: list[Path] = []
@@ -72,7 +73,8 @@ def find_run_dirs(paths: Sequence[str | Path]) -> tuple[list[Path], list[Path]]:
             found.append(path)
             continue
         folder = path / "runs" if (path / "runs").is_dir() else path
-        children = sorted(p for p in folder.iterdir() if (p / "config.yaml").is_file())
+        children = sorted((p for p in folder.iterdir() if (p / "config.yaml").is_file()),
+                          key=lambda p: ((p / "config.yaml").stat().st_mtime, p.name))  # the order they started
         if not children:
             raise TlfError(f"{path} holds no run directories",
                            hint="pass folders made by 'tlf train' or 'tlf compare'")
@@ -189,6 +191,15 @@ class Comparison:
                 for d, b in keys]
         return header, rows
 
+    def note(self) -> str | None:
+        """Which strategies trained on cached frozen features (their speed means something else)."""
+        cached = [" · ".join([g.backbone, g.policy] if len(self.backbones) > 1 else [g.policy])
+                  for g in self.groups if any(r.summary.get("feature_cache") for r in g.runs)]
+        if not cached:
+            return None
+        return (f"{', '.join(cached)}: trained on cached outputs of the frozen stages (--feature-cache), so wall "
+                "time and images/s cover only the trainable part, not the one-off pass over the frozen stages.")
+
     def title(self) -> str:
         seeds = sorted({r.seed for r in self.runs})
         return f"{', '.join(self.datasets)} · {len(self.runs)} runs · seeds {', '.join(map(str, seeds))}"
@@ -201,8 +212,11 @@ class Comparison:
 
         parts = [f"# Strategy comparison: {self.title()}",
                  "Mean ± sample standard deviation over seeds (no ± with one seed). "
-                 "Accuracies on the validation split; wall time is training plus validation.",
+                 "Accuracies on the validation split; wall time is the epochs' training plus validation "
+                 "(summary.json `seconds`: model and data set-up not included).",
                  table(*self.rows())]
+        if self.note():
+            parts.append(self.note())
         grid = self.grid()
         if grid:
             head, body = grid
@@ -232,7 +246,7 @@ class Comparison:
         from rich import box
         from rich.table import Table
         header, rows = self.rows()
-        main = Table(title=self.title(), box=box.SIMPLE_HEAD)
+        main = Table(title=self.title(), caption=self.note(), box=box.SIMPLE_HEAD)
         for i, column in enumerate(header):
             key = i < len(header) - len(METRICS) - 1
             main.add_column(column, justify="left" if key else "right", no_wrap=key)
