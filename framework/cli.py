@@ -20,6 +20,8 @@ COMMANDS = {
     "evaluate": "tlf.commands.evaluate:evaluate",
     "inspect": "tlf.commands.inspect:inspect",
     "data": "tlf.commands.data:data",
+    "export": "tlf.commands.export:export",
+    "predict": "tlf.commands.predict:predict",
     "compare": "tlf.commands.compare:compare",
     "report": "tlf.commands.compare:report",
 }

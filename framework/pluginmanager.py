@@ -82,6 +82,7 @@ class PluginManager(pluggy.PluginManager):
         return registered
 
     def unregister(self, plugin: Any = None, name: str | None = None) -> Any:
+        """Remove a plugin (by object or name)."""
         removed = super().unregister(plugin, name=name)
         self.generation += 1
         return removed
@@ -114,7 +115,7 @@ class PluginManager(pluggy.PluginManager):
                 continue
             name = f"{dist}.{ep.name}"
             if name in self.infos:
-                continue  # the same distribution seen twice on sys.path
+                continue  # loaded by an earlier call
             self.infos[name] = PluginInfo(name, dist, version)
             try:
                 self.register(ep.load(), name=name)

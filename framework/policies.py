@@ -7,7 +7,7 @@ change the frozen set between epochs (``on_epoch_start``).
 """
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any
 
 from torch import nn
 
@@ -23,9 +23,7 @@ def _no_decay(param: nn.Parameter) -> bool:
     return param.ndim <= 1
 
 
-def _named_parts(model: Classifier) -> Iterator[tuple[str, nn.Module]]:
-    yield from model.backbone.stages.named_children()
-    yield "head", model.head
+PARTS = (*STAGES, "head")
 
 
 def stage_groups(model: Classifier, part: str, lr: float, weight_decay: float) -> list[Group]:
@@ -44,9 +42,10 @@ def stage_groups(model: Classifier, part: str, lr: float, weight_decay: float) -
 
 
 class FreezePolicy:
-    """Base policy: nothing frozen, pretrained weights, one learning rate for every part."""
+    """Base class of policies (plugins subclass it): by default nothing frozen, pretrained
+    weights, one learning rate for every part."""
 
-    name = "init"
+    name = "base"
     pretrained = True
     changes_during_training = False  # True: on_epoch_start may change the frozen set
     defaults: dict[str, float | int | str] = {"lr": 1e-4, "epochs": 15}
@@ -73,8 +72,7 @@ class FreezePolicy:
 
     def param_groups(self, model: Classifier, lr: float, weight_decay: float) -> list[Group]:
         """Groups of trainable parameters, per stage and head, each with ``name`` and ``lr``."""
-        return [group for part, _ in _named_parts(model)
-                for group in stage_groups(model, part, lr * self.lr_scale(part), weight_decay)]
+        return [group for part in PARTS for group in stage_groups(model, part, lr * self.lr_scale(part), weight_decay)]
 
     def on_epoch_start(self, model: Classifier, epoch: int, optimizer: Any) -> bool:
         """Change what trains at the start of ``epoch`` (0-based); True when something changed."""

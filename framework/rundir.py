@@ -62,6 +62,13 @@ class RunDir:
         path.mkdir(parents=True)
         return cls(path)
 
+    def remove_partial_files(self) -> list[Path]:
+        """Delete temp files an interrupted write left behind (the real files are intact)."""
+        stale = list(self.path.glob(".*.tmp"))
+        for path in stale:
+            path.unlink(missing_ok=True)
+        return stale
+
     def write_text(self, name: str, text: str) -> None:
         atomic_write(self.path / name, lambda f: f.write(text))
 

@@ -20,10 +20,13 @@ ALL = ["none", "basic", "flip", "strong", "cutout", "randaugment", "randaugment:
 @pytest.mark.parametrize("text", ALL)
 def test_every_augmentation_gives_uint8_at_input_size(text):
     pipeline = build_pipeline(text, REQUEST)
+    views = set()
     for seed in range(20):
         out = pipeline.train(IMAGE, seed)
         assert out.shape == (32, 32, 3) and out.dtype == np.uint8
+        views.add(out.tobytes())
     assert pipeline.eval(IMAGE).shape == (32, 32, 3)
+    assert len(views) == 1 if text == "none" else len(views) > 1
 
 
 def test_train_is_seeded_per_call_and_varies_with_the_seed():

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from helpers_models import model as fresh_model
+from helpers_models import single_thread  # noqa: F401 (autouse fixture)
 
 from tlf.errors import TlfError
 from tlf.models import STAGES, BackboneRequest, build_model
@@ -57,6 +58,10 @@ def test_stage_cut_points_keep_native_names() -> None:
         "conv4": ["blocks_3", "blocks_4"], "conv5": ["blocks_5", "blocks_6", "conv_head", "bn2"]}
     aliases = fresh_model("vgg11").backbone.aliases
     assert aliases["block3"] == "conv3" and aliases["features_0"] == "conv1"
+    timm_convnext = fresh_model("timm:convnext_atto")
+    assert list(timm_convnext.backbone.stages.conv1._modules) == ["stem"]
+    assert list(timm_convnext.backbone.stages.conv5._modules) == ["stages_3", "norm_pre"]
+    assert isinstance(timm_convnext.head.norm, torch.nn.LayerNorm)  # timm's head.norm, on pooled features
 
 
 def test_meta_describes_the_input() -> None:
@@ -208,3 +213,18 @@ def test_plugin_modules_do_not_import_torch() -> None:
             "assert get_registry().resolve('backbones', 'timm:resnet18')[1] == 'resnet18'\n"
             "assert 'torch' not in sys.modules and 'timm' not in sys.modules\n")
     subprocess.run([sys.executable, "-W", "ignore", "-c", code], check=True)
+
+
+def test_vgg_pretrained_weights_load_without_the_old_classifier(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", _no_network)
+    features = backbone("vgg11_bn", pretrained=False)
+    # stage keys "conv1.features_0.weight" are torchvision's "features.0.weight"
+    state = {k.split(".", 1)[1].replace("features_", "features.", 1): v + 1
+             for k, v in features.stages.state_dict().items()}
+    state["classifier.6.weight"] = torch.zeros(1000, 4096)  # the old classifier is ignored
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    torch.save(state, tmp_path / "hub" / "checkpoints" / "vgg11_bn-6002323d.pth")
+    loaded = backbone("vgg11_bn")
+    assert torch.equal(loaded.stages.conv5.features_25.weight, state["features.25.weight"])
+    assert torch.equal(loaded.stages.conv1.features_1.running_var, state["features.1.running_var"])

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from imagefiles import array_set, file_set, random_images
-from tlf.augment import AugmentRequest, build_pipeline
+from tlf.augment import AugmentRequest, build_pipeline, short_side_shape
 from tlf.data import FileImageSet, Splits
 from tlf.data import cache as decode_cache
 from tlf.data.loaders import build_loaders, choose_cache
@@ -54,7 +54,7 @@ def test_stores_short_side_resized_variable_aspect_ratios_exactly_as_eval(tmp_pa
     for i in range(9):
         source = images.load(i)
         stored = cached.load(i)
-        assert stored.shape[:2] == decode_cache.target_shape(*source.shape[:2], 27)
+        assert stored.shape[:2] == short_side_shape(*source.shape[:2], 27)
         assert min(stored.shape[:2]) == min(27, min(source.shape[:2]))  # never upscaled
         assert np.array_equal(PIPELINE.eval(stored), PIPELINE.eval(source))
         total += stored.size
@@ -123,6 +123,25 @@ def test_ram_cache_is_private_and_removed(tmp_path):
     del result
     gc.collect()
     assert not any(p.exists() for p in paths)
+
+
+def test_ram_caches_of_dead_processes_are_removed(tmp_path):
+    orphan = tmp_path / "shm" / "0123456789abcdef-0123456789abcdef-999999999-7f00.u8"  # no such pid
+    orphan.parent.mkdir()
+    orphan.write_bytes(b"x")
+    live = orphan.with_name(f"0123456789abcdef-0123456789abcdef-{os.getpid()}-7f00.u8")
+    live.write_bytes(b"x")
+    decode_cache.build(file_set(tmp_path / "img", 2), PIPELINE, tmp_path / "shm", persist=False)
+    assert not orphan.exists() and live.exists()
+
+
+def test_images_already_small_enough_are_stored_as_they_are(tmp_path):
+    images = array_set(6, height=27, width=40)  # short side 27 = the eval resize: nothing to downscale
+    splits = Splits("a", ["a", "b", "c", "d"], images, images)
+    _, val = build_loaders(splits, PIPELINE, batch_size=3, workers=0, seed=0, cache="disk")
+    assert all(np.array_equal(val.dataset.images.load(i), images.load(i)) for i in range(6))
+    direct = np.stack([PIPELINE.eval(images.load(i)) for i in range(3)])
+    assert np.array_equal(next(iter(val))[0].permute(0, 2, 3, 1).numpy(), direct)
 
 
 def test_auto_mode_follows_the_budget(tmp_path, monkeypatch):

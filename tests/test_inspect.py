@@ -6,6 +6,7 @@ import json
 import pytest
 from click.testing import CliRunner
 from helpers_models import model as fresh_model
+from helpers_models import single_thread  # noqa: F401 (autouse fixture)
 
 from tlf.cli import cli
 from tlf.models import STAGES
@@ -62,3 +63,15 @@ def test_inspect_errors_are_one_line() -> None:
     assert "Traceback" not in result.output
     result = CliRunner().invoke(cli, ["inspect", "-b", "resnet18", "--input-size", "16"])
     assert result.exit_code == 1 and "too small" in result.output
+
+
+def test_weights_file_is_checked(tmp_path) -> None:
+    import torch
+    import torchvision
+    path = tmp_path / "resnet34.pth"
+    torch.save(torchvision.models.resnet34().state_dict(), path)
+    result = CliRunner().invoke(cli, ["inspect", "-b", "resnet18", "--weights", str(path)])
+    assert result.exit_code == 1 and "do not fit" in result.output
+    info = inspect_json("-b", "resnet34", "--weights", str(path), "--input-size", "32", "-p", "transfer")
+    assert info["weights"] == str(path) and info["policy_defaults"] == {"lr": 1e-3, "epochs": 10}
+

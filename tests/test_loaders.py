@@ -70,6 +70,18 @@ def test_epochs_advance_without_set_epoch_and_set_epoch_replays():
     assert all(torch.equal(a, b) for a, b in zip(e0, [x for x, _ in train]))
 
 
+def test_streaming_replaces_an_unreadable_image_with_a_warning(tmp_path):
+    images = file_set(tmp_path / "img", 4)
+    images.paths[1].write_bytes(b"broken")
+    splits = Splits("s", ["a", "b", "c"], images, images)
+    pipeline = build_pipeline("none", REQUEST)
+    _, val = build_loaders(splits, pipeline, batch_size=4, workers=0, seed=0, cache="off")
+    with pytest.warns(UserWarning, match="img001.png"):
+        x, _ = next(iter(val))
+    assert torch.equal(x[1], x[2])  # image 2 stands in for image 1
+    assert np.array_equal(x[2].permute(1, 2, 0).numpy(), pipeline.eval(images.load(2)))
+
+
 def test_eval_loader_is_deterministic(file_splits):
     pipeline = build_pipeline("strong", REQUEST)
     _, val = build_loaders(file_splits, pipeline, batch_size=3, workers=2, seed=0, cache="off")
@@ -79,17 +91,36 @@ def test_eval_loader_is_deterministic(file_splits):
     assert np.array_equal(a[0].permute(0, 2, 3, 1).numpy(), direct)
 
 
-def test_sampler_shards_for_distributed(monkeypatch):
-    monkeypatch.setattr(torch.distributed, "get_world_size", lambda *a: 2, raising=False)
-    monkeypatch.setattr(torch.distributed, "get_rank", lambda *a: 0, raising=False)
+def _fake_process_group(monkeypatch, rank, events=None):
+    """torch.distributed as seen by ``rank`` of 2, without a process group."""
     monkeypatch.setattr(torch.distributed, "is_available", lambda: True)
     monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_world_size", lambda *a, **k: 2, raising=False)
+    monkeypatch.setattr(torch.distributed, "get_rank", lambda *a, **k: rank, raising=False)
+    monkeypatch.setattr(torch.distributed, "barrier", lambda *a, **k: events.append("barrier"), raising=False)
+
+
+def test_sampler_shards_for_distributed(monkeypatch):
+    _fake_process_group(monkeypatch, 0)
     rank0 = EpochSampler(10, seed=0, distributed=True)
-    monkeypatch.setattr(torch.distributed, "get_rank", lambda *a: 1, raising=False)
+    _fake_process_group(monkeypatch, 1)
     rank1 = EpochSampler(10, seed=0, distributed=True)
     a, b = [i for _, i in rank0], [i for _, i in rank1]
     assert len(a) == len(b) == 5 and sorted(a + b) == list(range(10))
     assert [e for e, _ in rank0] == [1] * 5  # the next pass is the next epoch
+
+
+@pytest.mark.parametrize("rank, order", [(0, ["build", "build", "barrier"]), (1, ["barrier", "build", "build"])])
+def test_distributed_rank0_builds_the_cache_first(monkeypatch, file_splits, rank, order):
+    from tlf.data import cache as decode_cache
+    events = []
+    real_build = decode_cache.build
+    monkeypatch.setattr(decode_cache, "build", lambda *a, **k: events.append("build") or real_build(*a, **k))
+    _fake_process_group(monkeypatch, rank, events)
+    train, val = build_loaders(file_splits, build_pipeline("none", REQUEST), batch_size=2, workers=0, seed=0,
+                               cache="disk", distributed=True)
+    assert events == order
+    assert len(train.sampler) == 9 and len(val.sampler) == 4  # this rank's half (val padded)
 
 
 def test_distributed_needs_initialized_process_group(file_splits):

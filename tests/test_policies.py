@@ -4,10 +4,11 @@ from __future__ import annotations
 import pytest
 import torch
 from helpers_models import model as fresh_model
+from helpers_models import single_thread  # noqa: F401 (autouse fixture)
 
 from tlf.errors import TlfError
 from tlf.models import STAGES, is_norm
-from tlf.policies import Discriminative, Gradual, Partial, Transfer, sync_scheduler
+from tlf.policies import Gradual, Partial, Transfer, sync_scheduler
 from tlf.registry import get_registry
 
 # the smallest member of each family (random init: no downloads)

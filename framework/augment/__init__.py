@@ -6,7 +6,8 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations must no
 
 from .pipeline import (  # noqa: E402
     INTERPOLATIONS, AugmentRequest, Augmentation, ImageTransform, Pipeline, build_pipeline, sample_seed,
+    short_side_shape,
 )
 
 __all__ = ["INTERPOLATIONS", "AugmentRequest", "Augmentation", "ImageTransform", "Pipeline",
-           "build_pipeline", "sample_seed"]
+           "build_pipeline", "sample_seed", "short_side_shape"]

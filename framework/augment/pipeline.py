@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import albumentations as A
+import albumentations.augmentations.geometric.functional as fgeometric
 import cv2
 import numpy as np
 
@@ -81,6 +82,15 @@ class Augmentation:
     image: list[Any] = field(default_factory=list)
     batch: Callable[..., Any] | None = None
     crops: bool = False
+
+
+def short_side_shape(height: int, width: int, short: int) -> tuple[int, int]:
+    """(height, width) after downscaling the short side to ``short``, rounded as albumentations'
+    ``SmallestMaxSize`` rounds; images already that small keep their shape."""
+    if min(height, width) <= short:
+        return height, width
+    scale = short / min(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 def sample_seed(seed: int, epoch: int, index: int) -> int:
@@ -156,11 +166,9 @@ class Pipeline:
 
     def resize(self, image: np.ndarray) -> np.ndarray:
         """Downscale ``image`` so its short side is :attr:`resize_short` (never upscales),
-        exactly as the eval transform does."""
-        h, w = image.shape[:2]
-        if min(h, w) <= self.resize_short:
-            return image
-        return self.eval_transform.compose.transforms[0](image=image)["image"]
+        giving the pixels the eval transform's resize gives. Stateless: safe from threads."""
+        shape = short_side_shape(*image.shape[:2], self.resize_short)
+        return image if shape == image.shape[:2] else fgeometric.resize(image, shape, cv2.INTER_AREA)
 
     def train(self, image: np.ndarray, seed: int | None = None) -> np.ndarray:
         """A random training view of ``image`` (reproducible when ``seed`` is given)."""

@@ -26,7 +26,8 @@ def _state(total: int, trainable: int, frozen: bool) -> str:
 
 
 def inspect_model(backbone: str, policy: str | None = None, input_size: int | None = None, num_classes: int = 10,
-                  head: str = "linear", pretrained: bool = False, train_bn: bool = False) -> dict:
+                  head: str = "linear", pretrained: bool = False, train_bn: bool = False,
+                  weights: str | None = None) -> dict:
     """The data behind ``tlf inspect``: one row per stage plus the head and totals."""
     import torch
 
@@ -36,7 +37,8 @@ def inspect_model(backbone: str, policy: str | None = None, input_size: int | No
     freeze_policy = get_registry().create("policies", policy) if policy else None
     if freeze_policy is not None:
         freeze_policy.train_bn = train_bn
-    model = build_model(backbone, num_classes, pretrained=pretrained, head=head, input_size=input_size)
+    model = build_model(backbone, num_classes, pretrained=pretrained, weights=weights, head=head,
+                        input_size=input_size)
     if freeze_policy is not None:
         freeze_policy.apply(model)
     meta = model.backbone.meta
@@ -63,6 +65,7 @@ def inspect_model(backbone: str, policy: str | None = None, input_size: int | No
     total, trainable = _count(model.parameters())
     return {
         "backbone": meta.name, "policy": freeze_policy.name if freeze_policy else None,
+        "policy_defaults": freeze_policy.defaults if freeze_policy else None,
         "input_size": size, "num_classes": num_classes, "weights": meta.weights,
         "meta": {"mean": list(meta.mean), "std": list(meta.std), "interpolation": meta.interpolation,
                  "crop_pct": meta.crop_pct, "feature_dim": meta.feature_dim, "default_input_size": meta.input_size},
@@ -80,11 +83,13 @@ def inspect_model(backbone: str, policy: str | None = None, input_size: int | No
 @click.option("--train-bn", is_flag=True, help="Frozen stages keep trainable norm affine parameters.")
 @click.option("--pretrained/--no-pretrained", default=False, show_default=True,
               help="Load the pretrained weights (the layout is the same without them).")
+@click.option("--weights", type=click.Path(dir_okay=False), default=None,
+              help="Load this weights file (state dict or checkpoint) to check that it fits.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def inspect(backbone: str, policy: str | None, input_size: int | None, num_classes: int, head: str,
-            train_bn: bool, pretrained: bool, as_json: bool) -> None:
+            train_bn: bool, pretrained: bool, weights: str | None, as_json: bool) -> None:
     """Show a backbone's stages conv1..conv5: output shape, parameters, what a policy freezes."""
-    info = inspect_model(backbone, policy, input_size, num_classes, head, pretrained, train_bn)
+    info = inspect_model(backbone, policy, input_size, num_classes, head, pretrained, train_bn, weights)
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
@@ -93,7 +98,8 @@ def inspect(backbone: str, policy: str | None, input_size: int | None, num_class
 
     title = f"{info['backbone']} at {info['input_size']}x{info['input_size']}"
     if info["policy"]:
-        title += f", policy {info['policy']}"
+        defaults = info["policy_defaults"]
+        title += f", policy {info['policy']} (lr {defaults['lr']:g}, {defaults['epochs']} epochs)"
     table = Table(title=title)
     table.add_column("stage", no_wrap=True)
     table.add_column("aliases", overflow="fold", min_width=12)

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from ..augment import short_side_shape
 from ..paths import cache_dir
 from .splits import ArrayImageSet, FileImageSet, ImageSet, Problem
 
@@ -56,14 +57,6 @@ def cache_budget() -> int:
             raise TlfError(f"{BUDGET_ENV}={os.environ[BUDGET_ENV]!r} is not a size",
                            hint="write bytes or a size like 4G or 512M") from None
     return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * DEFAULT_RAM_FRACTION)
-
-
-def target_shape(height: int, width: int, short: int) -> tuple[int, int]:
-    """Shape after downscaling the short side to ``short`` (rounded as albumentations does); never upscales."""
-    if min(height, width) <= short:
-        return height, width
-    scale = short / min(height, width)
-    return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 def _probe(images: ImageSet, index: int) -> tuple[int, int] | None:
@@ -94,7 +87,7 @@ def plan(images: ImageSet, short: int, threads: int | None = None) -> Plan:
     """Read the image headers and lay the cache out (exact bytes before decoding anything)."""
     with ThreadPoolExecutor(threads or os.cpu_count()) as pool:
         sizes = list(pool.map(lambda i: _probe(images, i), range(len(images))))
-    shapes = np.array([target_shape(*s, short) if s else (0, 0) for s in sizes], dtype=np.int64).reshape(-1, 2)
+    shapes = np.array([short_side_shape(*s, short) if s else (0, 0) for s in sizes], dtype=np.int64).reshape(-1, 2)
     slot = shapes[:, 0] * shapes[:, 1] * 3
     offsets = np.concatenate([[0], np.cumsum(slot)[:-1]]).astype(np.int64)
     return Plan(shapes, offsets, int(slot.sum()))
@@ -176,6 +169,7 @@ def build(images: ImageSet, pipeline: Any, directory: Path | None = None, *, per
     directory.mkdir(parents=True, exist_ok=True)
     data_path, index_path, exists = find(images, short, interpolation, directory)
     if not persist:
+        _remove_orphans(directory)
         unique = f"{os.getpid()}-{id(images):x}"
         data_path = data_path.with_name(f"{data_path.stem}-{unique}.u8")
         index_path = index_path.with_name(f"{index_path.stem}-{unique}.npz")
@@ -190,7 +184,7 @@ def build(images: ImageSet, pipeline: Any, directory: Path | None = None, *, per
     if persist:
         family = data_path.name.split("-")[0]
         for stale in directory.glob(f"{family}-*"):
-            if stale not in (data_path, index_path):
+            if stale not in (data_path, index_path) and stale.suffix != ".tmp":  # .tmp: another build's
                 stale.unlink(missing_ok=True)
     result = CacheResult(DecodedImages(data_path, index_path, images), built=True, decoded=decoded)
     if not persist:
@@ -201,6 +195,24 @@ def build(images: ImageSet, pipeline: Any, directory: Path | None = None, *, per
 def _remove(*paths: Path) -> None:
     for path in paths:
         path.unlink(missing_ok=True)
+
+
+def _remove_orphans(directory: Path) -> None:
+    """Delete private caches (``<stem>-<pid>-<id>.*``) left by processes that no longer exist."""
+    for path in directory.glob("*-*-*-*.*"):
+        pid = path.name.split("-")[2]
+        if pid.isdigit() and not _alive(int(pid)):
+            path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def _write(images: ImageSet, pipeline: Any, layout: Plan, data_path: Path, index_path: Path,

@@ -107,8 +107,12 @@ def _worker_init(worker_id: int) -> None:
     random.seed(seed)
 
 
-def choose_cache(splits: Splits, pipeline: Pipeline, cache: str) -> tuple[str, str]:
-    """``(mode, why)``: the cache mode to use for ``cache`` ("auto" decided by size)."""
+def choose_cache(splits: Splits, pipeline: Pipeline, cache: str,
+                 layouts: dict[int, decode_cache.Plan] | None = None) -> tuple[str, str]:
+    """``(mode, why)``: the cache mode to use for ``cache`` ("auto" decided by size).
+
+    The layouts planned to decide (from image headers) are put in ``layouts`` by ``id`` of
+    the image set, for the build to reuse."""
     if cache not in CACHE_MODES:
         raise TlfError(f"unknown cache mode {cache!r}", hint=f"choose one of: {', '.join(CACHE_MODES)}")
     if cache != "auto":
@@ -119,7 +123,10 @@ def choose_cache(splits: Splits, pipeline: Pipeline, cache: str) -> tuple[str, s
     directory = decode_cache.cache_dir("decoded")
     if all(decode_cache.find(s, pipeline.resize_short, pipeline.request.interpolation, directory)[2] for s in sets):
         return "disk", "a decode cache exists"
-    need = sum(decode_cache.plan(s, pipeline.resize_short).nbytes for s in sets)
+    plans = {id(s): decode_cache.plan(s, pipeline.resize_short) for s in sets}
+    if layouts is not None:
+        layouts.update(plans)
+    need = sum(p.nbytes for p in plans.values())
     budget = min(decode_cache.cache_budget(), int(0.9 * decode_cache.free_bytes(directory)))
     if need > budget:
         return "off", f"decoded images need {need / 2**30:.2f} GiB, over the {budget / 2**30:.2f} GiB budget " \
@@ -127,12 +134,13 @@ def choose_cache(splits: Splits, pipeline: Pipeline, cache: str) -> tuple[str, s
     return "disk", f"decoded images need {need / 2**30:.2f} GiB (budget {budget / 2**30:.2f} GiB)"
 
 
-def _source(images: ImageSet, splits: Splits, pipeline: Pipeline, mode: str) -> ImageSet:
+def _source(images: ImageSet, splits: Splits, pipeline: Pipeline, mode: str,
+            layouts: dict[int, decode_cache.Plan]) -> ImageSet:
     if mode == "off":
         return images
     persist = mode == "disk"
     directory = decode_cache.cache_dir("decoded") if persist else decode_cache.ram_directory()
-    result = decode_cache.build(images, pipeline, directory, persist=persist)
+    result = decode_cache.build(images, pipeline, directory, persist=persist, layout=layouts.get(id(images)))
     known = {(p.path, p.reason) for p in splits.problems}
     splits.problems.extend(p for p in result.images.problems if (p.path, p.reason) not in known)
     if len(result.images) == 0:
@@ -157,12 +165,20 @@ def build_loaders(splits: Splits, pipeline: Pipeline, *, batch_size: int, worker
         # Workers are the parallelism; an OpenCV thread pool inherited through fork deadlocks
         # the first worker that touches it, so OpenCV runs single-threaded in this process.
         cv2.setNumThreads(0)
-    mode, why = choose_cache(splits, pipeline, cache)
-    log.info("decode cache: %s (%s)", mode, why)
-    train_set = ImageDataset(_source(splits.train, splits, pipeline, mode), pipeline.train_transform, seed, True)
-    val_set = ImageDataset(_source(splits.val, splits, pipeline, mode), pipeline.eval_transform, seed, False)
     if distributed and not (torch.distributed.is_available() and torch.distributed.is_initialized()):
         raise TlfError("distributed loaders need torch.distributed initialized", hint="launch with torchrun")
+    layouts: dict[int, decode_cache.Plan] = {}
+    mode, why = choose_cache(splits, pipeline, cache, layouts)
+    log.info("decode cache: %s (%s)", mode, why)
+    rank0_first = distributed and mode == "disk"  # one process decodes; the others then open its cache
+    if rank0_first and torch.distributed.get_rank() != 0:
+        torch.distributed.barrier()
+    train_images = _source(splits.train, splits, pipeline, mode, layouts)
+    val_images = _source(splits.val, splits, pipeline, mode, layouts)
+    if rank0_first and torch.distributed.get_rank() == 0:
+        torch.distributed.barrier()
+    train_set = ImageDataset(train_images, pipeline.train_transform, seed, True)
+    val_set = ImageDataset(val_images, pipeline.eval_transform, seed, False)
     pin = torch.cuda.is_available() if pin_memory is None else pin_memory
     options: dict[str, Any] = dict(num_workers=workers, pin_memory=pin, collate_fn=collate,
                                    worker_init_fn=_worker_init, persistent_workers=workers > 0,

@@ -106,6 +106,8 @@ class Trainer:
             return None
         if resume_dir is not None:
             run_dir = RunDir(resume_dir)
+            for path in run_dir.remove_partial_files():
+                self.report.info(f"removed {path.name}, left by the interrupted run")
         else:
             c = self.config
             run_dir = RunDir.create(c.out, c.dataset, c.backbone, self.policy.name, c.name)

@@ -2,7 +2,8 @@
 
 Cut points, by family (``features_N`` is torchvision's ``features[N]``):
 
-- VGG: the five blocks, each ending in its max-pool (aliases ``block1``..``block5``).
+- VGG: the five blocks, each ending in its max-pool (aliases ``block1``..``block5``);
+  the classifier (fc6/fc7) is never built.
 - ResNet: conv1 = conv1+bn1+relu, conv2 = maxpool+layer1, conv3..conv5 = layer2..layer4.
 - ConvNeXt: conv1 = the 4x4 stride-4 stem (so conv1 has stride 4, not 2), conv2 = stage 1,
   conv3..conv5 = downsample + stage 2..4. The final LayerNorm acts on pooled features and
@@ -35,6 +36,25 @@ def _family(name: str) -> str:
 # the pretrained classifier, which local weight files may carry for another number of classes
 OLD_CLASSIFIER = {"vgg": ("classifier",), "resnet": ("fc",), "convnext": ("classifier.2",),
                   "mobilenet_v3_large": ("classifier",), "efficientnet_b0": ("classifier",)}
+
+
+def _vgg_features(name: str) -> nn.Module:
+    """torchvision's VGG without its classifier (fc6/fc7 hold 120M parameters the new head
+    replaces), initialised as torchvision does; state-dict keys ``features.*`` as in VGG."""
+    from torchvision.models import vgg
+
+    config = {"vgg11": "A", "vgg13": "B", "vgg16": "D", "vgg19": "E"}[name.removesuffix("_bn")]
+    features = vgg.make_layers(vgg.cfgs[config], batch_norm=name.endswith("_bn"))
+    for module in features.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+    native = nn.Module()
+    native.features = features
+    return native
 
 
 def _vgg(native: nn.Module) -> tuple[dict, dict, int, None]:
@@ -81,14 +101,15 @@ def build(name: str, request: BackboneRequest) -> Backbone:
     """torchvision model ``name`` with ``request``'s weights, re-wrapped into stages."""
     import torchvision
 
-    native = torchvision.models.get_model(name, weights=None)
-    default = torchvision.models.get_model_weights(name).DEFAULT
     family = _family(name)
+    native = _vgg_features(name) if family == "vgg" else torchvision.models.get_model(name, weights=None)
+    default = torchvision.models.get_model_weights(name).DEFAULT
     if request.weights is not None:
         load_into(native, read_state_dict(request.weights), str(request.weights), ignore=OLD_CLASSIFIER[family])
         source: str | None = str(request.weights)
     elif request.pretrained:
-        load_into(native, download_state_dict(default.url, name), default.url)
+        load_into(native, download_state_dict(default.url, name), default.url,
+                  ignore=OLD_CLASSIFIER[family] if family == "vgg" else ())
         source = f"torchvision:{default}"
     else:
         source = None

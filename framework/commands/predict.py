@@ -1,0 +1,121 @@
+"""``tlf predict``: classify image files with an exported model (onnxruntime; no torch)."""
+from __future__ import annotations
+
+import glob
+import json
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import click
+import numpy as np
+
+from ..data.reading import is_image_file
+from ..errors import TlfError
+
+
+
+def expand(paths: tuple[str, ...]) -> Iterator[tuple[str, str | None]]:
+    """(path, problem) for each image named by files, folders (recursive) and globs, in order,
+    each file once."""
+    seen: set[str] = set()
+    for text, problem in _candidates(paths):
+        key = str(Path(text).resolve()) if problem is None else text
+        if key not in seen:
+            seen.add(key)
+            yield text, problem
+
+
+def _candidates(paths: tuple[str, ...]) -> Iterator[tuple[str, str | None]]:
+    for text in paths:
+        path = Path(text)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and is_image_file(p))
+            if not found:
+                yield text, "folder holds no images"
+            yield from ((str(p), None) for p in found)
+        elif path.exists():
+            yield text, None
+        elif glob.has_magic(text):
+            found = sorted(p for p in glob.glob(text, recursive=True) if Path(p).is_file())
+            if not found:
+                yield text, "no file matches this pattern"
+            yield from ((p, None) for p in found)
+        else:
+            yield text, "no such file or folder"
+
+
+@click.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("paths", nargs=-1, required=True)
+@click.option("-k", "--top-k", type=click.IntRange(min=1), default=5, show_default=True, help="Classes shown per image.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per image (errors included) instead of a table.")
+@click.option("-b", "--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Images per inference call.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime intra-op threads.")
+@click.option("--provider", "providers", multiple=True,
+              help="onnxruntime execution provider (repeatable, in order of preference); default: TensorRT, CUDA, CPU.")
+def predict(model: str, paths: tuple[str, ...], top_k: int, as_json: bool, batch_size: int,
+            threads: int | None, providers: tuple[str, ...]) -> None:
+    """Classify images with MODEL (a file written by 'tlf export').
+
+    PATHS are image files, folders (searched recursively) or glob patterns. Files that
+    cannot be read are reported one by one and the rest are still classified; the exit
+    status is 1 when any file failed. Needs only onnxruntime, numpy and Pillow.
+    """
+    from ..runtime import Classifier
+
+    classifier = Classifier(model, providers=providers or None, threads=threads)
+    rows: list[dict] = []
+    failures = 0
+
+    def emit(row: dict) -> None:
+        nonlocal failures
+        failures += "error" in row
+        if as_json:
+            click.echo(json.dumps(row))
+        else:
+            rows.append(row)
+
+    def flush(batch: list[tuple[str, np.ndarray]]) -> None:
+        if batch:
+            for (path, _), pred in zip(batch, classifier.classify(np.stack([a for _, a in batch]), top_k)):
+                emit({"path": path, **pred.to_dict()})
+            batch.clear()
+
+    batch: list[tuple[str, np.ndarray]] = []
+    for path, problem in expand(paths):
+        if problem is None:
+            try:
+                batch.append((path, classifier.preprocess(path)))
+            except TlfError as exc:  # UnreadableImage says why in .reason
+                problem = getattr(exc, "reason", exc.message)
+        if problem is not None:
+            flush(batch)  # keep output in input order
+            emit({"path": path, "error": problem})
+        if len(batch) >= batch_size:
+            flush(batch)
+    flush(batch)
+    if not as_json:
+        _print_table(rows, model)
+    if failures:
+        sys.exit(1)
+
+
+def _print_table(rows: list[dict], model: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"tlf predict: {model}")
+    for column, justify in (("image", "left"), ("label", "left"), ("prob", "right"), ("next", "left")):
+        table.add_column(column, justify=justify, overflow="fold")
+    errors = []
+    for row in rows:
+        if "error" in row:
+            errors.append(row)
+            table.add_row(row["path"], "[red]unreadable[/red]", "", row["error"])
+            continue
+        rest = ", ".join(f"{lab} {p:.1%}" for lab, p in zip(row["labels"][1:], row["probabilities"][1:]))
+        table.add_row(row["path"], row["labels"][0], f"{row['probabilities'][0]:.1%}", rest)
+    Console().print(table)
+    for row in errors:
+        click.echo(f"error: {row['path']}: {row['error']}", err=True)

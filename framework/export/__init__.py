@@ -1,0 +1,9 @@
+"""ONNX export (``tlf export``): parity-gated export with tlf metadata, fp16, static int8.
+
+Imports torch; the deployment side is :mod:`tlf.runtime`, which does not.
+"""
+from .onnx_export import EXPORTERS, TOLERANCE, Attempt, ExportReport, Parity, export_onnx, normalize
+from .quantize import QuantizationReport, quantize_int8
+
+__all__ = ["EXPORTERS", "TOLERANCE", "Attempt", "ExportReport", "Parity", "QuantizationReport",
+           "export_onnx", "normalize", "quantize_int8"]

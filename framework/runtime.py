@@ -1,0 +1,310 @@
+"""Torch-free inference on a tlf ONNX export: onnxruntime, numpy and Pillow only.
+
+Everything needed to preprocess an image travels in the file's metadata (see
+:data:`METADATA_KEYS`), so a deployment needs the ``.onnx`` file and this module::
+
+    from tlf.runtime import Classifier
+
+    clf = Classifier("model.onnx")
+    for p in clf.predict(["cat.jpg", "dog.png"], top_k=3):
+        print(p.labels, p.probabilities)
+
+Preprocessing reproduces tlf's evaluation transform (albumentations ``SmallestMaxSize``
+with ``area_for_downscale`` then ``CenterCrop``, resampled by OpenCV): the short side is
+resized to ``tlf.resize`` (same rounding of the long side; ``tlf.downscale``, i.e. area
+averaging, when shrinking, ``tlf.interpolation`` when enlarging), the centre ``tlf.crop``
+square is kept, and the model input is ``(x / 255 - mean) / std`` in NCHW float32 (raw
+uint8 NCHW when ``tlf.preprocessing_in_graph`` is true). Resampling is a numpy port of
+OpenCV's ``INTER_AREA`` / ``INTER_LINEAR`` / ``INTER_CUBIC`` / ``INTER_NEAREST`` that agrees
+with ``cv2.resize`` to within one grey level; PIL's resize filters differ by several grey
+levels on average (see docs/deploy.md), so the model would see other pixels than in training.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence, Union
+
+import numpy as np
+import onnxruntime as ort
+from PIL import Image
+
+from .data.reading import _to_rgb, read_rgb  # the decoder training uses (numpy and Pillow only)
+from .errors import TlfError
+
+PREFIX = "tlf."
+# metadata keys written by ``tlf export``; values are JSON-encoded
+METADATA_KEYS = (
+    "classes", "input_size", "resize", "crop", "mean", "std", "interpolation", "downscale",
+    "preprocessing_in_graph", "backbone", "policy", "dataset", "version", "val_accuracy", "precision",
+)
+# keys the runtime cannot work without
+REQUIRED_KEYS = ("classes", "resize", "crop", "mean", "std", "interpolation", "preprocessing_in_graph")
+INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "area")
+# preferred execution providers, best first; CPU is always the last resort
+PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+
+ImageLike = Union[str, Path, Image.Image, np.ndarray]
+
+
+def encode_metadata(meta: dict[str, Any]) -> dict[str, str]:
+    """``{"classes": [...]}`` -> ``{"tlf.classes": '[...]'}`` (JSON values)."""
+    unknown = sorted(set(meta) - set(METADATA_KEYS))
+    if unknown:
+        raise ValueError(f"unknown tlf metadata keys: {unknown}")
+    return {PREFIX + key: json.dumps(value) for key, value in meta.items()}
+
+
+def decode_metadata(props: dict[str, str]) -> dict[str, Any]:
+    """The ``tlf.*`` entries of an ONNX ``metadata_props`` map, decoded, without the prefix."""
+    out = {}
+    for key, value in props.items():
+        if key.startswith(PREFIX):
+            try:
+                out[key[len(PREFIX):]] = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise TlfError(f"metadata entry {key!r} is not valid JSON: {exc}",
+                               hint="re-export the model with 'tlf export'") from None
+    return out
+
+
+def resized_shape(height: int, width: int, short_side: int) -> tuple[int, int]:
+    """Shape after scaling the short side to ``short_side`` (albumentations' rounding)."""
+    scale = short_side / min(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def _taps(out_size: int, in_size: int, interpolation: str) -> tuple[np.ndarray, np.ndarray]:
+    """Source indices (out x taps) and weights (out x taps) along one axis, as cv2.resize."""
+    scale = in_size / out_size
+    src = (np.arange(out_size, dtype=np.float64) + 0.5) * scale - 0.5
+    if interpolation == "nearest":  # cv2.INTER_NEAREST: floor(dst * scale)
+        index = np.minimum(np.floor(np.arange(out_size) * scale).astype(np.int64), in_size - 1)
+        return index[:, None], np.ones((out_size, 1))
+    base = np.floor(src)
+    t = src - base
+    if interpolation == "bilinear":
+        offsets = np.arange(0, 2)
+        weights = np.stack([1 - t, t], axis=1)
+    else:  # bicubic, OpenCV's a = -0.75
+        a = -0.75
+        d = np.stack([t + 1, t, 1 - t, 2 - t], axis=1)
+        near = ((a + 2) * d - (a + 3)) * d * d + 1
+        far = ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
+        weights = np.where(d <= 1, near, far)
+        offsets = np.arange(-1, 3)
+    index = np.clip(base.astype(np.int64)[:, None] + offsets, 0, in_size - 1)
+    return index, weights
+
+
+def _area(x: np.ndarray, out_size: int, axis: int) -> np.ndarray:
+    """Shrink ``axis`` to ``out_size`` (<= its length) by exact area averaging, as cv2.INTER_AREA."""
+    n = x.shape[axis]
+    scale = n / out_size
+    edges = np.arange(out_size + 1) * scale
+    k = np.minimum(np.floor(edges).astype(np.int64), n - 1)  # pixel holding each edge
+    shape = [1] * x.ndim
+    shape[axis] = -1
+    frac = edges - k  # part of that pixel before the edge
+    frac[-1] = 0.0  # the last edge is n: pixel n-1 is whole in the last sum
+    frac = frac.reshape(shape)
+    # whole pixels k[i] .. k[i+1]-1, minus the part of pixel k[i] before edge i, plus the part
+    # of pixel k[i+1] before edge i+1 (zero for the last edge, which is n)
+    bounds = [*k[:-1], n]  # (a python loop over output pixels: np.add.reduceat is 20x slower here)
+    sums = np.stack([np.take(x, range(a, b), axis=axis).sum(axis=axis, dtype=np.float64)
+                     for a, b in zip(bounds[:-1], bounds[1:])], axis=axis)
+    at_k = np.take(x, k, axis=axis).astype(np.float64) * frac
+    head = np.take(at_k, np.arange(out_size), axis=axis)
+    tail = np.take(at_k, np.arange(1, out_size + 1), axis=axis)
+    return (sums - head + tail) / scale
+
+
+def resize(image: np.ndarray, height: int, width: int, interpolation: str) -> np.ndarray:
+    """Resize an HxWxC uint8 image like ``cv2.resize`` (within one grey level)."""
+    if interpolation not in INTERPOLATIONS:
+        raise TlfError(f"unsupported interpolation {interpolation!r}", hint=f"use one of {', '.join(INTERPOLATIONS)}")
+    if image.shape[:2] == (height, width):
+        return image
+    if interpolation == "area":
+        if height > image.shape[0] or width > image.shape[1]:
+            raise TlfError("'area' interpolation only shrinks images", hint="use it as the downscale interpolation")
+        x = _area(_area(image, height, 0), width, 1)
+        if image.shape[0] % height == 0 and image.shape[1] % width == 0:  # cv2's integer-factor path rounds half up
+            return np.floor(x + 0.5).astype(np.uint8)
+    else:
+        rows, row_w = _taps(height, image.shape[0], interpolation)
+        cols, col_w = _taps(width, image.shape[1], interpolation)
+        x = image.astype(np.float32)
+        x = np.einsum("otwc,ot->owc", x[rows], row_w.astype(np.float32))  # vertical pass
+        x = np.einsum("hotc,ot->hoc", x[:, cols], col_w.astype(np.float32))  # horizontal pass
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+def center_crop(image: np.ndarray, size: int) -> np.ndarray:
+    """The centre ``size`` x ``size`` square (albumentations' offsets); ``size`` must fit."""
+    height, width = image.shape[:2]
+    top, left = (height - size) // 2, (width - size) // 2
+    return image[top:top + size, left:left + size]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Top-k classes of one image, most likely first."""
+
+    labels: list[str]
+    probabilities: list[float]
+    indices: list[int]
+
+    @property
+    def label(self) -> str:
+        return self.labels[0]
+
+    @property
+    def probability(self) -> float:
+        return self.probabilities[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"labels": self.labels, "probabilities": self.probabilities, "indices": self.indices}
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float64."""
+    z = logits.astype(np.float64)
+    z -= z.max(axis=1, keepdims=True)
+    np.exp(z, out=z)
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def _choose_providers(providers: Sequence[str] | None) -> list[str]:
+    available = ort.get_available_providers()
+    if providers is None:
+        return [p for p in PREFERRED_PROVIDERS if p in available] or list(available)
+    missing = [p for p in providers if p not in available]
+    if missing:
+        raise TlfError(f"execution provider(s) {', '.join(missing)} not available in this onnxruntime",
+                       hint=f"available: {', '.join(available)}")
+    return list(providers)
+
+
+class Classifier:
+    """An image classifier exported by ``tlf export``, run with onnxruntime.
+
+    ``providers``: onnxruntime execution providers in order of preference (default:
+    TensorRT, CUDA, then CPU, whichever this onnxruntime build has); ``threads``:
+    intra-op threads (default: onnxruntime's choice).
+    """
+
+    def __init__(self, path: str | Path, providers: Sequence[str] | None = None, threads: int | None = None) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise TlfError(f"model file {self.path} not found")
+        options = ort.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = int(threads)
+        try:
+            self.session = ort.InferenceSession(str(self.path), sess_options=options,
+                                                providers=_choose_providers(providers))
+        except TlfError:
+            raise
+        except Exception as exc:  # onnxruntime raises its own types (InvalidProtobuf, Fail, ...)
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise TlfError(f"{self.path} is not a loadable ONNX model (corrupted or truncated?): {first}",
+                           hint="re-export it with 'tlf export RUN_DIR'") from None
+        self.metadata = decode_metadata(self.session.get_modelmeta().custom_metadata_map)
+        missing = [PREFIX + k for k in REQUIRED_KEYS if k not in self.metadata]
+        if missing:
+            raise TlfError(f"{self.path} is not a tlf export: its metadata lacks {', '.join(missing)}",
+                           hint="export models with 'tlf export RUN_DIR'; tlf.runtime reads preprocessing from that metadata")
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if len(inputs) != 1 or len(outputs) < 1:
+            raise TlfError(f"{self.path} has {len(inputs)} inputs; a tlf classifier has exactly one")
+        self.input = inputs[0]
+        self.output_name = outputs[0].name
+        if len(self.input.shape) != 4:
+            raise TlfError(f"{self.path} takes a rank-{len(self.input.shape)} input {self.input.shape}; "
+                           "a tlf classifier takes N x 3 x H x W images")
+        meta = self.metadata
+        self.classes: list[str] = list(meta["classes"])
+        self.crop = int(meta["crop"])
+        self.resize_to = int(meta["resize"])
+        if self.resize_to < self.crop:
+            raise TlfError(f"{self.path}: metadata resize {self.resize_to} is smaller than crop {self.crop}")
+        self.interpolation = str(meta["interpolation"])
+        self.downscale = str(meta.get("downscale") or self.interpolation)
+        for method in (self.interpolation, self.downscale):
+            if method not in INTERPOLATIONS:
+                raise TlfError(f"{self.path}: unsupported interpolation {method!r} in metadata",
+                               hint=f"supported: {', '.join(INTERPOLATIONS)}")
+        self.in_graph = bool(meta["preprocessing_in_graph"])
+        self.mean = np.asarray(meta["mean"], dtype=np.float32).reshape(3, 1, 1)
+        self.std = np.asarray(meta["std"], dtype=np.float32).reshape(3, 1, 1)
+        self.dtype = np.uint8 if self.in_graph else np.float32
+
+    @property
+    def providers(self) -> list[str]:
+        """Execution providers the session actually uses."""
+        return self.session.get_providers()
+
+    def to_array(self, image: ImageLike) -> np.ndarray:
+        """A path, PIL image or HxWx3 uint8 RGB array as HxWx3 uint8 RGB."""
+        if isinstance(image, (str, Path)):
+            return read_rgb(image)
+        if isinstance(image, Image.Image):
+            return _to_rgb(image)
+        if isinstance(image, np.ndarray):
+            if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+                raise TlfError(f"expected an HxWx3 uint8 RGB array, got shape {image.shape} dtype {image.dtype}",
+                               hint="convert with PIL: np.asarray(Image.open(p).convert('RGB'))")
+            return image
+        raise TlfError(f"cannot classify an object of type {type(image).__name__}",
+                       hint="pass file paths, PIL images or HxWx3 uint8 arrays")
+
+    def eval_view(self, image: ImageLike) -> np.ndarray:
+        """The crop x crop x 3 uint8 view the model sees: short side resized, centre cropped."""
+        array = self.to_array(image)
+        height, width = resized_shape(*array.shape[:2], self.resize_to)
+        shrink = self.resize_to < min(array.shape[:2])
+        array = resize(array, height, width, self.downscale if shrink else self.interpolation)
+        return center_crop(array, self.crop)
+
+    def preprocess(self, image: ImageLike) -> np.ndarray:
+        """One image -> the model's 3 x crop x crop input (float32 normalized, or uint8)."""
+        chw = np.ascontiguousarray(self.eval_view(image).transpose(2, 0, 1))
+        if self.in_graph:
+            return chw
+        return ((chw.astype(np.float32) / 255.0 - self.mean) / self.std).astype(np.float32)
+
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        """Run the model on a preprocessed N x 3 x crop x crop batch."""
+        if batch.ndim != 4 or batch.shape[1:] != (3, self.crop, self.crop):
+            raise TlfError(f"expected a batch of shape N x 3 x {self.crop} x {self.crop}, got {batch.shape}")
+        return self.session.run([self.output_name], {self.input.name: batch.astype(self.dtype, copy=False)})[0]
+
+    def predict(self, images: ImageLike | Iterable[ImageLike], top_k: int = 5, batch_size: int = 32) -> list[Prediction]:
+        """Top-``top_k`` labels and probabilities for each image, in input order."""
+        if isinstance(images, (str, Path, Image.Image)) or (isinstance(images, np.ndarray) and images.ndim == 3):
+            images = [images]
+        results: list[Prediction] = []
+        pending: list[np.ndarray] = []
+        for image in images:
+            pending.append(self.preprocess(image))
+            if len(pending) == batch_size:
+                results += self.classify(np.stack(pending), top_k)
+                pending = []
+        if pending:
+            results += self.classify(np.stack(pending), top_k)
+        return results
+
+    def classify(self, batch: np.ndarray, top_k: int = 5) -> list[Prediction]:
+        """Top-``top_k`` predictions for a batch already passed through :meth:`preprocess`."""
+        k = max(1, min(int(top_k), len(self.classes)))
+        probs = softmax(self.logits(batch))
+        order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+        return [Prediction([self.classes[i] for i in row], [float(p[i]) for i in row], [int(i) for i in row])
+                for row, p in zip(order, probs)]
+
+    def __repr__(self) -> str:
+        return (f"Classifier({str(self.path)!r}, classes={len(self.classes)}, input={self.crop}px, "
+                f"providers={self.providers})")
+

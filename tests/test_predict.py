@@ -1,0 +1,87 @@
+"""``tlf predict``: files, folders and globs; JSON lines or a table; per-file errors; no torch."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from onnx_helpers import CLASSES, export_small, shapes
+from tlf.cli import cli
+from tlf.runtime import Classifier
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """(model path, image folder): four good images (one in a sub-folder) and one broken file."""
+    tmp = tmp_path_factory.mktemp("predict")
+    _, report = export_small(tmp, "resnet18", 32, exporter="torchscript")
+    folder = tmp / "images"
+    (folder / "sub").mkdir(parents=True)
+    images, _ = shapes(4, 40, seed=3, square=False)
+    for i, image in enumerate(images[:3]):
+        Image.fromarray(image).save(folder / f"{i}.png")
+    Image.fromarray(images[3]).save(folder / "sub" / "3.jpg", quality=95)
+    (folder / "broken.jpg").write_bytes(b"not an image")
+    return report.path, folder
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, ["predict", *map(str, args)])
+
+
+def test_json_lines_predict_the_rest_and_report_broken_files(setup):
+    model, folder = setup
+    result = run(model, folder, "--json", "-k", "2", "--batch-size", "2")
+    assert result.exit_code == 1  # some file failed
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["path"] for r in rows] == [str(folder / n) for n in ("0.png", "1.png", "2.png", "broken.jpg", "sub/3.jpg")]
+    broken = rows[3]
+    assert "cannot identify image file" in broken["error"] and "labels" not in broken
+    good = [r for r in rows if "error" not in r]
+    assert all(len(r["labels"]) == 2 and set(r["labels"]) <= set(CLASSES) for r in good)
+    # same answers as the Python API
+    expected = Classifier(model).predict([r["path"] for r in good], top_k=2)
+    assert [r["labels"] for r in good] == [p.labels for p in expected]
+    assert np.allclose([r["probabilities"] for r in good], [p.probabilities for p in expected])
+
+
+def test_globs_files_and_missing_paths(setup):
+    model, folder = setup
+    result = run(model, f"{folder}/*.png", folder / "0.png", folder / "missing.png", "--json")
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["path"] for r in rows] == [f"{folder}/{i}.png" for i in range(3)] + [str(folder / "missing.png")]
+    assert rows[-1]["error"] == "no such file or folder" and result.exit_code == 1
+    ok = run(model, f"{folder}/**/3.jpg", "--json")  # recursive glob
+    assert ok.exit_code == 0 and [json.loads(line)["path"] for line in ok.stdout.splitlines()] == [f"{folder}/sub/3.jpg"]
+
+
+def test_table_output(setup):
+    model, folder = setup
+    result = run(model, folder / "0.png", folder / "broken.jpg")
+    assert "0.png" in result.stdout and any(c in result.stdout for c in CLASSES)
+    assert "unreadable" in result.stdout and "error:" in result.stderr
+
+
+def test_wrong_model_is_a_one_line_error(setup, tmp_path):
+    _, folder = setup
+    bogus = tmp_path / "model.onnx"
+    bogus.write_bytes(b"\x08\x07garbage")
+    result = run(bogus, folder)
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1 and "not a loadable ONNX model" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_predict_does_not_import_torch(setup):
+    model, folder = setup
+    code = ("import sys; from tlf.cli import main; sys.argv = ['tlf', 'predict', sys.argv[1], sys.argv[2], '--json'];\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'")
+    result = subprocess.run([sys.executable, "-c", code, model, str(folder / "0.png")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["labels"]

@@ -1,0 +1,139 @@
+"""tlf.runtime: torch-free, preprocessing from metadata, same answers as PyTorch, clear errors."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+import torch
+from PIL import Image
+
+from onnx_helpers import CLASSES, chw, eval_pipeline, export_small, shapes
+from tlf.errors import TlfError
+from tlf.export import normalize
+from tlf.runtime import Classifier, encode_metadata, resize, resized_shape, softmax
+
+SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """(model, path) of a resnet18 exported at 32 px."""
+    model, report = export_small(tmp_path_factory.mktemp("rt"), "resnet18", SIZE, exporter="torchscript")
+    return model, report.path
+
+
+def test_import_leaves_torch_out():
+    code = ("import sys, tlf.runtime; bad = [m for m in ('torch', 'cv2', 'albumentations', 'onnx') if m in sys.modules];"
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("interpolation,flag", [("bilinear", cv2.INTER_LINEAR), ("bicubic", cv2.INTER_CUBIC),
+                                                ("nearest", cv2.INTER_NEAREST), ("area", cv2.INTER_AREA)])
+def test_resize_matches_cv2_within_one_grey_level(interpolation, flag):
+    image = np.random.default_rng(0).integers(0, 256, (83, 127, 3), dtype=np.uint8)
+    sizes = [(29, 44), (41, 63)] + ([] if interpolation == "area" else [(150, 230)])
+    for height, width in sizes:
+        want = cv2.resize(image, (width, height), interpolation=flag)
+        got = resize(image, height, width, interpolation)
+        assert got.shape == want.shape and np.abs(got.astype(int) - want).max() <= 1
+
+
+def test_preprocessing_matches_the_eval_transform(exported):
+    """Runtime vs tlf's (albumentations/cv2) eval transform on assorted image shapes, measured."""
+    model, path = exported
+    clf = Classifier(path)
+    pipeline = eval_pipeline(model, SIZE)
+    assert pipeline.resize_short == clf.resize_to
+    images, _ = shapes(24, SIZE, seed=2, square=False)
+    images.append(np.asarray(Image.fromarray(images[0]).resize((20, 24))))  # smaller than the crop: enlarged
+    ours = np.stack([clf.preprocess(img) for img in images])
+    theirs = normalize(chw([pipeline.eval(img) for img in images]), clf.mean.ravel(), clf.std.ravel())
+    grey_levels = np.abs(ours - theirs) * clf.std / (1 / 255)
+    assert grey_levels.max() <= 1.0 + 1e-3  # at most one grey level apart
+    p_ours, p_theirs = softmax(clf.logits(ours)), softmax(clf.logits(theirs))
+    assert (p_ours.argmax(1) == p_theirs.argmax(1)).mean() == 1.0
+    assert np.abs(p_ours - p_theirs).max() < 1e-3
+
+
+def test_predictions_equal_pytorch(exported):
+    model, path = exported
+    clf = Classifier(path)
+    images, _ = shapes(9, SIZE, seed=4, square=False)
+    pipeline = eval_pipeline(model, SIZE)
+    meta = model.backbone.meta
+    with torch.inference_mode():
+        logits = model(torch.from_numpy(normalize(chw([pipeline.eval(i) for i in images]), meta.mean, meta.std))).numpy()
+    want = softmax(logits)
+    got = clf.predict(images, top_k=3, batch_size=4)
+    assert len(got) == 9
+    for pred, p in zip(got, want):
+        assert pred.indices == list(np.argsort(-p)[:3])
+        assert pred.labels == [CLASSES[i] for i in pred.indices]
+        assert np.allclose(pred.probabilities, np.sort(p)[::-1][:3], atol=1e-3)
+
+
+def test_paths_pil_and_arrays_give_the_same_answer(exported, tmp_path):
+    _, path = exported
+    clf = Classifier(path)
+    image = shapes(1, 50, seed=7, square=False)[0][0]
+    Image.fromarray(image).save(tmp_path / "a.png")
+    Image.fromarray(image).convert("RGBA").save(tmp_path / "b.png")
+    variants = [image, Image.fromarray(image), tmp_path / "a.png", str(tmp_path / "b.png")]
+    results = [clf.predict(v, top_k=2)[0] for v in variants]
+    assert all(r == results[0] for r in results)
+    gray = clf.predict(Image.fromarray(image).convert("L"))[0]
+    assert len(gray.labels) == len(CLASSES)  # top_k is capped at the number of classes
+    with pytest.raises(TlfError, match="HxWx3 uint8"):
+        clf.predict(np.zeros((3, 32, 32), np.float32))
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    with pytest.raises(TlfError, match="cannot read image"):
+        clf.predict(tmp_path / "broken.jpg")
+
+
+def test_corrupted_file_is_a_clear_error(exported, tmp_path):
+    _, path = exported
+    data = open(path, "rb").read()
+    truncated = tmp_path / "truncated.onnx"
+    truncated.write_bytes(data[: len(data) // 3])
+    with pytest.raises(TlfError, match="not a loadable ONNX model"):
+        Classifier(truncated)
+    with pytest.raises(TlfError, match="not found"):
+        Classifier(tmp_path / "nothing.onnx")
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the TorchScript exporter's deprecation notice
+def test_model_without_tlf_metadata_is_refused(tmp_path):
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+    torch.onnx.export(net, (torch.randn(1, 3, 16, 16),), str(tmp_path / "plain.onnx"), dynamo=False)
+    with pytest.raises(TlfError, match="not a tlf export.*tlf.classes"):
+        Classifier(tmp_path / "plain.onnx")
+
+
+def test_wrong_input_rank_is_refused(tmp_path):
+    x = onnx.helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, ["batch", 3])
+    y = onnx.helper.make_tensor_value_info("logits", onnx.TensorProto.FLOAT, ["batch", 3])
+    graph = onnx.helper.make_graph([onnx.helper.make_node("Identity", ["input"], ["logits"])], "g", [x], [y])
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+    meta = {"classes": CLASSES, "resize": 36, "crop": SIZE, "mean": [0.5] * 3, "std": [0.5] * 3,
+            "interpolation": "bilinear", "preprocessing_in_graph": False}
+    onnx.helper.set_model_props(model, encode_metadata(meta))
+    onnx.save(model, tmp_path / "rank2.onnx")
+    with pytest.raises(TlfError, match="rank-2 input"):
+        Classifier(tmp_path / "rank2.onnx")
+
+
+def test_providers(exported):
+    _, path = exported
+    assert Classifier(path, threads=1).providers[-1] == "CPUExecutionProvider"
+    with pytest.raises(TlfError, match="not available"):
+        Classifier(path, providers=["NoSuchExecutionProvider"])
+
+
+def test_resized_shape_rounds_like_albumentations():
+    assert resized_shape(375, 500, 73) == (73, round(500 * 73 / 375))
+    assert resized_shape(10, 1000, 3) == (3, 300)
