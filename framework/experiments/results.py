@@ -50,9 +50,13 @@ def read_result(run_dir: str | Path) -> RunResult:
     if not (run_dir / "summary.json").is_file():
         raise TlfError(f"{run_dir} has not finished (no summary.json)",
                        hint=f"finish it with 'tlf train --resume {run_dir}', or leave it out")
-    summary = read_json(run_dir / "summary.json")
     metrics = run_dir / "metrics.jsonl"
-    rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()] if metrics.is_file() else []
+    try:
+        summary = read_json(run_dir / "summary.json")
+        rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()] if metrics.is_file() else []
+    except ValueError as exc:
+        raise TlfError(f"{run_dir} has a damaged summary.json or metrics.jsonl: {exc}",
+                       hint="leave that run out, or delete its summary.json and resume it with 'tlf train --resume'") from None
     return RunResult(run_dir, config["dataset"], config["backbone"], summary.get("policy") or config["policy"],
                      int(config["seed"]), summary, [(int(r["epoch"]), float(r["val_acc"])) for r in rows])
 
