@@ -44,7 +44,7 @@ def plot_comparison(comparison: Comparison, path: Path) -> None:
         if not stats:
             continue
         x = columns.index((group.dataset, group.backbone)) + (policies.index(group.policy) - (len(policies) - 1) / 2) * bar
-        ax_bar.bar(x, stats["mean"], bar, yerr=stats["std"] or 0, capsize=3, color=colors[group.policy],
+        ax_bar.bar(x, stats["mean"], bar, yerr=stats["std"], capsize=3, color=colors[group.policy],
                    label=group.policy)
         ax_bar.text(x, stats["mean"] + (stats["std"] or 0) + 0.015, f"{stats['mean']:.3f}", ha="center", va="bottom",
                     fontsize="x-small", rotation=90)

@@ -50,9 +50,13 @@ def read_result(run_dir: str | Path) -> RunResult:
     if not (run_dir / "summary.json").is_file():
         raise TlfError(f"{run_dir} has not finished (no summary.json)",
                        hint=f"finish it with 'tlf train --resume {run_dir}', or leave it out")
-    summary = read_json(run_dir / "summary.json")
     metrics = run_dir / "metrics.jsonl"
-    rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()] if metrics.is_file() else []
+    try:
+        summary = read_json(run_dir / "summary.json")
+        rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()] if metrics.is_file() else []
+    except ValueError as exc:
+        raise TlfError(f"{run_dir} has a damaged summary.json or metrics.jsonl: {exc}",
+                       hint="leave that run out, or delete its summary.json and resume it with 'tlf train --resume'") from None
     return RunResult(run_dir, config["dataset"], config["backbone"], summary.get("policy") or config["policy"],
                      int(config["seed"]), summary, [(int(r["epoch"]), float(r["val_acc"])) for r in rows])
 
@@ -61,7 +65,8 @@ def find_run_dirs(paths: Sequence[str | Path]) -> tuple[list[Path], list[Path]]:
     """Finished run directories among ``paths`` -> (finished, unfinished skipped).
 
     A path is a run directory (has config.yaml), a comparison folder (has runs/) or a folder
-    of run directories; run directories named explicitly must have finished.
+    of run directories (taken in the order they started); run directories named explicitly
+    must have finished.
     """
     found: list[Path] = []
     skipped: list[Path] = []
@@ -72,7 +77,8 @@ def find_run_dirs(paths: Sequence[str | Path]) -> tuple[list[Path], list[Path]]:
             found.append(path)
             continue
         folder = path / "runs" if (path / "runs").is_dir() else path
-        children = sorted(p for p in folder.iterdir() if (p / "config.yaml").is_file())
+        children = sorted((p for p in folder.iterdir() if (p / "config.yaml").is_file()),
+                          key=lambda p: ((p / "config.yaml").stat().st_mtime, p.name))  # the order they started
         if not children:
             raise TlfError(f"{path} holds no run directories",
                            hint="pass folders made by 'tlf train' or 'tlf compare'")
@@ -189,6 +195,15 @@ class Comparison:
                 for d, b in keys]
         return header, rows
 
+    def note(self) -> str | None:
+        """Which strategies trained on cached frozen features (their speed means something else)."""
+        cached = [" · ".join([g.backbone, g.policy] if len(self.backbones) > 1 else [g.policy])
+                  for g in self.groups if any(r.summary.get("feature_cache") for r in g.runs)]
+        if not cached:
+            return None
+        return (f"{', '.join(cached)}: trained on cached outputs of the frozen stages (--feature-cache), so wall "
+                "time and images/s cover only the trainable part, not the one-off pass over the frozen stages.")
+
     def title(self) -> str:
         seeds = sorted({r.seed for r in self.runs})
         return f"{', '.join(self.datasets)} · {len(self.runs)} runs · seeds {', '.join(map(str, seeds))}"
@@ -201,8 +216,11 @@ class Comparison:
 
         parts = [f"# Strategy comparison: {self.title()}",
                  "Mean ± sample standard deviation over seeds (no ± with one seed). "
-                 "Accuracies on the validation split; wall time is training plus validation.",
+                 "Accuracies on the validation split; wall time is the epochs' training plus validation "
+                 "(summary.json `seconds`: model and data set-up not included).",
                  table(*self.rows())]
+        if self.note():
+            parts.append(self.note())
         grid = self.grid()
         if grid:
             head, body = grid
@@ -232,7 +250,7 @@ class Comparison:
         from rich import box
         from rich.table import Table
         header, rows = self.rows()
-        main = Table(title=self.title(), box=box.SIMPLE_HEAD)
+        main = Table(title=self.title(), caption=self.note(), box=box.SIMPLE_HEAD)
         for i, column in enumerate(header):
             key = i < len(header) - len(METRICS) - 1
             main.add_column(column, justify="left" if key else "right", no_wrap=key)
