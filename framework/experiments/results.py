@@ -201,8 +201,8 @@ class Comparison:
                   for g in self.groups if any(r.summary.get("feature_cache") for r in g.runs)]
         if not cached:
             return None
-        return (f"{', '.join(cached)}: trained on cached outputs of the frozen stages (--feature-cache), so wall "
-                "time and images/s cover only the trainable part, not the one-off pass over the frozen stages.")
+        return (f"{', '.join(cached)}: trained on cached outputs of the frozen stages (--feature-cache): wall "
+                "time includes the one-off pass over the frozen stages, images/s covers the trainable part.")
 
     def title(self) -> str:
         seeds = sorted({r.seed for r in self.runs})
@@ -216,8 +216,8 @@ class Comparison:
 
         parts = [f"# Strategy comparison: {self.title()}",
                  "Mean ± sample standard deviation over seeds (no ± with one seed). "
-                 "Accuracies on the validation split; wall time is the epochs' training plus validation "
-                 "(summary.json `seconds`: model and data set-up not included).",
+                 "Accuracies on the validation split; wall time is the whole run's (summary.json `seconds`: "
+                 "set-up, feature cache, training and validation).",
                  table(*self.rows())]
         if self.note():
             parts.append(self.note())
