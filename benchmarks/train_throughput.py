@@ -117,7 +117,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--workers", type=int, default=min(16, os.cpu_count() or 1))
     parser.add_argument("--steps", type=int, default=20, help="steps of the model-only measurement")
-    parser.add_argument("--augment", default="basic")
+    parser.add_argument("--augment", help="tlf's augmentation (default: the policy's; the naive loop always "
+                                            "uses random resized crop + flip)")
     parser.add_argument("--out", type=Path, default=Path("/tmp/tlf-bench"))
     parser.add_argument("--json-out", type=Path)
     parser.add_argument("--skip-naive", action="store_true")
