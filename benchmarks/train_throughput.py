@@ -97,7 +97,7 @@ def naive(data: Path, backbone: str, size: int, batch: int, epochs: int, workers
 
 
 def tlf_run(data: Path, backbone: str, size: int, batch: int, epochs: int, workers: int, device: str, policy: str,
-            out: Path, augment: str) -> dict:
+            out: Path, augment: str | None) -> dict:
     import tlf
     run = tlf.train(dataset=f"folder:{data}", backbone=backbone, policy=policy, image_size=size, batch_size=batch,
                     epochs=epochs, workers=workers, device=device, augment=augment, out=str(out), quiet=True)
