@@ -136,3 +136,12 @@ def test_ddp_two_cpu_processes(colour_data, tmp_path):
     assert len(summaries) == 1  # rank 0 alone reports and checkpoints
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp"]
     assert json.loads(summaries[0])["epochs"] == 2
+
+
+def test_resume_before_the_first_checkpoint_starts_again(colour_data, tmp_path):
+    first = tlf.train(dataset=f"folder:{colour_data}", policy="transfer", epochs=1, lr=1e-2, out=str(tmp_path),
+                      name="early", quiet=True, **FAST)
+    for name in ("last.pt", "best.pt", "summary.json"):
+        (first.directory / name).unlink()  # as if killed during epoch 1
+    run = tlf.train(resume=first.directory, quiet=True)
+    assert run.summary["epochs"] == 1 and (run.directory / "last.pt").is_file()

@@ -118,6 +118,9 @@ class Trainer:
         return run_dir
 
     def _restore(self, resume_dir: Path) -> None:
+        if not (Path(resume_dir) / "last.pt").exists():
+            self.report.info(f"{resume_dir} has no checkpoint yet (stopped during epoch 1): starting it again")
+            return
         state = load_checkpoint(resume_dir, "last", map_location=str(self.device))
         for epoch in range(state["epoch"] + 1):
             self.policy.on_epoch_start(self.model, epoch, self.optimizer)
