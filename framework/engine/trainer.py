@@ -173,8 +173,12 @@ class Trainer:
         else:
             views = 1 if self.parts.pipeline.deterministic_train else min(4, epochs_left)
         views = max(1, min(views, epochs_left))
-        stages = list(self.model.backbone.stages.children())
-        prefix_module = nn.Sequential(*stages[:prefix])
+        modules = list(self.model.backbone.stages.children())[:prefix]
+        pool = getattr(self.model.head, "pool", None)
+        if prefix == len(self.model.backbone.stage_names) and isinstance(pool, nn.AdaptiveAvgPool2d) \
+                and pool.output_size in (1, (1, 1)):
+            modules.append(pool)  # cache pooled features; the head's pool is then the identity on 1x1 maps
+        prefix_module = nn.Sequential(*modules)
         start = time.perf_counter()
         train_loader, val_loader = self.parts.train_loader, self.parts.val_loader
         cache = FeatureCache.build(prefix_module, ordered_passes(train_loader, views), len(train_loader.dataset),
