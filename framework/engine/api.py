@@ -42,27 +42,18 @@ def evaluate(run_dir: str | Path, *, dataset: str | None = None, data_dir: str |
     """Accuracy, per-class precision/recall/F1, top-k and the confusion matrix of a run's model
     on the validation split of its dataset (or of ``dataset``). Writes evaluation.json and
     confusion.png into the run directory unless ``write`` is False."""
-    import dataclasses
-
-    from ..data.loaders import build_loaders
     from ..data.device import to_model_input
+    from ..data.loaders import build_loaders
     from ..rundir import RunDir, load_run
     from .device import place
     from .metrics import classification_report
     from .plots import plot_confusion
-    from .setup import default_workers, load_splits, pipeline_for
+    from .setup import default_workers, run_data
     from .trainer import predict_logits
 
     run = load_run(run_dir, checkpoint)
-    config = RunConfig.from_dict(run.config)
-    config = dataclasses.replace(config, dataset=dataset or config.dataset,
-                                 data_dir=data_dir if dataset or data_dir else config.data_dir)
+    config, splits, pipeline = run_data(run, dataset, data_dir)
     placement = place(device, "auto")
-    splits = load_splits(config)
-    if splits.classes != run.classes:
-        raise TlfError(f"the classes of {config.dataset} ({', '.join(splits.classes)}) differ from the run's "
-                       f"({', '.join(run.classes)})", hint="evaluate on a dataset with the same class folders")
-    pipeline = pipeline_for(config, run.meta, len(run.classes), augment="none")
     _, val_loader = build_loaders(splits, pipeline, batch_size=batch_size,
                                   workers=default_workers(placement.device.type) if workers is None else workers,
                                   seed=config.seed, cache=config.cache, pin_memory=placement.device.type == "cuda")

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from ..config import RunConfig
+from ..errors import TlfError
 from ..data import DatasetRequest, Splits
 from ..paths import cache_dir
 from ..registry import get_registry
@@ -43,6 +44,20 @@ def pipeline_for(config: RunConfig, meta: Any, num_classes: int, augment: str | 
                              interpolation=meta.interpolation, crop_pct=meta.crop_pct, num_classes=num_classes,
                              seed=config.seed)
     return build_pipeline(augment if augment is not None else config.augment, request)
+
+
+def run_data(run: Any, dataset: str | None = None, data_dir: str | None = None) -> tuple[RunConfig, Splits, Any]:
+    """A finished run's config, its dataset (or ``dataset``, which must have the same classes)
+    and its evaluation pipeline."""
+    config = RunConfig.from_dict(run.config)
+    config = dataclasses.replace(config, dataset=dataset or config.dataset,
+                                 data_dir=data_dir if dataset or data_dir else config.data_dir)
+    splits = load_splits(config)
+    if splits.classes != run.classes:
+        raise TlfError(f"the classes of {config.dataset} ({', '.join(splits.classes)}) differ from the run's "
+                       f"({', '.join(run.classes)})",
+                       hint="use the dataset the run was trained on (--data-dir), or one with the same class folders")
+    return config, splits, pipeline_for(config, run.meta, len(run.classes), augment="none")
 
 
 def build_parts(config: RunConfig, placement, world, report) -> RunParts:

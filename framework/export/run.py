@@ -1,7 +1,6 @@
 """Exporting a training run: its model, its classes and preprocessing, its own validation images."""
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +49,7 @@ def export_run(run_dir: str | Path, output: str | Path | None = None, *, opset: 
     ``calibration_images`` training images and compared with fp32 on up to
     ``eval_images`` validation images.
     """
-    from ..config import RunConfig
-    from ..engine.setup import load_splits, pipeline_for
+    from ..engine.setup import run_data
     from ..rundir import load_run
 
     if quantize is not None and quantize not in QUANTIZE:
@@ -60,14 +58,7 @@ def export_run(run_dir: str | Path, output: str | Path | None = None, *, opset: 
         raise TlfError("--fp16 and --quantize int8 are alternatives", hint="pick one of them")
     run = load_run(run_dir, checkpoint)
     meta = run.meta
-    config = RunConfig.from_dict(run.config)
-    if data_dir:
-        config = dataclasses.replace(config, data_dir=data_dir)
-    splits = load_splits(config)
-    if splits.classes != run.classes:
-        raise TlfError(f"the classes of {config.dataset} ({', '.join(splits.classes)}) differ from the run's "
-                       f"({', '.join(run.classes)})", hint="pass --data-dir with the dataset the run was trained on")
-    pipeline = pipeline_for(config, meta, len(run.classes), augment="none")
+    config, splits, pipeline = run_data(run, data_dir=data_dir)
     size = pipeline.request.size
     samples, _ = eval_views(splits.val, pipeline, parity_images)
     if len(samples) == 0:
