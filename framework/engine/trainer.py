@@ -287,8 +287,10 @@ class Trainer:
                 self.step += 1
                 n = y.shape[0]
                 detached = loss.detach()
-                sums += torch.stack([detached * n, (logits.argmax(1) == y).sum(), torch.tensor(n, device=self.device),
-                                     (~torch.isfinite(detached)).to(torch.float64)]).to(torch.float64)
+                sums[0] += detached * n
+                sums[1] += (logits.argmax(1) == y).sum()
+                sums[2] += n  # a Python number: no host-to-device copy
+                sums[3] += ~torch.isfinite(detached)
                 advance(n)
                 if self.step % 50 == 0 and sums[3].item() > 0:
                     self._nonfinite(epoch)
