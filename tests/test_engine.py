@@ -145,3 +145,9 @@ def test_resume_before_the_first_checkpoint_starts_again(colour_data, tmp_path):
         (first.directory / name).unlink()  # as if killed during epoch 1
     run = tlf.train(resume=first.directory, quiet=True)
     assert run.summary["epochs"] == 1 and (run.directory / "last.pt").is_file()
+
+
+def test_resume_refuses_another_config(tmp_path):
+    (tmp_path / "other.yaml").write_text("epochs: 3\n")
+    with pytest.raises(TlfError, match="cannot be combined"):
+        tlf.train(str(tmp_path / "other.yaml"), resume=tmp_path)

@@ -19,6 +19,9 @@ def train(config: RunConfig | str | Path | None = None, *, resume: str | Path | 
     from .trainer import Trainer, resume_config
 
     if resume is not None:
+        if config is not None:
+            raise TlfError("--resume continues a run with its own config.yaml; --config cannot be combined with it",
+                           hint="drop --config, or start a new run with it")
         resume = Path(resume)
         config = resume_config(resume)
         allowed = {"device", "precision", "workers", "compile", "cache", "batch_size"}
