@@ -125,6 +125,51 @@ def test_local_weights_for_timm_models(tmp_path: Path) -> None:
     assert torch.equal(body.stages.conv3.layer2[0].conv1.weight, native.layer2[0].conv1.weight)
 
 
+def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args, **kwargs):
+        raise OSError("[Errno -2] Name or service not known")
+    monkeypatch.setattr("socket.create_connection", refuse)
+
+
+def test_timm_weights_come_from_the_hub_cache_without_the_network(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file in the Hugging Face cache loads with the network down, and the model's
+    weights are the file's."""
+    import timm
+    from huggingface_hub import constants
+    from safetensors.torch import save_file
+    native = timm.create_model("resnet18")
+    repo = native.pretrained_cfg["hf_hub_id"]
+    snapshot = tmp_path / f"models--{repo.replace('/', '--')}" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    save_file(native.state_dict(), snapshot / "model.safetensors")
+    (tmp_path / f"models--{repo.replace('/', '--')}" / "refs").mkdir()
+    (tmp_path / f"models--{repo.replace('/', '--')}" / "refs" / "main").write_text("abc123")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    _no_network(monkeypatch)
+    body = backbone("timm:resnet18")
+    assert torch.equal(body.stages.conv4.layer3[1].conv2.weight, native.layer3[1].conv2.weight)
+    assert body.meta.weights == f"timm:resnet18.{native.pretrained_cfg['tag']}"
+
+
+def test_timm_weights_offline_fail_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not cached and no network: an error naming the cache and the fix, without timm's
+    minute of retries (the download is never attempted)."""
+    from huggingface_hub import constants
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    _no_network(monkeypatch)
+    import timm
+    create = timm.create_model
+
+    def no_download(*args, pretrained: bool = False, **kwargs):
+        assert not pretrained, "download attempted"
+        return create(*args, **kwargs)
+    monkeypatch.setattr(timm, "create_model", no_download)
+    with pytest.raises(TlfError, match=r"not in the Hugging Face cache .* cannot be reached") as info:
+        backbone("timm:resnet18")
+    assert "--weights PATH" in info.value.hint and "huggingface.co/timm/resnet18" in info.value.hint
+
+
 @pytest.mark.parametrize("content, words", [
     ("missing", "does not exist"),
     ("resnet34", "do not fit"),

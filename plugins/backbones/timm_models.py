@@ -18,6 +18,8 @@ from tlf.errors import TlfError
 from tlf.models import STAGES, Backbone, BackboneMeta, BackboneRequest, sequential
 from tlf.models.weights import load_into, read_state_dict
 
+from .timm_weights import pretrained
+
 # where forward_features ends: pooling and classifier modules
 HEAD_MODULES = {"global_pool", "head", "fc", "classifier", "head_drop", "pre_logits"}
 
@@ -130,15 +132,7 @@ def build(name: str, request: BackboneRequest) -> Backbone:
         load_into(model, read_state_dict(request.weights), str(request.weights), ignore=classifier_prefixes(model))
         source = str(request.weights)
     elif request.pretrained:
-        import timm
-
         cfg = model.pretrained_cfg
-        where = f"https://huggingface.co/{cfg['hf_hub_id']}" if cfg.get("hf_hub_id") else cfg.get("url") or "timm"
-        try:
-            model = timm.create_model(name, pretrained=True)
-        except Exception as exc:  # offline, no weights for this model, hub errors
-            raise TlfError(f"cannot get pretrained weights for timm model {name!r}: {type(exc).__name__}: {exc}",
-                           hint=f"download them from {where} and pass the file with --weights PATH, "
-                                f"or use --no-pretrained") from None
+        model = pretrained(name, cfg)
         source = f"timm:{cfg.get('architecture', name)}.{cfg.get('tag') or 'default'}"
     return wrap(model, name, f"timm:{name}", source)
