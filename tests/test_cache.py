@@ -13,7 +13,7 @@ from imagefiles import array_set, file_set, random_images
 from tlf.augment import AugmentRequest, build_pipeline, short_side_shape
 from tlf.data import FileImageSet, Splits
 from tlf.data import cache as decode_cache
-from tlf.data.loaders import build_loaders, choose_cache
+from tlf.data.loaders import build_eval_loader, build_loaders, choose_cache
 
 PIPELINE = build_pipeline("none", AugmentRequest(size=24, crop_pct=0.875))  # short side 27
 
@@ -98,6 +98,25 @@ def test_loader_batches_equal_with_and_without_cache(tmp_path):
     _, plain_val = build_loaders(splits, pipeline, batch_size=4, workers=0, seed=0, cache="off")
     for (a, ya), (b, yb) in zip(cached_val, plain_val):
         assert torch.equal(a, b) and torch.equal(ya, yb)
+
+
+def test_eval_loader_decodes_only_the_validation_images(tmp_path):
+    """``tlf evaluate`` decodes (and caches) the validation images alone; its batches are
+    the training run's validation batches."""
+    train, val = counting(file_set(tmp_path / "t", 8)), counting(file_set(tmp_path / "v", 5, fmt="jpg"))
+    splits = Splits("x", ["a", "b", "c"], train, val)
+    pipeline = build_pipeline("basic", AugmentRequest(size=24, num_classes=3))
+    CountingSet.loads = 0
+    alone = build_eval_loader(splits, pipeline, batch_size=4, workers=0, seed=0, cache="disk")
+    assert CountingSet.loads == 5 and alone.cache_mode == "disk"
+    assert decode_cache.find(val, pipeline.resize_short, pipeline.request.interpolation,
+                             decode_cache.cache_dir("decoded"))[2]
+    assert not decode_cache.find(train, pipeline.resize_short, pipeline.request.interpolation,
+                                 decode_cache.cache_dir("decoded"))[2]
+    _, with_train = build_loaders(splits, pipeline, batch_size=4, workers=0, seed=0, cache="disk")
+    assert CountingSet.loads == 5 + 8  # the validation cache is reused
+    batches = list(zip(alone, with_train))
+    assert len(batches) == 2 and all(torch.equal(a, b) and torch.equal(ya, yb) for (a, ya), (b, yb) in batches)
 
 
 def test_workers_get_a_path_not_the_pixels(tmp_path):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import random
 import warnings
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -108,8 +108,10 @@ def _worker_init(worker_id: int) -> None:
 
 
 def choose_cache(splits: Splits, pipeline: Pipeline, cache: str,
-                 layouts: dict[int, decode_cache.Plan] | None = None) -> tuple[str, str]:
-    """``(mode, why)``: the cache mode to use for ``cache`` ("auto" decided by size).
+                 layouts: dict[int, decode_cache.Plan] | None = None,
+                 sets: Sequence[ImageSet] | None = None) -> tuple[str, str]:
+    """``(mode, why)``: the cache mode to use for ``cache`` ("auto" decided by the size of
+    ``sets``, by default the train and validation images).
 
     The layouts planned to decide (from image headers) are put in ``layouts`` by ``id`` of
     the image set, for the build to reuse."""
@@ -117,7 +119,7 @@ def choose_cache(splits: Splits, pipeline: Pipeline, cache: str,
         raise TlfError(f"unknown cache mode {cache!r}", hint=f"choose one of: {', '.join(CACHE_MODES)}")
     if cache != "auto":
         return cache, f"cache={cache}"
-    sets = [splits.train, splits.val]
+    sets = [splits.train, splits.val] if sets is None else list(sets)
     if all(isinstance(s, ArrayImageSet) for s in sets):
         return "off", "images are already decoded in memory"
     directory = decode_cache.cache_dir("decoded")
@@ -148,6 +150,48 @@ def _source(images: ImageSet, splits: Splits, pipeline: Pipeline, mode: str,
     return result.images
 
 
+def _decoded(splits: Splits, pipeline: Pipeline, sets: Sequence[ImageSet], *, workers: int, cache: str,
+             distributed: bool) -> tuple[list[ImageSet], str]:
+    """``sets`` as the loaders read them (decoded once unless the cache is off) and the
+    cache mode; in a distributed run rank 0 decodes first and the others open its cache."""
+    if workers > 0:
+        # Workers are the parallelism; an OpenCV thread pool inherited through fork deadlocks
+        # the first worker that touches it, so OpenCV runs single-threaded in this process.
+        cv2.setNumThreads(0)
+    if distributed and not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        raise TlfError("distributed loaders need torch.distributed initialized", hint="launch with torchrun")
+    layouts: dict[int, decode_cache.Plan] = {}
+    mode, why = choose_cache(splits, pipeline, cache, layouts, sets)
+    log.info("decode cache: %s (%s)", mode, why)
+    rank0_first = distributed and mode == "disk"
+    if rank0_first and torch.distributed.get_rank() != 0:
+        torch.distributed.barrier()
+    sources = [_source(images, splits, pipeline, mode, layouts) for images in sets]
+    if rank0_first and torch.distributed.get_rank() == 0:
+        torch.distributed.barrier()
+    return sources, mode
+
+
+def _loader_options(workers: int, pin_memory: bool | None, prefetch: int) -> dict[str, Any]:
+    return dict(num_workers=workers, pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
+                collate_fn=collate, worker_init_fn=_worker_init, persistent_workers=workers > 0,
+                prefetch_factor=prefetch if workers > 0 else None)
+
+
+def _eval_loader(dataset: ImageDataset, batch_size: int, distributed: bool, options: dict[str, Any]) -> DataLoader:
+    sampler = None
+    if distributed:
+        from torch.utils.data.distributed import DistributedSampler
+        sampler = DistributedSampler(dataset, shuffle=False)  # pads to equal shares
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, drop_last=False, sampler=sampler,
+                      generator=torch.Generator().manual_seed(dataset.seed), **options)
+
+
+def _check_batch_size(batch_size: int) -> None:
+    if batch_size < 1:
+        raise TlfError(f"batch size must be positive, got {batch_size}", hint="use e.g. --batch-size 64")
+
+
 def build_loaders(splits: Splits, pipeline: Pipeline, *, batch_size: int, workers: int, seed: int,
                   cache: str = "auto", distributed: bool = False, drop_last: bool = True,
                   pin_memory: bool | None = None, prefetch: int = 4) -> tuple[TrainLoader, DataLoader]:
@@ -159,42 +203,31 @@ def build_loaders(splits: Splits, pipeline: Pipeline, *, batch_size: int, worker
     the budget (``$TLF_CACHE_BUDGET``, default a quarter of the RAM), else "off".
     Unreadable images found while caching are skipped and added to ``splits.problems``.
     """
-    if batch_size < 1:
-        raise TlfError(f"batch size must be positive, got {batch_size}", hint="use e.g. --batch-size 64")
-    if workers > 0:
-        # Workers are the parallelism; an OpenCV thread pool inherited through fork deadlocks
-        # the first worker that touches it, so OpenCV runs single-threaded in this process.
-        cv2.setNumThreads(0)
-    if distributed and not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        raise TlfError("distributed loaders need torch.distributed initialized", hint="launch with torchrun")
-    layouts: dict[int, decode_cache.Plan] = {}
-    mode, why = choose_cache(splits, pipeline, cache, layouts)
-    log.info("decode cache: %s (%s)", mode, why)
-    rank0_first = distributed and mode == "disk"  # one process decodes; the others then open its cache
-    if rank0_first and torch.distributed.get_rank() != 0:
-        torch.distributed.barrier()
-    train_images = _source(splits.train, splits, pipeline, mode, layouts)
-    val_images = _source(splits.val, splits, pipeline, mode, layouts)
-    if rank0_first and torch.distributed.get_rank() == 0:
-        torch.distributed.barrier()
+    _check_batch_size(batch_size)
+    (train_images, val_images), mode = _decoded(splits, pipeline, [splits.train, splits.val], workers=workers,
+                                                cache=cache, distributed=distributed)
+    options = _loader_options(workers, pin_memory, prefetch)
     train_set = ImageDataset(train_images, pipeline.train_transform, seed, True)
-    val_set = ImageDataset(val_images, pipeline.eval_transform, seed, False)
-    pin = torch.cuda.is_available() if pin_memory is None else pin_memory
-    options: dict[str, Any] = dict(num_workers=workers, pin_memory=pin, collate_fn=collate,
-                                   worker_init_fn=_worker_init, persistent_workers=workers > 0,
-                                   prefetch_factor=prefetch if workers > 0 else None)
     train = TrainLoader(train_set, batch_size=batch_size, drop_last=drop_last and len(train_set) >= batch_size,
                         sampler=EpochSampler(len(train_set), seed, distributed, drop_last),
                         generator=torch.Generator().manual_seed(seed), **options)
-    val_sampler = None
-    if distributed:
-        from torch.utils.data.distributed import DistributedSampler
-        val_sampler = DistributedSampler(val_set, shuffle=False)  # pads to equal shares
-    val = DataLoader(val_set, batch_size=batch_size, shuffle=False, drop_last=False, sampler=val_sampler,
-                     generator=torch.Generator().manual_seed(seed), **options)
+    val = _eval_loader(ImageDataset(val_images, pipeline.eval_transform, seed, False), batch_size, distributed,
+                       options)
     train.cache_mode = val.cache_mode = mode
     return train, val
 
 
-__all__ = ["CACHE_MODES", "EpochSampler", "ImageDataset", "TrainLoader", "build_loaders", "choose_cache",
-           "collate"]
+def build_eval_loader(splits: Splits, pipeline: Pipeline, *, batch_size: int, workers: int, seed: int,
+                      cache: str = "auto", pin_memory: bool | None = None, prefetch: int = 4) -> DataLoader:
+    """The validation loader alone, as :func:`build_loaders` makes it; only the validation
+    images are decoded (and cached)."""
+    _check_batch_size(batch_size)
+    (val_images,), mode = _decoded(splits, pipeline, [splits.val], workers=workers, cache=cache, distributed=False)
+    val = _eval_loader(ImageDataset(val_images, pipeline.eval_transform, seed, False), batch_size, False,
+                       _loader_options(workers, pin_memory, prefetch))
+    val.cache_mode = mode
+    return val
+
+
+__all__ = ["CACHE_MODES", "EpochSampler", "ImageDataset", "TrainLoader", "build_eval_loader", "build_loaders",
+           "choose_cache", "collate"]

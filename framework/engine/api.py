@@ -46,7 +46,7 @@ def evaluate(run_dir: str | Path, *, dataset: str | None = None, data_dir: str |
     on the validation split of its dataset (or of ``dataset``). Writes evaluation.json and
     confusion.png into the run directory unless ``write`` is False."""
     from ..data.device import to_model_input
-    from ..data.loaders import build_loaders
+    from ..data.loaders import build_eval_loader
     from ..rundir import RunDir, load_run
     from .device import place
     from .metrics import classification_report
@@ -57,9 +57,9 @@ def evaluate(run_dir: str | Path, *, dataset: str | None = None, data_dir: str |
     run = load_run(run_dir, checkpoint)
     config, splits, pipeline = run_data(run, dataset, data_dir)
     placement = place(device, "auto")
-    _, val_loader = build_loaders(splits, pipeline, batch_size=batch_size,
-                                  workers=default_workers(placement.device.type) if workers is None else workers,
-                                  seed=config.seed, cache=config.cache, pin_memory=placement.device.type == "cuda")
+    val_loader = build_eval_loader(splits, pipeline, batch_size=batch_size,
+                                   workers=default_workers(placement.device.type) if workers is None else workers,
+                                   seed=config.seed, cache=config.cache, pin_memory=placement.device.type == "cuda")
     model = run.model.to(placement.device)
     meta = run.meta
 
