@@ -112,11 +112,12 @@ def test_killed_run_resumes_to_the_same_end(colour_data, tmp_path):
     proc.wait()
     done_before = load_checkpoint(run_dir)["epoch"] + 1
     assert done_before < 6
-    result = subprocess.run([sys.executable, "-m", "tlf", "train", "--resume", str(run_dir), "--quiet", "--json"],
+    result = subprocess.run([sys.executable, "-m", "tlf", "train", "--resume", str(run_dir), "--json"],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
-    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    summary = json.loads(result.stdout)  # stdout is the JSON alone; progress went to stderr
     assert summary["epochs"] == 6
+    assert "epoch 6/6" in result.stderr
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == list(range(1, 7))
     for which in ("best", "last"):

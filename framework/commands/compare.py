@@ -34,7 +34,7 @@ def _show(comparison, as_json: bool) -> None:
           "patience", "device", "precision", "workers", "cache", "data_dir", "download", "val_split")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML/JSON settings for every run.")
 @click.option("--quiet", "-q", is_flag=True, help="No training progress; only one line per run and the table.")
-@click.option("--json", "as_json", is_flag=True, help="Print the comparison as one JSON object.")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as one JSON object on stdout (progress stays on stderr).")
 def compare(dataset: str | None, backbone: tuple[str, ...], backbones: tuple[str, ...], policies: str, seeds: int,
             seed: int, out: str | None, config_file: str | None, quiet: bool, as_json: bool, **settings) -> None:
     """Train each freeze policy (x backbone x seed) on one dataset and compare them.
@@ -53,7 +53,7 @@ def compare(dataset: str | None, backbone: tuple[str, ...], backbones: tuple[str
     from ..experiments import compare as run_comparison
     console = Console(stderr=True)
     comparison = run_comparison(dataset, [*backbone, *backbones], policies, seeds=seeds, seed=seed, out=out,
-                                config=config_file, quiet=quiet or as_json,
+                                config=config_file, quiet=quiet,
                                 log=lambda message: console.print(message, highlight=False, markup=False), **settings)
     _show(comparison, as_json)
 
