@@ -96,11 +96,28 @@ def naive(data: Path, backbone: str, size: int, batch: int, epochs: int, workers
     return {"images_per_second": max(rates[1:] or rates), "wall_seconds": time.perf_counter() - start_all}
 
 
+def random_weights(backbone: str, directory: Path) -> Path:
+    """A weights file of ``backbone``'s native torchvision/timm model, randomly initialised:
+    throughput does not depend on the weights, and offline the pretrained ones of
+    torchvision and timm cannot be downloaded."""
+    if backbone.startswith("timm:"):
+        import timm
+        native = timm.create_model(backbone.removeprefix("timm:"))
+    else:
+        import torchvision
+        native = torchvision.models.get_model(backbone)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{backbone.replace(':', '_')}-random.pth"
+    torch.save(native.state_dict(), path)
+    return path
+
+
 def tlf_run(data: Path, backbone: str, size: int, batch: int, epochs: int, workers: int, device: str, policy: str,
-            out: Path, augment: str | None) -> dict:
+            out: Path, augment: str | None, weights: Path | None) -> dict:
     import tlf
     run = tlf.train(dataset=f"folder:{data}", backbone=backbone, policy=policy, image_size=size, batch_size=batch,
-                    epochs=epochs, workers=workers, device=device, augment=augment, out=str(out), quiet=True)
+                    epochs=epochs, workers=workers, device=device, augment=augment, out=str(out), quiet=True,
+                    weights=str(weights) if weights else None)
     rows = [json.loads(line) for line in (run.directory / "metrics.jsonl").read_text().splitlines()]
     rates = [r["images_per_second"] for r in rows]
     return {"images_per_second": max(rates[1:] or rates), "wall_seconds": run.summary["seconds"],
@@ -122,6 +139,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("/tmp/tlf-bench"))
     parser.add_argument("--json-out", type=Path)
     parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument("--random-weights", action="store_true",
+                        help="tlf trains from random weights (for backbones whose pretrained weights cannot be "
+                             "downloaded here; accuracy is then meaningless, throughput is not)")
     args = parser.parse_args()
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
@@ -130,10 +150,11 @@ def main() -> None:
     results = {"device": torch.cuda.get_device_name(0) if device.type == "cuda" else f"cpu x{os.cpu_count()}",
                "backbone": args.backbone, "image_size": args.image_size, "batch_size": args.batch_size,
                "epochs": args.epochs, "workers": args.workers, "policies": {}}
+    weights = random_weights(args.backbone, args.out) if args.random_weights else None
     for policy in args.policies.split(","):
         row = {"model_only": model_only(args.backbone, 5, args.image_size, args.batch_size, args.steps, device, amp, policy)}
         row["tlf"] = tlf_run(args.data, args.backbone, args.image_size, args.batch_size, args.epochs, args.workers,
-                             device.type, policy, args.out, args.augment)
+                             device.type, policy, args.out, args.augment, weights)
         if not args.skip_naive:
             row["naive"] = naive(args.data, args.backbone, args.image_size, args.batch_size, args.epochs, args.workers,
                                  device, amp, policy)
