@@ -40,7 +40,7 @@ class RunConfig:
     device: str = "auto"
     precision: str = "auto"
     compile: bool = False
-    channels_last: bool = True  # CUDA only; on the CPU it slows convolutions down
+    channels_last: bool = True  # NHWC memory format: faster on GPUs and for most backbones on CPUs
     workers: int | None = None  # auto: from the CPU count
     cache: str = "auto"  # decoded-image cache: auto | ram | disk | off
     feature_cache: str = "auto"  # frozen-prefix features: auto | off | number of augmented views

@@ -81,8 +81,21 @@ def test_evaluate_matches_training_accuracy(colour_data, tmp_path):
                     quiet=True, **FAST)
     report = tlf.evaluate(run.directory, workers=0, device="cpu")
     assert report["accuracy"] == pytest.approx(run.summary["best_val_accuracy"], abs=1e-6)
+    assert report["precision"] == "fp32" == run.summary["precision"]  # auto on the CPU, as in training
     assert len(report["confusion_matrix"]) == 3 and sum(map(sum, report["confusion_matrix"])) == 24
     assert (run.directory / "confusion.png").stat().st_size > 0
+    fast = tlf.evaluate(run.directory, workers=0, device="cpu", precision="bf16", write=False)
+    assert fast["precision"] == "bf16" and sum(map(sum, fast["confusion_matrix"])) == 24
+
+
+def test_channels_last_is_the_default_and_can_be_turned_off(colour_data, tmp_path):
+    """NHWC on the CPU too (faster for most backbones there), unless --no-channels-last."""
+    common = dict(dataset=f"folder:{colour_data}", policy="init", epochs=1, quiet=True, **FAST)
+    for flag, name in ((True, "nhwc"), (False, "nchw")):
+        run = tlf.train(out=str(tmp_path), name=name, **({} if flag else {"channels_last": False}), **common)
+        stem = next(p for p in run.model.parameters() if p.dim() == 4)  # 3x3 conv on 3 channels
+        assert stem.is_contiguous(memory_format=torch.channels_last) is flag
+        assert f"channels_last: {str(flag).lower()}" in (run.directory / "config.yaml").read_text()
 
 
 def test_bad_settings_are_clear_errors(colour_data, tmp_path):

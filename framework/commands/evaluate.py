@@ -5,6 +5,8 @@ import json
 
 import click
 
+from ..config import PRECISIONS
+
 
 @click.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
@@ -14,16 +16,19 @@ import click
 @click.option("--top-k", type=int, default=5, show_default=True, help="Also report top-k accuracy.")
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
+@click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
+              help="As in training (auto: bf16 on GPUs, fp32 on CPU); fp32 scores the weights as the exported "
+                   "ONNX model computes them.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 def evaluate(run_dir: str, dataset: str | None, data_dir: str | None, checkpoint: str, top_k: int, batch_size: int,
-             device: str, as_json: bool) -> None:
+             device: str, precision: str, as_json: bool) -> None:
     """Accuracy, per-class precision/recall/F1, top-k and confusion matrix of RUN_DIR's model.
 
     Writes evaluation.json and confusion.png into RUN_DIR.
     """
     from ..engine.api import evaluate as run_evaluation
     report = run_evaluation(run_dir, dataset=dataset, data_dir=data_dir, checkpoint=checkpoint, top_k=top_k,
-                            batch_size=batch_size, device=device)
+                            batch_size=batch_size, device=device, precision=precision)
     if as_json:
         click.echo(json.dumps(report))
         return

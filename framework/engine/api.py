@@ -40,11 +40,14 @@ def train(config: RunConfig | str | Path | None = None, *, resume: str | Path | 
 
 
 def evaluate(run_dir: str | Path, *, dataset: str | None = None, data_dir: str | None = None, checkpoint: str = "best",
-             top_k: int = 5, batch_size: int = 64, device: str = "auto", workers: int | None = None,
-             write: bool = True) -> dict:
+             top_k: int = 5, batch_size: int = 64, device: str = "auto", precision: str = "auto",
+             workers: int | None = None, write: bool = True) -> dict:
     """Accuracy, per-class precision/recall/F1, top-k and the confusion matrix of a run's model
     on the validation split of its dataset (or of ``dataset``). Writes evaluation.json and
-    confusion.png into the run directory unless ``write`` is False."""
+    confusion.png into the run directory unless ``write`` is False. ``precision`` "fp32"
+    scores the weights exactly as the exported ONNX model computes them."""
+    import torch
+
     from ..data.device import to_model_input
     from ..data.loaders import build_eval_loader
     from ..rundir import RunDir, load_run
@@ -56,19 +59,21 @@ def evaluate(run_dir: str | Path, *, dataset: str | None = None, data_dir: str |
 
     run = load_run(run_dir, checkpoint)
     config, splits, pipeline = run_data(run, dataset, data_dir)
-    placement = place(device, "auto")
+    placement = place(device, precision)
     val_loader = build_eval_loader(splits, pipeline, batch_size=batch_size,
                                    workers=default_workers(placement.device.type) if workers is None else workers,
                                    seed=config.seed, cache=config.cache, pin_memory=placement.device.type == "cuda")
-    model = run.model.to(placement.device)
+    layout = torch.channels_last if config.channels_last else torch.contiguous_format
+    model = run.model.to(placement.device, memory_format=layout)
     meta = run.meta
 
     def to_input(images):
-        return to_model_input(images, meta.mean, meta.std, placement.device, channels_last=False)
+        return to_model_input(images, meta.mean, meta.std, placement.device, channels_last=config.channels_last)
 
     logits, labels = predict_logits(model, val_loader, to_input, placement)
     report = classification_report(logits.numpy(), labels.numpy(), run.classes, top_k=top_k)
-    report.update({"run_dir": str(run.directory), "checkpoint": checkpoint, "dataset": config.dataset})
+    report.update({"run_dir": str(run.directory), "checkpoint": checkpoint, "dataset": config.dataset,
+                   "precision": placement.precision})
     if write:
         out = RunDir(run.directory)
         out.write_json("evaluation.json", report)

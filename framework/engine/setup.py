@@ -79,7 +79,6 @@ def build_parts(config: RunConfig, placement, world, report) -> RunParts:
         lr=config.lr or policy.defaults["lr"],
         image_size=config.image_size or meta.input_size,
         workers=default_workers(placement.device.type) if config.workers is None else config.workers,
-        channels_last=config.channels_last and placement.device.type == "cuda",  # slower on CPU
     ).validate()
     policy.train_bn = config.train_bn
     policy.apply(model)
