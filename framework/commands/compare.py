@@ -34,7 +34,8 @@ def _show(comparison, as_json: bool) -> None:
           "patience", "device", "precision", "channels_last", "workers", "cache", "data_dir", "download", "val_split")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML/JSON settings for every run.")
 @click.option("--quiet", "-q", is_flag=True, help="No training progress; only one line per run and the table.")
-@click.option("--json", "as_json", is_flag=True, help="Print the comparison as one JSON object on stdout (progress stays on stderr).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the comparison as one JSON object on stdout (progress stays on stderr).")
 def compare(dataset: str | None, backbone: tuple[str, ...], backbones: tuple[str, ...], policies: str, seeds: int,
             seed: int, out: str | None, config_file: str | None, quiet: bool, as_json: bool, **settings) -> None:
     """Train each freeze policy (x backbone x seed) on one dataset and compare them.

@@ -26,7 +26,8 @@ def _help_defaults() -> str:
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML/JSON settings; flags override it.")
 @click.option("--resume", type=click.Path(file_okay=False, exists=True), help="Continue this run directory.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output; only the final line.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout (progress stays on stderr; add -q to drop it).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the summary as one JSON object on stdout (progress stays on stderr; -q drops it).")
 def train(config_file: str | None, resume: str | None, quiet: bool, as_json: bool, **flags) -> None:
     """Train a classifier: dataset + backbone + freeze policy + augmentations.
 
