@@ -89,13 +89,26 @@ def test_evaluate_matches_training_accuracy(colour_data, tmp_path):
 
 
 def test_channels_last_is_the_default_and_can_be_turned_off(colour_data, tmp_path):
-    """NHWC on the CPU too (faster for most backbones there), unless --no-channels-last."""
-    common = dict(dataset=f"folder:{colour_data}", policy="init", epochs=1, quiet=True, **FAST)
-    for flag, name in ((True, "nhwc"), (False, "nchw")):
-        run = tlf.train(out=str(tmp_path), name=name, **({} if flag else {"channels_last": False}), **common)
-        stem = next(p for p in run.model.parameters() if p.dim() == 4)  # 3x3 conv on 3 channels
-        assert stem.is_contiguous(memory_format=torch.channels_last) is flag
-        assert f"channels_last: {str(flag).lower()}" in (run.directory / "config.yaml").read_text()
+    """NHWC on the CPU too (faster for most backbones there), unless --no-channels-last;
+    ``tlf evaluate --precision`` on the command line."""
+    from click.testing import CliRunner
+
+    from tlf.cli import cli
+    run = tlf.train(dataset=f"folder:{colour_data}", policy="init", epochs=1, out=str(tmp_path), name="nhwc",
+                    quiet=True, **FAST)
+    stem = next(p for p in run.model.parameters() if p.dim() == 4)  # 3x3 conv on 3 channels
+    assert stem.is_contiguous(memory_format=torch.channels_last)
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in FAST.items()]
+    result = CliRunner().invoke(cli, ["train", f"--dataset=folder:{colour_data}", "--policy=init", "--epochs=1",
+                                      f"--out={tmp_path}", "--name=nchw", "--no-channels-last", "-q", *flags])
+    assert result.exit_code == 0, result.output
+    assert "channels_last: false" in (tmp_path / "nchw" / "config.yaml").read_text()
+    saved = torch.load(tmp_path / "nchw" / "last.pt", weights_only=True)["model"]
+    assert saved["backbone.stages.conv1.conv_stem.weight"].is_contiguous()
+    result = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "nchw"), "--precision", "fp32", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["precision"] == "fp32" and sum(map(sum, report["confusion_matrix"])) == 24
 
 
 def test_bad_settings_are_clear_errors(colour_data, tmp_path):
