@@ -66,7 +66,8 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
     args = parser.parse_args()
-    native = torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
+    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")  # private torch.cpu helpers
+    native = any(getattr(torch.cpu, name, lambda: False)() for name in checks)
     results = {name: measure(name, args.batch_size, args.image_size, args.reps) for name in args.backbones.split(",")}
     if args.json:
         print(json.dumps({"native_bf16": native, "threads": torch.get_num_threads(), "results": results}, indent=2))
