@@ -190,3 +190,89 @@ def test_links_inside_the_target_are_allowed(tmp_path):
         tar.addfile(link)
     out = extract(archive, tmp_path / "out")
     assert (out / "d" / "sub" / "link").read_text() == "a"
+
+
+def _cve_2025_4517_archive(archive, climb: int) -> None:
+    """The layout of CVE-2025-4517: a chain of symlinks to directories whose resolved path
+    overflows PATH_MAX (so ``realpath`` stops resolving), then a link that climbs ``climb``
+    levels above the extraction folder through it, then a file written through that link."""
+    comp, steps, path = "d" * 247, "abcdefghijklmnop", ""
+    with tarfile.open(archive, "w") as tar:
+        for step in steps:
+            folder = tarfile.TarInfo(f"{path}{comp}")
+            folder.type = tarfile.DIRTYPE
+            tar.addfile(folder)
+            link = tarfile.TarInfo(f"{path}{step}")
+            link.type, link.linkname = tarfile.SYMTYPE, comp
+            tar.addfile(link)
+            path += comp + "/"
+        linkpath = "/".join(steps) + "/" + "l" * 254
+        back = tarfile.TarInfo(linkpath)
+        back.type, back.linkname = tarfile.SYMTYPE, "../" * len(steps)
+        tar.addfile(back)
+        escape = tarfile.TarInfo("escape")
+        escape.type, escape.linkname = tarfile.SYMTYPE, linkpath + "/.." * climb + "/outside"
+        tar.addfile(escape)
+        payload = tarfile.TarInfo("escape/flag")
+        payload.size = 4
+        tar.addfile(payload, io.BytesIO(b"pwnd"))
+
+
+def test_cve_2025_4517_symlink_chain_cannot_escape(tmp_path):
+    (tmp_path / "outside").mkdir()
+    archive = tmp_path / "chain.tar"
+    _cve_2025_4517_archive(archive, climb=2)  # from sub/.out.partial up to tmp_path
+    with pytest.raises(TlfError, match="refusing to extract"):
+        extract(archive, tmp_path / "sub" / "out")
+    assert list((tmp_path / "outside").iterdir()) == []
+    assert not (tmp_path / "sub" / "out").exists()
+
+
+def test_cve_2025_4517_through_fetch_and_extract(tmp_path):
+    (tmp_path / "outside").mkdir()
+    archive = tmp_path / "chain.tar"
+    _cve_2025_4517_archive(archive, climb=2)  # from cache/.chain.extracted/.chain.extracted.partial up
+    with pytest.raises(TlfError, match="refusing to extract"):
+        fetch_and_extract(Archive(archive.as_uri(), "chain.tar", sha256=sha256(archive)), tmp_path / "cache",
+                          "chain")
+    assert list((tmp_path / "outside").iterdir()) == []
+
+
+@pytest.mark.parametrize("links, message", [
+    ([("d", tarfile.DIRTYPE, ""), ("s", tarfile.SYMTYPE, "d")], "not a regular file"),  # link to a folder
+    ([("s", tarfile.SYMTYPE, "missing.txt")], "not a regular file"),  # dangling
+    ([("a.txt", tarfile.REGTYPE, ""), ("s", tarfile.SYMTYPE, "a.txt"), ("s/x", tarfile.REGTYPE, "")],
+     "not a folder"),  # writing through a link
+    ([("h", tarfile.LNKTYPE, "missing.txt")], "not a regular file"),
+    ([("p", tarfile.FIFOTYPE, "")], "special"),
+    ([("b", tarfile.BLKTYPE, "")], "special"),
+    ([("a.txt", tarfile.REGTYPE, ""), ("a.txt/b", tarfile.REGTYPE, "")], "not a folder"),
+])
+def test_links_must_resolve_to_a_regular_file_inside(tmp_path, links, message):
+    archive = tmp_path / "bad.tar"
+    with tarfile.open(archive, "w") as tar:
+        for name, kind, target in links:
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = kind, target
+            tar.addfile(info, io.BytesIO(b"") if kind == tarfile.REGTYPE else None)
+    with pytest.raises(TlfError, match=message):
+        extract(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_link_chains_and_hard_links_inside_the_target(tmp_path):
+    archive = tmp_path / "ok.tar"
+    with tarfile.open(archive, "w") as tar:
+        data = tarfile.TarInfo("d/a.txt")
+        data.size = 1
+        tar.addfile(data, io.BytesIO(b"a"))
+        for name, kind, target in (("d/s1", tarfile.SYMTYPE, "a.txt"), ("s2", tarfile.SYMTYPE, "d/s1"),
+                                   ("h", tarfile.LNKTYPE, "d/a.txt"), ("./e/./s3", tarfile.SYMTYPE, "../s2")):
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = kind, target
+            tar.addfile(info)
+    out = extract(archive, tmp_path / "out")
+    for name in ("d/s1", "s2", "h", "e/s3"):
+        assert (out / name).read_text() == "a"
+        assert (out / name).resolve().is_relative_to(out.resolve())
+    assert not (out / "h").is_symlink()

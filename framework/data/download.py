@@ -6,8 +6,8 @@
 - A known SHA-256 (or MD5) is checked; a mismatch deletes the file and says so. Without a known
   checksum, the SHA-256 of the first download is recorded next to the file (``<file>.sha256``)
   and later uses of the cached file are checked against it (trust on first use).
-- Extraction refuses absolute paths, ``..`` components, links that point outside the target
-  and special files; tar archives also go through :func:`tarfile.data_filter` where Python has it.
+- Extraction refuses absolute paths, ``..`` components and special files, and accepts a tar link
+  only when it resolves, through the members before it, to a regular file inside the target.
   Archives extract into a temporary folder renamed into place, so a folder that exists is complete.
 """
 from __future__ import annotations
@@ -163,38 +163,128 @@ def _check_member(name: str, archive: Path) -> PurePosixPath:
     return path
 
 
-def _check_link(member: tarfile.TarInfo, archive: Path) -> None:
-    """Refuse a link whose target is absolute or climbs out of the extraction folder."""
-    base = PurePosixPath(member.name).parent if member.issym() else PurePosixPath()  # hard links: from the root
-    target = PurePosixPath(member.linkname)
-    depth = len(base.parts)
-    for part in target.parts:
-        depth += -1 if part == ".." else 0 if part == "." else 1
-        if depth < 0:
-            break
-    if target.is_absolute() or depth < 0:
-        raise TlfError(f"refusing to extract {archive.name}: link {member.name!r} -> {member.linkname!r} "
-                       "points outside the target", hint="the archive is unsafe; download it again")
+def _refuse(archive: Path, why: str) -> TlfError:
+    return TlfError(f"refusing to extract {archive.name}: {why}",
+                    hint="the archive is unsafe or corrupt; download it again from its official address")
+
+
+class _TarPlan:
+    """The members of a tar archive that are safe to write, checked against one another.
+
+    Paths are resolved lexically by walking the members already accepted, never the file system
+    (whose ``realpath`` gives up past ``PATH_MAX``, CVE-2025-4517). A link is accepted only when it
+    resolves, through links accepted before it, to a regular file accepted before it; so no link
+    ever points at a folder, no path goes through a link, and what is on disk resolves exactly as
+    checked here.
+    """
+
+    MAX_LINK_DEPTH = 40
+
+    def __init__(self, archive: Path) -> None:
+        self.archive = archive
+        self.folders: set[PurePosixPath] = {PurePosixPath()}
+        self.files: dict[PurePosixPath, PurePosixPath] = {}  # path -> the regular file it is (itself or a link's)
+
+    def _parent_is_folder(self, path: PurePosixPath, name: str) -> None:
+        for parent in reversed(path.parents):
+            if parent in self.files:
+                raise _refuse(self.archive, f"member {name!r} goes through {parent.as_posix()!r}, "
+                                            "which is not a folder")
+
+    def _resolve(self, target: PurePosixPath, link: tarfile.TarInfo) -> PurePosixPath:
+        """The regular file ``target`` (a normalized path inside the target) is, through links."""
+        for _ in range(self.MAX_LINK_DEPTH):
+            if target not in self.files:
+                break
+            real = self.files[target]
+            if real == target:
+                return target
+            target = real
+        raise _refuse(self.archive, f"link {link.name!r} -> {link.linkname!r} is not a regular file "
+                                    "inside the archive extracted before it")
+
+    def _lexical(self, start: PurePosixPath, text: str, link: tarfile.TarInfo) -> PurePosixPath:
+        if text.startswith("/") or PurePosixPath(text).is_absolute():
+            raise _refuse(self.archive, f"link {link.name!r} -> {link.linkname!r} points outside the target "
+                                        "(absolute)")
+        parts = list(start.parts)
+        for part in text.replace("\\", "/").split("/"):
+            if part in ("", "."):
+                continue
+            if PurePosixPath(*parts) in self.files:
+                raise _refuse(self.archive, f"link {link.name!r} -> {link.linkname!r} goes through "
+                                            f"{'/'.join(parts)!r}, which is not a folder")
+            if part != "..":
+                parts.append(part)
+            elif parts:
+                parts.pop()
+            else:
+                raise _refuse(self.archive, f"link {link.name!r} -> {link.linkname!r} points outside the target")
+        return PurePosixPath(*parts)
+
+    def accept(self, member: tarfile.TarInfo) -> PurePosixPath | None:
+        """The member's normalized path, or None for the archive's root; raises when unsafe."""
+        path = PurePosixPath(*(p for p in _check_member(member.name, self.archive).parts if p != "."))
+        if path == PurePosixPath():
+            if member.isdir():
+                return None
+            raise _refuse(self.archive, f"member {member.name!r} has no name")
+        if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
+            raise _refuse(self.archive, f"member {member.name!r} is a special file")
+        self._parent_is_folder(path, member.name)
+        if member.isdir():
+            if path in self.files:
+                raise _refuse(self.archive, f"member {member.name!r} is both a file and a folder")
+            self.folders.add(path)
+            return path
+        if path in self.folders:
+            raise _refuse(self.archive, f"member {member.name!r} is both a file and a folder")
+        if member.issym():
+            real = self._resolve(self._lexical(path.parent, member.linkname, member), member)
+        elif member.islnk():
+            real = self._resolve(self._lexical(PurePosixPath(), member.linkname, member), member)
+        else:
+            real = path
+        if real == path and not member.isfile():
+            raise _refuse(self.archive, f"link {member.name!r} -> {member.linkname!r} points at itself")
+        self.folders.update(path.parents)
+        self.files[path] = real
+        return path
+
+
+def _write_tar_member(tar: tarfile.TarFile, member: tarfile.TarInfo, path: PurePosixPath, real: PurePosixPath,
+                      target: Path) -> None:
+    dest = target.joinpath(*path.parts)
+    if member.isdir():
+        dest.mkdir(parents=True, exist_ok=True)
+        return
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.is_symlink() or dest.exists():
+        dest.unlink()  # a later member of the same name replaces the earlier one, as tar does
+    if member.issym():
+        os.symlink(os.path.relpath(real.as_posix(), path.parent.as_posix() or "."), dest)
+    elif member.islnk():
+        os.link(target.joinpath(*real.parts), dest, follow_symlinks=False)
+    else:
+        source = tar.extractfile(member)
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
+                     0o755 if member.mode & 0o100 else 0o644)
+        with os.fdopen(fd, "wb") as out:
+            if source is not None:
+                shutil.copyfileobj(source, out, CHUNK)
 
 
 def _extract_tar(archive: Path, target: Path) -> None:
+    """Check every member first (nothing is written from an unsafe archive), then write them.
+
+    Hand-written rather than ``tarfile``'s ``data`` filter: the filter shipped in Python 3.11.7 is
+    the one CVE-2025-4517 escapes, and its fix depends on the interpreter a user happens to have.
+    """
     with tarfile.open(archive) as tar:
-        members = tar.getmembers()
-        for member in members:
-            _check_member(member.name, archive)
-            if member.issym() or member.islnk():
-                _check_link(member, archive)
-            elif not (member.isfile() or member.isdir()):
-                raise TlfError(f"refusing to extract {archive.name}: member {member.name!r} is a special file",
-                               hint="the archive is unsafe; download it again")
-        if hasattr(tarfile, "data_filter"):
-            try:
-                tar.extractall(target, members=members, filter="data")
-            except tarfile.FilterError as exc:
-                raise TlfError(f"refusing to extract {archive.name}: {exc}",
-                               hint="the archive is unsafe; download it again") from None
-        else:  # pragma: no cover - Python without extraction filters; members were checked above
-            tar.extractall(target, members=members)
+        plan = _TarPlan(archive)
+        accepted = [(member, path) for member in tar.getmembers() if (path := plan.accept(member)) is not None]
+        for member, path in accepted:
+            _write_tar_member(tar, member, path, plan.files.get(path, path), target)
 
 
 def _extract_zip(archive: Path, target: Path) -> None:
