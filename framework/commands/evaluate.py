@@ -19,16 +19,32 @@ from ..config import PRECISIONS
 @click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
               help="As in training (auto: bf16 on GPUs, fp32 on CPU); fp32 scores the weights as the exported "
                    "ONNX model computes them.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the report as one JSON object, and also write predictions.jsonl (one object per image).")
+@click.option("--top-losses", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Images in the top-loss list and gallery (top_losses.png).")
+@click.option("--label-errors", type=click.FloatRange(0, 1), default=None, metavar="CONFIDENCE",
+              help="Also write label_errors.csv: mistakes made with at least this confidence, highest loss "
+                   "first (e.g. 0.8) — the labels worth checking by hand.")
+@click.option("--report/--no-report", "html_report", default=True, show_default=True,
+              help="Write RUN_DIR/report.html.")
 def evaluate(run_dir: str, dataset: str | None, data_dir: str | None, checkpoint: str, top_k: int, batch_size: int,
-             device: str, precision: str, as_json: bool) -> None:
-    """Accuracy, per-class precision/recall/F1, top-k and confusion matrix of RUN_DIR's model.
+             device: str, precision: str, as_json: bool, top_losses: int, label_errors: float | None,
+             html_report: bool) -> None:
+    """Accuracy, per-class precision/recall/F1, top-k and confusion matrix of RUN_DIR's model,
+    and what it got wrong: per-image predictions, most-confused pairs and top losses.
 
-    Writes evaluation.json and confusion.png into RUN_DIR.
+    Writes evaluation.json, confusion.png, predictions.csv, top_losses.png and confused.png
+    (with Grad-CAM) and report.html into RUN_DIR.
     """
     from ..engine.api import evaluate as run_evaluation
+    from ..insight.evaluation import InsightOptions
     report = run_evaluation(run_dir, dataset=dataset, data_dir=data_dir, checkpoint=checkpoint, top_k=top_k,
-                            batch_size=batch_size, device=device, precision=precision)
+                            batch_size=batch_size, device=device, precision=precision,
+                            insight=InsightOptions(top_losses=top_losses, label_errors=label_errors, jsonl=as_json))
+    if html_report:
+        from ..insight.report import write_run_report
+        write_run_report(run_dir)
     if as_json:
         click.echo(json.dumps(report))
         return
@@ -53,4 +69,7 @@ def evaluate(run_dir: str, dataset: str | None, data_dir: str | None, checkpoint
     topk = next(k for k in report if k.startswith("top"))
     click.echo(f"accuracy {report['accuracy']:.4f}  {topk.replace('_', ' ')} {report[topk]:.4f}  "
                f"macro F1 {report['macro_f1']:.4f}")
-    click.echo(f"report: {run_dir}/evaluation.json, {run_dir}/confusion.png")
+    from .mistakes import print_errors
+    print_errors(console, report)
+    written = ["evaluation.json", "confusion.png", *report.get("files", []), *(["report.html"] if html_report else [])]
+    click.echo(f"wrote into {run_dir}: {', '.join(written)}")

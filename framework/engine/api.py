@@ -41,11 +41,16 @@ def train(config: RunConfig | str | Path | None = None, *, resume: str | Path | 
 
 def evaluate(run_dir: str | Path, *, dataset: str | None = None, data_dir: str | None = None, checkpoint: str = "best",
              top_k: int = 5, batch_size: int = 64, device: str = "auto", precision: str = "auto",
-             workers: int | None = None, write: bool = True) -> dict:
+             workers: int | None = None, write: bool = True,
+             insight: Any = None) -> dict:
     """Accuracy, per-class precision/recall/F1, top-k and the confusion matrix of a run's model
     on the validation split of its dataset (or of ``dataset``). Writes evaluation.json and
     confusion.png into the run directory unless ``write`` is False. ``precision`` "fp32"
-    scores the weights exactly as the exported ONNX model computes them."""
+    scores the weights exactly as the exported ONNX model computes them.
+
+    Per-image results (:mod:`tlf.insight.evaluation`: predictions.csv, top losses, most
+    confused pairs, galleries with Grad-CAM) follow ``insight``, a
+    :class:`~tlf.insight.evaluation.InsightOptions` (default: its defaults)."""
     import torch
 
     from ..data.device import to_model_input
@@ -74,6 +79,9 @@ def evaluate(run_dir: str | Path, *, dataset: str | None = None, data_dir: str |
     report = classification_report(logits.numpy(), labels.numpy(), run.classes, top_k=top_k)
     report.update({"run_dir": str(run.directory), "checkpoint": checkpoint, "dataset": config.dataset,
                    "precision": placement.precision})
+    from ..insight.evaluation import InsightOptions, analyse
+    analyse(report, logits.numpy(), labels.numpy(), val_loader.dataset.images, splits, insight or InsightOptions(),
+            out=run.directory if write else None, model=model, transform=pipeline.eval_transform, to_input=to_input)
     if write:
         out = RunDir(run.directory)
         out.write_json("evaluation.json", report)
