@@ -33,6 +33,7 @@ setup(
         "Pillow>=10",
         "PyYAML>=6",
         "matplotlib>=3.7",
+        "Jinja2>=3.1",  # report.html (autoescaped templates)
         "albumentations>=2.0.8,<2.1",
         "onnx>=1.16",
         "onnxscript>=0.2",

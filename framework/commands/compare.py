@@ -64,15 +64,28 @@ def compare(dataset: str | None, backbone: tuple[str, ...], backbones: tuple[str
 @click.option("--out", "-o", type=click.Path(file_okay=False),
               help="Where to write the comparison files (default: the comparison folder, else the runs' parent).")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as one JSON object.")
-def report(run_dirs: tuple[str, ...], out: str | None, as_json: bool) -> None:
+@click.option("--html", is_flag=True,
+              help="Write a self-contained report.html: for one run directory its own page, otherwise the "
+                   "comparison page linking to each run's page.")
+def report(run_dirs: tuple[str, ...], out: str | None, as_json: bool, html: bool) -> None:
     """Rebuild the comparison table and plots from finished runs.
 
     RUN_DIRS are run directories, folders of them (e.g. runs/) or comparison folders made by
     'tlf compare'. Runs are grouped by dataset, backbone and policy; seeds are averaged.
+    With --html and one run directory: only that run's report.html.
     """
+    from pathlib import Path
+
+    if html and len(run_dirs) == 1 and (Path(run_dirs[0]) / "config.yaml").is_file():
+        from ..insight.report import write_run_report
+        click.echo(f"report: {write_run_report(run_dirs[0])}")
+        return
     from ..experiments import report as build_report
     comparison = build_report(run_dirs, out=out)
     skipped = comparison.settings["skipped_unfinished"]
     if skipped and not as_json:
         click.echo(f"left out {len(skipped)} unfinished run(s): {', '.join(skipped)}", err=True)
     _show(comparison, as_json)
+    if html:
+        from ..insight.report import write_comparison_report
+        click.echo(f"report: {write_comparison_report(comparison)}", err=as_json)

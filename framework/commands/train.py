@@ -28,7 +28,10 @@ def _help_defaults() -> str:
 @click.option("--quiet", "-q", is_flag=True, help="No progress output; only the final line.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the summary as one JSON object on stdout (progress stays on stderr; -q drops it).")
-def train(config_file: str | None, resume: str | None, quiet: bool, as_json: bool, **flags) -> None:
+@click.option("--report/--no-report", "html_report", default=True, show_default=True,
+              help="At the end, evaluate the best checkpoint and write report.html (as 'tlf evaluate' does).")
+def train(config_file: str | None, resume: str | None, quiet: bool, as_json: bool, html_report: bool,
+          **flags) -> None:
     """Train a classifier: dataset + backbone + freeze policy + augmentations.
 
     \b
@@ -44,10 +47,18 @@ def train(config_file: str | None, resume: str | None, quiet: bool, as_json: boo
     summary = run.summary
     if summary is None:  # a non-zero rank under torchrun
         return
+    if html_report and summary["epochs"]:
+        from ..engine.api import evaluate
+        from ..insight.report import write_run_report
+        evaluate(run.directory, device=run.config.device, precision=run.config.precision, workers=run.config.workers,
+                 batch_size=run.config.batch_size)
+        write_run_report(run.directory)
     if as_json:
         click.echo(json.dumps(summary))
         return
     best = summary["best_val_accuracy"]
     click.echo(f"best val accuracy {best:.4f} (epoch {summary['best_epoch']}), "
                f"{summary['epochs']} epochs in {summary['seconds']:.0f}s, {summary['images_per_second']:.0f} img/s")
+    if html_report and summary["epochs"]:
+        click.echo(f"report: {Path(summary['run_dir']) / 'report.html'}")
     click.echo(f"run directory: {summary['run_dir']}")

@@ -1,0 +1,138 @@
+"""report.html: one self-contained page per run (and one per comparison folder), rendered with
+Jinja2 from the files the run directory already holds; images inlined as data: URIs."""
+from __future__ import annotations
+
+import base64
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..errors import TlfError
+from ..rundir import atomic_write, read_json, read_run_config
+from . import templates
+
+STRATEGIES = ("scratch", "transfer", "partial", "init")  # the four strategies of docs/strategies.md
+IMAGES = {"curves": "curves.png", "top_losses": "top_losses.png", "confused": "confused.png"}
+SCALARS = ("accuracy", "macro_f1", "images", "checkpoint", "precision")  # shown first; other scalars follow
+
+
+def _environment():
+    import jinja2
+    return jinja2.Environment(autoescape=True)
+
+
+def _data_uri(path: Path) -> str | None:
+    if not path.is_file():
+        return None
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def _json(path: Path) -> Any:
+    if not path.is_file():
+        return None
+    try:
+        return read_json(path)
+    except ValueError as exc:
+        raise TlfError(f"{path} is damaged: {exc}", hint=f"delete it and run 'tlf evaluate {path.parent}' again") from None
+
+
+def _strategies() -> list[tuple[str, str]]:
+    from ..registry import get_registry
+    registry = get_registry()
+    return [(name, registry.resolve("policies", name + (":conv5" if name == "partial" else ""))[0].description)
+            for name in STRATEGIES]
+
+
+def _inspect(config: dict, classes: list[str]) -> tuple[dict | None, str]:
+    """The ``tlf inspect`` table of the run's backbone under its policy, or why there is none."""
+    from ..commands.inspect import inspect_model
+    try:
+        info = inspect_model(config["backbone"], config["policy"], config.get("image_size"), len(classes),
+                             config.get("head", "linear"), train_bn=bool(config.get("train_bn")))
+    except TlfError as exc:
+        return None, f"cannot show the frozen stages: {exc}"
+    return {**info, "rows": [*info["stages"], info["head"]]}, ""
+
+
+def _metrics(evaluation: dict) -> list[tuple[str, str]]:
+    keys = [*SCALARS, *(k for k, v in evaluation.items() if k not in SCALARS and isinstance(v, (int, float, str))
+                        and k not in ("run_dir", "dataset", "confusion_shown", "label_errors"))]
+    shown = []
+    for key in keys:
+        value = evaluation.get(key)
+        if value is not None:
+            shown.append((key.replace("_", " "), f"{value:.4f}" if isinstance(value, float) else str(value)))
+    return shown
+
+
+def _size(path: Path) -> str:
+    size = path.stat().st_size
+    return f"{size / 2**20:.1f} MiB" if size >= 2**20 else f"{size / 2**10:.0f} KiB"
+
+
+def run_page(run_dir: str | Path) -> str:
+    """The HTML of a run's report page."""
+    run_dir = Path(run_dir)
+    config = read_run_config(run_dir)
+    summary = _json(run_dir / "summary.json") or {}
+    evaluation = _json(run_dir / "evaluation.json")
+    classes = _json(run_dir / "classes.json") or []
+    images = {key: _data_uri(run_dir / name) for key, name in IMAGES.items()}
+    if evaluation:
+        images["confusion"] = _data_uri(run_dir / ("confusion_top.png" if evaluation.get("confusion_shown")
+                                                   else "confusion.png"))
+    data = evaluation.get("data") if evaluation else None
+    counts = [(c, data["train_counts"].get(c, 0), data["val_counts"].get(c, 0)) for c in classes] if data else []
+    accuracy = {r["class"]: r["accuracy"] for r in (evaluation or {}).get("per_class_accuracy", [])}
+    per_class = [{**row, "accuracy": "–" if accuracy.get(row["class"]) is None else f"{accuracy[row['class']]:.3f}"}
+                 for row in (evaluation or {}).get("per_class", [])]
+    inspect, inspect_error = _inspect(config, classes)
+    exports = [(p.name, _size(p)) for p in sorted(run_dir.glob("*.onnx"))]
+    sections = [("settings", "settings"), ("data", "data"), ("strategy", "strategy"), ("training", "training"),
+                ("metrics", "metrics")]
+    if evaluation:
+        sections += [("confusion", "confusion"), ("per-class", "per class"), ("top-losses", "top losses"),
+                     ("confused", "most confused")]
+    sections.append(("export", "export"))
+    policy = summary.get("policy") or config["policy"]
+    return _environment().from_string(templates.RUN).render(
+        title=f"{config['dataset']} · {config['backbone']} · {policy}", run_dir=str(run_dir), version=__version__,
+        written=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), sections=sections,
+        settings=[(k, json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in config.items()],
+        data=data, counts=counts, policy=policy, policy_family=policy.split(":")[0], strategies=_strategies(),
+        inspect=inspect, inspect_error=inspect_error, summary=summary, images=images, evaluation=evaluation,
+        metrics=_metrics(evaluation) if evaluation else [], per_class=per_class, exports=exports)
+
+
+def write_run_report(run_dir: str | Path) -> Path:
+    """Write ``RUN_DIR/report.html`` and return its path."""
+    path = Path(run_dir) / "report.html"
+    text = run_page(run_dir)
+    atomic_write(path, lambda f: f.write(text))
+    return path
+
+
+def write_comparison_report(comparison: Any) -> Path:
+    """Write ``report.html`` into a comparison's folder (after ``comparison.write``), linking to
+    each run's own page (written for runs that have none)."""
+    directory = Path(comparison.directory)
+    header, rows = comparison.rows()
+    runs = []
+    for run in comparison.runs:
+        page = run.directory / "report.html"
+        if not page.is_file():
+            write_run_report(run.directory)
+        accuracy = run.summary.get("best_val_accuracy")
+        runs.append({"name": run.directory.name, "link": Path(os.path.relpath(page, directory)).as_posix(),
+                     "backbone": run.backbone, "policy": run.policy, "seed": run.seed,
+                     "accuracy": "–" if accuracy is None else f"{accuracy:.4f}"})
+    text = _environment().from_string(templates.COMPARE).render(
+        title=f"Strategy comparison: {comparison.title()}", directory=str(directory), version=__version__,
+        written=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), header=header, rows=rows,
+        note=comparison.note(), image=_data_uri(directory / "comparison.png"), runs=runs)
+    path = directory / "report.html"
+    atomic_write(path, lambda f: f.write(text))
+    return path
