@@ -1,0 +1,241 @@
+"""Per-image predictions, error analysis, galleries, Grad-CAM, `tlf explain` and report.html
+(checked in headless Chromium), on generated images (CPU, tiny backbone)."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from browser import render, screenshot
+from click.testing import CliRunner
+from PIL import Image
+
+import tlf
+from tlf.cli import cli
+from tlf.insight.gradcam import grad_cam
+from tlf.insight.predictions import Predictions
+
+HTML_CLASS = "<img src=x onerror=alert(1)>"  # a folder name: must be shown, never parsed as HTML
+COLOURS = {"red": (200, 40, 40), "green": (40, 180, 60), HTML_CLASS: (50, 60, 210)}
+FAST = dict(backbone="efficientnet_lite0", image_size=32, batch_size=8, workers=0, augment="none", device="cpu",
+            warmup_epochs=0.0)
+SECTIONS = ["settings", "data", "strategy", "training", "metrics", "confusion", "per-class", "top-losses", "confused",
+            "export"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def make_folder(root: Path, colours: dict[str, tuple[int, int, int]], train: int, val: int, size: int = 36,
+                noise: int = 90) -> Path:
+    """train/val class folders of noisy single-colour PNGs (noisy enough for some mistakes)."""
+    rng = np.random.default_rng(0)
+    for split, n in (("train", train), ("val", val)):
+        for name, rgb in colours.items():
+            (root / split / name).mkdir(parents=True)
+            for i in range(n):
+                pixels = np.clip(np.array(rgb) + rng.integers(-noise, noise, size=(size, size, 3)), 0, 255)
+                Image.fromarray(pixels.astype(np.uint8)).save(root / split / name / f"{i}.png")
+    return root
+
+
+def run_cli(*args: str, code: int = 0):
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    assert result.exit_code == code, result.output
+    return result
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory) -> Path:
+    """A trained run, evaluated by `tlf evaluate` with label errors and JSON lines."""
+    data = make_folder(tmp_path_factory.mktemp("colours"), COLOURS, train=12, val=8)
+    run = tlf.train(dataset=f"folder:{data}", policy="transfer", epochs=1, lr=3e-3, quiet=True,
+                    out=str(tmp_path_factory.mktemp("runs")), **FAST)
+    run_cli("evaluate", str(run.directory), "--device", "cpu", "--json", "--label-errors", "0.0", "--top-losses", "5")
+    return run.directory
+
+
+def read_csv(path: Path) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(path.read_text())))
+
+
+# ---- per-image results and error analysis ------------------------------------------------
+
+def test_predictions_from_logits():
+    logits = np.array([[2.0, 0.0, 0.0], [0.0, 3.0, 0.0], [0.0, 2.5, 0.0], [0.0, 0.0, 1.0], [4.0, 0.0, 0.0]])
+    labels = np.array([0, 2, 2, 2, 1])
+    preds = Predictions.from_logits(logits, labels, [f"i{k}" for k in range(5)], ["a", "b", "c"])
+    assert np.allclose(preds.probabilities.sum(axis=1), 1)
+    assert np.allclose(preds.losses, -np.log(preds.probabilities[np.arange(5), labels]))
+    assert preds.top_losses(2) == [4, 1]  # the most confident mistakes cost most
+    assert preds.most_confused() == [{"true": "c", "predicted": "b", "count": 2},
+                                     {"true": "b", "predicted": "a", "count": 1}]
+    assert [r["accuracy"] for r in preds.per_class_accuracy()] == [1.0, 0.0, pytest.approx(1 / 3)]
+    assert preds.confident_mistake("c", "b") == 1
+    assert [r["index"] for r in preds.likely_label_errors(0.9)] == [4, 1]  # p 0.96 and 0.91; index 2 is 0.86
+
+
+def test_evaluate_writes_predictions_matching_its_accuracy(evaluated):
+    report = json.loads((evaluated / "evaluation.json").read_text())
+    rows = read_csv(evaluated / "predictions.csv")
+    assert len(rows) == report["images"] == 24
+    assert sum(int(r["correct"]) for r in rows) / len(rows) == pytest.approx(report["accuracy"])
+    assert set(rows[0]) == {"index", "image", "true", "predicted", "correct", "loss",
+                            *(f"p_{c}" for c in sorted(COLOURS))}
+    assert all(Path(r["image"]).is_file() for r in rows)
+    assert sum(float(rows[0][f"p_{c}"]) for c in COLOURS) == pytest.approx(1, abs=1e-4)
+    lines = (evaluated / "predictions.jsonl").read_text().splitlines()
+    assert [json.loads(line)["image"] for line in lines] == [r["image"] for r in rows]
+    # the top losses are exactly the highest losses of predictions.csv
+    by_loss = sorted(rows, key=lambda r: -float(r["loss"]))[:5]
+    assert [r["image"] for r in report["top_losses"]] == [r["image"] for r in by_loss]
+    assert sum(p["count"] for p in report["most_confused"]) == sum(1 - int(r["correct"]) for r in rows)
+    errors = read_csv(evaluated / "label_errors.csv")
+    assert len(errors) == report["label_errors"] == sum(1 - int(r["correct"]) for r in rows)
+    assert report["data"]["train_counts"] == dict.fromkeys(sorted(COLOURS), 12)
+    assert report["data"]["val_sizes"]["width_max"] == 36
+    for name in ("top_losses.png", "confused.png", "confusion.png", "report.html"):
+        assert (evaluated / name).stat().st_size > 0
+
+
+# ---- Grad-CAM ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("backbone", ["resnet18", "timm:convnext_atto"])
+def test_grad_cam_on_conv5_of_a_cnn_and_a_convnext(backbone):
+    from helpers_models import model as fresh_model
+    model = fresh_model(backbone, num_classes=3)
+    x = torch.randn(2, 3, 64, 64)
+    cam, logits = grad_cam(model, x)
+    assert cam.shape == (2, 64, 64) and logits.shape == (2, 3)
+    assert cam.min() >= 0 and np.allclose(cam.reshape(2, -1).max(axis=1), 1, atol=1e-5)
+    other, _ = grad_cam(model, x, (logits.argmax(1) + 1) % 3)
+    assert not np.allclose(cam, other)  # a different class, a different map
+
+
+def make_corner_folder(root: Path, size: int) -> Path:
+    """Class 'marked': a red square somewhere in the top-left quarter; 'plain': none."""
+    rng = np.random.default_rng(1)
+    for split, n in (("train", 24), ("val", 6)):
+        for name in ("marked", "plain"):
+            (root / split / name).mkdir(parents=True)
+            for i in range(n):
+                pixels = rng.integers(60, 200, size=(size, size, 3)).astype(np.uint8)
+                if name == "marked":
+                    side = size // 4
+                    x, y = rng.integers(2, size // 2 - side - 2, size=2)
+                    pixels[y:y + side, x:x + side] = (230, 30, 30)
+                Image.fromarray(pixels).save(root / split / name / f"{i}.png")
+    return root
+
+
+def test_grad_cam_puts_the_heat_on_the_deciding_corner(tmp_path):
+    size = 128
+    data = make_corner_folder(tmp_path / "data", size)
+    run = tlf.train(dataset=f"folder:{data}", policy="transfer", epochs=3, lr=1e-2, quiet=True, out=str(tmp_path),
+                    **{**FAST, "image_size": size, "batch_size": 16})
+    assert run.summary["best_val_accuracy"] == 1.0
+    result = run_cli("explain", str(run.directory), str(data / "val" / "marked"), "--class", "marked", "--json",
+                     "--device", "cpu")
+    assert [json.loads(line)["predicted"] for line in result.stdout.splitlines()] == ["marked"] * 6
+    from tlf.insight.explain import Explainer
+    explainer = Explainer(run.directory, device="cpu")
+    views = [explainer.pipeline.eval_transform(np.asarray(Image.open(p).convert("RGB")), None)
+             for p in sorted((data / "val" / "marked").glob("*.png"))]
+    cam, _ = grad_cam(explainer.model, torch.cat([explainer._input(v) for v in views]),
+                      torch.tensor([explainer.run.classes.index("marked")] * len(views)))
+    half = size // 2
+    share = cam[:, :half, :half].sum(axis=(1, 2)) / cam.sum(axis=(1, 2))
+    assert share.mean() > 0.5, share  # a quarter of the image holds most of the heat
+
+
+# ---- tlf explain -------------------------------------------------------------------------
+
+def test_explain_files_folders_globs_and_unreadable(evaluated, tmp_path):
+    data = Path(read_csv(evaluated / "predictions.csv")[0]["image"]).parents[1]
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image")
+    out = tmp_path / "cams"
+    result = CliRunner().invoke(cli, ["explain", str(evaluated), str(data / "red" / "0.png"), str(data / "green"),
+                                      str(data / "red" / "[12].png"), str(broken), "--out", str(out),
+                                      "--class", HTML_CLASS, "--device", "cpu"])
+    assert result.exit_code == 1
+    assert result.stderr.strip().startswith(f"error: {broken}:")
+    assert len(result.stdout.splitlines()) == 1 + 8 + 2
+    assert len(list(out.glob("*.gradcam.png"))) == 11  # same stems from two folders get distinct names
+
+
+def test_explain_bad_input_is_one_line(evaluated, tmp_path):
+    result = run_cli("explain", str(evaluated), "x.png", "--class", "purple", code=1)
+    assert "class 'purple' is not one of the run's classes" in result.output and "Traceback" not in result.output
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    shutil.copy(evaluated / "config.yaml", bare)
+    result = run_cli("explain", str(bare), "x.png", code=1)
+    assert "best.pt does not exist" in result.output and len(result.output.strip().splitlines()) == 1
+
+
+# ---- report.html in a real browser ---------------------------------------------------------
+
+def nonblank(png: Path) -> bool:
+    pixels = np.asarray(Image.open(png).convert("L"), dtype=np.float32)
+    return pixels.std() > 10 and len(np.unique(pixels)) > 50
+
+
+def test_report_renders_in_chromium(evaluated, tmp_path):
+    page = render(evaluated / "report.html")
+    assert page.console == []  # no script errors, no request blocked by the page's CSP
+    for section in SECTIONS:
+        assert f'<section id="{section}">' in page.dom
+    assert "onerror" not in page.dom.replace("&lt;img src=x onerror=alert(1)&gt;", "")  # escaped everywhere
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page.dom
+    sources = [value for tag, name, value in page.attributes if name == "src"]
+    assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert "img" not in {tag for tag, name, value in page.attributes if not value.startswith(("data:", "#"))}
+    report = json.loads((evaluated / "evaluation.json").read_text())
+    table = page.dom.split('id="top-loss-table"')[1].split("</table>")[0]
+    assert [cell.split("</td>")[0] for cell in table.split("<tr><td class=\"n\">")[1:]] == ["1", "2", "3", "4", "5"]
+    for row in report["top_losses"]:
+        assert f"<td>{row['image']}</td>" in table
+    assert nonblank(screenshot(evaluated / "report.html", tmp_path / "shot.png"))
+
+
+def test_report_of_a_run_without_evaluation_and_of_a_comparison(evaluated, tmp_path):
+    runs = tmp_path / "cmp" / "runs"
+    for name in ("a", "b"):
+        shutil.copytree(evaluated, runs / name, ignore=shutil.ignore_patterns("evaluation.json", "report.html"))
+    result = run_cli("report", str(runs / "a"), "--html")
+    assert result.stdout.strip() == f"report: {runs / 'a' / 'report.html'}"
+    page = render(runs / "a" / "report.html")
+    assert page.console == [] and "Not evaluated yet" in page.dom and 'id="training"' in page.dom
+    run_cli("report", str(tmp_path / "cmp"), "--html")
+    page = render(tmp_path / "cmp" / "report.html")
+    assert page.console == []
+    assert '<a href="runs/a/report.html">a</a>' in page.dom and '<a href="runs/b/report.html">b</a>' in page.dom
+    assert (runs / "b" / "report.html").is_file()
+    assert "Strategy comparison" in page.dom and 'alt="validation accuracy of every run"' in page.dom
+
+
+def test_report_stays_usable_with_200_classes(tmp_path):
+    colours = {f"class_{k:03d}": tuple(int(v) for v in np.random.default_rng(k).integers(0, 256, 3))
+               for k in range(200)}
+    data = make_folder(tmp_path / "data", colours, train=2, val=1, size=8, noise=30)
+    run_cli("train", "--dataset", f"folder:{data}", "--policy", "transfer", "--epochs", "1", "--image-size", "32",
+            "--batch-size", "64", "--workers", "0", "--augment", "none", "--device", "cpu", "--out", str(tmp_path),
+            "--name", "many", "--quiet")
+    run_dir = tmp_path / "many"
+    page = render(run_dir / "report.html")
+    assert page.console == []
+    assert "Showing the 30 classes with the most mistakes, of 200" in page.dom
+    assert page.dom.count("<td>class_") >= 200  # every class in the data and per-class tables
+    assert (run_dir / "report.html").stat().st_size < 3 * 2**20
+    assert nonblank(screenshot(run_dir / "report.html", tmp_path / "shot.png"))
