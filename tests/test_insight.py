@@ -199,8 +199,8 @@ def test_report_renders_in_chromium(evaluated, tmp_path):
     assert "onerror" not in page.dom.replace("&lt;img src=x onerror=alert(1)&gt;", "")  # escaped everywhere
     assert "&lt;img src=x onerror=alert(1)&gt;" in page.dom
     sources = [value for tag, name, value in page.attributes if name == "src"]
-    assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
-    assert "img" not in {tag for tag, name, value in page.attributes if not value.startswith(("data:", "#"))}
+    assert sources and all(s.startswith(("data:image/png;base64,", "data:image/jpeg;base64,")) for s in sources)
+    assert all(value.startswith("#") for tag, name, value in page.attributes if name == "href")  # in-page only
     report = json.loads((evaluated / "evaluation.json").read_text())
     table = page.dom.split('id="top-loss-table"')[1].split("</table>")[0]
     assert [cell.split("</td>")[0] for cell in table.split("<tr><td class=\"n\">")[1:]] == ["1", "2", "3", "4", "5"]

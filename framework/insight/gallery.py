@@ -30,13 +30,13 @@ def plot_gallery(tiles: list[Tile], path: Path, title: str) -> None:
     rows = max(1, math.ceil(len(tiles) / COLUMNS))
     cols = min(COLUMNS, max(1, len(tiles)))
     wide = any(t.cam is not None for t in tiles)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * (4.4 if wide else 2.6), rows * 3.0), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * (3.2 if wide else 1.9), rows * 2.3), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, tile in zip(axes.flat, tiles):
         picture = tile.image if tile.cam is None else np.hstack([tile.image, overlay(tile.image, tile.cam)])
         ax.imshow(picture)
-        ax.set_title(tile.caption, fontsize=8)
+        ax.set_title(tile.caption, fontsize=7)
     if not tiles:
         axes[0, 0].text(0.5, 0.5, "no images", ha="center", va="center")
     fig.suptitle(title + ("  (left: image, right: Grad-CAM of the predicted class)" if wide else ""), fontsize=10)

@@ -3,6 +3,7 @@ Jinja2 from the files the run directory already holds; images inlined as data: U
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 from datetime import datetime, timezone
@@ -16,6 +17,8 @@ from . import templates
 
 STRATEGIES = ("scratch", "transfer", "partial", "init")  # the four strategies of docs/strategies.md
 IMAGES = {"curves": "curves.png", "top_losses": "top_losses.png", "confused": "confused.png"}
+GALLERIES = {"top_losses", "confused"}  # inlined as JPEG
+JPEG_QUALITY = 85
 SCALARS = ("accuracy", "macro_f1", "images", "checkpoint", "precision")  # shown first; other scalars follow
 
 
@@ -24,10 +27,18 @@ def _environment():
     return jinja2.Environment(autoescape=True)
 
 
-def _data_uri(path: Path) -> str | None:
+def _data_uri(path: Path, photo: bool = False) -> str | None:
+    """``path`` as a data: URI; ``photo`` re-encodes it as JPEG (a gallery of photos is ~5x
+    smaller so, and the page stays light to open and send)."""
     if not path.is_file():
         return None
-    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+    if not photo:
+        return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+    from PIL import Image
+    buf = io.BytesIO()
+    with Image.open(path) as image:
+        image.convert("RGB").save(buf, format="JPEG", quality=JPEG_QUALITY)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def _json(path: Path) -> Any:
@@ -80,7 +91,7 @@ def run_page(run_dir: str | Path) -> str:
     summary = _json(run_dir / "summary.json") or {}
     evaluation = _json(run_dir / "evaluation.json")
     classes = _json(run_dir / "classes.json") or []
-    images = {key: _data_uri(run_dir / name) for key, name in IMAGES.items()}
+    images = {key: _data_uri(run_dir / name, photo=key in GALLERIES) for key, name in IMAGES.items()}
     if evaluation:
         images["confusion"] = _data_uri(run_dir / ("confusion_top.png" if evaluation.get("confusion_shown")
                                                    else "confusion.png"))
