@@ -108,6 +108,21 @@ def test_evaluate_writes_predictions_matching_its_accuracy(evaluated):
         assert (evaluated / name).stat().st_size > 0
 
 
+def test_analysis_without_mistakes(tmp_path):
+    from helpers_models import model as fresh_model
+
+    from tlf.data import ArrayImageSet, Splits
+    from tlf.insight.evaluation import InsightOptions, analyse
+    images = ArrayImageSet(np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8), [0, 1, 0, 1])
+    report = {"confusion_matrix": [[2, 0], [0, 2]]}
+    analyse(report, np.eye(2)[[0, 1, 0, 1]] * 5, images.labels, images, Splits("arrays", ["a", "b"], images, images),
+            InsightOptions(top_losses=3, label_errors=0.5), out=tmp_path, model=fresh_model("resnet18", 2),
+            transform=lambda image, seed: image, to_input=lambda batch: batch.float() / 255)
+    assert report["most_confused"] == [] and report["label_errors"] == 0
+    assert [r["image"] for r in report["top_losses"]] == ["array[0]", "array[1]", "array[2]"]
+    assert (tmp_path / "confused.png").is_file() and len(read_csv(tmp_path / "predictions.csv")) == 4
+
+
 # ---- Grad-CAM ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("backbone", ["resnet18", "timm:convnext_atto"])

@@ -51,11 +51,11 @@ def data_summary(splits: Splits) -> dict:
     return summary
 
 
-def _views(images: ImageSet, indices: list[int], transform: Callable) -> np.ndarray:
-    return np.stack([transform(images.load(i), None) for i in indices])
+def _views(images: ImageSet, indices: list[int], transform: Callable) -> list[np.ndarray]:
+    return [transform(images.load(i), None) for i in indices]
 
 
-def _tiles(preds: Predictions, indices: list[int], views: np.ndarray, cams: np.ndarray) -> list[Tile]:
+def _tiles(preds: Predictions, indices: list[int], views: list[np.ndarray], cams: list[np.ndarray]) -> list[Tile]:
     tiles = []
     for i, view, cam in zip(indices, views, cams):
         r = preds.row(i)
@@ -64,11 +64,11 @@ def _tiles(preds: Predictions, indices: list[int], views: np.ndarray, cams: np.n
     return tiles
 
 
-def _cams(model: Any, views: np.ndarray, to_input: Callable) -> np.ndarray:
-    if not len(views):
-        return np.zeros((0,) + views.shape[1:3], dtype=np.float32)
-    batch = torch.from_numpy(np.ascontiguousarray(views)).permute(0, 3, 1, 2)
-    return grad_cam(model, to_input(batch))[0]
+def _cams(model: Any, views: list[np.ndarray], to_input: Callable) -> list[np.ndarray]:
+    if not views:
+        return []
+    batch = torch.from_numpy(np.stack(views)).permute(0, 3, 1, 2)
+    return list(grad_cam(model, to_input(batch))[0])
 
 
 def _confusion_subset(cm: list[list[int]], classes: list[str]) -> tuple[list[int], str]:
