@@ -108,6 +108,16 @@ def test_evaluate_writes_predictions_matching_its_accuracy(evaluated):
         assert (evaluated / name).stat().st_size > 0
 
 
+def test_evaluate_table_shows_per_class_accuracy_and_top_losses(evaluated, tmp_path):
+    evaluated = Path(shutil.copytree(evaluated, tmp_path / "run"))
+    before = (evaluated / "report.html").stat().st_mtime_ns
+    result = run_cli("evaluate", str(evaluated), "--device", "cpu", "--no-report", "--top-losses", "3")
+    assert "per-class accuracy" in result.stdout and "most often taken for" in result.stdout
+    assert "top 3 losses" in result.stdout
+    assert "predictions.csv, top_losses.png, confused.png" in result.stdout.splitlines()[-1]
+    assert (evaluated / "report.html").stat().st_mtime_ns == before  # --no-report
+
+
 def test_analysis_without_mistakes(tmp_path):
     from helpers_models import model as fresh_model
 
