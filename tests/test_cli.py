@@ -37,9 +37,9 @@ def test_version() -> None:
 
 
 def test_unknown_command_suggests_the_close_one() -> None:
-    result = run_tlf("plugin")
+    result = run_tlf("plugns")  # ('plugin' is also close to 'explain')
     assert result.returncode == 2
-    assert "Error: No such command 'plugin'. Did you mean 'plugins'?" in result.stderr
+    assert "Error: No such command 'plugns'. Did you mean 'plugins'?" in result.stderr
 
 
 def test_unknown_plugin_name_is_one_line_with_suggestions() -> None:
