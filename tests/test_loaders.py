@@ -6,7 +6,7 @@ import torch
 from imagefiles import array_set, file_set
 from tlf.augment import AugmentRequest, build_pipeline
 from tlf.data import Splits
-from tlf.data.device import DeviceBatch, to_model_input
+from tlf.data.device import to_model_input
 from tlf.data.loaders import EpochSampler, build_loaders
 from tlf.errors import TlfError
 
@@ -150,13 +150,3 @@ def test_to_model_input_normalizes_on_the_device():
     nhwc = images.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)  # how loader batches are laid out
     for channels_last in (True, False):
         assert torch.allclose(to_model_input(nhwc, mean, std, "cpu", channels_last=channels_last), expected, atol=1e-5)
-
-
-def test_device_batch_applies_batch_augmentation_only_when_training():
-    pipeline = build_pipeline("basic+mixup", REQUEST)
-    to_device = DeviceBatch((0.5,) * 3, (0.5,) * 3, "cpu", batch_augment=pipeline.batch)
-    images, labels = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8), torch.tensor([0, 1, 2, 0])
-    x, y = to_device(images, labels)
-    assert torch.equal(y, labels)
-    x, y = to_device(images, labels, train=True)
-    assert y.shape == (4, 3) and torch.allclose(y.sum(1), torch.ones(4))

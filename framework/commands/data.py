@@ -95,6 +95,9 @@ def dataset_options(command: Callable) -> Callable:
 
 def _load(dataset: str, data_dir: Path | None, val_split: float, seed: int, strict: bool) -> Splits:
     from ..data import load_dataset
+    from ..setting_checks import RANGES, check_value
+    val_split = check_value("val_split", val_split, float, RANGES["val_split"])
+    seed = check_value("seed", seed, int, RANGES["seed"])
     return load_dataset(dataset, DatasetRequest(data_dir=data_dir, val_split=val_split, seed=seed, strict=strict))
 
 

@@ -1,21 +1,24 @@
-"""From uint8 batches to model input, on the device: transfer, float, /255, normalize.
+"""From uint8 batches to model input, on the device: transfer, float, normalize.
 
 Loaders ship uint8 (4x fewer bytes than float32 through worker queues, pinned memory and
-PCIe); the arithmetic runs where the model runs.
+PCIe); the arithmetic (:func:`tlf.preprocessing.affine`) runs where the model runs.
 """
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any, Callable, Sequence
+from typing import Sequence
 
 import torch
+
+from ..preprocessing import affine
 
 
 @lru_cache(maxsize=16)
 def _affine(mean: tuple[float, ...], std: tuple[float, ...], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(255*mean, 1/(255*std)) as 1x3x1x1 float32 tensors on ``device``."""
-    m = torch.tensor([255.0 * v for v in mean], dtype=torch.float32).view(1, -1, 1, 1)
-    s = torch.tensor([1.0 / (255.0 * v) for v in std], dtype=torch.float32).view(1, -1, 1, 1)
+    """The normalization's (offset, scale) as 1x3x1x1 float32 tensors on ``device``."""
+    offset, scale = affine(mean, std)
+    m = torch.tensor(offset, dtype=torch.float32).view(1, -1, 1, 1)
+    s = torch.tensor(scale, dtype=torch.float32).view(1, -1, 1, 1)
     return m.to(device), s.to(device)
 
 
@@ -37,27 +40,3 @@ def to_model_input(images: torch.Tensor, mean: Sequence[float], std: Sequence[fl
     if dtype is not None and dtype != torch.float32:
         x = x.to(dtype)
     return x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-
-
-class DeviceBatch:
-    """Turns loader batches into model input and targets; applies the batch augmentation
-    (mixup/cutmix) on the device when training."""
-
-    def __init__(self, mean: Sequence[float], std: Sequence[float], device: torch.device | str,
-                 channels_last: bool = True, dtype: torch.dtype | None = None,
-                 batch_augment: Callable[..., Any] | None = None) -> None:
-        self.mean, self.std = tuple(mean), tuple(std)
-        self.device = torch.device(device)
-        self.channels_last = channels_last
-        self.dtype = dtype
-        self.batch_augment = batch_augment
-
-    def __call__(self, images: torch.Tensor, labels: torch.Tensor, train: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(x, y)``: y is int64 labels, or soft float targets when a batch augmentation ran."""
-        x = to_model_input(images, self.mean, self.std, self.device, self.channels_last)
-        y = labels.to(self.device, non_blocking=True)
-        if train and self.batch_augment is not None:
-            x, y = self.batch_augment(x, y)
-        if self.dtype is not None and self.dtype != torch.float32:
-            x = x.to(self.dtype)
-        return x, y
