@@ -1,7 +1,6 @@
 """Progress display: rich bars on a terminal, one line per epoch in logs, nothing when quiet."""
 from __future__ import annotations
 
-import sys
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -41,9 +40,3 @@ class Reporter:
                 progress.update(task, advance=1, rate=seen / elapsed)
 
             yield advance
-
-
-def stdout_line(text: str) -> None:
-    """The final line of a command (stdout, so scripts can read it)."""
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
