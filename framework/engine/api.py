@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .. import messages
 from ..config import RunConfig
 
 
@@ -19,8 +20,9 @@ def train(config: RunConfig | str | Path | None = None, *, resume: str | Path | 
     from .trainer import Trainer
 
     plan = plan_run(config, settings, resume)
-    trainer = Trainer(plan, resume_dir=Path(resume) if resume is not None else None, quiet=quiet)
-    trainer.fit()
+    with messages.scope():  # the run's Reporter is the message channel while it runs
+        trainer = Trainer(plan, resume_dir=Path(resume) if resume is not None else None, quiet=quiet)
+        trainer.fit()
     return trainer.run
 
 
