@@ -187,7 +187,7 @@ def test_runtime_predictions_equal_tlf_evaluate(run_export):
     import tlf
     from tlf.config import RunConfig
     from tlf.engine.metrics import confusion_matrix
-    from tlf.engine.setup import load_splits
+    from tlf.engine.assembly import load_splits
     from tlf.rundir import read_run_config
 
     run, report = run_export

@@ -6,7 +6,7 @@ import torch
 from imagefiles import array_set, file_set
 from tlf.augment import AugmentRequest, build_pipeline
 from tlf.data import Splits
-from tlf.data.device import to_model_input
+from tlf.data.model_input import to_model_input
 from tlf.data.loaders import EpochSampler, build_loaders
 from tlf.errors import TlfError
 

@@ -1,7 +1,7 @@
 """Composing augmentation plugins into train/eval transforms.
 
 Images stay uint8 HWC through every per-image transform; conversion to float and
-normalization happen later, on the device (:mod:`tlf.data.device`).
+normalization happen later, on the device (:mod:`tlf.data.model_input`).
 
 Randomness: the train transform is reseeded for every sample from
 ``(seed, epoch, index)`` (:func:`sample_seed`), so a run is reproducible whatever the

@@ -9,7 +9,7 @@ from typing import Any, Callable
 import click
 import numpy as np
 
-from ..data.splits import ArrayImageSet, DatasetRequest, FileImageSet, ImageSet, Problem, Splits
+from ..data.dataset import ArrayImageSet, DatasetRequest, FileImageSet, ImageSet, Problem, Splits
 
 SIZE_SAMPLE = 1000  # images per split whose size is read for the statistics
 

@@ -31,7 +31,7 @@ import numpy as np
 from ..augment import short_side_shape
 from ..messages import notice
 from ..paths import cache_dir
-from .splits import ArrayImageSet, FileImageSet, ImageSet, Problem
+from .dataset import ArrayImageSet, FileImageSet, ImageSet, Problem
 
 
 CACHE_VERSION = 1

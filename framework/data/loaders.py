@@ -19,7 +19,7 @@ from ..augment import ImageTransform, Pipeline, sample_seed
 from ..errors import TlfError
 from ..messages import notice
 from . import cache as decode_cache
-from .splits import ArrayImageSet, ImageSet, Splits
+from .dataset import ArrayImageSet, ImageSet, Splits
 
 
 CACHE_MODES = ("auto", "ram", "disk", "off")

@@ -41,14 +41,14 @@ def evaluate(run_dir: str | Path, *, dataset: str | None = None, data_dir: str |
     batch_size = check_value("batch_size", batch_size, int, RANGES["batch_size"])
     workers = check_value("workers", workers, int | None, RANGES["workers"])
 
-    from ..data.device import to_model_input
+    from ..data.model_input import to_model_input
     from ..data.loaders import build_eval_loader
     from ..rundir import RunDir, load_run
-    from .device import place
+    from .placement import place
     from .metrics import classification_report
-    from .plots import plot_confusion
+    from .run_plots import plot_confusion
     from ..plan import default_workers
-    from .setup import run_data
+    from .assembly import run_data
     from .trainer import predict_logits
 
     run = load_run(run_dir, checkpoint)

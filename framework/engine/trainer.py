@@ -17,12 +17,12 @@ from ..errors import TlfError
 from ..pluginmanager import get_plugin_manager
 from ..rundir import PREPROCESSING_FILE, RunDir, load_checkpoint
 from . import distributed as ddp
-from .device import Placement, place
+from .placement import Placement, place
 from .features import FeatureCache, Remainder, frozen_prefix, memory_budget, ordered_passes
 from .optim import build_optimizer, set_lr, warmup_cosine
-from .plots import plot_curves
+from .run_plots import plot_curves
 from .progress import Reporter
-from .setup import RunParts, build_parts
+from .assembly import RunParts, build_parts
 
 
 @dataclass
@@ -147,7 +147,7 @@ class Trainer:
         self.forward_model = module
 
     def _to_input(self, images: torch.Tensor) -> torch.Tensor:
-        from ..data.device import to_model_input
+        from ..data.model_input import to_model_input
         prep = self.parts.preprocessing
         return to_model_input(images, prep.mean, prep.std, self.device, channels_last=self.config.channels_last)
 

@@ -270,7 +270,7 @@ class Comparison:
 
     def write(self, out: str | Path) -> list[Path]:
         """comparison.json, .md, .csv and .png in ``out``; returns their paths."""
-        from .plots import plot_comparison
+        from .comparison_plots import plot_comparison
         out = Path(out)
         texts = {"comparison.json": json.dumps(self.to_dict(), indent=2) + "\n", "comparison.md": self.markdown(),
                  "comparison.csv": self.csv()}

@@ -54,7 +54,7 @@ def export_run(run_dir: str | Path, output: str | Path | None = None, *, opset: 
     ``calibration_images`` training images and compared with fp32 on up to
     ``eval_images`` validation images.
     """
-    from ..engine.setup import run_data
+    from ..engine.assembly import run_data
     from ..rundir import load_run
 
     from ..setting_checks import Range, check_value
