@@ -46,8 +46,9 @@ def pipeline_for(config: RunConfig, preprocessing: Preprocessing, num_classes: i
 def run_data(run: Any, dataset: str | None = None, data_dir: str | None = None) -> tuple[RunConfig, Splits, Any]:
     """A finished run's config, its dataset (or ``dataset``, which must have the same classes)
     and its evaluation pipeline."""
-    config = dataclasses.replace(run.config, dataset=dataset or config.dataset,
-                                 data_dir=data_dir if dataset or data_dir else config.data_dir)
+    plan = run.config
+    config = dataclasses.replace(plan, dataset=dataset or plan.dataset,
+                                 data_dir=data_dir if dataset or data_dir else plan.data_dir)
     splits = load_splits(config)
     if splits.classes != run.classes:
         raise TlfError(f"the classes of {config.dataset} ({', '.join(splits.classes)}) differ from the run's "
