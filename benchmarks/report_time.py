@@ -15,14 +15,15 @@ from pathlib import Path
 
 import torch
 
-from tlf.data.device import to_model_input
+from tlf.data.model_input import to_model_input
 from tlf.data.loaders import build_eval_loader
-from tlf.engine.device import place
+from tlf.engine.placement import place
 from tlf.engine.metrics import classification_report
-from tlf.engine.setup import default_workers, run_data
+from tlf.engine.assembly import run_data
 from tlf.engine.trainer import predict_logits
 from tlf.insight.evaluation import InsightOptions, analyse
 from tlf.insight.report import write_run_report
+from tlf.plan import default_workers
 from tlf.rundir import load_run
 
 
@@ -39,7 +40,7 @@ def main() -> None:
     model = run.model.to(placement.device, memory_format=torch.channels_last)
 
     def to_input(batch: torch.Tensor) -> torch.Tensor:
-        return to_model_input(batch, run.meta.mean, run.meta.std, placement.device)
+        return to_model_input(batch, run.preprocessing.mean, run.preprocessing.std, placement.device)
 
     start = time.perf_counter()
     logits, labels = predict_logits(model, loader, to_input, placement)

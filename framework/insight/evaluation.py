@@ -9,7 +9,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..data.splits import FileImageSet, ImageSet, Splits
+from ..data.dataset import FileImageSet, ImageSet, Splits
 from .gallery import Tile, plot_gallery, shorten
 from .gradcam import grad_cam
 from .predictions import Predictions, write_label_errors
@@ -89,7 +89,7 @@ def analyse(report: dict, logits: np.ndarray, labels: np.ndarray, images: ImageS
     write predictions.csv (+ .jsonl), top_losses.png and confused.png with Grad-CAM of
     ``model`` on ``transform``'s views of ``images``, label_errors.csv and, over
     CONFUSION_CAP classes, confusion_top.png."""
-    from ..engine.plots import plot_confusion
+    from ..engine.run_plots import plot_confusion
 
     classes = splits.classes
     preds = Predictions.from_logits(logits, labels, [images.key(i) for i in range(len(images))], classes)

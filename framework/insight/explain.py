@@ -15,9 +15,8 @@ class Explainer:
 
     def __init__(self, run_dir: str | Path, checkpoint: str = "best", device: str = "cpu",
                  target: str | None = None) -> None:
-        from ..config import RunConfig
-        from ..engine.device import place
-        from ..engine.setup import pipeline_for
+        from ..engine.assembly import pipeline_for
+        from ..engine.placement import place
         from ..rundir import load_run
 
         self.run = load_run(run_dir, checkpoint)
@@ -25,16 +24,15 @@ class Explainer:
             raise TlfError(f"class {target!r} is not one of the run's classes",
                            hint=f"choose one of: {', '.join(self.run.classes)}")
         self.target = target
-        config = RunConfig.from_dict(self.run.config)
-        self.pipeline = pipeline_for(config, self.run.meta, len(self.run.classes), augment="none")
+        self.pipeline = pipeline_for(self.run.config, self.run.preprocessing, len(self.run.classes), augment="none")
         self.device = place(device, "fp32").device
         self.model = self.run.model.to(self.device)
         self._used: set[str] = set()
 
     def _input(self, view: np.ndarray) -> torch.Tensor:
-        from ..data.device import to_model_input
+        from ..data.model_input import to_model_input
         batch = torch.from_numpy(np.ascontiguousarray(view[None])).permute(0, 3, 1, 2)
-        return to_model_input(batch, self.run.meta.mean, self.run.meta.std, self.device, channels_last=False)
+        return to_model_input(batch, self.run.preprocessing.mean, self.run.preprocessing.std, self.device, channels_last=False)
 
     def _name(self, path: Path) -> str:
         name, n = f"{path.stem}.gradcam.png", 1
@@ -48,7 +46,7 @@ class Explainer:
         """Write the overlay of one image into ``out``; the row ``tlf explain`` prints.
         An unreadable file raises :class:`tlf.data.reading.UnreadableImage`."""
         from ..data.reading import read_rgb
-        from ..engine.plots import _figure, _save
+        from ..engine.run_plots import figure, save_figure
 
         path = Path(path)
         view = self.pipeline.eval_transform(read_rgb(path), None)
@@ -64,15 +62,15 @@ class Explainer:
             chosen, _ = grad_cam(self.model, x, torch.tensor([t]))
             panels.append((f"class: {self.target} {probs[t]:.0%}", overlay(view, chosen[0])))
             row["class_probability"] = float(probs[t])
-        plt = _figure()
+        plt = figure()
         fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.5))
         for ax, (title, picture) in zip(axes, panels):
             ax.imshow(picture)
             ax.set_title(title, fontsize=9)
             ax.axis("off")
-        fig.suptitle(f"{path.name} · Grad-CAM on conv5 of {self.run.config['backbone']}", fontsize=9)
+        fig.suptitle(f"{path.name} · Grad-CAM on conv5 of {self.run.config.backbone}", fontsize=9)
         target_path = out / self._name(path)
-        _save(fig, target_path)
+        save_figure(fig, target_path)
         plt.close(fig)
         row["output"] = str(target_path)
         return row

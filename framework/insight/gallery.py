@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine.plots import _figure, _save
+from ..engine.run_plots import figure, save_figure
 from .gradcam import overlay
 
 COLUMNS = 4
@@ -26,7 +26,7 @@ def shorten(text: str, width: int = 32) -> str:
 
 def plot_gallery(tiles: list[Tile], path: Path, title: str) -> None:
     """A grid of ``tiles`` (image | Grad-CAM), captions above each, ``title`` on top."""
-    plt = _figure()
+    plt = figure()
     rows = max(1, math.ceil(len(tiles) / COLUMNS))
     cols = min(COLUMNS, max(1, len(tiles)))
     wide = any(t.cam is not None for t in tiles)
@@ -41,5 +41,5 @@ def plot_gallery(tiles: list[Tile], path: Path, title: str) -> None:
         axes[0, 0].text(0.5, 0.5, "no images", ha="center", va="center")
     fig.suptitle(title + ("  (left: image, right: Grad-CAM of the predicted class)" if wide else ""), fontsize=10)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
     plt.close(fig)

@@ -57,12 +57,12 @@ def _strategies() -> list[tuple[str, str]]:
             for name in STRATEGIES]
 
 
-def _inspect(config: dict, classes: list[str]) -> tuple[dict | None, str]:
+def _inspect(config: Any, classes: list[str]) -> tuple[dict | None, str]:
     """The ``tlf inspect`` table of the run's backbone under its policy, or why there is none."""
     from ..commands.inspect import inspect_model
     try:
-        info = inspect_model(config["backbone"], config["policy"], config.get("image_size"), len(classes),
-                             config.get("head", "linear"), train_bn=bool(config.get("train_bn")))
+        info = inspect_model(config.backbone, config.policy, config.image_size, len(classes), config.head,
+                             train_bn=bool(config.train_bn))
     except TlfError as exc:
         return None, f"cannot show the frozen stages: {exc}"
     return {**info, "rows": [*info["stages"], info["head"]]}, ""
@@ -108,11 +108,11 @@ def run_page(run_dir: str | Path) -> str:
         sections += [("confusion", "confusion"), ("per-class", "per class"), ("top-losses", "top losses"),
                      ("confused", "most confused")]
     sections.append(("export", "export"))
-    policy = summary.get("policy") or config["policy"]
+    policy = summary.get("policy") or config.policy
     return _environment().from_string(templates.RUN).render(
-        title=f"{config['dataset']} · {config['backbone']} · {policy}", run_dir=str(run_dir), version=__version__,
+        title=f"{config.dataset} · {config.backbone} · {policy}", run_dir=str(run_dir), version=__version__,
         written=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), sections=sections,
-        settings=[(k, json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in config.items()],
+        settings=[(k, json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in config.to_dict().items()],
         data=data, counts=counts, policy=policy, policy_family=policy.split(":")[0], strategies=_strategies(),
         inspect=inspect, inspect_error=inspect_error, summary=summary, images=images, evaluation=evaluation,
         metrics=_metrics(evaluation) if evaluation else [], per_class=per_class, exports=exports)
