@@ -11,11 +11,14 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from .engine.schedules import SCHEDULES
 from .errors import TlfError
 
 OPTIMIZERS = ("adamw", "sgd")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 DEVICES = ("auto", "cuda", "cpu")
+SAMPLERS = ("shuffle", "balanced")
+CLASS_WEIGHTS = ("none", "auto", "effective")  # or a file
 
 
 @dataclass
@@ -34,6 +37,11 @@ class RunConfig:
     weight_decay: float = 0.05
     momentum: float = 0.9  # SGD only
     warmup_epochs: float = 1.0
+    schedule: str = "cosine"  # lr after the warm-up: cosine | onecycle | step | constant | plateau
+    accumulate: int = 1  # micro-batches per optimizer step (effective batch = batch_size * accumulate)
+    class_weights: str = "none"  # loss weights per class: none | auto | effective | FILE (JSON/YAML)
+    sampler: str = "shuffle"  # shuffle | balanced (classes drawn equally often)
+    ema: float | None = None  # decay of an exponential moving average of the weights, e.g. 0.999
     label_smoothing: float = 0.1
     grad_clip: float | None = None
     seed: int = 0
@@ -47,6 +55,7 @@ class RunConfig:
     head: str = "linear"
     dropout: float = 0.2
     train_bn: bool = False
+    pretrained: bool = True  # False: random initialisation, whatever the policy
     weights: str | None = None  # local pretrained weights file
     data_dir: str | None = None
     download: bool = True
@@ -58,7 +67,8 @@ class RunConfig:
 
     def validate(self) -> RunConfig:
         """Raise TlfError for values no run can use; return self."""
-        choices = {"optimizer": OPTIMIZERS, "precision": PRECISIONS, "device": DEVICES}
+        choices = {"optimizer": OPTIMIZERS, "precision": PRECISIONS, "device": DEVICES, "schedule": SCHEDULES,
+                   "sampler": SAMPLERS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise TlfError(f"invalid {name} {getattr(self, name)!r}", hint=f"choose one of: {', '.join(allowed)}")
@@ -72,6 +82,15 @@ class RunConfig:
             raise TlfError(f"invalid cache {self.cache!r}", hint="choose one of: auto, ram, disk, off")
         if self.feature_cache not in ("auto", "off") and not str(self.feature_cache).isdigit():
             raise TlfError(f"invalid feature_cache {self.feature_cache!r}", hint="choose auto, off, or a number of views")
+        if not isinstance(self.accumulate, int) or self.accumulate < 1:
+            raise TlfError(f"accumulate must be a whole number of at least 1, got {self.accumulate}",
+                           hint="e.g. --accumulate 4 (1 = a step per batch)")
+        if self.class_weights not in CLASS_WEIGHTS and not Path(self.class_weights).is_file():
+            raise TlfError(f"invalid class_weights {self.class_weights!r}: not a choice and no such file",
+                           hint=f"use {', '.join(CLASS_WEIGHTS)} or the path of a JSON/YAML file 'class: weight'")
+        if self.ema is not None and not 0 < self.ema < 1:
+            raise TlfError(f"ema must be a decay between 0 and 1 (exclusive), got {self.ema}",
+                           hint="e.g. --ema 0.999")
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -22,7 +22,8 @@ from ..config import PRECISIONS
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 def evaluate(run_dir: str, dataset: str | None, data_dir: str | None, checkpoint: str, top_k: int, batch_size: int,
              device: str, precision: str, as_json: bool) -> None:
-    """Accuracy, per-class precision/recall/F1, top-k and confusion matrix of RUN_DIR's model.
+    """Accuracy, balanced accuracy, macro F1, per-class precision/recall/F1, top-k and
+    confusion matrix of RUN_DIR's model.
 
     Writes evaluation.json and confusion.png into RUN_DIR.
     """
@@ -52,5 +53,5 @@ def evaluate(run_dir: str, dataset: str | None, data_dir: str | None, checkpoint
     console.print(cm)
     topk = next(k for k in report if k.startswith("top"))
     click.echo(f"accuracy {report['accuracy']:.4f}  {topk.replace('_', ' ')} {report[topk]:.4f}  "
-               f"macro F1 {report['macro_f1']:.4f}")
+               f"balanced accuracy {report['balanced_accuracy']:.4f}  macro F1 {report['macro_f1']:.4f}")
     click.echo(f"report: {run_dir}/evaluation.json, {run_dir}/confusion.png")

@@ -14,7 +14,9 @@ def train(config: RunConfig | str | Path | None = None, *, resume: str | Path | 
 
     ``config`` is a RunConfig or a YAML/JSON file; keyword ``settings`` override it
     (``tlf.train(dataset="flowers", policy="partial:conv5", epochs=5)``). ``resume``
-    continues an interrupted run directory from its last checkpoint.
+    continues an interrupted run directory from its last checkpoint; with ``epochs`` above
+    the planned number it continues to that many (the schedule is stretched to the new
+    length: the rest of the run follows the schedule of a run planned that long).
     """
     from .trainer import Trainer, resume_config
 
@@ -24,11 +26,12 @@ def train(config: RunConfig | str | Path | None = None, *, resume: str | Path | 
                            hint="drop --config, or start a new run with it")
         resume = Path(resume)
         config = resume_config(resume)
-        allowed = {"device", "precision", "workers", "compile", "cache", "batch_size"}
+        allowed = {"device", "precision", "workers", "compile", "cache", "batch_size", "epochs"}
         changed = sorted(k for k, v in settings.items() if v is not None and k not in allowed)
         if changed:
             raise TlfError(f"cannot change {', '.join(changed)} when resuming",
                            hint=f"resume with the run's own settings, or start a new run")
+        check_more_epochs(resume, config.epochs, settings.get("epochs"))
         config = config.merged(settings).validate()
     elif isinstance(config, RunConfig):
         config = config.merged(settings).validate()
@@ -37,6 +40,16 @@ def train(config: RunConfig | str | Path | None = None, *, resume: str | Path | 
     trainer = Trainer(config, resume_dir=resume, quiet=quiet)
     trainer.fit()
     return trainer.run
+
+
+def check_more_epochs(run_dir: Path, planned: int, wanted: int | None) -> None:
+    """``--resume RUN --epochs N`` may plan more epochs than the run had, never fewer."""
+    if wanted is None or wanted >= planned:
+        return
+    from ..rundir import load_checkpoint
+    done = load_checkpoint(run_dir)["epoch"] + 1 if (run_dir / "last.pt").is_file() else 0
+    raise TlfError(f"--epochs {wanted} is fewer than the {planned} the run planned (it is at epoch {done} of {planned})",
+                   hint=f"resume with --epochs {planned} or more, or without --epochs")
 
 
 def evaluate(run_dir: str | Path, *, dataset: str | None = None, data_dir: str | None = None, checkpoint: str = "best",

@@ -68,7 +68,7 @@ def build_parts(config: RunConfig, placement, world, report) -> RunParts:
     registry = get_registry()
     policy = registry.create("policies", config.policy)
     splits = load_splits(config)
-    model = build_model(config.backbone, splits.num_classes, pretrained=policy.pretrained,
+    model = build_model(config.backbone, splits.num_classes, pretrained=policy.pretrained and config.pretrained,
                         weights=Path(config.weights) if config.weights else None, head=config.head,
                         dropout=config.dropout, input_size=config.image_size)
     meta = model.backbone.meta
@@ -88,7 +88,8 @@ def build_parts(config: RunConfig, placement, world, report) -> RunParts:
     pipeline = pipeline_for(config, meta, splits.num_classes)
     train_loader, val_loader = build_loaders(splits, pipeline, batch_size=config.batch_size, workers=config.workers,
                                              seed=config.seed, cache=config.cache, distributed=world.distributed,
-                                             pin_memory=placement.device.type == "cuda")
+                                             pin_memory=placement.device.type == "cuda",
+                                             balanced=config.sampler == "balanced")
     for problem in splits.problems[:5]:
         report.info(f"[yellow]skipped[/yellow] {problem.path}: {problem.reason}")
     if len(splits.problems) > 5:
