@@ -33,7 +33,7 @@ class RunConfig:
     batch_size: int = 64
     image_size: int | None = None  # backbone default
     optimizer: str = "adamw"
-    lr: float | None = None  # policy default
+    lr: float | str | None = None  # policy default; "auto": the lr range test's suggestion
     weight_decay: float = 0.05
     momentum: float = 0.9  # SGD only
     warmup_epochs: float = 1.0
@@ -72,7 +72,10 @@ class RunConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise TlfError(f"invalid {name} {getattr(self, name)!r}", hint=f"choose one of: {', '.join(allowed)}")
-        positive = {"batch_size": self.batch_size, "epochs": self.epochs, "lr": self.lr, "image_size": self.image_size}
+        if isinstance(self.lr, str) and self.lr != "auto":
+            raise TlfError(f"invalid lr {self.lr!r}", hint="pass a number above 0, or auto (the lr range test)")
+        positive = {"batch_size": self.batch_size, "epochs": self.epochs, "image_size": self.image_size,
+                    "lr": None if self.lr == "auto" else self.lr}
         for name, value in positive.items():
             if value is not None and value <= 0:
                 raise TlfError(f"{name} must be positive, got {value}", hint=f"pass a value above 0 for --{name.replace('_', '-')}")

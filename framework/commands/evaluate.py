@@ -7,6 +7,8 @@ import click
 
 from ..config import PRECISIONS
 
+TTA_MODES = ("none", "flip", "flip+crops")  # as tlf.models.tta.TTA_MODES, which imports torch (not for --help)
+
 
 @click.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
@@ -19,9 +21,12 @@ from ..config import PRECISIONS
 @click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
               help="As in training (auto: bf16 on GPUs, fp32 on CPU); fp32 scores the weights as the exported "
                    "ONNX model computes them.")
+@click.option("--tta", type=click.Choice(TTA_MODES), default="none", show_default=True,
+              help="Test-time augmentation: average the probabilities of each image and its mirror image (flip), "
+                   "or of 5 crops and their mirror images (flip+crops, 10 views).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 def evaluate(run_dir: str, dataset: str | None, data_dir: str | None, checkpoint: str, top_k: int, batch_size: int,
-             device: str, precision: str, as_json: bool) -> None:
+             device: str, precision: str, tta: str, as_json: bool) -> None:
     """Accuracy, balanced accuracy, macro F1, per-class precision/recall/F1, top-k and
     confusion matrix of RUN_DIR's model.
 
@@ -29,7 +34,7 @@ def evaluate(run_dir: str, dataset: str | None, data_dir: str | None, checkpoint
     """
     from ..engine.api import evaluate as run_evaluation
     report = run_evaluation(run_dir, dataset=dataset, data_dir=data_dir, checkpoint=checkpoint, top_k=top_k,
-                            batch_size=batch_size, device=device, precision=precision)
+                            batch_size=batch_size, device=device, precision=precision, tta=tta)
     if as_json:
         click.echo(json.dumps(report))
         return

@@ -7,6 +7,20 @@ import click
 
 from ..config import DEVICES, OPTIMIZERS, PRECISIONS, SAMPLERS, SCHEDULES
 
+class LearningRate(click.ParamType):
+    """A number, or ``auto``."""
+
+    name = "LR|auto"
+
+    def convert(self, value, param, ctx):
+        if value == "auto" or isinstance(value, float):
+            return value
+        try:
+            return float(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither a number nor auto", param, ctx)
+
+
 SETTINGS: dict[str, Callable] = {
     "dataset": click.option("--dataset", "-d",
                             help="Dataset plugin, e.g. flowers, cats_and_dogs, cifar10, folder:PATH, synthetic."),
@@ -20,7 +34,9 @@ SETTINGS: dict[str, Callable] = {
     "batch_size": click.option("--batch-size", type=int, help="Images per batch (per process with torchrun)."),
     "image_size": click.option("--image-size", type=int, help="Training crop size (default: the backbone's)."),
     "optimizer": click.option("--optimizer", type=click.Choice(OPTIMIZERS), help="Optimizer."),
-    "lr": click.option("--lr", type=float, help="Peak learning rate (default: the policy's)."),
+    "lr": click.option("--lr", type=LearningRate(),
+                       help="Peak learning rate (default: the policy's), or auto: the lr range test's suggestion "
+                            "(see tlf lr-find)."),
     "weight_decay": click.option("--weight-decay", type=float, help="Weight decay (not applied to norms and biases)."),
     "warmup_epochs": click.option("--warmup-epochs", type=float, help="Linear warm-up length before the cosine decay."),
     "schedule": click.option("--schedule", type=click.Choice(SCHEDULES),

@@ -16,13 +16,15 @@ def _help_defaults() -> str:
             f"--lr come from the policy (transfer: none, 10 epochs, lr 1e-3; others: basic).")
 
 
+TRAIN_SETTINGS = ("dataset", "backbone", "policy", "augment", "epochs", "batch_size", "image_size", "optimizer", "lr",
+                  "weight_decay", "warmup_epochs", "schedule", "accumulate", "class_weights", "sampler", "ema",
+                  "label_smoothing", "grad_clip", "seed", "device", "precision", "channels_last", "compile", "workers",
+                  "cache", "feature_cache", "head", "dropout", "train_bn", "pretrained", "weights", "data_dir",
+                  "download", "val_split", "strict", "patience")
+
+
 @click.command(epilog=_help_defaults())
-@settings("dataset", "backbone", "policy", "augment", "epochs", "batch_size", "image_size", "optimizer", "lr",
-          "weight_decay", "warmup_epochs", "schedule", "accumulate", "class_weights", "sampler", "ema",
-          "label_smoothing", "grad_clip", "seed", "device", "precision",
-          "channels_last", "compile", "workers", "cache", "feature_cache", "head", "dropout", "train_bn", "pretrained",
-          "weights",
-          "data_dir", "download", "val_split", "strict", "patience")
+@settings(*TRAIN_SETTINGS)
 @click.option("--out", type=click.Path(file_okay=False), help="Folder for run directories (default: runs).")
 @click.option("--name", help="Run directory name (default: dataset-backbone-policy-timestamp).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML/JSON settings; flags override it.")

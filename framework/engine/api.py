@@ -42,6 +42,26 @@ def train(config: RunConfig | str | Path | None = None, *, resume: str | Path | 
     return trainer.run
 
 
+def lr_find(config: RunConfig | str | Path | None = None, *, plot: str | Path | None = None, steps: int = 200,
+            quiet: bool = False, **settings: Any):
+    """The lr range test for these settings (as :func:`train` takes them), without training:
+    a :class:`tlf.engine.lr_find.LrFinding`; ``plot`` saves the loss-against-lr figure."""
+    from .lr_find import find_lr
+    from .plots import plot_lr_find
+    from .trainer import Trainer
+
+    settings = {k: v for k, v in settings.items() if k != "lr"}  # the test chooses the lr
+    config = config.merged(settings).validate() if isinstance(config, RunConfig) else load_config(config, **settings)
+    trainer = Trainer(config, quiet=quiet, open_run_dir=False)
+    if trainer.world.distributed:
+        raise TlfError("tlf lr-find runs in one process", hint="run it without torchrun")
+    trainer.prepare()
+    finding = find_lr(trainer, steps=steps)
+    if plot is not None:
+        plot_lr_find(finding, Path(plot))
+    return finding
+
+
 def check_more_epochs(run_dir: Path, planned: int, wanted: int | None) -> None:
     """``--resume RUN --epochs N`` may plan more epochs than the run had, never fewer."""
     if wanted is None or wanted >= planned:
@@ -54,11 +74,16 @@ def check_more_epochs(run_dir: Path, planned: int, wanted: int | None) -> None:
 
 def evaluate(run_dir: str | Path, *, dataset: str | None = None, data_dir: str | None = None, checkpoint: str = "best",
              top_k: int = 5, batch_size: int = 64, device: str = "auto", precision: str = "auto",
-             workers: int | None = None, write: bool = True) -> dict:
+             workers: int | None = None, write: bool = True, tta: str = "none") -> dict:
     """Accuracy, per-class precision/recall/F1, top-k and the confusion matrix of a run's model
     on the validation split of its dataset (or of ``dataset``). Writes evaluation.json and
     confusion.png into the run directory unless ``write`` is False. ``precision`` "fp32"
-    scores the weights exactly as the exported ONNX model computes them."""
+    scores the weights exactly as the exported ONNX model computes them. ``tta`` "flip"
+    averages the probabilities of each image and its mirror image; "flip+crops" those of the
+    centre and four corner crops of the image resized for evaluation (before its centre crop)
+    and of their mirror images."""
+    import dataclasses
+
     import torch
 
     from ..data.device import to_model_input
@@ -67,17 +92,24 @@ def evaluate(run_dir: str | Path, *, dataset: str | None = None, data_dir: str |
     from .device import place
     from .metrics import classification_report
     from .plots import plot_confusion
-    from .setup import default_workers, run_data
+    from ..models.tta import TTA_MODES, with_tta
+    from .setup import default_workers, pipeline_for, run_data
     from .trainer import predict_logits
 
+    if tta not in TTA_MODES:
+        raise TlfError(f"invalid tta {tta!r}", hint=f"choose one of: {', '.join(TTA_MODES)}")
     run = load_run(run_dir, checkpoint)
     config, splits, pipeline = run_data(run, dataset, data_dir)
+    size = pipeline.request.size
+    if tta == "flip+crops":  # the whole resized square, the crops are taken from it
+        pipeline = pipeline_for(dataclasses.replace(config, image_size=pipeline.resize_short),
+                                dataclasses.replace(run.meta, crop_pct=1.0), len(run.classes), augment="none")
     placement = place(device, precision)
     val_loader = build_eval_loader(splits, pipeline, batch_size=batch_size,
                                    workers=default_workers(placement.device.type) if workers is None else workers,
                                    seed=config.seed, cache=config.cache, pin_memory=placement.device.type == "cuda")
     layout = torch.channels_last if config.channels_last else torch.contiguous_format
-    model = run.model.to(placement.device, memory_format=layout)
+    model = with_tta(run.model, tta, size).to(placement.device, memory_format=layout)
     meta = run.meta
 
     def to_input(images):
@@ -86,7 +118,7 @@ def evaluate(run_dir: str | Path, *, dataset: str | None = None, data_dir: str |
     logits, labels = predict_logits(model, val_loader, to_input, placement)
     report = classification_report(logits.numpy(), labels.numpy(), run.classes, top_k=top_k)
     report.update({"run_dir": str(run.directory), "checkpoint": checkpoint, "dataset": config.dataset,
-                   "precision": placement.precision})
+                   "precision": placement.precision, "tta": tta})
     if write:
         out = RunDir(run.directory)
         out.write_json("evaluation.json", report)

@@ -63,3 +63,16 @@ def plot_confusion(cm: list[list[int]], classes: list[str], path: Path, title: s
                 ax.text(j, i, cm[i][j], ha="center", va="center", color="white" if cm[i][j] > peak / 2 else "black")
     _save(fig, path)
     plt.close(fig)
+
+
+def plot_lr_find(finding, path: Path) -> None:
+    """The lr range test: smoothed loss against lr (log scale), the suggestion marked."""
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(finding.lrs, finding.losses)
+    ax.axvline(finding.suggestion, color="tab:red", linestyle="--", label=f"suggested {finding.suggestion:.1e}")
+    ax.set(xscale="log", xlabel="learning rate", ylabel="smoothed training loss", title="lr range test")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    _save(fig, path)
+    plt.close(fig)

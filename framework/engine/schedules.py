@@ -43,7 +43,7 @@ class Schedule:
             rise = max(round(ONECYCLE_START * self.total_steps), 1)
             low = 1.0 / ONECYCLE_DIV
             if step < rise:
-                return _cos(low, 1.0, 1.0 - step / rise)
+                return _cos(low, 1.0, step / rise)
             return _cos(1.0, low / ONECYCLE_FINAL_DIV, (step - rise) / max(self.total_steps - rise, 1))
         if step < self.warmup_steps:
             return (step + 1) / (self.warmup_steps + 1)

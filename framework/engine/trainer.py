@@ -71,7 +71,8 @@ def count_params(model: nn.Module) -> tuple[int, int]:
 class Trainer:
     """Trains one run; ``fit()`` returns the summary."""
 
-    def __init__(self, config: RunConfig, resume_dir: Path | None = None, quiet: bool = False) -> None:
+    def __init__(self, config: RunConfig, resume_dir: Path | None = None, quiet: bool = False,
+                 open_run_dir: bool = True) -> None:
         self.started = time.perf_counter()
         self.world = ddp.init_world(config.device)
         self.placement: Placement = place(config.device, config.precision,
@@ -89,10 +90,9 @@ class Trainer:
         self.step = 0
         self.earlier_seconds = 0.0  # wall time before a resume
         self.forward_model: nn.Module = self.model
-        self.optimizer = build_optimizer(
-            self.policy.param_groups(self.model, self.config.lr, self.config.weight_decay),
-            self.config.optimizer, self.config.lr, self.config.weight_decay, self.config.momentum,
-            fused=self.device.type == "cuda" and self.config.optimizer == "adamw")
+        self.base_lr = 1.0 if self.config.lr == "auto" else float(self.config.lr)  # --lr auto: set by the finder
+        self.optimizer = self._build_optimizer(self.base_lr)
+        self.lr_finding = None
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.placement.uses_scaler)
         weights = class_weights(self.config.class_weights, self.parts.splits.train.labels, self.parts.splits.classes)
         self.class_weights = None if weights is None else [round(float(w), 6) for w in weights]
@@ -108,10 +108,32 @@ class Trainer:
         self.remainder: nn.Module | None = None
         if resume_dir is not None:
             self._restore(resume_dir)
-        self.run_dir = self._open_run_dir(resume_dir)
+        self.run_dir = self._open_run_dir(resume_dir) if open_run_dir else None
         self.run = Run(self.config, self.run_dir.path if self.run_dir else None, self.model, self.parts.splits.classes)
 
     # ---- set-up -------------------------------------------------------------------------
+    def _build_optimizer(self, lr: float) -> torch.optim.Optimizer:
+        c = self.config
+        return build_optimizer(self.policy.param_groups(self.model, lr, c.weight_decay), c.optimizer, lr,
+                               c.weight_decay, c.momentum, fused=self.device.type == "cuda" and c.optimizer == "adamw")
+
+    def _auto_lr(self) -> None:
+        """``--lr auto``: the range test's suggestion becomes the run's lr (and its config.yaml's)."""
+        import dataclasses
+
+        from .lr_find import find_lr
+        from .plots import plot_lr_find
+        finding = find_lr(self)
+        finding.suggestion = ddp.broadcast_object(finding.suggestion, self.world)  # rank 0's, on every rank
+        self.lr_finding = finding
+        self.base_lr = finding.suggestion
+        self.config = self.run.config = dataclasses.replace(self.config, lr=finding.suggestion)
+        self.optimizer = self._build_optimizer(finding.suggestion)
+        if self.world.is_main:
+            self.report.info(f"lr auto: {finding.suggestion:.2e} ({finding.rule}, {len(finding.lrs)} steps)")
+            self.run_dir.write_yaml("config.yaml", self.config.to_dict())
+            plot_lr_find(finding, self.run_dir.path / "lr_find.png")
+
     def _open_run_dir(self, resume_dir: Path | None) -> RunDir | None:
         if not self.world.is_main:
             ddp.broadcast_object(None, self.world)
@@ -216,6 +238,11 @@ class Trainer:
                          f"and the validation set ({cached / 2**20:.0f} MiB, {seconds:.1f}s)")
 
     # ---- the loop -----------------------------------------------------------------------
+    def prepare(self) -> None:
+        """The module the loop calls, and the feature cache when it applies."""
+        self._wrap()
+        self._maybe_cache_features(self.config.epochs - self.start_epoch)
+
     def fit(self) -> dict:
         config = self.config
         epochs = config.epochs
@@ -229,8 +256,9 @@ class Trainer:
         if self.start_epoch >= epochs:
             self.report.info(f"run already finished all {epochs} epochs")
             return self._finish()
-        self._wrap()
-        self._maybe_cache_features(epochs - self.start_epoch)
+        self.prepare()
+        if config.lr == "auto":
+            self._auto_lr()
         steps_per_epoch = -(-self._batches_per_epoch() // config.accumulate)  # optimizer steps
         schedule = Schedule(config.schedule, epochs * steps_per_epoch, round(config.warmup_epochs * steps_per_epoch))
         if self.schedule_state is not None:
@@ -295,7 +323,6 @@ class Trainer:
     def _train_epoch(self, epoch: int, epochs: int, schedule) -> dict:
         self.model.train()
         batches, module = self._batches(epoch)
-        amp = self.placement.amp_dtype
         batch_aug = self.parts.pipeline.batch if self.feature_cache is None else None
         sums = torch.zeros(4, device=self.device, dtype=torch.float64)  # loss*n, correct, n, non-finite
         total = self._batches_per_epoch()
@@ -307,12 +334,7 @@ class Trainer:
                     set_lr(self.optimizer, schedule(self.step))
                     self.optimizer.zero_grad(set_to_none=True)
                     micro = min(accumulate, total - i)
-                target = y
-                if batch_aug is not None:
-                    x, target = batch_aug(x, y)
-                with torch.autocast(self.device.type, dtype=amp or torch.float32, enabled=amp is not None):
-                    logits = module(x)
-                    loss = self.criterion(logits.float(), target)
+                logits, loss = self._forward_loss(module, x, y, batch_aug)
                 self.scaler.scale(loss / micro if micro > 1 else loss).backward()
                 if last:
                     self._optimizer_step()
@@ -331,13 +353,33 @@ class Trainer:
             self._nonfinite(epoch)
         return {"loss": loss_sum / max(count, 1), "acc": correct / max(count, 1), "images": count / self.world.size}
 
-    def _optimizer_step(self) -> None:
+    def _forward_loss(self, module: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_aug) -> tuple:
+        target = y
+        if batch_aug is not None:
+            x, target = batch_aug(x, y)
+        amp = self.placement.amp_dtype
+        with torch.autocast(self.device.type, dtype=amp or torch.float32, enabled=amp is not None):
+            logits = module(x)
+            return logits, self.criterion(logits.float(), target)
+
+    def _apply_gradients(self) -> None:
         if self.config.grad_clip:
             self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]],
                                      self.config.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
+
+    def training_step(self, module: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+        """One optimizer step on one batch, outside the run's step count and EMA (the lr finder's)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        _, loss = self._forward_loss(module, x, y, self.parts.pipeline.batch if self.feature_cache is None else None)
+        self.scaler.scale(loss).backward()
+        self._apply_gradients()
+        return loss.item()
+
+    def _optimizer_step(self) -> None:
+        self._apply_gradients()
         self.step += 1
         if self.ema is not None:
             self.ema.update(self.model)
@@ -413,7 +455,8 @@ class Trainer:
                 "policy": self.policy.name, "epochs": len(self.history), "planned_epochs": self.config.epochs,
                 "best_val_accuracy": best_of(best)[0] if best else None, "best_epoch": best.get("epoch"),
                 "best_weights": best_of(best)[1] if best else None, "ema": self.config.ema,
-                "lr": self.config.lr, "schedule": self.config.schedule, "accumulate": self.config.accumulate,
+                "lr": self.config.lr, "lr_find": self.lr_finding.to_dict() if self.lr_finding else None,
+                "schedule": self.config.schedule, "accumulate": self.config.accumulate,
                 "class_weights": self.class_weights, "sampler": self.config.sampler,
                 "last_val_accuracy": self.history[-1]["val_acc"] if self.history else None,
                 "last_train_accuracy": self.history[-1]["train_acc"] if self.history else None,
