@@ -50,7 +50,6 @@ def lr_find(config: RunConfig | str | Path | None = None, *, plot: str | Path | 
     from .plots import plot_lr_find
     from .trainer import Trainer
 
-    settings = {k: v for k, v in settings.items() if k != "lr"}  # the test chooses the lr
     config = config.merged(settings).validate() if isinstance(config, RunConfig) else load_config(config, **settings)
     trainer = Trainer(config, quiet=quiet, open_run_dir=False)
     if trainer.world.distributed:
