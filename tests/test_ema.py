@@ -37,5 +37,5 @@ def test_ema_equals_the_hand_computed_average_after_three_steps():
 
 @pytest.mark.parametrize("decay", [1.5, 1.0, 0.0, -0.1])
 def test_ema_decay_out_of_range_is_an_error(decay):
-    with pytest.raises(TlfError, match=r"ema must be a decay between 0 and 1"):
-        RunConfig(ema=decay).validate()
+    with pytest.raises(TlfError, match=r"ema must be above 0 and below 1"):
+        RunConfig(ema=decay).checked()

@@ -62,7 +62,7 @@ def test_bad_weights_files_are_one_line_errors(tmp_path, content, message):
 
 def test_unknown_class_weights_setting_is_a_config_error():
     with pytest.raises(TlfError, match="invalid class_weights 'inverse'"):
-        RunConfig(class_weights="inverse").validate()
+        RunConfig(class_weights="inverse").checked()
 
 
 def test_balanced_sampler_draws_classes_equally_and_shards_one_draw_over_ranks():

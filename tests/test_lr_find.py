@@ -42,9 +42,10 @@ def test_a_loss_rising_from_the_start_is_an_error():
 
 @pytest.fixture
 def trainer(colours, tmp_path):
+    from tlf.plan import plan_run
     config = tlf.RunConfig(dataset=colours, policy="partial:conv5", epochs=2, lr=1e-3, out=str(tmp_path), ema=0.9,
                            **FAST)
-    trainer = Trainer(config.validate(), quiet=True, open_run_dir=False)
+    trainer = Trainer(plan_run(config), quiet=True, open_run_dir=False)
     trainer.prepare()
     return trainer
 

@@ -91,8 +91,8 @@ def test_schedule_and_imbalance_settings_reach_the_run(colours, tmp_path):
 
 
 @pytest.mark.parametrize("flag, message", [
-    ("--accumulate=0", "accumulate must be a whole number of at least 1, got 0"),
-    ("--ema=1.5", "ema must be a decay between 0 and 1 (exclusive), got 1.5"),
+    ("--accumulate=0", "accumulate must be at least 1, got 0"),
+    ("--ema=1.5", "ema must be above 0 and below 1, got 1.5"),
     ("--class-weights=missing.json", "invalid class_weights 'missing.json'"),
 ])
 def test_bad_toolkit_settings_are_one_line_errors(flag, message):

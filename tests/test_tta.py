@@ -70,7 +70,7 @@ def test_evaluate_with_tta(run_dir, tta):
 
 
 def test_export_bakes_flip_into_the_graph(run_dir, tmp_path):
-    from tlf.data.device import to_model_input
+    from tlf.data.model_input import to_model_input
     from tlf.export.run import export_run
     from tlf.rundir import load_run
     from tlf.runtime import Classifier
@@ -81,7 +81,7 @@ def test_export_bakes_flip_into_the_graph(run_dir, tmp_path):
     assert onnx_model.metadata["tta"] == "flip"
     run = load_run(run_dir)
     images = np.random.default_rng(0).integers(0, 256, (3, 3, 32, 32), dtype=np.uint8)
-    x = to_model_input(torch.from_numpy(images), run.meta.mean, run.meta.std, torch.device("cpu"))
+    x = to_model_input(torch.from_numpy(images), run.preprocessing.mean, run.preprocessing.std, torch.device("cpu"))
     with torch.inference_mode():
         want = FlipAverage(run.model)(x).softmax(1).numpy()
         plain = run.model(x).softmax(1).numpy()

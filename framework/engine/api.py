@@ -4,8 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..config import RunConfig, load_config
-from ..errors import TlfError
+from .. import messages
+from ..config import RunConfig
 
 
 def train(config: RunConfig | str | Path | None = None, *, resume: str | Path | None = None, quiet: bool = False,
@@ -18,27 +18,13 @@ def train(config: RunConfig | str | Path | None = None, *, resume: str | Path | 
     the planned number it continues to that many (the schedule is stretched to the new
     length: the rest of the run follows the schedule of a run planned that long).
     """
-    from .trainer import Trainer, resume_config
+    from ..plan import plan_run
+    from .trainer import Trainer
 
-    if resume is not None:
-        if config is not None:
-            raise TlfError("--resume continues a run with its own config.yaml; --config cannot be combined with it",
-                           hint="drop --config, or start a new run with it")
-        resume = Path(resume)
-        config = resume_config(resume)
-        allowed = {"device", "precision", "workers", "compile", "cache", "batch_size", "epochs"}
-        changed = sorted(k for k, v in settings.items() if v is not None and k not in allowed)
-        if changed:
-            raise TlfError(f"cannot change {', '.join(changed)} when resuming",
-                           hint=f"resume with the run's own settings, or start a new run")
-        check_more_epochs(resume, config.epochs, settings.get("epochs"))
-        config = config.merged(settings).validate()
-    elif isinstance(config, RunConfig):
-        config = config.merged(settings).validate()
-    else:
-        config = load_config(config, **settings)
-    trainer = Trainer(config, resume_dir=resume, quiet=quiet)
-    trainer.fit()
+    plan = plan_run(config, settings, resume)
+    with messages.scope():  # the run's Reporter is the message channel while it runs
+        trainer = Trainer(plan, resume_dir=Path(resume) if resume is not None else None, quiet=quiet)
+        trainer.fit()
     return trainer.run
 
 
@@ -47,11 +33,11 @@ def lr_find(config: RunConfig | str | Path | None = None, *, plot: str | Path | 
     """The lr range test for these settings (as :func:`train` takes them), without training:
     a :class:`tlf.engine.lr_find.LrFinding`; ``plot`` saves the loss-against-lr figure."""
     from .lr_find import find_lr
-    from .plots import plot_lr_find
+    from .run_plots import plot_lr_find
     from .trainer import Trainer
 
-    config = config.merged(settings).validate() if isinstance(config, RunConfig) else load_config(config, **settings)
-    trainer = Trainer(config, quiet=quiet, open_run_dir=False)
+    from ..plan import plan_run
+    trainer = Trainer(plan_run(config, settings), quiet=quiet, open_run_dir=False)
     if trainer.world.distributed:
         raise TlfError("tlf lr-find runs in one process", hint="run it without torchrun")
     trainer.prepare()
@@ -59,16 +45,6 @@ def lr_find(config: RunConfig | str | Path | None = None, *, plot: str | Path | 
     if plot is not None:
         plot_lr_find(finding, Path(plot))
     return finding
-
-
-def check_more_epochs(run_dir: Path, planned: int, wanted: int | None) -> None:
-    """``--resume RUN --epochs N`` may plan more epochs than the run had, never fewer."""
-    if wanted is None or wanted >= planned:
-        return
-    from ..rundir import load_checkpoint
-    done = load_checkpoint(run_dir)["epoch"] + 1 if (run_dir / "last.pt").is_file() else 0
-    raise TlfError(f"--epochs {wanted} is fewer than the {planned} the run planned (it is at epoch {done} of {planned})",
-                   hint=f"resume with --epochs {planned} or more, or without --epochs")
 
 
 def evaluate(run_dir: str | Path, *, dataset: str | None = None, data_dir: str | None = None, checkpoint: str = "best",
@@ -85,34 +61,42 @@ def evaluate(run_dir: str | Path, *, dataset: str | None = None, data_dir: str |
 
     import torch
 
-    from ..data.device import to_model_input
+    from ..setting_checks import RANGES, Range, check_value
+
+    top_k = check_value("top_k", top_k, int, Range(1))
+    batch_size = check_value("batch_size", batch_size, int, RANGES["batch_size"])
+    workers = check_value("workers", workers, int | None, RANGES["workers"])
+
+    from ..data.model_input import to_model_input
     from ..data.loaders import build_eval_loader
     from ..rundir import RunDir, load_run
-    from .device import place
+    from .placement import place
     from .metrics import classification_report
-    from .plots import plot_confusion
+    from .run_plots import plot_confusion
+    from ..plan import default_workers
+    from .assembly import run_data
     from ..models.tta import TTA_MODES, with_tta
-    from .setup import default_workers, pipeline_for, run_data
+    from .assembly import pipeline_for
     from .trainer import predict_logits
 
     if tta not in TTA_MODES:
         raise TlfError(f"invalid tta {tta!r}", hint=f"choose one of: {', '.join(TTA_MODES)}")
     run = load_run(run_dir, checkpoint)
     config, splits, pipeline = run_data(run, dataset, data_dir)
-    size = pipeline.request.size
     if tta == "flip+crops":  # the whole resized square, the crops are taken from it
-        pipeline = pipeline_for(dataclasses.replace(config, image_size=pipeline.resize_short),
-                                dataclasses.replace(run.meta, crop_pct=1.0), len(run.classes), augment="none")
+        whole = dataclasses.replace(run.preprocessing, size=run.preprocessing.resize)
+        pipeline = pipeline_for(dataclasses.replace(config, image_size=whole.size), whole, len(run.classes),
+                                augment="none")
     placement = place(device, precision)
     val_loader = build_eval_loader(splits, pipeline, batch_size=batch_size,
                                    workers=default_workers(placement.device.type) if workers is None else workers,
                                    seed=config.seed, cache=config.cache, pin_memory=placement.device.type == "cuda")
     layout = torch.channels_last if config.channels_last else torch.contiguous_format
-    model = with_tta(run.model, tta, size).to(placement.device, memory_format=layout)
-    meta = run.meta
+    model = with_tta(run.model, tta, run.preprocessing.size).to(placement.device, memory_format=layout)
+    prep = run.preprocessing
 
     def to_input(images):
-        return to_model_input(images, meta.mean, meta.std, placement.device, channels_last=config.channels_last)
+        return to_model_input(images, prep.mean, prep.std, placement.device, channels_last=config.channels_last)
 
     logits, labels = predict_logits(model, val_loader, to_input, placement)
     report = classification_report(logits.numpy(), labels.numpy(), run.classes, top_k=top_k)
