@@ -18,6 +18,7 @@ COMMANDS = {
     "plugins": "tlf.commands.plugins:plugins",
     "train": "tlf.commands.train:train",
     "evaluate": "tlf.commands.evaluate:evaluate",
+    "lr-find": "tlf.commands.lr_find:lr_find",
     "inspect": "tlf.commands.inspect:inspect",
     "data": "tlf.commands.data:data",
     "export": "tlf.commands.export:export",

@@ -13,14 +13,18 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from .engine.schedules import SCHEDULES
 from .errors import TlfError
 
 OPTIMIZERS = ("adamw", "sgd")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 DEVICES = ("auto", "cuda", "cpu")
 CACHES = ("auto", "ram", "disk", "off")
+SAMPLERS = ("shuffle", "balanced")
+CLASS_WEIGHTS = ("none", "auto", "effective")  # or a file
 # the settings a run may be resumed with although they differ from its config.yaml
-RESUMABLE = ("device", "precision", "workers", "compile", "cache", "batch_size")
+# (epochs: only more than planned, see tlf.engine.api.check_more_epochs)
+RESUMABLE = ("device", "precision", "workers", "compile", "cache", "batch_size", "epochs")
 
 
 @dataclass(frozen=True)
@@ -35,10 +39,15 @@ class RunConfig:
     batch_size: int = 64
     image_size: int | None = None  # backbone default
     optimizer: str = "adamw"
-    lr: float | None = None  # policy default
+    lr: float | str | None = None  # policy default; "auto": the lr range test's suggestion
     weight_decay: float = 0.05
     momentum: float = 0.9  # SGD only
     warmup_epochs: float = 1.0
+    schedule: str = "cosine"  # lr after the warm-up: cosine | onecycle | step | constant | plateau
+    accumulate: int = 1  # micro-batches per optimizer step (effective batch = batch_size * accumulate)
+    class_weights: str = "none"  # loss weights per class: none | auto | effective | FILE (JSON/YAML)
+    sampler: str = "shuffle"  # shuffle | balanced (classes drawn equally often)
+    ema: float | None = None  # decay of an exponential moving average of the weights, e.g. 0.999
     label_smoothing: float = 0.1
     grad_clip: float | None = None
     seed: int = 0
@@ -52,6 +61,7 @@ class RunConfig:
     head: str = "linear"
     dropout: float = 0.2
     train_bn: bool = False
+    pretrained: bool = True  # False: random initialisation, whatever the policy
     weights: str | None = None  # local pretrained weights file
     data_dir: str | None = None
     download: bool = True
@@ -69,8 +79,16 @@ class RunConfig:
         given = self.to_dict()
         if isinstance(given["feature_cache"], int) and not isinstance(given["feature_cache"], bool):
             given["feature_cache"] = str(given["feature_cache"])  # a number of views, as YAML reads it
-        values = {f.name: check_value(f.name, given[f.name], hints[f.name], RANGES.get(f.name)) for f in fields(self)}
-        choices = {"optimizer": OPTIMIZERS, "precision": PRECISIONS, "device": DEVICES, "cache": CACHES}
+        if isinstance(given["lr"], str) and given["lr"] != "auto":
+            try:
+                given["lr"] = float(given["lr"])
+            except ValueError:
+                raise TlfError(f"invalid lr {given['lr']!r}",
+                               hint="pass a number above 0, or auto (the lr range test)") from None
+        values = {f.name: check_value(f.name, given[f.name], hints[f.name],
+                                      None if given[f.name] == "auto" else RANGES.get(f.name)) for f in fields(self)}
+        choices = {"optimizer": OPTIMIZERS, "precision": PRECISIONS, "device": DEVICES, "cache": CACHES,
+                   "schedule": SCHEDULES, "sampler": SAMPLERS}
         for name, allowed in choices.items():
             check_choice(name, values[name], allowed)
         for name in ("dataset", "backbone", "policy", "augment"):
@@ -83,6 +101,9 @@ class RunConfig:
         if values["epochs"] is not None and values["warmup_epochs"] > values["epochs"]:
             raise TlfError(f"warmup_epochs {values['warmup_epochs']:g} is longer than the run's {values['epochs']} "
                            f"epoch(s)", hint="pass a --warmup-epochs no larger than --epochs")
+        if values["class_weights"] not in CLASS_WEIGHTS and not Path(values["class_weights"]).is_file():
+            raise TlfError(f"invalid class_weights {values['class_weights']!r}: not a choice and no such file",
+                           hint=f"use {', '.join(CLASS_WEIGHTS)} or the path of a JSON/YAML file 'class: weight'")
         return dataclasses.replace(self, **values)
 
     def to_dict(self) -> dict[str, Any]:

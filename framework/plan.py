@@ -82,7 +82,20 @@ def resume_plan(run_dir: str | Path, settings: dict[str, Any]) -> RunConfig:
         raise TlfError(f"cannot change {', '.join(changed)} when resuming",
                        hint=f"resume with the run's own settings (only {', '.join(RESUMABLE)} may change), "
                             f"or start a new run")
-    return resolve(read_run_config(run_dir).merged(settings))
+    planned = read_run_config(run_dir)
+    check_more_epochs(Path(run_dir), planned.epochs, settings.get("epochs"))
+    return resolve(planned.merged(settings))
+
+
+def check_more_epochs(run_dir: Path, planned: int, wanted: int | None) -> None:
+    """``--resume RUN --epochs N`` may plan more epochs than the run had, never fewer."""
+    if wanted is None or wanted >= planned:
+        return
+    from .rundir import load_checkpoint
+    done = load_checkpoint(run_dir)["epoch"] + 1 if (run_dir / "last.pt").is_file() else 0
+    raise TlfError(f"--epochs {wanted} is fewer than the {planned} the run planned (it is at epoch {done} of {planned})",
+                   hint=f"resume with --epochs {planned} or more, or without --epochs")
+
 
 
 def plan_run(config: RunConfig | str | Path | None = None, settings: dict[str, Any] | None = None,

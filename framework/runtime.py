@@ -39,6 +39,7 @@ PREFIX = "tlf."
 METADATA_KEYS = (
     "classes", "input_size", "resize", "crop", "mean", "std", "interpolation", "downscale",
     "preprocessing_in_graph", "backbone", "policy", "dataset", "version", "val_accuracy", "precision",
+    "tta",  # "flip": the graph averages each image's and its mirror image's probabilities
 )
 # keys the runtime cannot work without
 REQUIRED_KEYS = ("classes", "resize", "crop", "mean", "std", "interpolation", "preprocessing_in_graph")

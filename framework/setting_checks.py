@@ -56,6 +56,8 @@ RANGES: dict[str, Range] = {
     "dropout": Range(0, 1, open_high=True),
     "val_split": Range(0, 1, open_low=True, open_high=True),
     "patience": Range(1),
+    "accumulate": Range(1),
+    "ema": Range(0, 1, open_low=True, open_high=True, why="a decay: ema = decay * ema + (1 - decay) * weights"),
 }
 
 

@@ -7,6 +7,8 @@ import click
 
 from ..config import PRECISIONS
 
+TTA_MODES = ("none", "flip", "flip+crops")  # as tlf.models.tta.TTA_MODES, which imports torch (not for --help)
+
 
 @click.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
@@ -19,6 +21,9 @@ from ..config import PRECISIONS
 @click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
               help="As in training (auto: bf16 on GPUs, fp32 on CPU); fp32 scores the weights as the exported "
                    "ONNX model computes them.")
+@click.option("--tta", type=click.Choice(TTA_MODES), default="none", show_default=True,
+              help="Test-time augmentation: average the probabilities of each image and its mirror image (flip), "
+                   "or of 5 crops and their mirror images (flip+crops, 10 views).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the report as one JSON object, and also write predictions.jsonl (one object per image).")
 @click.option("--top-losses", type=click.IntRange(min=1), default=16, show_default=True,
@@ -29,10 +34,11 @@ from ..config import PRECISIONS
 @click.option("--report/--no-report", "html_report", default=True, show_default=True,
               help="Write RUN_DIR/report.html.")
 def evaluate(run_dir: str, dataset: str | None, data_dir: str | None, checkpoint: str, top_k: int, batch_size: int,
-             device: str, precision: str, as_json: bool, top_losses: int, label_errors: float | None,
+             device: str, precision: str, tta: str, as_json: bool, top_losses: int, label_errors: float | None,
              html_report: bool) -> None:
-    """Accuracy, per-class precision/recall/F1, top-k and confusion matrix of RUN_DIR's model,
-    and what it got wrong: per-image predictions, most-confused pairs and top losses.
+    """Accuracy, balanced accuracy, macro F1, per-class precision/recall/F1, top-k and confusion
+    matrix of RUN_DIR's model, and what it got wrong: per-image predictions, most-confused pairs
+    and top losses.
 
     Writes evaluation.json, confusion.png, predictions.csv, top_losses.png and confused.png
     (with Grad-CAM) and report.html into RUN_DIR.
@@ -40,7 +46,7 @@ def evaluate(run_dir: str, dataset: str | None, data_dir: str | None, checkpoint
     from ..engine.api import evaluate as run_evaluation
     from ..insight.evaluation import InsightOptions
     report = run_evaluation(run_dir, dataset=dataset, data_dir=data_dir, checkpoint=checkpoint, top_k=top_k,
-                            batch_size=batch_size, device=device, precision=precision,
+                            batch_size=batch_size, device=device, precision=precision, tta=tta,
                             insight=InsightOptions(top_losses=top_losses, label_errors=label_errors, jsonl=as_json))
     if html_report:
         from ..insight.report import write_run_report
@@ -68,7 +74,7 @@ def evaluate(run_dir: str, dataset: str | None, data_dir: str | None, checkpoint
     console.print(cm)
     topk = next(k for k in report if k.startswith("top"))
     click.echo(f"accuracy {report['accuracy']:.4f}  {topk.replace('_', ' ')} {report[topk]:.4f}  "
-               f"macro F1 {report['macro_f1']:.4f}")
+               f"balanced accuracy {report['balanced_accuracy']:.4f}  macro F1 {report['macro_f1']:.4f}")
     from .mistakes import print_errors
     print_errors(console, report)
     written = ["evaluation.json", "confusion.png", *report.get("files", []), *(["report.html"] if html_report else [])]

@@ -29,10 +29,13 @@ def _mb(n: int) -> str:
               help="Validation images the ONNX model is compared with PyTorch on.")
 @click.option("--calibration-images", type=click.IntRange(min=1), default=128, show_default=True,
               help="Training images int8 calibration sees.")
+@click.option("--tta", type=click.Choice(["none", "flip"]), default="none", show_default=True,
+              help="flip: the graph averages the probabilities of each image and its mirror image "
+                   "(2x the compute; metadata tlf.tta says so).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 def export(run_dir: str, output: str | None, opset: int | None, exporter: str, fp16: bool, quantize: str | None,
            include_preprocessing: bool, checkpoint: str, data_dir: str | None, parity_images: int,
-           calibration_images: int, as_json: bool) -> None:
+           calibration_images: int, tta: str, as_json: bool) -> None:
     """Export RUN_DIR's model to ONNX with a dynamic batch axis and tlf metadata.
 
     The file passes onnx.checker and must match PyTorch on the run's validation images
@@ -44,7 +47,7 @@ def export(run_dir: str, output: str | None, opset: int | None, exporter: str, f
 
     report = export_run(run_dir, output, opset=opset, exporter=exporter, fp16=fp16, quantize=quantize,
                         include_preprocessing=include_preprocessing, checkpoint=checkpoint, data_dir=data_dir,
-                        parity_images=parity_images, calibration_images=calibration_images)
+                        parity_images=parity_images, calibration_images=calibration_images, tta=tta)
     if as_json:
         click.echo(json.dumps(report.to_dict()))
         return

@@ -5,7 +5,21 @@ from typing import Callable
 
 import click
 
-from ..config import DEVICES, OPTIMIZERS, PRECISIONS
+from ..config import DEVICES, OPTIMIZERS, PRECISIONS, SAMPLERS, SCHEDULES
+
+class LearningRate(click.ParamType):
+    """A number, or ``auto``."""
+
+    name = "LR|auto"
+
+    def convert(self, value, param, ctx):
+        if value == "auto" or isinstance(value, float):
+            return value
+        try:
+            return float(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither a number nor auto", param, ctx)
+
 
 SETTINGS: dict[str, Callable] = {
     "dataset": click.option("--dataset", "-d",
@@ -20,9 +34,26 @@ SETTINGS: dict[str, Callable] = {
     "batch_size": click.option("--batch-size", type=int, help="Images per batch (per process with torchrun)."),
     "image_size": click.option("--image-size", type=int, help="Training crop size (default: the backbone's)."),
     "optimizer": click.option("--optimizer", type=click.Choice(OPTIMIZERS), help="Optimizer."),
-    "lr": click.option("--lr", type=float, help="Peak learning rate (default: the policy's)."),
+    "lr": click.option("--lr", type=LearningRate(),
+                       help="Peak learning rate (default: the policy's), or auto: the lr range test's suggestion "
+                            "(see tlf lr-find)."),
     "weight_decay": click.option("--weight-decay", type=float, help="Weight decay (not applied to norms and biases)."),
     "warmup_epochs": click.option("--warmup-epochs", type=float, help="Linear warm-up length before the cosine decay."),
+    "schedule": click.option("--schedule", type=click.Choice(SCHEDULES),
+                             help="LR after the warm-up, per parameter group: cosine (default) to zero, onecycle "
+                                  "(its own 30% rise from lr/25), step (x0.1 after each third), constant, plateau "
+                                  "(x0.1 after 2 epochs without a better val accuracy)."),
+    "accumulate": click.option("--accumulate", type=int,
+                               help="Micro-batches per optimizer step: effective batch = batch size x K "
+                                    "(BatchNorm still sees batch-size images)."),
+    "class_weights": click.option("--class-weights",
+                                  help="Loss weight per class: none (default), auto (inverse frequency), effective "
+                                       "(effective number of samples), or a JSON/YAML file 'class: weight'."),
+    "sampler": click.option("--sampler", type=click.Choice(SAMPLERS),
+                            help="shuffle (default), or balanced: draw every class equally often (works with torchrun)."),
+    "ema": click.option("--ema", type=float,
+                        help="Keep an exponential moving average of the weights with this decay (e.g. 0.999); "
+                             "best.pt keeps whichever of raw and EMA validates better."),
     "label_smoothing": click.option("--label-smoothing", type=float, help="Label smoothing of the training loss."),
     "grad_clip": click.option("--grad-clip", type=float, help="Clip the gradient norm to this value."),
     "seed": click.option("--seed", type=int, help="Seed of splits, augmentations and initialisation."),
@@ -43,6 +74,8 @@ SETTINGS: dict[str, Callable] = {
     "dropout": click.option("--dropout", type=float, help="Dropout before the head's last layer."),
     "train_bn": click.option("--train-bn/--no-train-bn", default=None,
                              help="Train BatchNorm affine parameters of frozen stages."),
+    "pretrained": click.option("--pretrained/--no-pretrained", default=None,
+                               help="Start from the backbone's pretrained weights (default), or random ones."),
     "weights": click.option("--weights", type=click.Path(dir_okay=False),
                             help="Local pretrained weights (state dict or checkpoint)."),
     "data_dir": click.option("--data-dir", type=click.Path(file_okay=False),

@@ -16,15 +16,20 @@ def _help_defaults() -> str:
             f"--lr come from the policy (transfer: none, 10 epochs, lr 1e-3; others: basic).")
 
 
+TRAIN_SETTINGS = ("dataset", "backbone", "policy", "augment", "epochs", "batch_size", "image_size", "optimizer", "lr",
+                  "weight_decay", "warmup_epochs", "schedule", "accumulate", "class_weights", "sampler", "ema",
+                  "label_smoothing", "grad_clip", "seed", "device", "precision", "channels_last", "compile", "workers",
+                  "cache", "feature_cache", "head", "dropout", "train_bn", "pretrained", "weights", "data_dir",
+                  "download", "val_split", "strict", "patience")
+
+
 @click.command(epilog=_help_defaults())
-@settings("dataset", "backbone", "policy", "augment", "epochs", "batch_size", "image_size", "optimizer", "lr",
-          "weight_decay", "warmup_epochs", "label_smoothing", "grad_clip", "seed", "device", "precision",
-          "channels_last", "compile", "workers", "cache", "feature_cache", "head", "dropout", "train_bn", "weights",
-          "data_dir", "download", "val_split", "strict", "patience")
+@settings(*TRAIN_SETTINGS)
 @click.option("--out", type=click.Path(file_okay=False), help="Folder for run directories (default: runs).")
 @click.option("--name", help="Run directory name (default: dataset-backbone-policy-timestamp).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML/JSON settings; flags override it.")
-@click.option("--resume", type=click.Path(file_okay=False, exists=True), help="Continue this run directory.")
+@click.option("--resume", type=click.Path(file_okay=False, exists=True),
+              help="Continue this run directory (with --epochs N: to N epochs, at least the planned number).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output; only the final line.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the summary as one JSON object on stdout (progress stays on stderr; -q drops it).")
@@ -39,6 +44,7 @@ def train(config_file: str | None, resume: str | None, quiet: bool, as_json: boo
     tlf train --dataset flowers --policy partial:conv5
     tlf train --dataset cats_and_dogs --backbone vgg16 --policy transfer
     tlf train --resume runs/flowers-efficientnet_lite0-transfer-...
+    tlf train --resume runs/flowers-... --epochs 20   # continue to more epochs
 
     The last line printed names the run directory.
     """

@@ -65,29 +65,43 @@ def collate(batch: list[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.
 
 class EpochSampler(Sampler):
     """Shuffles per epoch (seeded) and yields ``(epoch, index)``; each pass advances the
-    epoch unless :meth:`set_epoch` chose it. With ``distributed`` it yields this rank's share."""
+    epoch unless :meth:`set_epoch` chose it. With ``distributed`` it yields this rank's share.
 
-    def __init__(self, size: int, seed: int, distributed: bool = False, drop_last: bool = False) -> None:
+    With ``weights`` (one per sample) it draws with replacement in proportion to them
+    (``--sampler balanced``), as torch's WeightedRandomSampler does; torch has no
+    distributed form of that, so every rank makes the same seeded draw and takes every
+    world-size-th sample of it."""
+
+    def __init__(self, size: int, seed: int, distributed: bool = False, drop_last: bool = False,
+                 weights: np.ndarray | None = None) -> None:
         self.size, self.seed, self.epoch = size, seed, 0
         self.dist: Any = None
+        self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.float64)
+        self.rank, self.world = 0, 1
         if distributed:
             from torch.utils.data.distributed import DistributedSampler
             self.dist = DistributedSampler(range(size), shuffle=True, seed=seed, drop_last=drop_last)
+            self.rank, self.world = self.dist.rank, self.dist.num_replicas
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
+        if self.weights is not None:
+            return -(-self.size // self.world)
         return len(self.dist) if self.dist is not None else self.size
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         epoch = self.epoch
         self.epoch += 1
-        if self.dist is not None:
+        generator = torch.Generator().manual_seed(sample_seed(self.seed, epoch, SHUFFLE_STREAM))
+        if self.weights is not None:
+            draw = torch.multinomial(self.weights, len(self) * self.world, replacement=True, generator=generator)
+            order = draw[self.rank::self.world].tolist()
+        elif self.dist is not None:
             self.dist.set_epoch(epoch)
             order = list(self.dist)
         else:
-            generator = torch.Generator().manual_seed(sample_seed(self.seed, epoch, SHUFFLE_STREAM))
             order = torch.randperm(self.size, generator=generator).tolist()
         return iter([(epoch, i) for i in order])
 
@@ -185,6 +199,12 @@ def _eval_loader(dataset: ImageDataset, batch_size: int, distributed: bool, opti
                       generator=torch.Generator().manual_seed(dataset.seed), **options)
 
 
+def balanced_weights(labels: np.ndarray) -> np.ndarray:
+    """Per-sample draw weights that make every class equally likely: 1 / its class's count."""
+    labels = np.asarray(labels, dtype=np.int64)
+    return 1.0 / np.bincount(labels)[labels]
+
+
 def _check_batch_size(batch_size: int) -> None:
     if batch_size < 1:
         raise TlfError(f"batch size must be positive, got {batch_size}", hint="use e.g. --batch-size 64")
@@ -192,7 +212,8 @@ def _check_batch_size(batch_size: int) -> None:
 
 def build_loaders(splits: Splits, pipeline: Pipeline, *, batch_size: int, workers: int, seed: int,
                   cache: str = "auto", distributed: bool = False, drop_last: bool = True,
-                  pin_memory: bool | None = None, prefetch: int = 4) -> tuple[TrainLoader, DataLoader]:
+                  pin_memory: bool | None = None, prefetch: int = 4,
+                  balanced: bool = False) -> tuple[TrainLoader, DataLoader]:
     """Train and validation loaders of ``(uint8 Nx3xSxS, int64 N)`` batches.
 
     ``cache``: "disk" decodes once into a memory-mapped file under ``cache_dir("decoded")``
@@ -200,6 +221,8 @@ def build_loaders(splits: Splits, pipeline: Pipeline, *, batch_size: int, worker
     "off" decodes from the files every time; "auto" is "disk" when the decoded images fit
     the budget (``$TLF_CACHE_BUDGET``, default a quarter of the RAM), else "off".
     Unreadable images found while caching are skipped and added to ``splits.problems``.
+    ``balanced`` draws the training images with replacement, each class equally often
+    (``--sampler balanced``), instead of shuffling them.
     """
     _check_batch_size(batch_size)
     (train_images, val_images), mode = _decoded(splits, pipeline, [splits.train, splits.val], workers=workers,
@@ -207,7 +230,8 @@ def build_loaders(splits: Splits, pipeline: Pipeline, *, batch_size: int, worker
     options = _loader_options(workers, pin_memory, prefetch)
     train_set = ImageDataset(train_images, pipeline.train_transform, seed, True)
     train = TrainLoader(train_set, batch_size=batch_size, drop_last=drop_last and len(train_set) >= batch_size,
-                        sampler=EpochSampler(len(train_set), seed, distributed, drop_last),
+                        sampler=EpochSampler(len(train_set), seed, distributed, drop_last,
+                                             balanced_weights(train_images.labels) if balanced else None),
                         generator=torch.Generator().manual_seed(seed), **options)
     val = _eval_loader(ImageDataset(val_images, pipeline.eval_transform, seed, False), batch_size, distributed,
                        options)

@@ -14,7 +14,9 @@ def train(config: RunConfig | str | Path | None = None, *, resume: str | Path | 
 
     ``config`` is a RunConfig or a YAML/JSON file; keyword ``settings`` override it
     (``tlf.train(dataset="flowers", policy="partial:conv5", epochs=5)``). ``resume``
-    continues an interrupted run directory from its last checkpoint.
+    continues an interrupted run directory from its last checkpoint; with ``epochs`` above
+    the planned number it continues to that many (the schedule is stretched to the new
+    length: the rest of the run follows the schedule of a run planned that long).
     """
     from ..plan import plan_run
     from .trainer import Trainer
@@ -26,18 +28,42 @@ def train(config: RunConfig | str | Path | None = None, *, resume: str | Path | 
     return trainer.run
 
 
+def lr_find(config: RunConfig | str | Path | None = None, *, plot: str | Path | None = None, steps: int = 200,
+            quiet: bool = False, **settings: Any):
+    """The lr range test for these settings (as :func:`train` takes them), without training:
+    a :class:`tlf.engine.lr_find.LrFinding`; ``plot`` saves the loss-against-lr figure."""
+    from .lr_find import find_lr
+    from .run_plots import plot_lr_find
+    from .trainer import Trainer
+
+    from ..plan import plan_run
+    trainer = Trainer(plan_run(config, settings), quiet=quiet, open_run_dir=False)
+    if trainer.world.distributed:
+        raise TlfError("tlf lr-find runs in one process", hint="run it without torchrun")
+    trainer.prepare()
+    finding = find_lr(trainer, steps=steps)
+    if plot is not None:
+        plot_lr_find(finding, Path(plot))
+    return finding
+
+
 def evaluate(run_dir: str | Path, *, dataset: str | None = None, data_dir: str | None = None, checkpoint: str = "best",
              top_k: int = 5, batch_size: int = 64, device: str = "auto", precision: str = "auto",
-             workers: int | None = None, write: bool = True,
+             workers: int | None = None, write: bool = True, tta: str = "none",
              insight: Any = None) -> dict:
     """Accuracy, per-class precision/recall/F1, top-k and the confusion matrix of a run's model
     on the validation split of its dataset (or of ``dataset``). Writes evaluation.json and
     confusion.png into the run directory unless ``write`` is False. ``precision`` "fp32"
-    scores the weights exactly as the exported ONNX model computes them.
+    scores the weights exactly as the exported ONNX model computes them. ``tta`` "flip"
+    averages the probabilities of each image and its mirror image; "flip+crops" those of the
+    centre and four corner crops of the image resized for evaluation (before its centre crop)
+    and of their mirror images.
 
     Per-image results (:mod:`tlf.insight.evaluation`: predictions.csv, top losses, most
     confused pairs, galleries with Grad-CAM) follow ``insight``, a
     :class:`~tlf.insight.evaluation.InsightOptions` (default: its defaults)."""
+    import dataclasses
+
     import torch
 
     from ..setting_checks import RANGES, Range, check_value
@@ -54,16 +80,25 @@ def evaluate(run_dir: str | Path, *, dataset: str | None = None, data_dir: str |
     from .run_plots import plot_confusion
     from ..plan import default_workers
     from .assembly import run_data
+    from ..models.tta import TTA_MODES, with_tta
+    from .assembly import pipeline_for
     from .trainer import predict_logits
 
+    if tta not in TTA_MODES:
+        raise TlfError(f"invalid tta {tta!r}", hint=f"choose one of: {', '.join(TTA_MODES)}")
     run = load_run(run_dir, checkpoint)
     config, splits, pipeline = run_data(run, dataset, data_dir)
+    if tta == "flip+crops":  # the whole resized square, the crops are taken from it
+        whole = dataclasses.replace(run.preprocessing, size=run.preprocessing.resize)
+        pipeline = pipeline_for(dataclasses.replace(config, image_size=whole.size), whole, len(run.classes),
+                                augment="none")
     placement = place(device, precision)
     val_loader = build_eval_loader(splits, pipeline, batch_size=batch_size,
                                    workers=default_workers(placement.device.type) if workers is None else workers,
                                    seed=config.seed, cache=config.cache, pin_memory=placement.device.type == "cuda")
     layout = torch.channels_last if config.channels_last else torch.contiguous_format
-    model = run.model.to(placement.device, memory_format=layout)
+    base = run.model.to(placement.device, memory_format=layout)  # Grad-CAM explains the model itself
+    model = with_tta(base, tta, run.preprocessing.size)
     prep = run.preprocessing
 
     def to_input(images):
@@ -72,10 +107,10 @@ def evaluate(run_dir: str | Path, *, dataset: str | None = None, data_dir: str |
     logits, labels = predict_logits(model, val_loader, to_input, placement)
     report = classification_report(logits.numpy(), labels.numpy(), run.classes, top_k=top_k)
     report.update({"run_dir": str(run.directory), "checkpoint": checkpoint, "dataset": config.dataset,
-                   "precision": placement.precision})
+                   "precision": placement.precision, "tta": tta})
     from ..insight.evaluation import InsightOptions, analyse
     analyse(report, logits.numpy(), labels.numpy(), val_loader.dataset.images, splits, insight or InsightOptions(),
-            out=run.directory if write else None, model=model, transform=pipeline.eval_transform, to_input=to_input)
+            out=run.directory if write else None, model=base, transform=pipeline.eval_transform, to_input=to_input)
     if write:
         out = RunDir(run.directory)
         out.write_json("evaluation.json", report)

@@ -66,7 +66,7 @@ def build_parts(plan: RunConfig, placement, world, report) -> RunParts:
 
     policy = build_policy(plan.policy, plan.train_bn)
     splits = load_splits(plan)
-    model = build_model(plan.backbone, splits.num_classes, pretrained=policy.pretrained,
+    model = build_model(plan.backbone, splits.num_classes, pretrained=policy.pretrained and plan.pretrained,
                         weights=Path(plan.weights) if plan.weights else None, head=plan.head,
                         dropout=plan.dropout, input_size=plan.image_size)
     meta = model.backbone.meta
@@ -79,7 +79,8 @@ def build_parts(plan: RunConfig, placement, world, report) -> RunParts:
     pipeline = pipeline_for(config, preprocessing, splits.num_classes)
     train_loader, val_loader = build_loaders(splits, pipeline, batch_size=config.batch_size, workers=config.workers,
                                              seed=config.seed, cache=config.cache, distributed=world.distributed,
-                                             pin_memory=placement.device.type == "cuda")
+                                             pin_memory=placement.device.type == "cuda",
+                                             balanced=config.sampler == "balanced")
     for problem in splits.problems[:5]:
         report.info(f"[yellow]skipped[/yellow] {problem.path}: {problem.reason}")
     if len(splits.problems) > 5:

@@ -16,7 +16,8 @@ def top_k_accuracy(logits: np.ndarray, labels: np.ndarray, k: int) -> float:
 
 
 def classification_report(logits: np.ndarray, labels: np.ndarray, classes: list[str], top_k: int = 5) -> dict:
-    """Accuracy, top-k, per-class precision/recall/F1/support and the confusion matrix."""
+    """Accuracy, balanced accuracy (the mean recall of the classes present), macro F1, top-k,
+    per-class precision/recall/F1/support and the confusion matrix."""
     predictions = logits.argmax(axis=1)
     cm = confusion_matrix(labels, predictions, len(classes))
     tp = np.diag(cm).astype(float)
@@ -31,6 +32,7 @@ def classification_report(logits: np.ndarray, labels: np.ndarray, classes: list[
             {"class": c, "precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
             for c, p, r, f, s in zip(classes, precision, recall, f1, cm.sum(axis=1))
         ],
+        "balanced_accuracy": float(recall[cm.sum(axis=1) > 0].mean()) if len(labels) else 0.0,
         "macro_f1": float(f1.mean()),
         "confusion_matrix": cm.tolist(),
     }

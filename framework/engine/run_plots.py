@@ -21,17 +21,25 @@ def save_figure(fig, path: Path) -> None:
 
 
 def plot_curves(rows: list[dict], path: Path, title: str = "") -> None:
-    """Loss and accuracy per epoch, train and validation."""
+    """Loss and accuracy per epoch, train and validation (and the EMA weights' when the run
+    keeps them), and the learning rate the epoch ended at."""
     plt = figure()
     epochs = [r["epoch"] for r in rows]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (ax_loss, ax_acc, ax_lr) = plt.subplots(1, 3, figsize=(15, 4))
     ax_loss.plot(epochs, [r["train_loss"] for r in rows], "o-", label="train")
     ax_loss.plot(epochs, [r["val_loss"] for r in rows], "o-", label="val")
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
     ax_acc.plot(epochs, [r["train_acc"] for r in rows], "o-", label="train")
     ax_acc.plot(epochs, [r["val_acc"] for r in rows], "o-", label="val")
+    if any("ema_val_acc" in r for r in rows):
+        ax_loss.plot(epochs, [r.get("ema_val_loss") for r in rows], "o--", label="val (EMA)")
+        ax_acc.plot(epochs, [r.get("ema_val_acc") for r in rows], "o--", label="val (EMA)")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1.02))
-    for ax in (ax_loss, ax_acc):
+    ax_lr.plot(epochs, [r["lr"] for r in rows], "o-", label="largest group lr")
+    ax_lr.set(xlabel="epoch", ylabel="learning rate", title="learning rate (end of epoch)")
+    if all(r["lr"] > 0 for r in rows):
+        ax_lr.set_yscale("log")
+    for ax in (ax_loss, ax_acc, ax_lr):
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(title)
@@ -53,5 +61,18 @@ def plot_confusion(cm: list[list[int]], classes: list[str], path: Path, title: s
         for i in range(n):
             for j in range(n):
                 ax.text(j, i, cm[i][j], ha="center", va="center", color="white" if cm[i][j] > peak / 2 else "black")
+    save_figure(fig, path)
+    plt.close(fig)
+
+
+def plot_lr_find(finding, path: Path) -> None:
+    """The lr range test: smoothed loss against lr (log scale), the suggestion marked."""
+    plt = figure()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(finding.lrs, finding.losses)
+    ax.axvline(finding.suggestion, color="tab:red", linestyle="--", label=f"suggested {finding.suggestion:.1e}")
+    ax.set(xscale="log", xlabel="learning rate", ylabel="smoothed training loss", title="lr range test")
+    ax.grid(alpha=0.3)
+    ax.legend()
     save_figure(fig, path)
     plt.close(fig)

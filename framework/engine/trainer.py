@@ -15,13 +15,16 @@ from .. import __version__
 from ..config import RunConfig
 from ..errors import TlfError
 from ..pluginmanager import get_plugin_manager
-from ..rundir import PREPROCESSING_FILE, RunDir, load_checkpoint
+from ..rundir import PREPROCESSING_FILE, RunDir, load_checkpoint, read_run_config
 from . import distributed as ddp
 from .placement import Placement, place
 from .features import FeatureCache, Remainder, frozen_prefix, memory_budget, ordered_passes
-from .optim import build_optimizer, set_lr, warmup_cosine
+from .ema import WeightEma
+from .imbalance import class_weights
+from .optim import build_optimizer, set_lr
 from .run_plots import plot_curves
 from .progress import Reporter
+from .schedules import Schedule
 from .assembly import RunParts, build_parts
 
 
@@ -68,8 +71,10 @@ def count_params(model: nn.Module) -> tuple[int, int]:
 class Trainer:
     """Trains one run; ``fit()`` returns the summary."""
 
-    def __init__(self, plan: RunConfig, resume_dir: Path | None = None, quiet: bool = False) -> None:
-        """``plan``: a run's resolved plan (:func:`tlf.plan.plan_run`)."""
+    def __init__(self, plan: RunConfig, resume_dir: Path | None = None, quiet: bool = False,
+                 open_run_dir: bool = True) -> None:
+        """``plan``: a run's resolved plan (:func:`tlf.plan.plan_run`); ``open_run_dir`` False
+        (the lr finder): no run directory."""
         self.started = time.perf_counter()
         config = plan
         self.world = ddp.init_world(config.device)
@@ -88,21 +93,50 @@ class Trainer:
         self.step = 0
         self.earlier_seconds = 0.0  # wall time before a resume
         self.forward_model: nn.Module = self.model
-        self.optimizer = build_optimizer(
-            self.policy.param_groups(self.model, self.config.lr, self.config.weight_decay),
-            self.config.optimizer, self.config.lr, self.config.weight_decay, self.config.momentum,
-            fused=self.device.type == "cuda" and self.config.optimizer == "adamw")
+        self.base_lr = 1.0 if self.config.lr == "auto" else float(self.config.lr)  # --lr auto: set by the finder
+        self.optimizer = self._build_optimizer(self.base_lr)
+        self.lr_finding = None
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.placement.uses_scaler)
-        self.criterion = nn.CrossEntropyLoss(label_smoothing=self.config.label_smoothing)
+        weights = class_weights(self.config.class_weights, self.parts.splits.train.labels, self.parts.splits.classes)
+        self.class_weights = None if weights is None else [round(float(w), 6) for w in weights]
+        self.criterion = nn.CrossEntropyLoss(
+            weight=None if weights is None else torch.tensor(weights, dtype=torch.float32, device=self.device),
+            label_smoothing=self.config.label_smoothing)
+        self.ema = WeightEma(self.model, self.config.ema) if self.config.ema else None
+        self.ema_remainder: nn.Module | None = None
+        self.schedule_state: dict | None = None  # a resumed plateau schedule's state
+        self.schedule: Schedule | None = None
         self.feature_cache: FeatureCache | None = None
         self.val_cache: FeatureCache | None = None
         self.remainder: nn.Module | None = None
         if resume_dir is not None:
             self._restore(resume_dir)
-        self.run_dir = self._open_run_dir(resume_dir)
+        self.run_dir = self._open_run_dir(resume_dir) if open_run_dir else None
         self.run = Run(self.config, self.run_dir.path if self.run_dir else None, self.model, self.parts.splits.classes)
 
     # ---- set-up -------------------------------------------------------------------------
+    def _build_optimizer(self, lr: float) -> torch.optim.Optimizer:
+        c = self.config
+        return build_optimizer(self.policy.param_groups(self.model, lr, c.weight_decay), c.optimizer, lr,
+                               c.weight_decay, c.momentum, fused=self.device.type == "cuda" and c.optimizer == "adamw")
+
+    def _auto_lr(self) -> None:
+        """``--lr auto``: the range test's suggestion becomes the run's lr (and its config.yaml's)."""
+        import dataclasses
+
+        from .lr_find import find_lr
+        from .run_plots import plot_lr_find
+        finding = find_lr(self)
+        finding.suggestion = ddp.broadcast_object(finding.suggestion, self.world)  # rank 0's, on every rank
+        self.lr_finding = finding
+        self.base_lr = finding.suggestion
+        self.config = self.run.config = dataclasses.replace(self.config, lr=finding.suggestion)
+        self.optimizer = self._build_optimizer(finding.suggestion)
+        if self.world.is_main:
+            self.report.info(f"lr auto: {finding.suggestion:.2e} ({finding.rule}, {len(finding.lrs)} steps)")
+            self.run_dir.write_yaml("config.yaml", self.config.to_dict())
+            plot_lr_find(finding, self.run_dir.path / "lr_find.png")
+
     def _open_run_dir(self, resume_dir: Path | None) -> RunDir | None:
         if not self.world.is_main:
             ddp.broadcast_object(None, self.world)
@@ -111,6 +145,8 @@ class Trainer:
             run_dir = RunDir(resume_dir)
             for path in run_dir.remove_partial_files():
                 self.report.info(f"removed {path.name}, left by the interrupted run")
+            if read_run_config(resume_dir).epochs != self.config.epochs:  # resumed to more epochs
+                run_dir.write_yaml("config.yaml", self.config.to_dict())
         else:
             c = self.config
             run_dir = RunDir.create(c.out, c.dataset, c.backbone, c.policy, c.name)
@@ -130,6 +166,9 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
+        self.schedule_state = state.get("schedule")
         set_rng_state(state["rng"])
         self.start_epoch = state["epoch"] + 1
         self.history = list(state["history"])
@@ -195,12 +234,19 @@ class Trainer:
         self.remainder = Remainder(self.model, prefix)
         if self.config.compile:
             self.remainder = torch.compile(self.remainder)
+        if self.ema is not None:
+            self.ema_remainder = Remainder(self.ema.model, prefix)
         cached = cache.nbytes + (self.val_cache.nbytes if self.val_cache else 0)
         seconds = time.perf_counter() - start
         self.report.info(f"feature cache: {prefix} frozen stage(s) run once over {views} view(s) of the training set "
                          f"and the validation set ({cached / 2**20:.0f} MiB, {seconds:.1f}s)")
 
     # ---- the loop -----------------------------------------------------------------------
+    def prepare(self) -> None:
+        """The module the loop calls, and the feature cache when it applies."""
+        self._wrap()
+        self._maybe_cache_features(self.config.epochs - self.start_epoch)
+
     def fit(self) -> dict:
         config = self.config
         epochs = config.epochs
@@ -214,11 +260,14 @@ class Trainer:
         if self.start_epoch >= epochs:
             self.report.info(f"run already finished all {epochs} epochs")
             return self._finish()
-        self._wrap()
-        self._maybe_cache_features(epochs - self.start_epoch)
-        steps_per_epoch = (self.feature_cache.steps_per_epoch(config.batch_size) if self.feature_cache
-                           else len(self.parts.train_loader))
-        schedule = warmup_cosine(epochs * steps_per_epoch, round(config.warmup_epochs * steps_per_epoch))
+        self.prepare()
+        if config.lr == "auto":
+            self._auto_lr()
+        steps_per_epoch = -(-self._batches_per_epoch() // config.accumulate)  # optimizer steps
+        schedule = Schedule(config.schedule, epochs * steps_per_epoch, round(config.warmup_epochs * steps_per_epoch))
+        if self.schedule_state is not None:
+            schedule.load_state_dict(self.schedule_state)
+        self.schedule = schedule
         self.step = self.start_epoch * steps_per_epoch  # checkpoints are taken at epoch ends
         stale = 0
         for epoch in range(self.start_epoch, epochs):
@@ -231,23 +280,30 @@ class Trainer:
                 train = self._train_epoch(epoch, epochs, schedule)
                 train_seconds = time.perf_counter() - start
                 val = self.validate()
+                ema_val = self.validate(ema=True) if self.ema is not None else None
             except torch.cuda.OutOfMemoryError:
                 raise self._out_of_memory() from None
             row = {"epoch": epoch + 1, "train_loss": train["loss"], "train_acc": train["acc"],
                    "val_loss": val["loss"], "val_acc": val["acc"], "lr": max(g["lr"] for g in self.optimizer.param_groups),
                    "images_per_second": round(train["images"] / max(train_seconds, 1e-9), 1),
                    "epoch_seconds": round(time.perf_counter() - start, 3)}
+            if ema_val is not None:
+                row.update(ema_val_loss=ema_val["loss"], ema_val_acc=ema_val["acc"])
             self.history.append(row)
-            improved = val["acc"] > self.best_acc
+            accuracy, weights = best_of(row)
+            improved = accuracy > self.best_acc
             if improved:
-                self.best_acc = val["acc"]
+                self.best_acc = accuracy
                 stale = 0
             else:
                 stale += 1
-            self._checkpoint(epoch, improved)
+            if schedule.end_of_epoch(accuracy) and self.world.is_main:
+                self.report.info(f"epoch {epoch + 1}: plateau schedule lowered the lr to x{schedule.scale:g}")
+            self._checkpoint(epoch, improved, weights)
             if self.world.is_main:
+                ema_note = f" (EMA {row['ema_val_acc']:.3f})" if ema_val is not None else ""
                 self.report.info(f"epoch {epoch + 1}/{epochs}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.3f}"
-                                 f"  val loss {row['val_loss']:.4f} acc {row['val_acc']:.3f}  "
+                                 f"  val loss {row['val_loss']:.4f} acc {row['val_acc']:.3f}{ema_note}  "
                                  f"{row['images_per_second']:.0f} img/s{'  *' if improved else ''}")
                 get_plugin_manager().notify("tlf_on_epoch_end", run=self.run, epoch=epoch + 1, metrics=row)
             if config.patience is not None and stale >= config.patience:
@@ -263,31 +319,29 @@ class Trainer:
             return self.feature_cache.batches(epoch, self.config.batch_size, order), self.remainder
         return ((self._to_input(x), y.to(self.device, non_blocking=True)) for x, y in loader), self.forward_model
 
+    def _batches_per_epoch(self) -> int:
+        if self.feature_cache is not None:
+            return self.feature_cache.steps_per_epoch(self.config.batch_size)
+        return len(self.parts.train_loader)
+
     def _train_epoch(self, epoch: int, epochs: int, schedule) -> dict:
         self.model.train()
         batches, module = self._batches(epoch)
-        amp = self.placement.amp_dtype
         batch_aug = self.parts.pipeline.batch if self.feature_cache is None else None
         sums = torch.zeros(4, device=self.device, dtype=torch.float64)  # loss*n, correct, n, non-finite
-        total = self.feature_cache.steps_per_epoch(self.config.batch_size) if self.feature_cache else len(self.parts.train_loader)
+        total = self._batches_per_epoch()
+        accumulate = self.config.accumulate
         with self.report.epoch(f"epoch {epoch + 1}/{epochs}", total) as advance:
-            for x, y in batches:
-                set_lr(self.optimizer, schedule(self.step))
-                target = y
-                if batch_aug is not None:
-                    x, target = batch_aug(x, y)
-                with torch.autocast(self.device.type, dtype=amp or torch.float32, enabled=amp is not None):
-                    logits = module(x)
-                    loss = self.criterion(logits.float(), target)
-                self.optimizer.zero_grad(set_to_none=True)
-                self.scaler.scale(loss).backward()
-                if self.config.grad_clip:
-                    self.scaler.unscale_(self.optimizer)
-                    nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]],
-                                             self.config.grad_clip)
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-                self.step += 1
+            for i, (x, y) in enumerate(batches):
+                first, last = i % accumulate == 0, (i + 1) % accumulate == 0 or i + 1 == total
+                if first:  # a new optimizer step: its lr, cleared gradients, its number of micro-batches
+                    set_lr(self.optimizer, schedule(self.step))
+                    self.optimizer.zero_grad(set_to_none=True)
+                    micro = min(accumulate, total - i)
+                logits, loss = self._forward_loss(module, x, y, batch_aug)
+                self.scaler.scale(loss / micro if micro > 1 else loss).backward()
+                if last:
+                    self._optimizer_step()
                 n = y.shape[0]
                 detached = loss.detach()
                 sums[0] += detached * n
@@ -295,13 +349,44 @@ class Trainer:
                 sums[2] += n  # a Python number: no host-to-device copy
                 sums[3] += ~torch.isfinite(detached)
                 advance(n)
-                if self.step % 50 == 0 and sums[3].item() > 0:
+                if last and self.step % 50 == 0 and sums[3].item() > 0:
                     self._nonfinite(epoch)
         ddp.all_reduce_sum(sums, self.world)
         loss_sum, correct, count, nonfinite = sums.tolist()
         if nonfinite > 0:
             self._nonfinite(epoch)
         return {"loss": loss_sum / max(count, 1), "acc": correct / max(count, 1), "images": count / self.world.size}
+
+    def _forward_loss(self, module: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_aug) -> tuple:
+        target = y
+        if batch_aug is not None:
+            x, target = batch_aug(x, y)
+        amp = self.placement.amp_dtype
+        with torch.autocast(self.device.type, dtype=amp or torch.float32, enabled=amp is not None):
+            logits = module(x)
+            return logits, self.criterion(logits.float(), target)
+
+    def _apply_gradients(self) -> None:
+        if self.config.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]],
+                                     self.config.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+
+    def training_step(self, module: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+        """One optimizer step on one batch, outside the run's step count and EMA (the lr finder's)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        _, loss = self._forward_loss(module, x, y, self.parts.pipeline.batch if self.feature_cache is None else None)
+        self.scaler.scale(loss).backward()
+        self._apply_gradients()
+        return loss.item()
+
+    def _optimizer_step(self) -> None:
+        self._apply_gradients()
+        self.step += 1
+        if self.ema is not None:
+            self.ema.update(self.model)
 
     def wall_seconds(self) -> float:
         """Wall time of the run so far, set-up and feature cache included, across resumes."""
@@ -319,14 +404,16 @@ class Trainer:
                        hint="lower --lr, set --grad-clip 1.0, or use --precision fp32; the last good checkpoint is kept")
 
     @torch.inference_mode()
-    def validate(self) -> dict:
-        """Loss and accuracy on the validation set (under torch.distributed: summed over the
-        ranks' shards, so every rank gets the same figures)."""
+    def validate(self, ema: bool = False) -> dict:
+        """Loss and accuracy on the validation set of the model (or of its EMA weights), under
+        torch.distributed summed over the ranks' shards, so every rank gets the same figures."""
         if self.val_cache is not None:
             batches = self.val_cache.batches(0, self.config.batch_size, drop_last=False)
-            logits, labels = predict_logits(self.remainder, batches, lambda features: features, self.placement)
+            remainder = self.ema_remainder if ema else self.remainder
+            logits, labels = predict_logits(remainder, batches, lambda features: features, self.placement)
         else:
-            logits, labels = predict_logits(self.model, self.parts.val_loader, self._to_input, self.placement)
+            model = self.ema.model if ema else self.model
+            logits, labels = predict_logits(model, self.parts.val_loader, self._to_input, self.placement)
         sums = torch.zeros(3, dtype=torch.float64)
         if len(labels):
             sums += torch.tensor([nn.functional.cross_entropy(logits, labels, reduction="sum").item(),
@@ -338,17 +425,25 @@ class Trainer:
 
     # ---- outputs ------------------------------------------------------------------------
     def _state(self, epoch: int) -> dict:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scaler": self.scaler.state_dict(), "rng": rng_state(), "epoch": epoch, "step": self.step,
-                "history": self.history, "best_acc": self.best_acc, "elapsed": self.wall_seconds(),
-                "config": self.config.to_dict(), "classes": list(self.parts.splits.classes), "tlf_version": __version__}
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "scaler": self.scaler.state_dict(), "rng": rng_state(), "epoch": epoch, "step": self.step,
+                 "history": self.history, "best_acc": self.best_acc, "elapsed": self.wall_seconds(),
+                 "config": self.config.to_dict(), "classes": list(self.parts.splits.classes), "tlf_version": __version__,
+                 "schedule": self.schedule.state_dict() if self.schedule else None, "weights": "raw"}
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
+        return state
 
-    def _checkpoint(self, epoch: int, improved: bool) -> None:
+    def _checkpoint(self, epoch: int, improved: bool, weights: str = "raw") -> None:
+        """last.pt, and best.pt when ``improved``: its ``model`` holds the better of the raw and
+        EMA weights (``weights`` says which), so evaluate and export use it as it is."""
         if not self.world.is_main:
             return
         state = self._state(epoch)
         self.run_dir.save_checkpoint("last", state)
         if improved:
+            if weights == "ema":
+                state = {**state, "model": self.ema.model.state_dict(), "weights": "ema"}
             self.run_dir.save_checkpoint("best", state)
         self.run_dir.write_metrics(self.history)
         plot_curves(self.history, self.run_dir.path / "curves.png",
@@ -358,11 +453,15 @@ class Trainer:
         summary = None
         if self.world.is_main:
             total, trainable = count_params(self.model)
-            best = max(self.history, key=lambda r: r["val_acc"]) if self.history else {}
+            best = max(self.history, key=lambda r: best_of(r)[0]) if self.history else {}
             summary = {
                 "run_dir": str(self.run_dir.path), "dataset": self.config.dataset, "backbone": self.config.backbone,
                 "policy": self.policy.name, "epochs": len(self.history), "planned_epochs": self.config.epochs,
-                "best_val_accuracy": best.get("val_acc"), "best_epoch": best.get("epoch"),
+                "best_val_accuracy": best_of(best)[0] if best else None, "best_epoch": best.get("epoch"),
+                "best_weights": best_of(best)[1] if best else None, "ema": self.config.ema,
+                "lr": self.config.lr, "lr_find": self.lr_finding.to_dict() if self.lr_finding else None,
+                "schedule": self.config.schedule, "accumulate": self.config.accumulate,
+                "class_weights": self.class_weights, "sampler": self.config.sampler,
                 "last_val_accuracy": self.history[-1]["val_acc"] if self.history else None,
                 "last_train_accuracy": self.history[-1]["train_acc"] if self.history else None,
                 "seconds": round(self.wall_seconds(), 2),
@@ -376,6 +475,14 @@ class Trainer:
             get_plugin_manager().notify("tlf_on_run_end", run=self.run, summary=summary)
         ddp.close_world(self.world)
         return summary or {}
+
+
+def best_of(row: dict) -> tuple[float, str]:
+    """An epoch's better validation accuracy and whose it is: ``raw`` weights or ``ema``
+    (the raw weights on a tie)."""
+    if row.get("ema_val_acc", -1.0) > row["val_acc"]:
+        return row["ema_val_acc"], "ema"
+    return row["val_acc"], "raw"
 
 
 def predict_logits(model: nn.Module, loader, to_input, placement: Placement) -> tuple[torch.Tensor, torch.Tensor]:

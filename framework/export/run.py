@@ -11,6 +11,7 @@ from .onnx_export import ExportReport, export_onnx
 from .quantize import quantize_int8
 
 QUANTIZE = ("int8",)
+EXPORT_TTA = ("none", "flip")
 
 
 def eval_views(image_set: Any, pipeline: Any, limit: int, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -46,13 +47,15 @@ def int8_path(path: Path) -> Path:
 def export_run(run_dir: str | Path, output: str | Path | None = None, *, opset: int | None = None,
                exporter: str = "auto", fp16: bool = False, quantize: str | None = None,
                include_preprocessing: bool = False, checkpoint: str = "best", data_dir: str | None = None,
-               parity_images: int = 64, calibration_images: int = 128, eval_images: int = 2000) -> ExportReport:
+               parity_images: int = 64, calibration_images: int = 128, eval_images: int = 2000,
+               tta: str = "none") -> ExportReport:
     """Export the model of ``run_dir`` to ``output`` (default ``RUN_DIR/model.onnx``).
 
     The parity gate uses ``parity_images`` validation images of the run's dataset; with
     ``quantize="int8"`` a QDQ copy ``<output stem>.int8.onnx`` is calibrated on
     ``calibration_images`` training images and compared with fp32 on up to
-    ``eval_images`` validation images.
+    ``eval_images`` validation images. ``tta="flip"`` exports the model averaging the
+    probabilities of each image and its mirror image, in the graph (metadata ``tta``).
     """
     from ..engine.assembly import run_data
     from ..rundir import load_run
@@ -65,6 +68,9 @@ def export_run(run_dir: str | Path, output: str | Path | None = None, *, opset: 
     eval_images = check_value("eval_images", eval_images, int, Range(1))
     if quantize is not None and quantize not in QUANTIZE:
         raise TlfError(f"unknown quantization {quantize!r}", hint=f"use one of: {', '.join(QUANTIZE)}")
+    if tta not in EXPORT_TTA:
+        raise TlfError(f"invalid export tta {tta!r}", hint=f"choose one of: {', '.join(EXPORT_TTA)} "
+                                                           "(flip+crops needs a larger input; use it in tlf evaluate)")
     if quantize and fp16:
         raise TlfError("--fp16 and --quantize int8 are alternatives", hint="pick one of them")
     run = load_run(run_dir, checkpoint)
@@ -78,10 +84,12 @@ def export_run(run_dir: str | Path, output: str | Path | None = None, *, opset: 
     val_accuracy = summary.get("best_val_accuracy" if checkpoint == "best" else "last_val_accuracy")
     metadata = {
         "classes": run.classes, **preprocessing.to_metadata(), "backbone": config.backbone,
-        "policy": config.policy, "dataset": config.dataset, "val_accuracy": val_accuracy,
+        "policy": config.policy, "dataset": config.dataset, "val_accuracy": val_accuracy, "tta": tta,
     }
     path = Path(output) if output else Path(run_dir) / "model.onnx"
-    report = export_onnx(run.model, path, input_size=preprocessing.size, metadata=metadata, opset=opset, exporter=exporter,
+    from ..models.tta import with_tta
+    report = export_onnx(with_tta(run.model, tta, preprocessing.size).eval(), path, input_size=preprocessing.size,
+                         metadata=metadata, opset=opset, exporter=exporter,
                          fp16=fp16, include_preprocessing=include_preprocessing, sample_images=samples)
     if quantize == "int8":
         calibration, _ = eval_views(splits.train, pipeline, calibration_images, seed=config.seed)

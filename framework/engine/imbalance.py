@@ -1,0 +1,71 @@
+"""Per-class loss weights (``--class-weights``) from the training labels or a file.
+(``--sampler balanced`` is the loaders' job: :func:`tlf.data.loaders.balanced_weights`.)"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import TlfError
+
+EFFECTIVE_BETA = 0.999  # Cui et al. 2019, "Class-Balanced Loss Based on Effective Number of Samples"
+
+
+def class_counts(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    return np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes)
+
+
+def _normalised(weights: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Scaled so that the average weight over the training samples is 1 (the loss keeps its scale)."""
+    return weights * counts.sum() / max(float((weights * counts).sum()), 1e-12)
+
+
+def _from_file(path: Path, classes: list[str]) -> np.ndarray:
+    import yaml
+    try:
+        data = yaml.safe_load(path.read_text())  # YAML reads JSON too
+    except (OSError, yaml.YAMLError) as exc:
+        raise TlfError(f"cannot read class weights {path}: {exc}",
+                       hint="write a mapping 'class: weight' (YAML or JSON) or a list, one weight per class") from None
+    if isinstance(data, list):
+        if len(data) != len(classes):
+            raise TlfError(f"class weights {path} has {len(data)} weight(s) for {len(classes)} classes",
+                           hint=f"give one weight per class, in the order {', '.join(classes)}")
+        data = dict(zip(classes, data))
+    if not isinstance(data, dict):
+        raise TlfError(f"class weights {path} must be a mapping 'class: weight' or a list",
+                       hint=f"e.g. {{{classes[0]!r}: 1.0, ...}}")
+    missing = [c for c in classes if c not in data]
+    extra = sorted(str(c) for c in data if c not in classes)
+    if missing or extra:
+        parts = ([f"missing {', '.join(missing)}"] if missing else []) + ([f"unknown {', '.join(extra)}"] if extra else [])
+        raise TlfError(f"class weights {path} do not match the dataset's classes: {'; '.join(parts)}",
+                       hint=f"give a weight for each of: {', '.join(classes)}")
+    try:
+        weights = np.array([float(data[c]) for c in classes])
+    except (TypeError, ValueError):
+        raise TlfError(f"class weights {path} hold a value that is not a number",
+                       hint="every weight must be a number above 0") from None
+    if not np.all(np.isfinite(weights)) or np.any(weights <= 0):
+        raise TlfError(f"class weights {path} must all be finite numbers above 0",
+                       hint="give every class a weight in (0, inf)")
+    return weights
+
+
+def class_weights(setting: str, labels: np.ndarray, classes: list[str]) -> np.ndarray | None:
+    """Loss weight of each class for ``--class-weights setting``; None for ``none``.
+
+    ``auto``: inverse frequency, ``effective``: (1 - beta) / (1 - beta ** n_c) with beta
+    0.999, both scaled so the mean weight over the training samples is 1; a file: the
+    user's weights as given.
+    """
+    if setting == "none":
+        return None
+    counts = class_counts(labels, len(classes))
+    present = np.maximum(counts, 1)  # a class without training images gets the largest weight
+    if setting == "auto":
+        return _normalised(1.0 / present, counts)
+    if setting == "effective":
+        return _normalised((1 - EFFECTIVE_BETA) / (1 - EFFECTIVE_BETA ** present), counts)
+    return _from_file(Path(setting), classes)  # RunConfig.validate checked that it exists
+
