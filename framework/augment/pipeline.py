@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from ..errors import TlfError
-from ..registry import get_registry
+from ..registry import check_product, get_registry
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -201,9 +201,6 @@ def build_pipeline(text: str, request: AugmentRequest) -> Pipeline:
         if spec.name in seen:
             raise TlfError(f"augmentation {spec.name!r} is listed twice in {text!r}", hint="list it once")
         seen.add(spec.name)
-        augmentation = spec.factory(argument, request)
-        if not isinstance(augmentation, Augmentation):
-            raise TypeError(f"augmentation plugin {spec.name!r} ({spec.plugin}) returned "
-                            f"{type(augmentation).__name__}, expected tlf.augment.Augmentation")
+        augmentation = check_product("augmentations", spec, spec.factory(argument, request))
         parts.append((spec.name, augmentation))
     return Pipeline(text, request, parts)
