@@ -35,7 +35,10 @@ def train(config: RunConfig | str | Path | None = None, *, resume: str | Path | 
     else:
         config = load_config(config, **settings)
     trainer = Trainer(config, resume_dir=resume, quiet=quiet)
-    trainer.fit()
+    try:
+        trainer.fit()
+    finally:
+        trainer.close()
     return trainer.run
 
 

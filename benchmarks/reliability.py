@@ -1,0 +1,277 @@
+"""Reliability trials: kill `tlf train` at random moments and resume it; race run-directory
+creation and resumes; feed hostile files and wrong inputs to the command line. Prints counts.
+
+    python benchmarks/reliability.py [--kills 20] [--races 20] [--double-resumes 3] [--seed 0]
+                                     [--skip-sweep] [--json]
+
+Kill trials (``--kills``, default 20) alternate two policies, ``transfer`` with ``--augment basic``
+(frozen-feature cache of 4 views) and ``init`` (no cache), on a generated 3-class image tree
+(tiny, CPU). Each trial SIGKILLs a run at a moment drawn by one of three modes, in turn:
+
+- ``uniform``: anywhere in the run's reference duration;
+- ``checkpoint``: as soon as a checkpoint's temp file appears (inside a ``best.pt``/``last.pt``
+  write), plus 0-30 ms;
+- ``cache``: after the run's first line (set-up done), within the time the reference run took
+  to its first checkpoint: the feature-cache build and epoch 1;
+
+then resumes it (``tlf train --resume``; a run killed before its directory appeared is started
+again with the same ``--name``) and compares the finished run with an uninterrupted reference:
+metrics rows identical except wall-time columns, ``best.pt`` of the best epoch, no temp file.
+
+Race trials: ``--races`` rounds of 8 processes calling ``RunDir.create`` at once (counts
+exceptions and duplicate directories), and ``--double-resumes`` rounds of two ``--resume`` of
+the same run started together (exactly one may train).
+
+The sweep runs hostile files through ``tlf predict`` / ``tlf data show`` (FIFO, a 100000x1
+PNG, a link loop, with a timeout: hangs are counted) and wrong inputs through every command,
+counting tracebacks.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+TIMING = {"images_per_second", "epoch_seconds"}
+EPOCHS = 4
+POLICIES = (("transfer", "basic"), ("init", "basic"))
+MODES = ("uniform", "checkpoint", "cache")
+
+
+def make_data(root: Path, per_class: int = 16, val_per_class: int = 6, size: int = 40) -> Path:
+    """A train/val class tree whose classes differ by colour."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", per_class), ("val", val_per_class)):
+        for name, rgb in {"red": (200, 40, 40), "green": (40, 180, 60), "blue": (50, 60, 210)}.items():
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(n):
+                pixels = np.clip(np.array(rgb) + rng.integers(-40, 40, (size, size, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+    return root
+
+
+def tlf_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "tlf", *args]
+
+
+def train_args(data: Path, out: Path, name: str, policy: str, augment: str) -> list[str]:
+    return ["train", "--dataset", f"folder:{data}", "--policy", policy, "--augment", augment, "--epochs", str(EPOCHS),
+            "--backbone", "efficientnet_lite0", "--image-size", "32", "--batch-size", "8", "--workers", "0",
+            "--device", "cpu", "--lr", "0.01", "--seed", "1", "--out", str(out), "--name", name]
+
+
+def rows(run_dir: Path) -> list[dict]:
+    return [{k: v for k, v in json.loads(line).items() if k not in TIMING}
+            for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def reference(data: Path, out: Path, policy: str, augment: str) -> dict:
+    """An uninterrupted run: its metrics and timings (to first line, to first checkpoint, total)."""
+    name = f"ref-{policy}"
+    start = time.perf_counter()
+    proc = subprocess.Popen(tlf_command(*train_args(data, out, name, policy, augment)), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    proc.stderr.readline()
+    first_line = time.perf_counter() - start
+    first_checkpoint = None
+    while proc.poll() is None:
+        if first_checkpoint is None and (out / name / "last.pt").exists():
+            first_checkpoint = time.perf_counter() - start
+        time.sleep(0.01)
+    proc.stderr.read()
+    if proc.returncode != 0:
+        raise SystemExit(f"reference run {name} failed")
+    return {"rows": rows(out / name), "first_line": first_line,
+            "first_checkpoint": first_checkpoint or time.perf_counter() - start, "total": time.perf_counter() - start}
+
+
+def kill_trial(data: Path, out: Path, trial: int, ref: dict, policy: str, augment: str, mode: str,
+               rng: random.Random) -> dict:
+    name = f"kill{trial:02d}-{policy}"
+    run_dir = out / name
+    args = train_args(data, out, name, policy, augment)
+    proc = subprocess.Popen(tlf_command(*args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    start = time.perf_counter()
+    if mode == "uniform":
+        time.sleep(rng.uniform(0, ref["total"]))
+    elif mode == "checkpoint":
+        deadline = start + 3 * ref["total"]
+        while time.perf_counter() < deadline and proc.poll() is None and not list(run_dir.glob(".*.pt.*.tmp")):
+            time.sleep(0.001)
+        time.sleep(rng.uniform(0, 0.03))
+    else:
+        proc.stderr.readline()  # the run's first line: set-up done, the cache build starts
+        time.sleep(rng.uniform(0, max(0.05, ref["first_checkpoint"] - ref["first_line"])))
+    killed_at = time.perf_counter() - start
+    finished_before = proc.poll() is not None
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stderr.close()
+    existed = (run_dir / "config.yaml").is_file()
+    epochs_done = len(rows(run_dir)) if (run_dir / "metrics.jsonl").is_file() else 0
+    command = tlf_command("train", "--resume", str(run_dir), "--json") if existed else tlf_command(*args, "--json")
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    result = {"trial": trial, "policy": policy, "mode": mode, "killed_at_s": round(killed_at, 3),
+              "finished_before_kill": finished_before, "dir_existed": existed, "epochs_before": epochs_done,
+              "resume_rc": resumed.returncode, "traceback": "Traceback" in resumed.stderr}
+    if resumed.returncode != 0:
+        result["error"] = resumed.stderr.strip().splitlines()[-1:] or [""]
+        return {**result, "complete": False, "identical": False}
+    import torch
+    summary = json.loads(resumed.stdout.strip().splitlines()[-1])
+    best = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True, mmap=True)["epoch"] + 1
+    result["complete"] = (summary["epochs"] == EPOCHS and best == summary["best_epoch"]
+                          and not list(run_dir.glob(".*.tmp")) and (run_dir / "summary.json").is_file())
+    result["identical"] = rows(run_dir) == ref["rows"]
+    return result
+
+
+def _create(out: str, barrier, results) -> None:
+    from tlf.rundir import RunDir
+    barrier.wait()
+    try:
+        run = RunDir.create(out, "data", "net", "policy")
+        results.put(("ok", str(run.path)))
+    except BaseException as exc:  # noqa: BLE001 - counted by the parent
+        results.put(("error", f"{type(exc).__name__}: {exc}"))
+
+
+def race_trials(out: Path, rounds: int) -> dict:
+    context = multiprocessing.get_context("fork")
+    errors, duplicates = 0, 0
+    for r in range(rounds):
+        folder = out / f"race{r:02d}"
+        barrier, results = context.Barrier(8), context.Queue()
+        procs = [context.Process(target=_create, args=(str(folder), barrier, results)) for _ in range(8)]
+        for p in procs:
+            p.start()
+        got = [results.get(timeout=120) for _ in procs]
+        for p in procs:
+            p.join()
+        errors += sum(kind == "error" for kind, _ in got)
+        paths = [path for kind, path in got if kind == "ok"]
+        duplicates += len(paths) - len(set(paths))
+    return {"rounds": rounds, "processes": 8 * rounds, "exceptions": errors, "duplicate_dirs": duplicates}
+
+
+def double_resume_trials(data: Path, out: Path, rounds: int) -> dict:
+    """Two resumes of one run at once: exactly one trains, the other gets the one-line lock error."""
+    good = 0
+    for r in range(rounds):
+        name = f"double{r}"
+        first = subprocess.run(tlf_command(*train_args(data, out, name, "init", "none")), capture_output=True,
+                               text=True, timeout=900)
+        if first.returncode != 0:
+            continue
+        (out / name / "last.pt").unlink()  # as if killed in epoch 1: both resumes have work to do
+        procs = [subprocess.Popen(tlf_command("train", "--resume", str(out / name)), stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        outcomes = [(p.wait(timeout=900), p.stderr.read()) for p in procs]
+        codes = sorted(rc for rc, _ in outcomes)
+        locked = [err for rc, err in outcomes if rc == 1]
+        good += codes == [0, 1] and len(locked) == 1 and "is being trained by process" in locked[0] \
+            and locked[0].count("\n") == 1
+    return {"rounds": rounds, "one_trained_other_refused": good}
+
+
+def run_cli(args: list[str], timeout: float = 120) -> dict:
+    try:
+        result = subprocess.run(tlf_command(*args), capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"args": args, "rc": None, "hang": True, "traceback": False}
+    return {"args": args, "rc": result.returncode, "hang": False, "traceback": "Traceback" in result.stderr,
+            "last_line": (result.stderr.strip().splitlines() or [""])[-1][:160]}
+
+
+def sweep(data: Path, out: Path, work: Path) -> dict:
+    """Hostile files (hangs, tracebacks) and wrong inputs (tracebacks) over the command line."""
+    from PIL import Image
+
+    run = out / "ref-init"
+    model = work / "model.onnx"
+    subprocess.run(tlf_command("export", str(run), "--output", str(model)), capture_output=True, timeout=900)
+    hostile = work / "hostile"
+    (hostile / "a").mkdir(parents=True)
+    (hostile / "b").mkdir()
+    for cls in "ab":
+        for i in range(3):
+            Image.new("RGB", (40, 40), (i * 40, 100, 200 if cls == "a" else 20)).save(hostile / cls / f"{i}.png")
+    os.mkfifo(hostile / "a" / "pipe.jpg")
+    Image.new("L", (100_000, 1)).save(hostile / "b" / "strip.png")
+    (hostile / "b" / "loop.jpg").symlink_to(hostile / "b" / "loop.jpg")
+    files = [["predict", str(model), str(hostile), "--json"], ["data", "show", f"folder:{hostile}"],
+             ["data", "show", f"folder:{hostile}", "--check"],
+             ["train", "--dataset", f"folder:{hostile}", "--epochs", "1", "--image-size", "32", "--batch-size", "2",
+              "--workers", "0", "--device", "cpu", "--out", str(work / "runs"), "--val-split", "0.34"]]
+    wrong = [["train", "--workers", "-1"], ["train", "--dropout", "2"], ["train", "--label-smoothing", "5"],
+             ["train", "--weight-decay", "-1"], ["train", "--seed", "-1"], ["train", "--seed", str(2 ** 65)],
+             ["train", "--out", "/proc/tlf"], ["train", "--epochs", "ten"], ["train", "--patience", "-1"],
+             ["train", "--image-size", "1", "--epochs", "1"], ["evaluate", str(run), "--top-k", "0"],
+             ["export", str(run), "--opset", "99", "--output", str(work / "x.onnx")],
+             ["train", "--resume", str(work)], ["predict", str(work / "missing.onnx"), str(hostile)],
+             ["evaluate", str(work)], ["inspect", "--backbone", "nope"], ["data", "show", "nope"]]
+    results = [run_cli(a) for a in files] + [run_cli(a) for a in wrong]
+    return {"invocations": len(results), "hangs": sum(r["hang"] for r in results),
+            "tracebacks": sum(r["traceback"] for r in results),
+            "with_traceback": [" ".join(r["args"][:3]) for r in results if r["traceback"]],
+            "hostile_file_runs": results[:len(files)]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--kills", type=int, default=20)
+    parser.add_argument("--races", type=int, default=20)
+    parser.add_argument("--double-resumes", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--skip-sweep", action="store_true")
+    parser.add_argument("--json", action="store_true", help="print every trial as JSON")
+    opts = parser.parse_args()
+    rng = random.Random(opts.seed)
+    with tempfile.TemporaryDirectory(prefix="tlf-reliability-") as tmp:
+        work = Path(tmp)
+        os.environ["TLF_HOME"] = str(work / "home")
+        data = make_data(work / "data")
+        out = work / "runs"
+        refs = {policy: reference(data, out, policy, augment) for policy, augment in POLICIES}
+        kills = []
+        for trial in range(opts.kills):
+            policy, augment = POLICIES[trial % len(POLICIES)]
+            mode = MODES[trial % len(MODES)]
+            kills.append(kill_trial(data, out, trial, refs[policy], policy, augment, mode, rng))
+            k = kills[-1]
+            print(f"kill {trial + 1:2d}/{opts.kills} {policy:8s} {mode:10s} at {k['killed_at_s']:6.2f}s "
+                  f"epochs before {k['epochs_before']}  resume rc {k['resume_rc']}  complete {k.get('complete')}  "
+                  f"identical {k.get('identical')}", file=sys.stderr, flush=True)
+        report = {
+            "kills": {"trials": len(kills), "complete": sum(k["complete"] for k in kills),
+                      "identical_metrics": sum(k["identical"] for k in kills),
+                      "resume_tracebacks": sum(k["traceback"] for k in kills),
+                      "killed_before_dir": sum(not k["dir_existed"] for k in kills),
+                      "finished_before_kill": sum(k["finished_before_kill"] for k in kills),
+                      "by_mode": {m: sum(k["mode"] == m for k in kills) for m in MODES}},
+            "create_races": race_trials(work / "races", opts.races),
+            "double_resumes": double_resume_trials(data, out, opts.double_resumes),
+        }
+        if not opts.skip_sweep:
+            report["sweep"] = sweep(data, out, work)
+        if opts.json:
+            report["kill_trials"] = kills
+        print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
