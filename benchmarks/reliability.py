@@ -22,6 +22,11 @@ Race trials: ``--races`` rounds of 8 processes calling ``RunDir.create`` at once
 exceptions and duplicate directories), and ``--double-resumes`` rounds of two ``--resume`` of
 the same run started together (exactly one may train).
 
+Every ``tlf`` invocation is a child forked from this process after it imported tlf (its CLI
+entry point, ``tlf.cli.main``, with the child's stdout/stderr in files): a SIGKILL kills a
+whole ``tlf`` process as in real use, without paying an interpreter start per trial, which on a
+shared 2-core machine costs more than the tiny training itself.
+
 The sweep runs hostile files through ``tlf predict`` / ``tlf data show`` (FIFO, a 100000x1
 PNG, a link loop, with a timeout: hangs are counted) and wrong inputs through every command,
 counting tracebacks.
@@ -33,8 +38,6 @@ import json
 import multiprocessing
 import os
 import random
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -64,8 +67,61 @@ def make_data(root: Path, per_class: int = 16, val_per_class: int = 6, size: int
     return root
 
 
-def tlf_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "tlf", *args]
+class Tlf:
+    """One ``tlf ARGS`` process, forked from this one (see the module docstring)."""
+
+    def __init__(self, args: list[str], logs: Path) -> None:
+        logs.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=logs, prefix="tlf-")
+        os.close(fd)
+        self.stdout, self.stderr = Path(name + ".out"), Path(name + ".err")
+        self.process = multiprocessing.get_context("fork").Process(target=_tlf_main, args=(args, self.stdout, self.stderr))
+        self.process.start()
+        self.pid = self.process.pid
+
+    def poll(self) -> int | None:
+        return self.process.exitcode
+
+    def kill(self) -> None:
+        self.process.kill()  # SIGKILL
+        self.process.join()
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """The exit status; None (and the process killed) when it ran past ``timeout``."""
+        self.process.join(timeout)
+        if self.process.exitcode is None:
+            self.kill()
+            return None
+        return self.process.exitcode
+
+    def first_line(self, timeout: float) -> None:
+        """Wait until the process wrote its first line on stderr (or ended)."""
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline and self.poll() is None and "\n" not in self.err():
+            time.sleep(0.005)
+
+    def out(self) -> str:
+        return self.stdout.read_text() if self.stdout.exists() else ""
+
+    def err(self) -> str:
+        return self.stderr.read_text(errors="replace") if self.stderr.exists() else ""
+
+
+def _tlf_main(args: list[str], stdout: Path, stderr: Path) -> None:
+    out, err = os.open(stdout, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), os.open(stderr, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    os.dup2(out, 1)
+    os.dup2(err, 2)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)
+    sys.stderr = open(2, "w", buffering=1, closefd=False)
+    sys.argv = ["tlf", *args]
+    from tlf.cli import main as tlf_main
+    tlf_main()
+
+
+def run_tlf(args: list[str], logs: Path, timeout: float = 900) -> tuple[int | None, str, str]:
+    """(exit status or None after a hang, stdout, stderr) of ``tlf ARGS``."""
+    proc = Tlf(args, logs)
+    return proc.wait(timeout), proc.out(), proc.err()
 
 
 def train_args(data: Path, out: Path, name: str, policy: str, augment: str) -> list[str]:
@@ -83,18 +139,16 @@ def reference(data: Path, out: Path, policy: str, augment: str) -> dict:
     """An uninterrupted run: its metrics and timings (to first line, to first checkpoint, total)."""
     name = f"ref-{policy}"
     start = time.perf_counter()
-    proc = subprocess.Popen(tlf_command(*train_args(data, out, name, policy, augment)), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    proc.stderr.readline()
+    proc = Tlf(train_args(data, out, name, policy, augment), out / "logs")
+    proc.first_line(600)
     first_line = time.perf_counter() - start
     first_checkpoint = None
     while proc.poll() is None:
         if first_checkpoint is None and (out / name / "last.pt").exists():
             first_checkpoint = time.perf_counter() - start
         time.sleep(0.01)
-    proc.stderr.read()
-    if proc.returncode != 0:
-        raise SystemExit(f"reference run {name} failed")
+    if proc.poll() != 0:
+        raise SystemExit(f"reference run {name} failed: {proc.err()[-2000:]}")
     return {"rows": rows(out / name), "first_line": first_line,
             "first_checkpoint": first_checkpoint or time.perf_counter() - start, "total": time.perf_counter() - start}
 
@@ -104,7 +158,7 @@ def kill_trial(data: Path, out: Path, trial: int, ref: dict, policy: str, augmen
     name = f"kill{trial:02d}-{policy}"
     run_dir = out / name
     args = train_args(data, out, name, policy, augment)
-    proc = subprocess.Popen(tlf_command(*args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = Tlf(args, out / "logs")
     start = time.perf_counter()
     if mode == "uniform":
         time.sleep(rng.uniform(0, ref["total"]))
@@ -114,25 +168,23 @@ def kill_trial(data: Path, out: Path, trial: int, ref: dict, policy: str, augmen
             time.sleep(0.001)
         time.sleep(rng.uniform(0, 0.03))
     else:
-        proc.stderr.readline()  # the run's first line: set-up done, the cache build starts
+        proc.first_line(3 * ref["total"])  # the run's first line: set-up done, the cache build starts
         time.sleep(rng.uniform(0, max(0.05, ref["first_checkpoint"] - ref["first_line"])))
     killed_at = time.perf_counter() - start
     finished_before = proc.poll() is not None
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    proc.stderr.close()
+    proc.kill()
     existed = (run_dir / "config.yaml").is_file()
     epochs_done = len(rows(run_dir)) if (run_dir / "metrics.jsonl").is_file() else 0
-    command = tlf_command("train", "--resume", str(run_dir), "--json") if existed else tlf_command(*args, "--json")
-    resumed = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    command = ["train", "--resume", str(run_dir), "--json"] if existed else [*args, "--json"]
+    rc, stdout, stderr = run_tlf(command, out / "logs")
     result = {"trial": trial, "policy": policy, "mode": mode, "killed_at_s": round(killed_at, 3),
               "finished_before_kill": finished_before, "dir_existed": existed, "epochs_before": epochs_done,
-              "resume_rc": resumed.returncode, "traceback": "Traceback" in resumed.stderr}
-    if resumed.returncode != 0:
-        result["error"] = resumed.stderr.strip().splitlines()[-1:] or [""]
+              "resume_rc": rc, "traceback": "Traceback" in stderr}
+    if rc != 0:
+        result["error"] = stderr.strip().splitlines()[-1:] or [""]
         return {**result, "complete": False, "identical": False}
     import torch
-    summary = json.loads(resumed.stdout.strip().splitlines()[-1])
+    summary = json.loads(stdout.strip().splitlines()[-1])
     best = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True, mmap=True)["epoch"] + 1
     result["complete"] = (summary["epochs"] == EPOCHS and best == summary["best_epoch"]
                           and not list(run_dir.glob(".*.tmp")) and (run_dir / "summary.json").is_file())
@@ -173,37 +225,32 @@ def double_resume_trials(data: Path, out: Path, rounds: int) -> dict:
     good = 0
     for r in range(rounds):
         name = f"double{r}"
-        first = subprocess.run(tlf_command(*train_args(data, out, name, "init", "none")), capture_output=True,
-                               text=True, timeout=900)
-        if first.returncode != 0:
+        if run_tlf(train_args(data, out, name, "init", "none"), out / "logs")[0] != 0:
             continue
         (out / name / "last.pt").unlink()  # as if killed in epoch 1: both resumes have work to do
-        procs = [subprocess.Popen(tlf_command("train", "--resume", str(out / name)), stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True) for _ in range(2)]
-        outcomes = [(p.wait(timeout=900), p.stderr.read()) for p in procs]
-        codes = sorted(rc for rc, _ in outcomes)
+        procs = [Tlf(["train", "--resume", str(out / name)], out / "logs") for _ in range(2)]
+        outcomes = [(p.wait(900), p.err()) for p in procs]
+        codes = sorted(rc if rc is not None else -1 for rc, _ in outcomes)
         locked = [err for rc, err in outcomes if rc == 1]
         good += codes == [0, 1] and len(locked) == 1 and "is being trained by process" in locked[0] \
             and locked[0].count("\n") == 1
     return {"rounds": rounds, "one_trained_other_refused": good}
 
 
-def run_cli(args: list[str], timeout: float = 120) -> dict:
-    try:
-        result = subprocess.run(tlf_command(*args), capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"args": args, "rc": None, "hang": True, "traceback": False}
-    return {"args": args, "rc": result.returncode, "hang": False, "traceback": "Traceback" in result.stderr,
-            "last_line": (result.stderr.strip().splitlines() or [""])[-1][:160]}
+def run_cli(args: list[str], logs: Path, timeout: float = 120) -> dict:
+    rc, _, stderr = run_tlf(args, logs, timeout)
+    return {"args": args, "rc": rc, "hang": rc is None, "traceback": "Traceback" in stderr,
+            "last_line": (stderr.strip().splitlines() or [""])[-1][:160]}
 
 
 def sweep(data: Path, out: Path, work: Path) -> dict:
     """Hostile files (hangs, tracebacks) and wrong inputs (tracebacks) over the command line."""
     from PIL import Image
 
+    logs = work / "logs"
     run = out / "ref-init"
     model = work / "model.onnx"
-    subprocess.run(tlf_command("export", str(run), "--output", str(model)), capture_output=True, timeout=900)
+    run_tlf(["export", str(run), "--output", str(model)], logs)
     hostile = work / "hostile"
     (hostile / "a").mkdir(parents=True)
     (hostile / "b").mkdir()
@@ -224,7 +271,11 @@ def sweep(data: Path, out: Path, work: Path) -> dict:
              ["export", str(run), "--opset", "99", "--output", str(work / "x.onnx")],
              ["train", "--resume", str(work)], ["predict", str(work / "missing.onnx"), str(hostile)],
              ["evaluate", str(work)], ["inspect", "--backbone", "nope"], ["data", "show", "nope"]]
-    results = [run_cli(a) for a in files] + [run_cli(a) for a in wrong]
+    small = {"--dataset": "synthetic:train=8,val=4", "--image-size": "32", "--epochs": "1", "--workers": "0",
+             "--device": "cpu", "--out": str(work / "runs")}  # so that an input accepted by mistake trains briefly
+    wrong = [a + [x for k, v in small.items() if k not in a for x in (k, v)] if a[:2] != ["train", "--resume"]
+             and a[0] == "train" else a for a in wrong]
+    results = [run_cli(a, logs) for a in files] + [run_cli(a, logs) for a in wrong]
     return {"invocations": len(results), "hangs": sum(r["hang"] for r in results),
             "tracebacks": sum(r["traceback"] for r in results),
             "with_traceback": [" ".join(r["args"][:3]) for r in results if r["traceback"]],
@@ -241,6 +292,11 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print every trial as JSON")
     opts = parser.parse_args()
     rng = random.Random(opts.seed)
+    import timm  # noqa: F401 - what every tlf process imports, once here: each one is forked from this one
+    import tlf.augment  # noqa: F401
+    import tlf.cli  # noqa: F401
+    import tlf.engine.api  # noqa: F401
+    import tlf.runtime  # noqa: F401
     with tempfile.TemporaryDirectory(prefix="tlf-reliability-") as tmp:
         work = Path(tmp)
         os.environ["TLF_HOME"] = str(work / "home")
