@@ -4,9 +4,9 @@ creation and resumes; feed hostile files and wrong inputs to the command line. P
     python benchmarks/reliability.py [--kills 20] [--races 20] [--double-resumes 3] [--seed 0]
                                      [--skip-sweep] [--json]
 
-Kill trials (``--kills``, default 20) alternate two policies, ``transfer`` with ``--augment basic``
-(frozen-feature cache of 4 views) and ``init`` (no cache), on a generated 3-class image tree
-(tiny, CPU). Each trial SIGKILLs a run at a moment drawn by one of three modes, in turn:
+Kill trials (``--kills``, default 20) alternate two runs on a generated 3-class image tree (tiny,
+CPU, 4 epochs): ``transfer --augment basic`` (a frozen-feature cache of 4 augmented views) and
+``partial:conv5 --augment basic --feature-cache off`` (the live path). Each trial SIGKILLs a run at a moment drawn by one of three modes, in turn:
 
 - ``uniform``: anywhere in the run's reference duration;
 - ``checkpoint``: as soon as a checkpoint's temp file appears (inside a ``best.pt``/``last.pt``
@@ -47,11 +47,12 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 TIMING = {"images_per_second", "epoch_seconds"}
 EPOCHS = 4
-POLICIES = (("transfer", "basic"), ("init", "basic"))
+# (policy, augment, feature cache): the cached path (4 augmented views) and the live one
+POLICIES = (("transfer", "basic", "auto"), ("partial:conv5", "basic", "off"))
 MODES = ("uniform", "checkpoint", "cache")
 
 
-def make_data(root: Path, per_class: int = 16, val_per_class: int = 6, size: int = 40) -> Path:
+def make_data(root: Path, per_class: int = 8, val_per_class: int = 4, size: int = 40) -> Path:
     """A train/val class tree whose classes differ by colour."""
     import numpy as np
     from PIL import Image
@@ -124,8 +125,9 @@ def run_tlf(args: list[str], logs: Path, timeout: float = 900) -> tuple[int | No
     return proc.wait(timeout), proc.out(), proc.err()
 
 
-def train_args(data: Path, out: Path, name: str, policy: str, augment: str) -> list[str]:
+def train_args(data: Path, out: Path, name: str, policy: str, augment: str, cache: str = "auto") -> list[str]:
     return ["train", "--dataset", f"folder:{data}", "--policy", policy, "--augment", augment, "--epochs", str(EPOCHS),
+            "--feature-cache", cache,
             "--backbone", "efficientnet_lite0", "--image-size", "32", "--batch-size", "8", "--workers", "0",
             "--device", "cpu", "--lr", "0.01", "--seed", "1", "--out", str(out), "--name", name]
 
@@ -135,11 +137,11 @@ def rows(run_dir: Path) -> list[dict]:
             for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
-def reference(data: Path, out: Path, policy: str, augment: str) -> dict:
+def reference(data: Path, out: Path, policy: str, augment: str, cache: str) -> dict:
     """An uninterrupted run: its metrics and timings (to first line, to first checkpoint, total)."""
-    name = f"ref-{policy}"
+    name = f"ref-{policy.replace(':', '_')}"
     start = time.perf_counter()
-    proc = Tlf(train_args(data, out, name, policy, augment), out / "logs")
+    proc = Tlf(train_args(data, out, name, policy, augment, cache), out / "logs")
     proc.first_line(600)
     first_line = time.perf_counter() - start
     first_checkpoint = None
@@ -153,11 +155,11 @@ def reference(data: Path, out: Path, policy: str, augment: str) -> dict:
             "first_checkpoint": first_checkpoint or time.perf_counter() - start, "total": time.perf_counter() - start}
 
 
-def kill_trial(data: Path, out: Path, trial: int, ref: dict, policy: str, augment: str, mode: str,
+def kill_trial(data: Path, out: Path, trial: int, ref: dict, policy: str, augment: str, cache: str, mode: str,
                rng: random.Random) -> dict:
-    name = f"kill{trial:02d}-{policy}"
+    name = f"kill{trial:02d}-{policy.replace(':', '_')}"
     run_dir = out / name
-    args = train_args(data, out, name, policy, augment)
+    args = train_args(data, out, name, policy, augment, cache)
     proc = Tlf(args, out / "logs")
     start = time.perf_counter()
     if mode == "uniform":
@@ -225,7 +227,7 @@ def double_resume_trials(data: Path, out: Path, rounds: int) -> dict:
     good = 0
     for r in range(rounds):
         name = f"double{r}"
-        if run_tlf(train_args(data, out, name, "init", "none"), out / "logs")[0] != 0:
+        if run_tlf(train_args(data, out, name, "transfer", "none"), out / "logs")[0] != 0:
             continue
         (out / name / "last.pt").unlink()  # as if killed in epoch 1: both resumes have work to do
         procs = [Tlf(["train", "--resume", str(out / name)], out / "logs") for _ in range(2)]
@@ -248,7 +250,7 @@ def sweep(data: Path, out: Path, work: Path) -> dict:
     from PIL import Image
 
     logs = work / "logs"
-    run = out / "ref-init"
+    run = out / "ref-transfer"
     model = work / "model.onnx"
     run_tlf(["export", str(run), "--output", str(model)], logs)
     hostile = work / "hostile"
@@ -302,16 +304,13 @@ def main() -> None:
         os.environ["TLF_HOME"] = str(work / "home")
         data = make_data(work / "data")
         out = work / "runs"
-        refs = {policy: reference(data, out, policy, augment) for policy, augment in POLICIES}
+        refs = {policy: reference(data, out, policy, augment, cache) for policy, augment, cache in POLICIES}
         kills = []
         for trial in range(opts.kills):
-            policy, augment = POLICIES[trial % len(POLICIES)]
+            policy, augment, cache = POLICIES[trial % len(POLICIES)]
             mode = MODES[trial % len(MODES)]
-            kills.append(kill_trial(data, out, trial, refs[policy], policy, augment, mode, rng))
-            k = kills[-1]
-            print(f"kill {trial + 1:2d}/{opts.kills} {policy:8s} {mode:10s} at {k['killed_at_s']:6.2f}s "
-                  f"epochs before {k['epochs_before']}  resume rc {k['resume_rc']}  complete {k.get('complete')}  "
-                  f"identical {k.get('identical')}", file=sys.stderr, flush=True)
+            kills.append(kill_trial(data, out, trial, refs[policy], policy, augment, cache, mode, rng))
+            print(json.dumps(kills[-1]), file=sys.stderr, flush=True)  # partial counts survive an interrupted run
         report = {
             "kills": {"trials": len(kills), "complete": sum(k["complete"] for k in kills),
                       "identical_metrics": sum(k["identical"] for k in kills),
