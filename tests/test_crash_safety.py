@@ -181,6 +181,11 @@ def test_a_hostile_checkpoint_is_refused_in_one_line(tmp_path):
     message = str(caught.value)
     assert "\n" not in message and message.startswith(f"refused checkpoint {tmp_path / 'last.pt'}")
     assert "GLOBAL posix.system" in message
+    from tlf.models.weights import read_state_dict
+    with pytest.raises(TlfError) as caught:  # --weights files alike
+        read_state_dict(tmp_path / "last.pt")
+    assert "\n" not in str(caught.value) and str(caught.value).startswith("refused weights file")
+    assert not (tmp_path / "pwned").exists()
     assert not (tmp_path / "pwned").exists()
 
 
