@@ -20,6 +20,7 @@ import io
 import json
 import os
 import re
+import secrets
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -102,7 +103,8 @@ class RunDir:
         base = Path(out) / (name or "-".join(_slug(p) for p in (dataset, backbone, policy, stamp)))
         try:
             base.parent.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix=f".{base.name}.", suffix=".tmp", dir=base.parent))
+            staging = base.parent / f".{base.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+            staging.mkdir()  # not mkdtemp: its mode 0700 would hide the run from the user's group
         except OSError as exc:
             raise write_error(base, exc) from None
         run_dir = cls(staging)
