@@ -232,15 +232,18 @@ def load_checkpoint(run_dir: str | Path, which: str = "last", map_location: str 
 def load_error(path: Path, exc: Exception, what: str = "checkpoint",
                hint: str = "the file is damaged; use the other checkpoint (best/last)") -> TlfError:
     """One line for a file ``torch.load(weights_only=True)`` failed on. torch's errors run to 6-8
-    lines; for a refused pickle, the line naming the refused global (``... GLOBAL posix.system ...``)
-    is the one that names the problem."""
+    lines of advice; the line that names the problem is kept: the refused global of a pickle that
+    would run code (``... GLOBAL posix.system ...``), or the unpickler's reason."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     if lines and lines[0].startswith("Weights only load failed"):
-        reason = next((line.split("WeightsUnpickler error:", 1)[-1].strip() for line in lines[1:]
-                       if "GLOBAL" in line or "WeightsUnpickler error:" in line), "content other than tensors")
-        return TlfError(f"refused {what} {path}: it holds more than tensors and plain data ({reason.rstrip('.')}); "
-                        "nothing in it was run", hint="load only files written by tlf or torch.save, from a source you trust")
-    return TlfError(f"cannot load {what} {path}: {type(exc).__name__}: {lines[0] if lines else ''}", hint=hint)
+        code = next((line for line in lines if "GLOBAL" in line), None)
+        if code is not None:
+            return TlfError(f"refused {what} {path}: it holds more than tensors and plain data ({code.rstrip('.')}); "
+                            "nothing in it was run", hint="load only files written by tlf or torch.save, from a source you trust")
+        advice = ("Weights only load failed", "Please file an issue", "Check the documentation")
+        reason = next((line for line in lines if not line.startswith(advice)), "not a torch.save file")
+        return TlfError(f"cannot read {what} {path}: {reason}", hint=hint)
+    return TlfError(f"cannot read {what} {path}: {type(exc).__name__}: {lines[0] if lines else ''}", hint=hint)
 
 
 def read_run_config(run_dir: str | Path) -> dict:
