@@ -304,7 +304,8 @@ def main() -> None:
         os.environ["TLF_HOME"] = str(work / "home")
         data = make_data(work / "data")
         out = work / "runs"
-        refs = {policy: reference(data, out, policy, augment, cache) for policy, augment, cache in POLICIES}
+        needed = POLICIES if opts.kills else POLICIES[:1] if not opts.skip_sweep else ()  # the sweep exports ref-transfer
+        refs = {policy: reference(data, out, policy, augment, cache) for policy, augment, cache in needed}
         kills = []
         for trial in range(opts.kills):
             policy, augment, cache = POLICIES[trial % len(POLICIES)]
