@@ -125,7 +125,7 @@ class Registry:
 
 
 # what each kind's factory must return, as "module:attribute" (imported only to check)
-PRODUCTS = {"datasets": "tlf.data.splits:Splits", "backbones": "tlf.models.backbone:Backbone",
+PRODUCTS = {"datasets": "tlf.data.dataset:Splits", "backbones": "tlf.models.backbone:Backbone",
             "policies": "tlf.policies:FreezePolicy", "augmentations": "tlf.augment.pipeline:Augmentation"}
 
 
@@ -152,8 +152,3 @@ def get_registry() -> Registry:
     if _current is None or _current.pm is not pm or _current.generation != pm.generation:
         _current = Registry(pm)
     return _current
-
-
-def resolve(kind: str, text: str) -> tuple[Spec, str | None]:
-    """Shortcut for ``get_registry().resolve(kind, text)``."""
-    return get_registry().resolve(kind, text)

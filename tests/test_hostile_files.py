@@ -17,7 +17,7 @@ from PIL import Image
 from _data_helpers import make_class_tree, write_image
 from tlf.data.folder import load_folder
 from tlf.data.reading import UnreadableImage, check_image, image_size, read_rgb
-from tlf.data.splits import DatasetRequest
+from tlf.data.dataset import DatasetRequest
 from tlf.errors import TlfError
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
