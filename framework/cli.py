@@ -56,10 +56,17 @@ class TlfGroup(click.Group):
 
 
 def _add_plugin_commands(group: click.Group) -> None:
-    """Let plugins add commands; a name taken twice is an error naming both packages."""
+    """Let plugins add commands; a name taken twice is an error naming both packages. The
+    registry is built first, so a plugin whose registration hooks fail (and is unregistered)
+    adds no command."""
     from .pluginmanager import get_plugin_manager
+    from .registry import get_registry
 
     pm = get_plugin_manager()
+    try:
+        get_registry()
+    except TlfError:
+        pass  # a spec name clash: reported by the command that looks specs up, not by every command
     owners = dict.fromkeys([*COMMANDS, *group.commands], "tlf")
     for impl in pm.impls("tlf_register_commands"):
         package = pm.package_of(impl.plugin_name)

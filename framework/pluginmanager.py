@@ -5,11 +5,17 @@ entry-point group.
 list of distribution names (set but empty: none). tlf's own built-ins always load.
 
 A plugin that fails (its module raises on import, it implements a hook that does not
-exist, its registration hook raises) is reported with a :class:`PluginLoadWarning`
-naming the plugin and its package, recorded in :attr:`PluginManager.infos`, and skipped.
+exist, its registration hook or a lifecycle hook raises) is reported with a
+:class:`PluginLoadWarning` naming the plugin and its package, recorded in
+:attr:`PluginManager.infos`, and skipped: it is unregistered, so none of its hooks is called
+again and the registry, rebuilt, holds none of its specs or commands. "Raises" means any
+``BaseException`` but ``KeyboardInterrupt``: a plugin's ``sys.exit()`` must not end tlf.
+Lifecycle hooks get their own copy of plain-data arguments (the metrics row, the summary),
+so a plugin cannot rewrite what the engine records.
 """
 from __future__ import annotations
 
+import copy
 import difflib
 import os
 import re
@@ -31,6 +37,12 @@ HOOK_NAMES = tuple(sorted(name for name in vars(hookspecs) if name.startswith("t
 
 class PluginLoadWarning(UserWarning):
     """A plugin failed to load or to register and was skipped."""
+
+
+def plugin_failure(exc: BaseException) -> bool:
+    """Whether ``exc``, raised by plugin code, is the plugin's failure (to report and skip) rather
+    than the user's interrupt: everything but ``KeyboardInterrupt``, ``SystemExit`` included."""
+    return not isinstance(exc, KeyboardInterrupt)
 
 
 @dataclass(frozen=True)
@@ -119,7 +131,9 @@ class PluginManager(pluggy.PluginManager):
             self.infos[name] = PluginInfo(name, dist, version)
             try:
                 self.register(ep.load(), name=name)
-            except Exception as exc:  # a plugin's bug must not break tlf
+            except BaseException as exc:  # a plugin's bug (even sys.exit at import) must not break tlf
+                if not plugin_failure(exc):
+                    raise
                 self.fail(name, f"failed to load: {type(exc).__name__}: {exc}")
         for missing in sorted((allowed or set()) - found):
             warnings.warn(f"{LOAD_ENV} names {missing!r}, which provides no tlf plugins (is it installed?)",
@@ -131,9 +145,11 @@ class PluginManager(pluggy.PluginManager):
         self.infos[name] = PluginInfo(name, distribution, version)
 
     def fail(self, name: str, error: str) -> None:
-        """Record and report that plugin ``name`` failed (``error`` says how)."""
+        """Record and report that plugin ``name`` failed (``error`` says how), and unregister it."""
         info = self.infos.get(name) or PluginInfo(name, name, "")
         self.infos[name] = replace(info, error=error)
+        if self.get_plugin(name) is not None:
+            self.unregister(name=name)
         label = f"{info.distribution} {info.version}".strip()
         warnings.warn(f"plugin {name!r} from package {label} {error}; skipped", PluginLoadWarning, stacklevel=3)
 
@@ -147,20 +163,24 @@ class PluginManager(pluggy.PluginManager):
         return getattr(self.hook, hook).get_hookimpls()
 
     def call_impl(self, impl: pluggy.HookImpl, **kwargs: Any) -> bool:
-        """Call one implementation with the arguments it takes; if it raises, report the
-        plugin as failed and return False."""
+        """Call one implementation with the arguments it takes; if it raises (anything but
+        KeyboardInterrupt), report the plugin as failed, unregister it and return False."""
         try:
             impl.function(**{name: kwargs[name] for name in impl.argnames})
-        except Exception as exc:  # a plugin's bug must not break tlf
+        except BaseException as exc:  # a plugin's bug (even sys.exit) must not break tlf
+            if not plugin_failure(exc):
+                raise
             self.fail(impl.plugin_name, f"failed in {impl.function.__name__}: {type(exc).__name__}: {exc}")
             return False
         return True
 
     def notify(self, hook: str, **kwargs: Any) -> None:
-        """Call every implementation of a lifecycle hook (``tlf_on_epoch_end``, ...); one that
-        raises is reported and skipped, and the run goes on."""
+        """Call every implementation of a lifecycle hook (``tlf_on_epoch_end``, ...), each with its
+        own deep copy of the dict/list arguments; one that raises is reported and skipped, and the
+        run goes on."""
         for impl in self.impls(hook):
-            self.call_impl(impl, **kwargs)
+            self.call_impl(impl, **{k: copy.deepcopy(v) if isinstance(v, (dict, list)) else v
+                                    for k, v in kwargs.items()})
 
     def failures(self) -> list[PluginInfo]:
         """Plugins that failed to load or to register."""

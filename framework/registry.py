@@ -34,11 +34,14 @@ class Registry:
 
     def __init__(self, pm: PluginManager) -> None:
         self.pm = pm
-        self.generation = pm.generation
-        self._specs: dict[str, dict[str, Spec]] = {kind: {} for kind in KINDS}
-        self._aliases: dict[str, dict[str, str]] = {kind: {} for kind in KINDS}
-        for kind in KINDS:
-            self._collect(kind)
+        while True:  # a plugin failing in one hook is unregistered: collect again without any of its specs
+            self.generation = pm.generation
+            self._specs: dict[str, dict[str, Spec]] = {kind: {} for kind in KINDS}
+            self._aliases: dict[str, dict[str, str]] = {kind: {} for kind in KINDS}
+            for kind in KINDS:
+                self._collect(kind)
+            if pm.generation == self.generation:
+                break
 
     def _collect(self, kind: str) -> None:
         expected = SPEC_TYPES[kind]
@@ -116,9 +119,27 @@ class Registry:
         return found
 
     def create(self, kind: str, text: str, *args: Any, **kwargs: Any) -> Any:
-        """Resolve ``text`` and call the spec's factory."""
+        """Resolve ``text`` and call the spec's factory; what it returns must be of the kind's type."""
         spec, argument = self.resolve(kind, text)
-        return spec.factory(argument, *args, **kwargs)
+        return check_product(kind, spec, spec.factory(argument, *args, **kwargs))
+
+
+# what each kind's factory must return, as "module:attribute" (imported only to check)
+PRODUCTS = {"datasets": "tlf.data.dataset:Splits", "backbones": "tlf.models.backbone:Backbone",
+            "policies": "tlf.policies:FreezePolicy", "augmentations": "tlf.augment.pipeline:Augmentation"}
+
+
+def check_product(kind: str, spec: Spec, product: Any) -> Any:
+    """``product`` if it is what a ``kind`` factory must return, else a :class:`TlfError` naming the
+    plugin and its package (a plugin's bug would otherwise surface as an AttributeError later)."""
+    from importlib import import_module
+    module, attr = PRODUCTS[kind].split(":")
+    expected = getattr(import_module(module), attr)
+    if not isinstance(product, expected):
+        raise TlfError(f"{SINGULAR[kind]} plugin {spec.name!r} from package {spec.plugin} returned "
+                       f"{type(product).__name__}, expected {expected.__module__}.{expected.__name__}",
+                       hint=f"a bug in package {spec.plugin}: report it to its authors, or uninstall it")
+    return product
 
 
 _current: Registry | None = None

@@ -3,15 +3,25 @@
 ```
 runs/<dataset>-<backbone>-<policy>-<UTC timestamp>/
   config.yaml preprocessing.json classes.json metrics.jsonl metrics.csv last.pt best.pt curves.png summary.json
+  .lock   held (flock) by the process training the run
 ```
+
+A run directory appears complete: it is filled under a hidden temp name and renamed into place,
+so it never exists without its ``config.yaml``. A write that fails (disk full, file too large,
+permission) leaves the previous file intact and is a :class:`TlfError` naming the file, the cause
+and the fix.
 """
 from __future__ import annotations
 
 import csv
+import errno
+import fcntl
 import io
 import json
 import os
 import re
+import secrets
+import shutil
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -26,18 +36,51 @@ CHECKPOINTS = ("best", "last")
 PREPROCESSING_FILE = "preprocessing.json"  # the run's tlf.preprocessing.Preprocessing
 
 
+WRITE_ERRORS = {  # errno -> (cause, fix)
+    errno.ENOSPC: ("the disk is full", "free space on that disk (or write runs elsewhere with --out), then resume"),
+    errno.EDQUOT: ("the disk quota is exceeded", "free space within your quota (or use --out elsewhere), then resume"),
+    errno.EFBIG: ("the file is too large for this file system or process limit",
+                  "raise the file-size limit (ulimit -f) or write runs to another file system with --out"),
+    errno.EPERM: ("permission denied", "make the folder writable, or choose another --out"),
+    errno.EACCES: ("permission denied", "make the folder writable, or choose another --out"),
+    errno.EROFS: ("the file system is read-only", "choose a writable --out"),
+}
+
+
+def write_error(path: Path, exc: BaseException) -> TlfError | None:
+    """A one-line :class:`TlfError` for a failed write of ``path``, when ``exc`` is (or was caused
+    by) an ``OSError``; torch.save wraps the OSError in a RuntimeError, so the chain is searched."""
+    seen = exc
+    while seen is not None and not isinstance(seen, OSError):
+        seen = seen.__cause__ or seen.__context__
+    if seen is None:
+        return None
+    cause, fix = WRITE_ERRORS.get(seen.errno, (seen.strerror or type(seen).__name__, "check the folder and disk"))
+    return TlfError(f"cannot write {path}: {cause} ({errno.errorcode.get(seen.errno, seen.errno)}); "
+                    f"the previous version of the file is kept", hint=fix)
+
+
 def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "w") -> None:
-    """Write through ``write(file)`` into a temp file beside ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Write through ``write(file)`` into a temp file beside ``path``, then rename it into place.
+
+    A failure leaves ``path`` as it was and no temp file; an OS-level write failure is a
+    :class:`TlfError` (see :func:`write_error`).
+    """
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, mode) as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        error = write_error(path, exc) if isinstance(exc, Exception) else None
+        if error is not None:
+            raise error from None
         raise
 
 
@@ -50,20 +93,74 @@ class RunDir:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self._lock: int | None = None  # the locked file descriptor, while this process holds the run
 
     @classmethod
-    def create(cls, out: str | Path, dataset: str, backbone: str, policy: str, name: str | None = None) -> RunDir:
+    def create(cls, out: str | Path, dataset: str, backbone: str, policy: str, name: str | None = None,
+               files: dict[str, str] | None = None) -> RunDir:
+        """A new run directory under ``out`` holding ``files`` (name -> text) and locked by this
+        process. It is filled under a hidden temp name and renamed into place, so it appears
+        complete or not at all; a name taken meanwhile (by a concurrent run) moves on to the
+        next ``-N`` suffix, or is an error for an explicit ``name``."""
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         base = Path(out) / (name or "-".join(_slug(p) for p in (dataset, backbone, policy, stamp)))
-        path, n = base, 1
-        while path.exists():
-            if name:
-                raise TlfError(f"run directory {path} already exists",
-                               hint=f"resume it with --resume {path}, or choose another --name")
-            n += 1
-            path = base.with_name(f"{base.name}-{n}")
-        path.mkdir(parents=True)
-        return cls(path)
+        try:
+            base.parent.mkdir(parents=True, exist_ok=True)
+            staging = base.parent / f".{base.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+            staging.mkdir()  # not mkdtemp: its mode 0700 would hide the run from the user's group
+        except OSError as exc:
+            raise write_error(base, exc) from None
+        run_dir = cls(staging)
+        try:
+            for file_name, text in (files or {}).items():
+                run_dir.write_text(file_name, text)
+            run_dir.lock()
+            n = 1
+            while True:
+                path = base if n == 1 else base.with_name(f"{base.name}-{n}")
+                try:  # atomic: fails on a run (or file) already there; takes over only an empty folder
+                    os.rename(staging, path)
+                    run_dir.path = path
+                    return run_dir
+                except OSError as exc:
+                    if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR):
+                        raise write_error(path, exc) from None
+                if name:
+                    raise TlfError(f"run directory {path} already exists",
+                                   hint=f"resume it with --resume {path}, or choose another --name")
+                n += 1
+        except BaseException:
+            run_dir.unlock()
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+
+    def lock(self) -> None:
+        """Take the run's exclusive lock (``.lock``, flock) until :meth:`unlock` or the process ends.
+
+        A run held by another process is a :class:`TlfError` naming that process."""
+        if self._lock is not None:
+            return
+        path = self.path / ".lock"
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise write_error(path, exc) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise TlfError(f"run {self.path} is being trained by process {holder}",
+                           hint="wait for it to finish (or stop it), then resume") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lock = fd
+
+    def unlock(self) -> None:
+        """Release the lock taken by :meth:`lock` (the file stays; only the flock matters)."""
+        fd, self._lock = self._lock, None
+        if fd is not None:
+            os.close(fd)
 
     def remove_partial_files(self) -> list[Path]:
         """Delete temp files an interrupted write left behind (the real files are intact)."""
@@ -93,9 +190,30 @@ class RunDir:
             writer.writerows(rows)
         self.write_text("metrics.csv", buf.getvalue())
 
+    def read_metrics(self) -> list[dict] | None:
+        """The rows of metrics.jsonl, or None when it is missing or unreadable."""
+        try:
+            return [json.loads(line) for line in (self.path / "metrics.jsonl").read_text().splitlines()]
+        except (OSError, ValueError):
+            return None
+
     def save_checkpoint(self, name: str, state: dict) -> None:
         import torch
         atomic_write(self.path / f"{name}.pt", lambda f: torch.save(state, f), mode="wb")
+
+    def copy_checkpoint(self, source: str, target: str) -> None:
+        """``target.pt`` as a byte copy of ``source.pt``, written atomically."""
+        with open(self.path / f"{source}.pt", "rb") as src:
+            atomic_write(self.path / f"{target}.pt", lambda f: shutil.copyfileobj(src, f), mode="wb")
+
+    def checkpoint_epoch(self, name: str) -> int | None:
+        """The 1-based epoch checkpoint ``name`` holds, or None when it is missing or unreadable
+        (memory-mapped: the tensors are not read)."""
+        import torch
+        try:
+            return int(torch.load(self.path / f"{name}.pt", map_location="cpu", weights_only=True, mmap=True)["epoch"]) + 1
+        except Exception:  # missing, truncated, not a tlf checkpoint: all mean "no usable best.pt"
+            return None
 
 
 def read_json(path: Path) -> Any:
@@ -111,8 +229,24 @@ def load_checkpoint(run_dir: str | Path, which: str = "last", map_location: str 
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:
-        raise TlfError(f"cannot load checkpoint {path}: {type(exc).__name__}: {exc}",
-                       hint="the file is damaged; use the other checkpoint (best/last)") from None
+        raise load_error(path, exc) from None
+
+
+def load_error(path: Path, exc: Exception, what: str = "checkpoint",
+               hint: str = "the file is damaged; use the other checkpoint (best/last)") -> TlfError:
+    """One line for a file ``torch.load(weights_only=True)`` failed on. torch's errors run to 6-8
+    lines of advice; the line that names the problem is kept: the refused global of a pickle that
+    would run code (``... GLOBAL posix.system ...``), or the unpickler's reason."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if lines and lines[0].startswith("Weights only load failed"):
+        code = next((line for line in lines if "GLOBAL" in line), None)
+        if code is not None:
+            return TlfError(f"refused {what} {path}: it holds more than tensors and plain data ({code.rstrip('.')}); "
+                            "nothing in it was run", hint="load only files written by tlf or torch.save, from a source you trust")
+        advice = ("Weights only load failed", "Please file an issue", "Check the documentation")
+        reason = next((line for line in lines if not line.startswith(advice)), "not a torch.save file")
+        return TlfError(f"cannot read {what} {path}: {reason}", hint=hint)
+    return TlfError(f"cannot read {what} {path}: {type(exc).__name__}: {lines[0] if lines else ''}", hint=hint)
 
 
 def read_run_config(run_dir: str | Path) -> RunConfig:

@@ -30,7 +30,7 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from .data.reading import to_rgb, read_rgb  # the decoder training uses (numpy and Pillow only)
+from .data.reading import check_dimensions, read_rgb, to_rgb  # the decoder training uses (numpy and Pillow only)
 from .errors import TlfError
 from .preprocessing import RUNTIME_INTERPOLATIONS, Preprocessing, short_side_shape
 
@@ -183,6 +183,13 @@ def _choose_providers(providers: Sequence[str] | None) -> list[str]:
     return list(providers)
 
 
+def _check_size(width: int, height: int) -> None:
+    """The limits files get (:func:`tlf.data.reading.check_dimensions`), for in-memory images too."""
+    why = check_dimensions(width, height)
+    if why:
+        raise TlfError(f"cannot classify this image: {why}", hint="crop or resize it first")
+
+
 class Classifier:
     """An image classifier exported by ``tlf export``, run with onnxruntime.
 
@@ -236,13 +243,15 @@ class Classifier:
     def to_array(self, image: ImageLike) -> np.ndarray:
         """A path, PIL image or HxWx3 uint8 RGB array as HxWx3 uint8 RGB."""
         if isinstance(image, (str, Path)):
-            return read_rgb(image)
+            return read_rgb(image)  # refuses non-regular files and oversized headers before decoding
         if isinstance(image, Image.Image):
+            _check_size(*image.size)
             return to_rgb(image)
         if isinstance(image, np.ndarray):
             if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
                 raise TlfError(f"expected an HxWx3 uint8 RGB array, got shape {image.shape} dtype {image.dtype}",
                                hint="convert with PIL: np.asarray(Image.open(p).convert('RGB'))")
+            _check_size(image.shape[1], image.shape[0])
             return image
         raise TlfError(f"cannot classify an object of type {type(image).__name__}",
                        hint="pass file paths, PIL images or HxWx3 uint8 arrays")

@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import TlfError
 from ..preprocessing import IMAGENET_MEAN, IMAGENET_STD, INTERPOLATIONS, resize_for
 from ..preprocessing import short_side_shape as scaled_shape
-from ..registry import get_registry
+from ..registry import check_product, get_registry
 
 CV2_FLAGS = {  # OpenCV's flag for each of tlf.preprocessing.INTERPOLATIONS
     "nearest": cv2.INTER_NEAREST,
@@ -197,9 +197,6 @@ def build_pipeline(text: str, request: AugmentRequest) -> Pipeline:
         if spec.name in seen:
             raise TlfError(f"augmentation {spec.name!r} is listed twice in {text!r}", hint="list it once")
         seen.add(spec.name)
-        augmentation = spec.factory(argument, request)
-        if not isinstance(augmentation, Augmentation):
-            raise TypeError(f"augmentation plugin {spec.name!r} ({spec.plugin}) returned "
-                            f"{type(augmentation).__name__}, expected tlf.augment.Augmentation")
+        augmentation = check_product("augmentations", spec, spec.factory(argument, request))
         parts.append((spec.name, augmentation))
     return Pipeline(text, request, parts)

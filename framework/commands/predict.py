@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import glob
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Iterator
@@ -10,9 +11,8 @@ from typing import Iterator
 import click
 import numpy as np
 
-from ..data.reading import is_image_file
+from ..data.folder import list_images
 from ..errors import TlfError
-
 
 
 def expand(paths: tuple[str, ...]) -> Iterator[tuple[str, str | None]]:
@@ -20,24 +20,26 @@ def expand(paths: tuple[str, ...]) -> Iterator[tuple[str, str | None]]:
     each file once."""
     seen: set[str] = set()
     for text, problem in _candidates(paths):
-        key = str(Path(text).resolve()) if problem is None else text
+        key = os.path.realpath(text) if problem is None else text  # realpath never raises on a link loop
         if key not in seen:
             seen.add(key)
             yield text, problem
 
 
 def _candidates(paths: tuple[str, ...]) -> Iterator[tuple[str, str | None]]:
+    """Every entry named like an image is a candidate, whatever it is: reading it reports a FIFO,
+    a dangling link or a link loop by name instead of leaving it out silently."""
     for text in paths:
         path = Path(text)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and is_image_file(p))
+            found = list_images(path)  # the dataset scan's walk: links followed, cycles cut
             if not found:
                 yield text, "folder holds no images"
             yield from ((str(p), None) for p in found)
-        elif path.exists():
+        elif os.path.lexists(text):
             yield text, None
         elif glob.has_magic(text):
-            found = sorted(p for p in glob.glob(text, recursive=True) if Path(p).is_file())
+            found = sorted(p for p in glob.glob(text, recursive=True) if not os.path.isdir(p))
             if not found:
                 yield text, "no file matches this pattern"
             yield from ((p, None) for p in found)

@@ -63,13 +63,9 @@ def _probe(images: ImageSet, index: int) -> tuple[int, int] | None:
     if isinstance(images, ArrayImageSet):
         return images.images.shape[1], images.images.shape[2]
     if isinstance(images, FileImageSet):
-        from PIL import Image
-        try:
-            with Image.open(images.paths[index]) as im:
-                width, height = im.size
-            return height, width
-        except Exception:  # unreadable header: the decode pass reports why
-            return None
+        from .reading import image_size
+        size = image_size(images.paths[index])  # None when unreadable or refused: the decode pass reports why
+        return (size[1], size[0]) if size else None
     return images.load(index).shape[:2]
 
 

@@ -12,13 +12,21 @@ Conversions (Pillow):
 
 Truncated or corrupt files raise :class:`UnreadableImage` with the path and the reason;
 truncated images are never padded silently (Pillow's ``LOAD_TRUNCATED_IMAGES`` is left off).
+
+Every file is opened through :func:`open_image`, which refuses before decoding anything:
+
+- what is not a regular file (a FIFO would block the reader forever, a device never ends);
+- an image whose header declares more than :data:`MAX_PIXELS` pixels or a side ratio above
+  :data:`MAX_ASPECT` (a 100 kB PNG of 100000x1 pixels would be resized to gigabytes).
 """
 from __future__ import annotations
 
-from typing import Any
-
+import os
+import stat
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -28,6 +36,10 @@ from ..errors import TlfError
 IMAGE_EXTENSIONS = frozenset({
     ".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm", ".pnm",
 })
+
+
+MAX_PIXELS = 89_478_485  # width x height; Pillow's own decompression-bomb threshold
+MAX_ASPECT = 32  # longer side / shorter side; panoramas stay well below, hostile strips do not
 
 
 class UnreadableImage(TlfError):
@@ -49,6 +61,62 @@ def is_image_file(path: str | Path) -> bool:
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text if type(exc).__name__ in text else f"{type(exc).__name__}: {text}"
+
+
+def check_dimensions(width: int, height: int) -> str | None:
+    """Why an image of ``width`` x ``height`` pixels is refused (empty, too many pixels, too
+    elongated), or None when it is within the limits."""
+    if width < 1 or height < 1:
+        return f"empty image ({width}x{height})"
+    if width * height > MAX_PIXELS:
+        return f"image too large ({width}x{height} = {width * height:,} pixels; the limit is {MAX_PIXELS:,})"
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        return f"image too elongated ({width}x{height}; sides may differ by at most {MAX_ASPECT}x)"
+    return None
+
+
+class _Refused(Exception):
+    """Raised inside :func:`open_image` for a file refused before decoding; the message is the reason."""
+
+
+@contextmanager
+def open_image(path: str | Path) -> Iterator[Any]:
+    """``PIL.Image.open(path)`` for a regular file whose declared size passes :func:`check_dimensions`.
+
+    The file is opened non-blocking and checked with ``fstat`` on that descriptor (no race with
+    a file swapped in between), so a FIFO or device is refused instead of blocking the reader.
+    Raises :class:`UnreadableImage` for anything refused or undecodable at the header.
+    """
+    from PIL import Image
+
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise UnreadableImage(path, _reason(exc)) from None
+    with os.fdopen(fd, "rb") as file:
+        try:
+            mode = os.fstat(fd).st_mode
+            if not stat.S_ISREG(mode):
+                raise _Refused(f"not a regular file ({_file_kind(mode)}); only regular files are read")
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                img = Image.open(file)
+            why = check_dimensions(*img.size)
+            if why:
+                img.close()
+                raise _Refused(why)
+        except Exception as exc:  # a broken file can make any decoder raise anything; report it with its type
+            raise UnreadableImage(path, str(exc) if isinstance(exc, _Refused) else _reason(exc)) from None
+        with img:
+            yield img
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder")):
+        if test(mode):
+            return kind
+    return "a special file"
 
 
 def to_rgb(img: Any) -> np.ndarray:
@@ -78,19 +146,19 @@ def to_rgb(img: Any) -> np.ndarray:
 def read_rgb(path: str | Path) -> np.ndarray:
     """Decode ``path`` into an HxWx3 uint8 RGB array (see the module docstring for conversions).
 
-    Raises :class:`UnreadableImage` for missing, corrupt, truncated or oversized files.
+    Raises :class:`UnreadableImage` for missing, corrupt, truncated, oversized or non-regular files.
     """
     from PIL import Image, ImageOps
 
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+    with open_image(path) as img:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
                 img.load()
                 ImageOps.exif_transpose(img, in_place=True)
                 arr = to_rgb(img)
-    except Exception as exc:  # a broken file can make any decoder raise anything; report it with its type
-        raise UnreadableImage(path, _reason(exc)) from None
+        except Exception as exc:  # a broken file can make any decoder raise anything; report it with its type
+            raise UnreadableImage(path, _reason(exc)) from None
     return np.ascontiguousarray(arr)
 
 
@@ -100,28 +168,22 @@ def check_image(path: str | Path) -> str | None:
     Cheaper than :func:`read_rgb`: JPEGs decode at 1/8 scale (Pillow's draft mode still reads
     every byte, so truncation is found), nothing is converted.
     """
-    from PIL import Image
-
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                width, height = img.size
-                if width < 1 or height < 1:
-                    return f"empty image ({width}x{height})"
-                img.draft("RGB", (max(1, width // 8), max(1, height // 8)))
-                img.load()
+        with open_image(path) as img:
+            width, height = img.size
+            img.draft("RGB", (max(1, width // 8), max(1, height // 8)))
+            img.load()
+    except UnreadableImage as exc:
+        return exc.reason
     except Exception as exc:  # a broken file can make any decoder raise anything; report it with its type
         return _reason(exc)
     return None
 
 
 def image_size(path: str | Path) -> tuple[int, int] | None:
-    """(width, height) from the file header without decoding, or None when unreadable."""
-    from PIL import Image
-
+    """(width, height) from the file header without decoding, or None when unreadable or refused."""
     try:
-        with Image.open(path) as img:
+        with open_image(path) as img:
             return img.size
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+    except UnreadableImage:
         return None

@@ -24,7 +24,10 @@ def train(config: RunConfig | str | Path | None = None, *, resume: str | Path | 
     plan = plan_run(config, settings, resume)
     with messages.scope():  # the run's Reporter is the message channel while it runs
         trainer = Trainer(plan, resume_dir=Path(resume) if resume is not None else None, quiet=quiet)
-        trainer.fit()
+        try:
+            trainer.fit()
+        finally:
+            trainer.close()  # the run directory's lock
     return trainer.run
 
 

@@ -1,6 +1,7 @@
 """The training loop: one run, from a resolved config to a finished run directory."""
 from __future__ import annotations
 
+import json
 import math
 import random
 import time
@@ -81,6 +82,14 @@ class Trainer:
         self.placement: Placement = place(config.device, config.precision,
                                           self.world.local_rank if self.world.distributed else None)
         self.report = Reporter(quiet=quiet, enabled=self.world.is_main)
+        self.run_dir: RunDir | None = self._claim(resume_dir) if resume_dir is not None else None
+        try:
+            self._set_up(config, resume_dir, open_run_dir)
+        except BaseException:
+            self.close()
+            raise
+
+    def _set_up(self, config: RunConfig, resume_dir: Path | None, open_run_dir: bool) -> None:
         seed_everything(config.seed + self.world.rank)
         self.parts: RunParts = build_parts(config, self.placement, self.world, self.report)
         self.config = self.parts.config
@@ -109,10 +118,16 @@ class Trainer:
         self.feature_cache: FeatureCache | None = None
         self.val_cache: FeatureCache | None = None
         self.remainder: nn.Module | None = None
+        self.cache_views: int | None = None  # views of the feature cache; saved, so a resumed run uses the same
         if resume_dir is not None:
             self._restore(resume_dir)
         self.run_dir = self._open_run_dir(resume_dir) if open_run_dir else None
         self.run = Run(self.config, self.run_dir.path if self.run_dir else None, self.model, self.parts.splits.classes)
+
+    def close(self) -> None:
+        """Release the run directory's lock (the process ending releases it too)."""
+        if self.run_dir is not None:
+            self.run_dir.unlock()
 
     # ---- set-up -------------------------------------------------------------------------
     def _build_optimizer(self, lr: float) -> torch.optim.Optimizer:
@@ -137,24 +152,60 @@ class Trainer:
             self.run_dir.write_yaml("config.yaml", self.config.to_dict())
             plot_lr_find(finding, self.run_dir.path / "lr_find.png")
 
+    def _claim(self, resume_dir: Path) -> RunDir | None:
+        """Lock a run directory to resume (main process) before anything reads or removes its files."""
+        if not self.world.is_main:
+            return None
+        run_dir = RunDir(resume_dir)
+        run_dir.lock()
+        for path in run_dir.remove_partial_files():
+            self.report.info(f"removed {path.name}, left by the interrupted run")
+        return run_dir
+
     def _open_run_dir(self, resume_dir: Path | None) -> RunDir | None:
         if not self.world.is_main:
             ddp.broadcast_object(None, self.world)
             return None
         if resume_dir is not None:
-            run_dir = RunDir(resume_dir)
-            for path in run_dir.remove_partial_files():
-                self.report.info(f"removed {path.name}, left by the interrupted run")
+            run_dir = self.run_dir
+            self._repair(run_dir)
             if read_run_config(resume_dir).epochs != self.config.epochs:  # resumed to more epochs
                 run_dir.write_yaml("config.yaml", self.config.to_dict())
         else:
+            import yaml
             c = self.config
-            run_dir = RunDir.create(c.out, c.dataset, c.backbone, c.policy, c.name)
-            run_dir.write_yaml("config.yaml", c.to_dict())
-            run_dir.write_json("classes.json", self.parts.splits.classes)
-            run_dir.write_json(PREPROCESSING_FILE, self.parts.preprocessing.to_dict())
+            run_dir = RunDir.create(c.out, c.dataset, c.backbone, c.policy, c.name, files={
+                "config.yaml": yaml.safe_dump(c.to_dict(), sort_keys=False),
+                "classes.json": json.dumps(self.parts.splits.classes, indent=2) + "\n",
+                PREPROCESSING_FILE: json.dumps(self.parts.preprocessing.to_dict(), indent=2) + "\n"})
         ddp.broadcast_object(str(run_dir.path), self.world)
         return run_dir
+
+    def _repair(self, run_dir: RunDir) -> None:
+        """Bring every file of a resumed run to the state of its last checkpoint, whatever the order
+        in which an interrupted run's writes landed: the metrics files are rewritten from the
+        checkpoint's history, and ``best.pt`` is restored when the history's best epoch is the last."""
+        if not self.history:
+            return
+        if run_dir.read_metrics() != self.history:
+            run_dir.write_metrics(self.history)
+            self._plot()
+            self.report.info(f"repaired metrics.jsonl/.csv: {len(self.history)} epoch(s), from last.pt")
+        best_row = max(self.history, key=lambda r: best_of(r)[0])  # the first best, as the loop keeps it
+        best_epoch = best_row["epoch"]
+        have = run_dir.checkpoint_epoch("best")
+        if have == best_epoch or (have is not None and have > self.start_epoch):
+            return  # current, or written by the epoch about to be trained again, which rewrites it
+        if best_epoch == self.start_epoch:
+            if best_of(best_row)[1] == "ema":  # best.pt holds the EMA weights, restored from last.pt
+                state = load_checkpoint(run_dir.path, "last")
+                run_dir.save_checkpoint("best", {**state, "model": self.ema.model.state_dict(), "weights": "ema"})
+            else:
+                run_dir.copy_checkpoint("last", "best")
+            self.report.info(f"repaired best.pt: epoch {best_epoch}, from last.pt")
+        else:
+            self.report.info(f"warning: best.pt of epoch {best_epoch} is missing and cannot be rebuilt; "
+                             f"best.pt will hold the next improvement (last.pt is complete)")
 
     def _restore(self, resume_dir: Path) -> None:
         if not (Path(resume_dir) / "last.pt").exists():
@@ -174,6 +225,7 @@ class Trainer:
         self.history = list(state["history"])
         self.best_acc = float(state["best_acc"])
         self.earlier_seconds = float(state["elapsed"])
+        self.cache_views = state.get("feature_cache_views")
 
     def _wrap(self) -> None:
         """The module the loop calls: DDP and/or torch.compile around the plain model."""
@@ -210,11 +262,11 @@ class Trainer:
                 raise TlfError(f"--feature-cache {setting} cannot be used: {why_not}",
                                hint="use --feature-cache auto or off")
             return
-        if setting.isdigit():
-            views = int(setting)
+        if self.cache_views is not None:  # resumed: the views the run started with
+            views = self.cache_views
         else:
-            views = 1 if self.parts.pipeline.deterministic_train else min(4, epochs_left)
-        views = max(1, min(views, epochs_left))
+            views = int(setting) if setting.isdigit() else 1 if self.parts.pipeline.deterministic_train else min(4, epochs_left)
+            views = max(1, min(views, epochs_left))
         modules = list(self.model.backbone.stages.children())[:prefix]
         pool = getattr(self.model.head, "pool", None)
         if prefix == len(self.model.backbone.stage_names) and isinstance(pool, nn.AdaptiveAvgPool2d) \
@@ -229,6 +281,7 @@ class Trainer:
             self.report.info("feature cache: skipped, the frozen features do not fit in memory")
             return
         self.feature_cache = cache
+        self.cache_views = views
         self.val_cache = FeatureCache.build(prefix_module, [val_loader], len(val_loader.dataset), self._to_input,
                                             self.placement.amp_dtype, self.device, memory_budget(self.device))
         self.remainder = Remainder(self.model, prefix)
@@ -429,7 +482,8 @@ class Trainer:
                  "scaler": self.scaler.state_dict(), "rng": rng_state(), "epoch": epoch, "step": self.step,
                  "history": self.history, "best_acc": self.best_acc, "elapsed": self.wall_seconds(),
                  "config": self.config.to_dict(), "classes": list(self.parts.splits.classes), "tlf_version": __version__,
-                 "schedule": self.schedule.state_dict() if self.schedule else None, "weights": "raw"}
+                 "schedule": self.schedule.state_dict() if self.schedule else None, "weights": "raw",
+                 "feature_cache_views": self.cache_views if self.feature_cache is not None else None}
         if self.ema is not None:
             state["ema"] = self.ema.state_dict()
         return state
@@ -440,12 +494,14 @@ class Trainer:
         if not self.world.is_main:
             return
         state = self._state(epoch)
+        if improved:  # best before last: a failed or interrupted best.pt write leaves last.pt at the epoch
+            best = {**state, "model": self.ema.model.state_dict(), "weights": "ema"} if weights == "ema" else state
+            self.run_dir.save_checkpoint("best", best)  # before, so a resume trains this epoch again
         self.run_dir.save_checkpoint("last", state)
-        if improved:
-            if weights == "ema":
-                state = {**state, "model": self.ema.model.state_dict(), "weights": "ema"}
-            self.run_dir.save_checkpoint("best", state)
         self.run_dir.write_metrics(self.history)
+        self._plot()
+
+    def _plot(self) -> None:
         plot_curves(self.history, self.run_dir.path / "curves.png",
                     title=f"{self.config.dataset} · {self.config.backbone} · {self.policy.name}")
 

@@ -77,7 +77,7 @@ def find_run_dirs(paths: Sequence[str | Path]) -> tuple[list[Path], list[Path]]:
             found.append(path)
             continue
         folder = path / "runs" if (path / "runs").is_dir() else path
-        children = sorted((p for p in folder.iterdir() if (p / "config.yaml").is_file()),
+        children = sorted((p for p in folder.iterdir() if not p.name.startswith(".") and (p / "config.yaml").is_file()),
                           key=lambda p: ((p / "config.yaml").stat().st_mtime, p.name))  # the order they started
         if not children:
             raise TlfError(f"{path} holds no run directories",

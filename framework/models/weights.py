@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ..errors import TlfError
+from ..rundir import load_error
 
 StateDict = dict[str, torch.Tensor]
 
@@ -26,8 +27,8 @@ def read_state_dict(path: Path | str) -> StateDict:
     try:
         data: Any = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle errors, truncated files, non-tensor content
-        raise TlfError(f"cannot read weights file {str(path)!r}: {type(exc).__name__}: {exc}",
-                       hint="pass a state dict or checkpoint saved with torch.save (tensors only)") from None
+        raise load_error(path, exc, "weights file",
+                         hint="pass a state dict or checkpoint saved with torch.save (tensors only)") from None
     for key in ("model", "state_dict"):
         if isinstance(data, dict) and isinstance(data.get(key), dict):
             data = data[key]

@@ -1,0 +1,333 @@
+"""Reliability trials: kill `tlf train` at random moments and resume it; race run-directory
+creation and resumes; feed hostile files and wrong inputs to the command line. Prints counts.
+
+    python benchmarks/reliability.py [--kills 20] [--races 20] [--double-resumes 3] [--seed 0]
+                                     [--skip-sweep] [--json]
+
+Kill trials (``--kills``, default 20) alternate two runs on a generated 3-class image tree (tiny,
+CPU, 4 epochs): ``transfer --augment basic`` (a frozen-feature cache of 4 augmented views) and
+``partial:conv5 --augment basic --feature-cache off`` (the live path). Each trial SIGKILLs a run at a moment drawn by one of three modes, in turn:
+
+- ``uniform``: anywhere in the run's reference duration;
+- ``checkpoint``: as soon as a checkpoint's temp file appears (inside a ``best.pt``/``last.pt``
+  write), plus 0-30 ms;
+- ``cache``: after the run's first line (set-up done), within the time the reference run took
+  to its first checkpoint: the feature-cache build and epoch 1;
+
+then resumes it (``tlf train --resume``; a run killed before its directory appeared is started
+again with the same ``--name``) and compares the finished run with an uninterrupted reference:
+metrics rows identical except wall-time columns, ``best.pt`` of the best epoch, no temp file.
+
+Race trials: ``--races`` rounds of 8 processes calling ``RunDir.create`` at once (counts
+exceptions and duplicate directories), and ``--double-resumes`` rounds of two ``--resume`` of
+the same run started together (exactly one may train).
+
+Every ``tlf`` invocation is a child forked from this process after it imported tlf (its CLI
+entry point, ``tlf.cli.main``, with the child's stdout/stderr in files): a SIGKILL kills a
+whole ``tlf`` process as in real use, without paying an interpreter start per trial, which on a
+shared 2-core machine costs more than the tiny training itself.
+
+The sweep runs hostile files through ``tlf predict`` / ``tlf data show`` (FIFO, a 100000x1
+PNG, a link loop, with a timeout: hangs are counted) and wrong inputs through every command,
+counting tracebacks.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+TIMING = {"images_per_second", "epoch_seconds"}
+EPOCHS = 4
+# (policy, augment, feature cache): the cached path (4 augmented views) and the live one
+POLICIES = (("transfer", "basic", "auto"), ("partial:conv5", "basic", "off"))
+MODES = ("uniform", "checkpoint", "cache")
+
+
+def make_data(root: Path, per_class: int = 8, val_per_class: int = 4, size: int = 40) -> Path:
+    """A train/val class tree whose classes differ by colour."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", per_class), ("val", val_per_class)):
+        for name, rgb in {"red": (200, 40, 40), "green": (40, 180, 60), "blue": (50, 60, 210)}.items():
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(n):
+                pixels = np.clip(np.array(rgb) + rng.integers(-40, 40, (size, size, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+    return root
+
+
+class Tlf:
+    """One ``tlf ARGS`` process, forked from this one (see the module docstring)."""
+
+    def __init__(self, args: list[str], logs: Path) -> None:
+        logs.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=logs, prefix="tlf-")
+        os.close(fd)
+        self.stdout, self.stderr = Path(name + ".out"), Path(name + ".err")
+        self.process = multiprocessing.get_context("fork").Process(target=_tlf_main, args=(args, self.stdout, self.stderr))
+        self.process.start()
+        self.pid = self.process.pid
+
+    def poll(self) -> int | None:
+        return self.process.exitcode
+
+    def kill(self) -> None:
+        self.process.kill()  # SIGKILL
+        self.process.join()
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """The exit status; None (and the process killed) when it ran past ``timeout``."""
+        self.process.join(timeout)
+        if self.process.exitcode is None:
+            self.kill()
+            return None
+        return self.process.exitcode
+
+    def first_line(self, timeout: float) -> None:
+        """Wait until the process wrote its first line on stderr (or ended)."""
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline and self.poll() is None and "\n" not in self.err():
+            time.sleep(0.005)
+
+    def out(self) -> str:
+        return self.stdout.read_text() if self.stdout.exists() else ""
+
+    def err(self) -> str:
+        return self.stderr.read_text(errors="replace") if self.stderr.exists() else ""
+
+
+def _tlf_main(args: list[str], stdout: Path, stderr: Path) -> None:
+    out, err = os.open(stdout, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), os.open(stderr, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    os.dup2(out, 1)
+    os.dup2(err, 2)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)
+    sys.stderr = open(2, "w", buffering=1, closefd=False)
+    sys.argv = ["tlf", *args]
+    from tlf.cli import main as tlf_main
+    tlf_main()
+
+
+def run_tlf(args: list[str], logs: Path, timeout: float = 900) -> tuple[int | None, str, str]:
+    """(exit status or None after a hang, stdout, stderr) of ``tlf ARGS``."""
+    proc = Tlf(args, logs)
+    return proc.wait(timeout), proc.out(), proc.err()
+
+
+def train_args(data: Path, out: Path, name: str, policy: str, augment: str, cache: str = "auto") -> list[str]:
+    return ["train", "--dataset", f"folder:{data}", "--policy", policy, "--augment", augment, "--epochs", str(EPOCHS),
+            "--feature-cache", cache,
+            "--backbone", "efficientnet_lite0", "--image-size", "32", "--batch-size", "8", "--workers", "0",
+            "--device", "cpu", "--lr", "0.01", "--seed", "1", "--out", str(out), "--name", name]
+
+
+def rows(run_dir: Path) -> list[dict]:
+    return [{k: v for k, v in json.loads(line).items() if k not in TIMING}
+            for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def reference(data: Path, out: Path, policy: str, augment: str, cache: str) -> dict:
+    """An uninterrupted run: its metrics and timings (to first line, to first checkpoint, total)."""
+    name = f"ref-{policy.replace(':', '_')}"
+    start = time.perf_counter()
+    proc = Tlf(train_args(data, out, name, policy, augment, cache), out / "logs")
+    proc.first_line(600)
+    first_line = time.perf_counter() - start
+    first_checkpoint = None
+    while proc.poll() is None:
+        if first_checkpoint is None and (out / name / "last.pt").exists():
+            first_checkpoint = time.perf_counter() - start
+        time.sleep(0.01)
+    if proc.poll() != 0:
+        raise SystemExit(f"reference run {name} failed: {proc.err()[-2000:]}")
+    return {"rows": rows(out / name), "first_line": first_line,
+            "first_checkpoint": first_checkpoint or time.perf_counter() - start, "total": time.perf_counter() - start}
+
+
+def kill_trial(data: Path, out: Path, trial: int, ref: dict, policy: str, augment: str, cache: str, mode: str,
+               rng: random.Random) -> dict:
+    name = f"kill{trial:02d}-{policy.replace(':', '_')}"
+    run_dir = out / name
+    args = train_args(data, out, name, policy, augment, cache)
+    proc = Tlf(args, out / "logs")
+    start = time.perf_counter()
+    if mode == "uniform":
+        time.sleep(rng.uniform(0, ref["total"]))
+    elif mode == "checkpoint":
+        deadline = start + 3 * ref["total"]
+        while time.perf_counter() < deadline and proc.poll() is None and not list(run_dir.glob(".*.pt.*.tmp")):
+            time.sleep(0.001)
+        time.sleep(rng.uniform(0, 0.03))
+    else:
+        proc.first_line(3 * ref["total"])  # the run's first line: set-up done, the cache build starts
+        time.sleep(rng.uniform(0, max(0.05, ref["first_checkpoint"] - ref["first_line"])))
+    killed_at = time.perf_counter() - start
+    finished_before = proc.poll() is not None
+    proc.kill()
+    existed = (run_dir / "config.yaml").is_file()
+    epochs_done = len(rows(run_dir)) if (run_dir / "metrics.jsonl").is_file() else 0
+    command = ["train", "--resume", str(run_dir), "--json"] if existed else [*args, "--json"]
+    rc, stdout, stderr = run_tlf(command, out / "logs")
+    result = {"trial": trial, "policy": policy, "mode": mode, "killed_at_s": round(killed_at, 3),
+              "finished_before_kill": finished_before, "dir_existed": existed, "epochs_before": epochs_done,
+              "resume_rc": rc, "traceback": "Traceback" in stderr}
+    if rc != 0:
+        result["error"] = stderr.strip().splitlines()[-1:] or [""]
+        return {**result, "complete": False, "identical": False}
+    import torch
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    best = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True, mmap=True)["epoch"] + 1
+    result["complete"] = (summary["epochs"] == EPOCHS and best == summary["best_epoch"]
+                          and not list(run_dir.glob(".*.tmp")) and (run_dir / "summary.json").is_file())
+    result["identical"] = rows(run_dir) == ref["rows"]
+    return result
+
+
+def _create(out: str, barrier, results) -> None:
+    from tlf.rundir import RunDir
+    barrier.wait()
+    try:
+        run = RunDir.create(out, "data", "net", "policy")
+        results.put(("ok", str(run.path)))
+    except BaseException as exc:  # noqa: BLE001 - counted by the parent
+        results.put(("error", f"{type(exc).__name__}: {exc}"))
+
+
+def race_trials(out: Path, rounds: int) -> dict:
+    context = multiprocessing.get_context("fork")
+    errors, duplicates = 0, 0
+    for r in range(rounds):
+        folder = out / f"race{r:02d}"
+        barrier, results = context.Barrier(8), context.Queue()
+        procs = [context.Process(target=_create, args=(str(folder), barrier, results)) for _ in range(8)]
+        for p in procs:
+            p.start()
+        got = [results.get(timeout=120) for _ in procs]
+        for p in procs:
+            p.join()
+        errors += sum(kind == "error" for kind, _ in got)
+        paths = [path for kind, path in got if kind == "ok"]
+        duplicates += len(paths) - len(set(paths))
+    return {"rounds": rounds, "processes": 8 * rounds, "exceptions": errors, "duplicate_dirs": duplicates}
+
+
+def double_resume_trials(data: Path, out: Path, rounds: int) -> dict:
+    """Two resumes of one run at once: exactly one trains, the other gets the one-line lock error."""
+    good = 0
+    for r in range(rounds):
+        name = f"double{r}"
+        if run_tlf(train_args(data, out, name, "transfer", "none"), out / "logs")[0] != 0:
+            continue
+        (out / name / "last.pt").unlink()  # as if killed in epoch 1: both resumes have work to do
+        procs = [Tlf(["train", "--resume", str(out / name)], out / "logs") for _ in range(2)]
+        outcomes = [(p.wait(900), p.err()) for p in procs]
+        codes = sorted(rc if rc is not None else -1 for rc, _ in outcomes)
+        locked = [err for rc, err in outcomes if rc == 1]
+        good += codes == [0, 1] and len(locked) == 1 and "is being trained by process" in locked[0] \
+            and locked[0].count("\n") == 1
+    return {"rounds": rounds, "one_trained_other_refused": good}
+
+
+def run_cli(args: list[str], logs: Path, timeout: float = 120) -> dict:
+    rc, _, stderr = run_tlf(args, logs, timeout)
+    return {"args": args, "rc": rc, "hang": rc is None, "traceback": "Traceback" in stderr,
+            "last_line": (stderr.strip().splitlines() or [""])[-1][:160]}
+
+
+def sweep(data: Path, out: Path, work: Path) -> dict:
+    """Hostile files (hangs, tracebacks) and wrong inputs (tracebacks) over the command line."""
+    from PIL import Image
+
+    logs = work / "logs"
+    run = out / "ref-transfer"
+    model = work / "model.onnx"
+    run_tlf(["export", str(run), "--output", str(model)], logs)
+    hostile = work / "hostile"
+    (hostile / "a").mkdir(parents=True)
+    (hostile / "b").mkdir()
+    for cls in "ab":
+        for i in range(3):
+            Image.new("RGB", (40, 40), (i * 40, 100, 200 if cls == "a" else 20)).save(hostile / cls / f"{i}.png")
+    os.mkfifo(hostile / "a" / "pipe.jpg")
+    Image.new("L", (100_000, 1)).save(hostile / "b" / "strip.png")
+    (hostile / "b" / "loop.jpg").symlink_to(hostile / "b" / "loop.jpg")
+    files = [["predict", str(model), str(hostile), "--json"], ["data", "show", f"folder:{hostile}"],
+             ["data", "show", f"folder:{hostile}", "--check"],
+             ["train", "--dataset", f"folder:{hostile}", "--epochs", "1", "--image-size", "32", "--batch-size", "2",
+              "--workers", "0", "--device", "cpu", "--out", str(work / "runs"), "--val-split", "0.34"]]
+    wrong = [["train", "--workers", "-1"], ["train", "--dropout", "2"], ["train", "--label-smoothing", "5"],
+             ["train", "--weight-decay", "-1"], ["train", "--seed", "-1"], ["train", "--seed", str(2 ** 65)],
+             ["train", "--out", "/proc/tlf"], ["train", "--epochs", "ten"], ["train", "--patience", "-1"],
+             ["train", "--image-size", "1", "--epochs", "1"], ["evaluate", str(run), "--top-k", "0"],
+             ["export", str(run), "--opset", "99", "--output", str(work / "x.onnx")],
+             ["train", "--resume", str(work)], ["predict", str(work / "missing.onnx"), str(hostile)],
+             ["evaluate", str(work)], ["inspect", "--backbone", "nope"], ["data", "show", "nope"]]
+    small = {"--dataset": "synthetic:train=8,val=4", "--image-size": "32", "--epochs": "1", "--workers": "0",
+             "--device": "cpu", "--out": str(work / "runs")}  # so that an input accepted by mistake trains briefly
+    wrong = [a + [x for k, v in small.items() if k not in a for x in (k, v)] if a[:2] != ["train", "--resume"]
+             and a[0] == "train" else a for a in wrong]
+    results = [run_cli(a, logs) for a in files] + [run_cli(a, logs) for a in wrong]
+    return {"invocations": len(results), "hangs": sum(r["hang"] for r in results),
+            "tracebacks": sum(r["traceback"] for r in results),
+            "with_traceback": [" ".join(r["args"][:3]) for r in results if r["traceback"]],
+            "hostile_file_runs": results[:len(files)]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--kills", type=int, default=20)
+    parser.add_argument("--races", type=int, default=20)
+    parser.add_argument("--double-resumes", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--skip-sweep", action="store_true")
+    parser.add_argument("--json", action="store_true", help="print every trial as JSON")
+    opts = parser.parse_args()
+    rng = random.Random(opts.seed)
+    import timm  # noqa: F401 - what every tlf process imports, once here: each one is forked from this one
+    import tlf.augment  # noqa: F401
+    import tlf.cli  # noqa: F401
+    import tlf.engine.api  # noqa: F401
+    import tlf.runtime  # noqa: F401
+    with tempfile.TemporaryDirectory(prefix="tlf-reliability-") as tmp:
+        work = Path(tmp)
+        os.environ["TLF_HOME"] = str(work / "home")
+        data = make_data(work / "data")
+        out = work / "runs"
+        needed = POLICIES if opts.kills else POLICIES[:1] if not opts.skip_sweep else ()  # the sweep exports ref-transfer
+        refs = {policy: reference(data, out, policy, augment, cache) for policy, augment, cache in needed}
+        kills = []
+        for trial in range(opts.kills):
+            policy, augment, cache = POLICIES[trial % len(POLICIES)]
+            mode = MODES[trial % len(MODES)]
+            kills.append(kill_trial(data, out, trial, refs[policy], policy, augment, cache, mode, rng))
+            print(json.dumps(kills[-1]), file=sys.stderr, flush=True)  # partial counts survive an interrupted run
+        report = {
+            "kills": {"trials": len(kills), "complete": sum(k["complete"] for k in kills),
+                      "identical_metrics": sum(k["identical"] for k in kills),
+                      "resume_tracebacks": sum(k["traceback"] for k in kills),
+                      "killed_before_dir": sum(not k["dir_existed"] for k in kills),
+                      "finished_before_kill": sum(k["finished_before_kill"] for k in kills),
+                      "by_mode": {m: sum(k["mode"] == m for k in kills) for m in MODES}},
+            "create_races": race_trials(work / "races", opts.races),
+            "double_resumes": double_resume_trials(data, out, opts.double_resumes),
+        }
+        if not opts.skip_sweep:
+            report["sweep"] = sweep(data, out, work)
+        if opts.json:
+            report["kill_trials"] = kills
+        print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
