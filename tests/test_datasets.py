@@ -196,6 +196,34 @@ def test_cifar10_refuses_pickles_that_run_code(tmp_path):
     assert not (tmp_path / "pwned").exists()
 
 
+def test_cifar10_pickles_and_the_jpeg_tree_give_the_same_split_and_classes(tmp_path):
+    """``folder:`` on a train/test/<class>/ copy of the batches (as ../shared/data/cifar10 is)
+    gives the same classes and, per split, the same labelled images as the pickles."""
+    from PIL import Image
+
+    batches = _cifar_folder(tmp_path / "py" / "cifar-10-batches-py")
+    for name, batch in batches.items():
+        split = "test" if name == "test_batch" else "train"
+        for row, (pixels, label) in enumerate(zip(batch[b"data"], batch[b"labels"])):
+            path = tmp_path / "tree" / split / CIFAR_CLASSES[label] / f"{name}-{row}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(pixels.reshape(3, 32, 32).transpose(1, 2, 0)).save(path)
+    for label in CIFAR_CLASSES:  # a class with no image in a tiny split still has its folder
+        for split in ("train", "test"):
+            (tmp_path / "tree" / split / label).mkdir(parents=True, exist_ok=True)
+            write_image(tmp_path / "tree" / split / label / "pad.png", size=(32, 32))
+    pickles = load_dataset("cifar10", DatasetRequest(cache_dir=tmp_path / "c", data_dir=tmp_path / "py"))
+    tree = load_dataset(f"folder:{tmp_path / 'tree'}", DatasetRequest(cache_dir=tmp_path / "c"))
+    assert tree.classes == pickles.classes == list(CIFAR_CLASSES)
+
+    def labelled(images, skip_pads=False):
+        keep = [i for i in range(len(images)) if not (skip_pads and images.key(i).endswith("pad.png"))]
+        return sorted((int(images.labels[i]), images.load(i).tobytes()) for i in keep)
+
+    assert labelled(tree.train, True) == labelled(pickles.train)
+    assert labelled(tree.val, True) == labelled(pickles.val)
+
+
 def _swap(folder: Path) -> None:
     a, b = folder / "data_batch_2", folder / "test_batch"
     data = a.read_bytes()
