@@ -39,7 +39,7 @@ def child(tree: Path) -> dict:
     from tlf.augment import AugmentRequest, build_pipeline
     from tlf.data.folder import load_folder
     from tlf.data.loaders import build_loaders
-    from tlf.data.splits import DatasetRequest
+    from tlf.data.dataset import DatasetRequest
 
     request = DatasetRequest(cache_dir=Path(os.environ["TLF_HOME"]) / "datasets")
     pipeline = build_pipeline("none", AugmentRequest(size=32, num_classes=10))
