@@ -134,19 +134,30 @@ def test_cats_and_dogs_zip_end_to_end(tmp_path, cache, monkeypatch):
 
 # ---- cifar10 ---------------------------------------------------------------------------------
 
-def _cifar_archive(tmp_path: Path, per_batch: int = 4) -> tuple[Path, dict]:
-    folder = tmp_path / "build" / "cifar-10-batches-py"
+CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+CIFAR_LABELS = {**{f"data_batch_{i}": f"training batch {i} of 5" for i in range(1, 6)},
+                "test_batch": "testing batch 1 of 1"}
+
+
+def _cifar_folder(folder: Path, per_batch: int = 4, classes: tuple[str, ...] = CIFAR_CLASSES) -> dict:
+    """A ``cifar-10-batches-py`` folder laid out as the original archive's; returns the batches."""
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
     batches = {}
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+    for name, label in CIFAR_LABELS.items():
         batch = {b"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
-                 b"labels": rng.integers(0, 10, per_batch).tolist(), b"batch_label": name.encode()}
+                 b"labels": rng.integers(0, 10, per_batch).tolist(), b"batch_label": label.encode()}
         (folder / name).write_bytes(pickle.dumps(batch, protocol=5))
         batches[name] = batch
-    names = [n.encode() for n in ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")]
+    names = [n.encode() for n in classes]
     (folder / "batches.meta").write_bytes(pickle.dumps({b"label_names": names, b"num_vis": 3072}, protocol=2))
     (folder / "readme.html").write_text("<html></html>")
+    return batches
+
+
+def _cifar_archive(tmp_path: Path, per_batch: int = 4) -> tuple[Path, dict]:
+    folder = tmp_path / "build" / "cifar-10-batches-py"
+    batches = _cifar_folder(folder, per_batch)
     return make_tar(folder, tmp_path / "cifar-10-python.tar.gz"), batches
 
 
@@ -173,7 +184,7 @@ def test_cifar10_end_to_end(tmp_path, cache, monkeypatch):
 
 def test_cifar10_refuses_pickles_that_run_code(tmp_path):
     folder = tmp_path / "cifar-10-batches-py"
-    folder.mkdir()
+    _cifar_folder(folder)
 
     class Evil:
         def __reduce__(self):
@@ -183,6 +194,96 @@ def test_cifar10_refuses_pickles_that_run_code(tmp_path):
     with pytest.raises(TlfError, match="not allowed"):
         load_dataset("cifar10", DatasetRequest(cache_dir=tmp_path / "c", data_dir=tmp_path))
     assert not (tmp_path / "pwned").exists()
+
+
+def test_cifar10_pickles_and_the_jpeg_tree_give_the_same_split_and_classes(tmp_path):
+    """``folder:`` on a train/test/<class>/ copy of the batches (as ../shared/data/cifar10 is)
+    gives the same classes and, per split, the same labelled images as the pickles."""
+    from PIL import Image
+
+    batches = _cifar_folder(tmp_path / "py" / "cifar-10-batches-py")
+    for name, batch in batches.items():
+        split = "test" if name == "test_batch" else "train"
+        for row, (pixels, label) in enumerate(zip(batch[b"data"], batch[b"labels"])):
+            path = tmp_path / "tree" / split / CIFAR_CLASSES[label] / f"{name}-{row}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(pixels.reshape(3, 32, 32).transpose(1, 2, 0)).save(path)
+    for label in CIFAR_CLASSES:  # a class with no image in a tiny split still has its folder
+        for split in ("train", "test"):
+            (tmp_path / "tree" / split / label).mkdir(parents=True, exist_ok=True)
+            write_image(tmp_path / "tree" / split / label / "pad.png", size=(32, 32))
+    pickles = load_dataset("cifar10", DatasetRequest(cache_dir=tmp_path / "c", data_dir=tmp_path / "py"))
+    tree = load_dataset(f"folder:{tmp_path / 'tree'}", DatasetRequest(cache_dir=tmp_path / "c"))
+    assert tree.classes == pickles.classes == list(CIFAR_CLASSES)
+
+    def labelled(images, skip_pads=False):
+        keep = [i for i in range(len(images)) if not (skip_pads and images.key(i).endswith("pad.png"))]
+        return sorted((int(images.labels[i]), images.load(i).tobytes()) for i in keep)
+
+    assert labelled(tree.train, True) == labelled(pickles.train)
+    assert labelled(tree.val, True) == labelled(pickles.val)
+
+
+def _swap(folder: Path) -> None:
+    a, b = folder / "data_batch_2", folder / "test_batch"
+    data = a.read_bytes()
+    a.write_bytes(b.read_bytes())
+    b.write_bytes(data)
+
+
+def _binary_layout(root: Path) -> None:
+    (root / "cifar-10-batches-bin").mkdir()
+    for name in ("batches.meta.txt", "data_batch_1.bin", "test_batch.bin"):
+        (root / "cifar-10-batches-bin" / name).write_bytes(b"\0" * 3073)
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda f: (f / "data_batch_3").unlink(), r"cifar-10-batches-py lacks data_batch_3 \(extract cifar-10-python"),
+    (lambda f: truncate(f / "data_batch_4", 0.6), r"cannot read CIFAR-10 file .*data_batch_4 \(truncated"),
+    (lambda f: truncate(f / "batches.meta", 0.5), r"cannot read CIFAR-10 file .*batches.meta \(truncated"),
+    (_swap, r"data_batch_2 holds 'testing batch 1 of 1', not 'training batch 2 of 5': batch files swapped"),
+    (lambda f: _cifar_folder(f.parent / "other" / "cifar-10-batches-py", classes=CIFAR_CLASSES[:9]) and
+     (f.parent / "other" / "cifar-10-batches-py" / "batches.meta").replace(f / "batches.meta"),
+     r"batches.meta names 9 classes, CIFAR-10 has 10"),
+    (lambda f: [(f / n).unlink() for n in CIFAR_LABELS] and _binary_layout(f.parent),
+     r"cifar-10-batches-bin holds the binary version .*give the python version instead"),
+])
+def test_cifar10_bad_folders_are_one_line_errors(tmp_path, damage, message):
+    folder = tmp_path / "data" / "cifar-10-batches-py"
+    _cifar_folder(folder)
+    damage(folder)
+    if not any((folder / n).exists() for n in CIFAR_LABELS):  # only the binary layout is left
+        folder = folder.parent
+        for p in (folder / "cifar-10-batches-py").iterdir():
+            p.unlink()
+        (folder / "cifar-10-batches-py").rmdir()
+    with pytest.raises(TlfError, match=message):
+        load_dataset("cifar10", DatasetRequest(cache_dir=tmp_path / "c", data_dir=tmp_path / "data", download=False))
+
+
+def test_cifar10_labels_outside_the_ten_classes_are_an_error(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    batches = _cifar_folder(folder)
+    batch = {**batches["data_batch_1"], b"labels": [0, 1, 10, 2]}
+    (folder / "data_batch_1").write_bytes(pickle.dumps(batch))
+    with pytest.raises(TlfError, match=r"data_batch_1 has labels outside 0..9 \(e.g. 10\)"):
+        load_dataset("cifar10", DatasetRequest(cache_dir=tmp_path / "c", data_dir=tmp_path))
+
+
+def test_cifar10_image_tree_given_by_mistake_points_at_folder(tmp_path):
+    make_class_tree(tmp_path / "cifar10" / "train", {"cat": 1, "dog": 1})
+    with pytest.raises(TlfError, match=r"is a folder tree of images.*--dataset folder:"):
+        load_dataset("cifar10", DatasetRequest(cache_dir=tmp_path / "c", data_dir=tmp_path / "cifar10"))
+
+
+def test_cifar10_swapped_batch_through_the_cli_is_one_line(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    _cifar_folder(folder)
+    _swap(folder)
+    result = CliRunner().invoke(cli, ["data", "show", "cifar10", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "batch files swapped or renamed" in lines[0], result.output
 
 
 # ---- folder: -----------------------------------------------------------------------------------

@@ -76,6 +76,17 @@ def test_feature_cache_matches_live_path(colour_data, tmp_path):
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
 
 
+def test_feature_cache_build_reports_every_image():
+    """The feature cache is the long silent stage of a big frozen run: it advances a progress bar."""
+    from tlf.engine.features import FeatureCache
+
+    batches = [(torch.zeros(4, 3, 8, 8, dtype=torch.uint8), torch.arange(4)) for _ in range(3)]
+    seen: list[int] = []
+    cache = FeatureCache.build(torch.nn.Flatten(), [batches, batches], 12, lambda x: x.float(), None,
+                               torch.device("cpu"), 1 << 30, advance=seen.append)
+    assert seen == [4] * 6 and cache.views == 2 and len(cache) == 12
+
+
 def test_evaluate_matches_training_accuracy(colour_data, tmp_path):
     run = tlf.train(dataset=f"folder:{colour_data}", policy="transfer", epochs=2, lr=3e-3, out=str(tmp_path),
                     quiet=True, **FAST)

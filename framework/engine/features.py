@@ -77,9 +77,10 @@ class FeatureCache:
 
     @classmethod
     def build(cls, prefix: nn.Module, passes: list[Iterable], size: int, to_input: Callable,
-              amp_dtype: torch.dtype | None, device: torch.device, budget: int) -> FeatureCache | None:
+              amp_dtype: torch.dtype | None, device: torch.device, budget: int,
+              advance: Callable[[int], None] | None = None) -> FeatureCache | None:
         """Run the prefix over each pass (``size`` images in index order); None when the features
-        would exceed ``budget`` bytes."""
+        would exceed ``budget`` bytes. ``advance(images)`` is called after every batch (progress)."""
         store = amp_dtype or torch.float32
         features: list[torch.Tensor] = []
         labels: torch.Tensor | None = None
@@ -94,6 +95,8 @@ class FeatureCache:
                         return None
                     chunks.append(out)
                     chunk_labels.append(y.to(device, non_blocking=True))
+                    if advance is not None:
+                        advance(len(y))
                 features.append(torch.cat(chunks))
                 labels = torch.cat(chunk_labels)
         return cls(features, labels)

@@ -275,15 +275,18 @@ class Trainer:
         prefix_module = nn.Sequential(*modules)
         start = time.perf_counter()
         train_loader, val_loader = self.parts.train_loader, self.parts.val_loader
-        cache = FeatureCache.build(prefix_module, ordered_passes(train_loader, views), len(train_loader.dataset),
-                                   self._to_input, self.placement.amp_dtype, self.device, memory_budget(self.device))
-        if cache is None:
-            self.report.info("feature cache: skipped, the frozen features do not fit in memory")
-            return
-        self.feature_cache = cache
-        self.cache_views = views
-        self.val_cache = FeatureCache.build(prefix_module, [val_loader], len(val_loader.dataset), self._to_input,
-                                            self.placement.amp_dtype, self.device, memory_budget(self.device))
+        passes = ordered_passes(train_loader, views)
+        with self.report.epoch("feature cache", sum(map(len, passes)) + len(val_loader)) as advance:
+            cache = FeatureCache.build(prefix_module, passes, len(train_loader.dataset), self._to_input,
+                                       self.placement.amp_dtype, self.device, memory_budget(self.device), advance)
+            if cache is None:
+                self.report.info("feature cache: skipped, the frozen features do not fit in memory")
+                return
+            self.feature_cache = cache
+            self.cache_views = views
+            self.val_cache = FeatureCache.build(prefix_module, [val_loader], len(val_loader.dataset), self._to_input,
+                                                self.placement.amp_dtype, self.device, memory_budget(self.device),
+                                                advance)
         self.remainder = Remainder(self.model, prefix)
         if self.config.compile:
             self.remainder = torch.compile(self.remainder)
