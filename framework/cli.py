@@ -24,6 +24,7 @@ COMMANDS = {
     "predict": "tlf.commands.predict:predict",
     "compare": "tlf.commands.compare:compare",
     "report": "tlf.commands.compare:report",
+    "tune": "tlf.commands.tune:tune",
 }
 
 

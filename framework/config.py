@@ -55,6 +55,7 @@ class RunConfig:
     patience: int | None = None  # early stopping on val accuracy
     out: str = "runs"
     name: str | None = None  # run directory name (default: dataset-backbone-policy-timestamp)
+    loggers: str | None = None  # --log: comma-separated (tensorboard, mlflow[:URI], ...); None: the run directory only
 
     def validate(self) -> RunConfig:
         """Raise TlfError for values no run can use; return self."""

@@ -2,19 +2,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..config import RunConfig, load_config
 from ..errors import TlfError
 
 
 def train(config: RunConfig | str | Path | None = None, *, resume: str | Path | None = None, quiet: bool = False,
-          **settings: Any):
+          should_stop: Callable[[int, dict], bool] | None = None, **settings: Any):
     """Train one run and return it (:class:`tlf.engine.trainer.Run`, with ``summary`` and ``directory``).
 
     ``config`` is a RunConfig or a YAML/JSON file; keyword ``settings`` override it
     (``tlf.train(dataset="flowers", policy="partial:conv5", epochs=5)``). ``resume``
-    continues an interrupted run directory from its last checkpoint.
+    continues an interrupted run directory from its last checkpoint. ``should_stop(epoch, row)``
+    is asked after each epoch (``row`` is its line of metrics.jsonl); True ends the run there,
+    as early stopping does (``tlf tune`` prunes trials with it).
     """
     from .trainer import Trainer, resume_config
 
@@ -24,7 +26,7 @@ def train(config: RunConfig | str | Path | None = None, *, resume: str | Path | 
                            hint="drop --config, or start a new run with it")
         resume = Path(resume)
         config = resume_config(resume)
-        allowed = {"device", "precision", "workers", "compile", "cache", "batch_size"}
+        allowed = {"device", "precision", "workers", "compile", "cache", "batch_size", "loggers"}
         changed = sorted(k for k, v in settings.items() if v is not None and k not in allowed)
         if changed:
             raise TlfError(f"cannot change {', '.join(changed)} when resuming",
@@ -34,7 +36,7 @@ def train(config: RunConfig | str | Path | None = None, *, resume: str | Path | 
         config = config.merged(settings).validate()
     else:
         config = load_config(config, **settings)
-    trainer = Trainer(config, resume_dir=resume, quiet=quiet)
+    trainer = Trainer(config, resume_dir=resume, quiet=quiet, should_stop=should_stop)
     trainer.fit()
     return trainer.run
 

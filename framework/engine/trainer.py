@@ -6,6 +6,7 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -16,6 +17,7 @@ from ..config import RunConfig
 from ..errors import TlfError
 from ..pluginmanager import get_plugin_manager
 from ..rundir import RunDir, load_checkpoint, read_run_config
+from ..tracking import STEP_EVERY, LoggerRequest, Loggers, check_loggers
 from . import distributed as ddp
 from .device import Placement, place
 from .features import FeatureCache, Remainder, frozen_prefix, memory_budget, ordered_passes
@@ -68,9 +70,14 @@ def count_params(model: nn.Module) -> tuple[int, int]:
 class Trainer:
     """Trains one run; ``fit()`` returns the summary."""
 
-    def __init__(self, config: RunConfig, resume_dir: Path | None = None, quiet: bool = False) -> None:
+    def __init__(self, config: RunConfig, resume_dir: Path | None = None, quiet: bool = False,
+                 should_stop: Callable[[int, dict], bool] | None = None) -> None:
         self.started = time.perf_counter()
         self.world = ddp.init_world(config.device)
+        if self.world.is_main:
+            check_loggers(config.loggers)
+        self.loggers = Loggers({})
+        self.should_stop = should_stop  # called after each epoch with (epoch, row): True ends the run there
         self.placement: Placement = place(config.device, config.precision,
                                           self.world.local_rank if self.world.distributed else None)
         self.report = Reporter(quiet=quiet, enabled=self.world.is_main)
@@ -199,6 +206,14 @@ class Trainer:
 
     # ---- the loop -----------------------------------------------------------------------
     def fit(self) -> dict:
+        """Train to the end; the loggers hear of a run that fails or is interrupted."""
+        try:
+            return self._fit()
+        except BaseException as exc:
+            self.loggers.finish(None, "killed" if isinstance(exc, KeyboardInterrupt) else "failed")
+            raise
+
+    def _fit(self) -> dict:
         config = self.config
         epochs = config.epochs
         if self.world.is_main:
@@ -217,6 +232,10 @@ class Trainer:
                            else len(self.parts.train_loader))
         schedule = warmup_cosine(epochs * steps_per_epoch, round(config.warmup_epochs * steps_per_epoch))
         self.step = self.start_epoch * steps_per_epoch  # checkpoints are taken at epoch ends
+        if self.world.is_main:
+            self.loggers = Loggers.open(config.loggers, LoggerRequest(
+                self.run_dir.path, config.to_dict(), list(self.parts.splits.classes), list(self.history), self.step,
+                resumed=self.start_epoch > 0))
         stale = 0
         for epoch in range(self.start_epoch, epochs):
             if self.policy.on_epoch_start(self.model, epoch, self.optimizer):
@@ -247,6 +266,10 @@ class Trainer:
                                  f"  val loss {row['val_loss']:.4f} acc {row['val_acc']:.3f}  "
                                  f"{row['images_per_second']:.0f} img/s{'  *' if improved else ''}")
                 get_plugin_manager().notify("tlf_on_epoch_end", run=self.run, epoch=epoch + 1, metrics=row)
+                self.loggers.log_epoch(self.step, row)
+            if self.should_stop is not None and self.should_stop(epoch + 1, row):
+                self.report.info(f"stopped after epoch {epoch + 1} (asked by the caller, e.g. a tuner's pruner)")
+                break
             if config.patience is not None and stale >= config.patience:
                 self.report.info(f"early stop: val accuracy did not improve for {config.patience} epoch(s)")
                 break
@@ -285,6 +308,9 @@ class Trainer:
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
                 self.step += 1
+                if self.loggers and self.step % STEP_EVERY == 0:
+                    self.loggers.log_step(self.step, {"train/loss": loss.item(), **{
+                        f"lr/{g.get('name', i)}": g["lr"] for i, g in enumerate(self.optimizer.param_groups)}})
                 n = y.shape[0]
                 detached = loss.detach()
                 sums[0] += detached * n
@@ -371,6 +397,7 @@ class Trainer:
             self.run_dir.write_json("summary.json", summary)
             self.run.summary = summary
             get_plugin_manager().notify("tlf_on_run_end", run=self.run, summary=summary)
+            self.loggers.finish(summary)
         ddp.close_world(self.world)
         return summary or {}
 

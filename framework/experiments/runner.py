@@ -18,7 +18,7 @@ from ..registry import get_registry
 from .results import Comparison, load_results
 
 # settings a run may be resumed or reused with although they differ from its config.yaml
-REUSABLE = ("device", "precision", "workers", "compile", "cache", "out", "name")
+REUSABLE = ("device", "precision", "workers", "compile", "cache", "out", "name", "loggers")
 IDENTITY = ("dataset", "backbone", "policy", "seed")  # what makes a run the one planned
 
 
@@ -136,7 +136,7 @@ def compare(dataset: str | None = None, backbones: str | Sequence[str] | None = 
     runs_dir = out / "runs"
     say = log or (lambda message: None)
     shared = {k: v for k, v in base.to_dict().items() if k not in ("dataset", "backbone", "policy", "seed", "out", "name")}
-    resume_settings = {k: shared[k] for k in ("device", "precision", "workers", "compile", "cache")}
+    resume_settings = {k: shared[k] for k in ("device", "precision", "workers", "compile", "cache", "loggers")}
 
     for index, run in enumerate(runs, 1):
         path = runs_dir / run.name

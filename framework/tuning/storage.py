@@ -1,0 +1,67 @@
+"""Where a study lives: Optuna's own storages, opened with errors a user can act on.
+
+- nothing given: SQLite in the output folder (``OUT/optuna.db``), for one machine;
+- ``sqlite:///PATH``, ``postgresql://...``, ``mysql+pymysql://...``: an RDB that several
+  ``tlf tune`` processes, on one machine or many, share (Optuna's RDBStorage);
+- ``journal:PATH``: Optuna's journal file, for a shared file system without a database.
+
+An unreachable server fails within :data:`CONNECT_TIMEOUT` seconds instead of hanging.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+from ..errors import TlfError
+
+CONNECT_TIMEOUT = 10  # seconds to reach a database server
+SQLITE_BUSY_TIMEOUT = 60  # seconds a writer waits for another process's lock on a SQLite study
+STORAGE_HINT = "use sqlite:///PATH, postgresql://USER@HOST/DB, mysql+pymysql://USER@HOST/DB or journal:PATH"
+
+
+def default_storage(out: Path) -> str:
+    """The embedded store: SQLite in the output folder."""
+    return f"sqlite:///{(out / 'optuna.db').resolve()}"
+
+
+def safe_url(url: str) -> str:
+    """``url`` without its password, for messages."""
+    try:
+        from sqlalchemy.engine import make_url
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url
+
+
+def open_storage(url: str, heartbeat: bool = True) -> Any:
+    """An Optuna storage for ``url``; any failure to reach or create it is one TlfError.
+
+    ``heartbeat``: RDB trials send a heartbeat, so that a trial whose process died is marked
+    failed (and tried again once) by the next process that opens the study."""
+    import optuna
+    if url.startswith("journal:"):
+        from optuna.storages.journal import JournalFileBackend
+        path = Path(url.removeprefix("journal:"))
+        if not path.parent.is_dir():
+            raise TlfError(f"the folder of journal storage {path} does not exist", hint="create it, or " + STORAGE_HINT)
+        try:
+            return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+        except Exception as exc:
+            raise TlfError(f"cannot open journal storage {path}: {exc}", hint=STORAGE_HINT) from None
+    if "://" not in url:
+        raise TlfError(f"storage {url!r} is not a URL", hint=STORAGE_HINT)
+    connect = {"timeout": SQLITE_BUSY_TIMEOUT} if url.startswith("sqlite") else {"connect_timeout": CONNECT_TIMEOUT}
+    retry = {"heartbeat_interval": 60, "grace_period": 180,
+             "heartbeat_stale_trial_callback": optuna.storages.RetryFailedTrialCallback(max_retry=1)} if heartbeat else {}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats, stable since 2.9
+            return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": connect}, **retry)
+    except ModuleNotFoundError as exc:
+        raise TlfError(f"storage {safe_url(url)} needs the database driver {exc.name!r}, which is not installed",
+                       hint=f"pip install {exc.name}") from None
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TlfError(f"cannot open study storage {safe_url(url)}: {reason}",
+                       hint="check the URL, that the server is up and reachable, and the credentials; " + STORAGE_HINT) from None
