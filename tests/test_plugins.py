@@ -17,7 +17,7 @@ from tlf.pluginmanager import PluginLoadWarning, PluginManager, get_plugin_manag
 from tlf.registry import Registry, get_registry
 from tlf.specs import AugmentationSpec, BackboneSpec, DatasetSpec, PolicySpec
 
-EXAMPLE_PLUGINS = {("dataset", "stripes"), ("backbone", "smallcnn"), ("policy", "bn-only"),
+EXAMPLE_PLUGINS = {("dataset", "stripes"), ("backbone", "smallcnn"), ("policy", "bn-only"), ("logger", "jsonl"),
                    ("augmentation", "grayscale")}
 
 

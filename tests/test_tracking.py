@@ -3,12 +3,16 @@ loggers that fail, and the plugin kind itself."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Iterator
 
 import pytest
+from plugin_helpers import example_site
 
 import tlf
 from tlf.errors import TlfError
@@ -180,3 +184,18 @@ def test_no_logger_means_no_tracker_files(tmp_path: Path) -> None:
     assert not list(run.directory.glob("events.out.tfevents.*")) and not (run.directory / "mlflow.json").exists()
     assert not (tmp_path / "mlflow.db").exists()
 
+
+
+def test_the_example_packages_jsonl_logger_loads_from_outside(tmp_path: Path) -> None:
+    args = ["train", "--out", str(tmp_path), "--name", "run", "--epochs", "2", "--log", "jsonl", "--quiet"]
+    for key, value in FAST.items():
+        args += [f"--{key.replace('_', '-')}", str(value)]
+    env = {k: v for k, v in os.environ.items() if k != "TLF_LOAD_PLUGINS"}
+    env.update(PYTHONPATH=str(example_site()), NO_ALBUMENTATIONS_UPDATE="1", OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, "-m", "tlf", *args], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr
+    events = [json.loads(line) for line in (tmp_path / "run" / "events.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in events] == ["start", "step", "epoch", "step", "epoch", "end"]
+    epochs = [{k: v for k, v in e.items() if k not in ("event", "step")} for e in events if e["event"] == "epoch"]
+    assert epochs == metrics_rows(tmp_path / "run")
+    assert events[-1]["status"] == "finished" and events[-1]["summary"]["epochs"] == 2

@@ -52,11 +52,11 @@ def open_storage(url: str, heartbeat: bool = True) -> Any:
     if "://" not in url:
         raise TlfError(f"storage {url!r} is not a URL", hint=STORAGE_HINT)
     connect = {"timeout": SQLITE_BUSY_TIMEOUT} if url.startswith("sqlite") else {"connect_timeout": CONNECT_TIMEOUT}
-    retry = {"heartbeat_interval": 60, "grace_period": 180,
-             "heartbeat_stale_trial_callback": optuna.storages.RetryFailedTrialCallback(max_retry=1)} if heartbeat else {}
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats, stable since 2.9
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats, in use since 2.9
+            retry = {"heartbeat_interval": 60, "grace_period": 180, "heartbeat_stale_trial_callback":
+                     optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)} if heartbeat else {}
             return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": connect}, **retry)
     except ModuleNotFoundError as exc:
         raise TlfError(f"storage {safe_url(url)} needs the database driver {exc.name!r}, which is not installed",
