@@ -125,3 +125,19 @@ def test_cli_space_file_errors_are_one_line(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [f"Error: {space}: lr: low 0.01 is above high 1e-05 "
                                                 f"(write loguniform(1e-05, 0.01))"]
+
+
+def test_a_space_file_maps_to_optuna_distributions(tmp_path: Path) -> None:
+    from tlf.tuning.space import load_space
+    path = tmp_path / "space.yaml"
+    path.write_text("lr: loguniform(1e-5, 1e-2)\nweight_decay: [0, 1e-2]\nepochs: int(2, 6, 2)\n"
+                    "batch_size: logint(8, 64)\npolicy: choice(transfer, partial:conv5)\nimage_size: 128\n")
+    space = load_space(path)
+    d = optuna.distributions
+    assert space.distributions == {
+        "lr": d.FloatDistribution(1e-5, 1e-2, log=True), "weight_decay": d.CategoricalDistribution([0.0, 0.01]),
+        "epochs": d.IntDistribution(2, 6, step=2), "batch_size": d.IntDistribution(8, 64, log=True),
+        "policy": d.CategoricalDistribution(["transfer", "partial:conv5"])}
+    assert space.fixed == {"image_size": 128}
+    with pytest.raises(TlfError, match="search space file .* does not exist"):
+        load_space(tmp_path / "missing.yaml")
