@@ -16,7 +16,7 @@ import time
 from typing import Any, Iterator, Sequence
 
 from ..errors import TlfError
-from ..tuning.storage import open_storage, safe_url
+from ..tuning.storage import open_storage, require_optuna, safe_url
 from .runner import PlannedRun
 
 CELLS_ATTR = "tlf_compare_cells"
@@ -26,7 +26,7 @@ WAIT_FOR_GRID = 60.0  # seconds a worker waits for the creating worker to enqueu
 
 def _study(storage_url: str, name: str, runs: Sequence[PlannedRun]) -> tuple[Any, Any]:
     """The shared study of the grid, created and filled by exactly one worker."""
-    import optuna
+    optuna = require_optuna()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     storage = open_storage(storage_url, heartbeat=False)
     cells = [run.name for run in runs]

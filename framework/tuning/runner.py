@@ -20,7 +20,7 @@ from ..errors import TlfError
 from ..rundir import atomic_write, read_run_config
 from ..tracking import check_loggers
 from .space import SearchSpace, load_space, parse_space
-from .storage import default_storage, open_storage, safe_url
+from .storage import default_storage, open_storage, require_optuna, safe_url
 
 SAMPLERS = ("tpe", "random")
 PRUNERS = ("median", "hyperband", "none")
@@ -175,8 +175,7 @@ def tune(space: str | Path | dict, *, trials: int | None = 10, timeout: float | 
     (default: SQLite in ``out``, default ``tuning/<study>``). Keyword ``settings`` and the
     ``config`` file are the run settings every trial starts from.
     """
-    import optuna
-
+    optuna = require_optuna()
     if trials is None and timeout is None:
         raise TlfError("neither a number of trials nor a timeout: the search would never end",
                        hint="pass --trials N and/or --timeout SECONDS")

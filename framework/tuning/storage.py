@@ -20,6 +20,16 @@ SQLITE_BUSY_TIMEOUT = 60  # seconds a writer waits for another process's lock on
 STORAGE_HINT = "use sqlite:///PATH, postgresql://USER@HOST/DB, mysql+pymysql://USER@HOST/DB or journal:PATH"
 
 
+def require_optuna() -> Any:
+    """The optuna module, or a TlfError naming the extra that installs it."""
+    try:
+        import optuna
+    except ModuleNotFoundError:
+        raise TlfError("tlf tune and tlf compare --storage need Optuna, which is not installed",
+                       hint="pip install 'tlf[tune]'") from None
+    return optuna
+
+
 def default_storage(out: Path) -> str:
     """The embedded store: SQLite in the output folder."""
     return f"sqlite:///{(out / 'optuna.db').resolve()}"
