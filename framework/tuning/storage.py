@@ -9,6 +9,7 @@ An unreachable server fails within :data:`CONNECT_TIMEOUT` seconds instead of ha
 """
 from __future__ import annotations
 
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from ..errors import TlfError
 
 CONNECT_TIMEOUT = 10  # seconds to reach a database server
 SQLITE_BUSY_TIMEOUT = 60  # seconds a writer waits for another process's lock on a SQLite study
+CREATE_ATTEMPTS = 5  # tries to open a new database that another worker is creating at the same moment
+RACES = ("already exists", "UNIQUE constraint failed", "database is locked")  # what such a race looks like
 STORAGE_HINT = "use sqlite:///PATH, postgresql://USER@HOST/DB, mysql+pymysql://USER@HOST/DB or journal:PATH"
 
 
@@ -44,6 +47,15 @@ def safe_url(url: str) -> str:
         return url
 
 
+def _rdb(optuna: Any, url: str, connect: dict, heartbeat: bool) -> Any:
+    """Optuna's RDBStorage, with heartbeats (and one retry of a trial whose process died) if asked."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats, in use since 2.9
+        retry = {"heartbeat_interval": 60, "grace_period": 180, "heartbeat_stale_trial_callback":
+                 optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)} if heartbeat else {}
+        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": connect}, **retry)
+
+
 def open_storage(url: str, heartbeat: bool = True) -> Any:
     """An Optuna storage for ``url``; any failure to reach or create it is one TlfError.
 
@@ -63,11 +75,13 @@ def open_storage(url: str, heartbeat: bool = True) -> Any:
         raise TlfError(f"storage {url!r} is not a URL", hint=STORAGE_HINT)
     connect = {"timeout": SQLITE_BUSY_TIMEOUT} if url.startswith("sqlite") else {"connect_timeout": CONNECT_TIMEOUT}
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats, in use since 2.9
-            retry = {"heartbeat_interval": 60, "grace_period": 180, "heartbeat_stale_trial_callback":
-                     optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)} if heartbeat else {}
-            return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": connect}, **retry)
+        for attempt in range(CREATE_ATTEMPTS):
+            try:
+                return _rdb(optuna, url, connect, heartbeat)
+            except Exception as exc:  # workers started together race to create the tables of a new database
+                if not any(text in str(exc) for text in RACES) or attempt == CREATE_ATTEMPTS - 1:
+                    raise
+                time.sleep(1.0)
     except ModuleNotFoundError as exc:
         raise TlfError(f"storage {safe_url(url)} needs the database driver {exc.name!r}, which is not installed",
                        hint=f"pip install {exc.name}") from None
