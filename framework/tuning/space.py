@@ -72,7 +72,7 @@ def _check_value(name: str, value: Any, source: str) -> None:
     if bad_type and value is not None:
         raise TlfError(f"{source}: {name} takes a {kind}, got {value!r}", hint=EXAMPLE)
     try:
-        dataclasses.replace(RunConfig(), **{name: value}).validate()
+        dataclasses.replace(RunConfig(), **{name: value}).checked()
     except TypeError as exc:
         raise TlfError(f"{source}: invalid {name} {value!r}: {exc}", hint=EXAMPLE) from None
     except TlfError as exc:
