@@ -76,7 +76,7 @@ def _check_value(name: str, value: Any, source: str) -> None:
     except TypeError as exc:
         raise TlfError(f"{source}: invalid {name} {value!r}: {exc}", hint=EXAMPLE) from None
     except TlfError as exc:
-        raise TlfError(f"{source}: {exc}", hint=exc.hint) from None
+        raise TlfError(f"{source}: {exc.message}", hint=exc.hint) from None
     if value is None:
         return
     from ..registry import get_registry
