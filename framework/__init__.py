@@ -20,6 +20,7 @@ _LAZY = {
     "RunConfig": "tlf.config",
     "compare": "tlf.experiments",
     "report": "tlf.experiments",
+    "tune": "tlf.tuning",
 }
 
 __all__ = ["__version__", "TlfError", *_LAZY]

@@ -26,6 +26,7 @@ COMMANDS = {
     "compare": "tlf.commands.compare:compare",
     "report": "tlf.commands.compare:report",
     "explain": "tlf.commands.explain:explain",
+    "tune": "tlf.commands.tune:tune",
 }
 
 

@@ -24,7 +24,7 @@ SAMPLERS = ("shuffle", "balanced")
 CLASS_WEIGHTS = ("none", "auto", "effective")  # or a file
 # the settings a run may be resumed with although they differ from its config.yaml
 # (epochs: only more than planned, see tlf.engine.api.check_more_epochs)
-RESUMABLE = ("device", "precision", "workers", "compile", "cache", "batch_size", "epochs")
+RESUMABLE = ("device", "precision", "workers", "compile", "cache", "batch_size", "epochs", "loggers")
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,7 @@ class RunConfig:
     patience: int | None = None  # early stopping on val accuracy
     out: str = "runs"
     name: str | None = None  # run directory name (default: dataset-backbone-policy-timestamp)
+    loggers: str | None = None  # --log: comma-separated (tensorboard, mlflow[:URI], ...); None: the run directory only
 
     def checked(self) -> RunConfig:
         """A copy with every value checked (type, range, choices; floats as float); bad values

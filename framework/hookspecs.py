@@ -47,6 +47,11 @@ def tlf_register_augmentations(register: Callable[..., None]) -> None:
 
 
 @hookspec
+def tlf_register_loggers(register: Callable[..., None]) -> None:
+    """Register experiment trackers: ``register(LoggerSpec(...))`` once per logger (``--log NAME``)."""
+
+
+@hookspec
 def tlf_register_commands(cli: click.Group) -> None:
     """Add click commands to the ``tlf`` command group (``cli.add_command(...)``)."""
 

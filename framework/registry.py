@@ -9,7 +9,8 @@ from .errors import TlfError
 from .pluginmanager import LOAD_ENV, PluginManager, get_plugin_manager
 from .specs import KINDS, SPEC_TYPES, Spec
 
-SINGULAR = {"datasets": "dataset", "backbones": "backbone", "policies": "policy", "augmentations": "augmentation"}
+SINGULAR = {"datasets": "dataset", "backbones": "backbone", "policies": "policy", "augmentations": "augmentation",
+            "loggers": "logger"}
 
 
 def _check_kind(kind: str) -> None:

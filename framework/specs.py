@@ -11,13 +11,14 @@ defined in the core:
 - backbones:     ``factory(argument, request: tlf.models.BackboneRequest) -> tlf.models.Backbone``
 - policies:      ``factory(argument, request: tlf.policies.PolicyRequest) -> tlf.policies.FreezePolicy``
 - augmentations: ``factory(argument, request: tlf.augment.AugmentRequest) -> tlf.augment.Augmentation``
+- loggers:       ``factory(argument, request: tlf.tracking.LoggerRequest) -> tlf.tracking.Logger``
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
-KINDS = ("datasets", "backbones", "policies", "augmentations")
+KINDS = ("datasets", "backbones", "policies", "augmentations", "loggers")
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,13 @@ class AugmentationSpec(Spec):
     batch_level: bool = False  # applied to whole batches (mixup, cutmix)
 
 
+@dataclass(frozen=True)
+class LoggerSpec(Spec):
+    kind: ClassVar[str] = "loggers"
+    modules: tuple[str, ...] = ()  # Python modules its factory imports (checked before a run starts)
+    install: str = ""  # how to install them, e.g. "'tlf[tensorboard]'"
+
+
 SPEC_TYPES: dict[str, type[Spec]] = {
-    cls.kind: cls for cls in (DatasetSpec, BackboneSpec, PolicySpec, AugmentationSpec)
+    cls.kind: cls for cls in (DatasetSpec, BackboneSpec, PolicySpec, AugmentationSpec, LoggerSpec)
 }

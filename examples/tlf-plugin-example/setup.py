@@ -4,7 +4,8 @@ from setuptools import setup
 setup(
     name="tlf-plugin-example",
     version="0.1.0",
-    description="Example tlf plugins: stripes dataset, smallcnn backbone, bn-only policy, grayscale augmentation",
+    description="Example tlf plugins: stripes dataset, smallcnn backbone, bn-only policy, grayscale augmentation, "
+                "jsonl logger",
     license="MIT",
     python_requires=">=3.10",
     packages=["tlf_plugin_example"],

@@ -31,13 +31,17 @@ def _show(comparison, as_json: bool) -> None:
 @click.option("--out", "-o", type=click.Path(file_okay=False),
               help="Comparison folder; run again with the same folder to resume (default: comparisons/DATASET).")
 @settings("epochs", "augment", "image_size", "batch_size", "optimizer", "lr", "weight_decay", "label_smoothing", "head",
-          "patience", "device", "precision", "channels_last", "workers", "cache", "data_dir", "download", "val_split")
+          "patience", "device", "precision", "channels_last", "workers", "cache", "data_dir", "download", "val_split", "loggers")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML/JSON settings for every run.")
+@click.option("--storage", help="Optuna storage URL shared by several 'tlf compare' workers, which split the grid "
+                                "(sqlite:///PATH, postgresql://..., journal:PATH; docs/tuning.md).")
+@click.option("--study", help="Name of the shared grid in --storage (default: compare-OUT_FOLDER_NAME).")
 @click.option("--quiet", "-q", is_flag=True, help="No training progress; only one line per run and the table.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the comparison as one JSON object on stdout (progress stays on stderr).")
 def compare(dataset: str | None, backbone: tuple[str, ...], backbones: tuple[str, ...], policies: str, seeds: int,
-            seed: int, out: str | None, config_file: str | None, quiet: bool, as_json: bool, **settings) -> None:
+            seed: int, out: str | None, config_file: str | None, storage: str | None, study: str | None, quiet: bool,
+            as_json: bool, **settings) -> None:
     """Train each freeze policy (x backbone x seed) on one dataset and compare them.
 
     \b
@@ -47,14 +51,15 @@ def compare(dataset: str | None, backbone: tuple[str, ...], backbones: tuple[str
 
     Runs go to OUT/runs/BACKBONE-POLICY-sSEED, one after another. Interrupted? Run the same
     command again: finished runs are kept, interrupted ones resume, the rest start.
-    Writes OUT/comparison.md, .csv, .json and .png.
+    Writes OUT/comparison.md, .csv, .json and .png. With --storage, start the same command
+    once per GPU or machine: the workers split the grid, and no cell runs twice.
     """
     from rich.console import Console
 
     from ..experiments import compare as run_comparison
     console = Console(stderr=True)
     comparison = run_comparison(dataset, [*backbone, *backbones], policies, seeds=seeds, seed=seed, out=out,
-                                config=config_file, quiet=quiet,
+                                config=config_file, quiet=quiet, storage=storage, study=study,
                                 log=lambda message: console.print(message, highlight=False, markup=False), **settings)
     _show(comparison, as_json)
 

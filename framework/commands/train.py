@@ -20,7 +20,7 @@ TRAIN_SETTINGS = ("dataset", "backbone", "policy", "augment", "epochs", "batch_s
                   "weight_decay", "warmup_epochs", "schedule", "accumulate", "class_weights", "sampler", "ema",
                   "label_smoothing", "grad_clip", "seed", "device", "precision", "channels_last", "compile", "workers",
                   "cache", "feature_cache", "head", "dropout", "train_bn", "pretrained", "weights", "data_dir",
-                  "download", "val_split", "strict", "patience")
+                  "download", "val_split", "strict", "patience", "loggers")
 
 
 @click.command(epilog=_help_defaults())

@@ -2,28 +2,31 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .. import messages
 from ..config import RunConfig
 
 
 def train(config: RunConfig | str | Path | None = None, *, resume: str | Path | None = None, quiet: bool = False,
-          **settings: Any):
+          should_stop: Callable[[int, dict], bool] | None = None, **settings: Any):
     """Train one run and return it (:class:`tlf.engine.trainer.Run`, with ``summary`` and ``directory``).
 
     ``config`` is a RunConfig or a YAML/JSON file; keyword ``settings`` override it
     (``tlf.train(dataset="flowers", policy="partial:conv5", epochs=5)``). ``resume``
     continues an interrupted run directory from its last checkpoint; with ``epochs`` above
     the planned number it continues to that many (the schedule is stretched to the new
-    length: the rest of the run follows the schedule of a run planned that long).
+    length: the rest of the run follows the schedule of a run planned that long). ``should_stop(epoch, row)``
+    is asked after each epoch (``row`` is its line of metrics.jsonl); True ends the run there,
+    as early stopping does (``tlf tune`` prunes trials with it).
     """
     from ..plan import plan_run
     from .trainer import Trainer
 
     plan = plan_run(config, settings, resume)
     with messages.scope():  # the run's Reporter is the message channel while it runs
-        trainer = Trainer(plan, resume_dir=Path(resume) if resume is not None else None, quiet=quiet)
+        trainer = Trainer(plan, resume_dir=Path(resume) if resume is not None else None, quiet=quiet,
+                          should_stop=should_stop)
         try:
             trainer.fit()
         finally:

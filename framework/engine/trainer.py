@@ -7,6 +7,7 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -17,6 +18,7 @@ from ..config import RunConfig
 from ..errors import TlfError
 from ..pluginmanager import get_plugin_manager
 from ..rundir import PREPROCESSING_FILE, RunDir, load_checkpoint, read_run_config
+from ..tracking import STEP_EVERY, LoggerRequest, Loggers, check_loggers
 from . import distributed as ddp
 from .placement import Placement, place
 from .features import FeatureCache, Remainder, frozen_prefix, memory_budget, ordered_passes
@@ -73,12 +75,16 @@ class Trainer:
     """Trains one run; ``fit()`` returns the summary."""
 
     def __init__(self, plan: RunConfig, resume_dir: Path | None = None, quiet: bool = False,
-                 open_run_dir: bool = True) -> None:
+                 open_run_dir: bool = True, should_stop: Callable[[int, dict], bool] | None = None) -> None:
         """``plan``: a run's resolved plan (:func:`tlf.plan.plan_run`); ``open_run_dir`` False
         (the lr finder): no run directory."""
         self.started = time.perf_counter()
         config = plan
         self.world = ddp.init_world(config.device)
+        if self.world.is_main:
+            check_loggers(config.loggers)
+        self.loggers = Loggers({})
+        self.should_stop = should_stop  # called after each epoch with (epoch, row): True ends the run there
         self.placement: Placement = place(config.device, config.precision,
                                           self.world.local_rank if self.world.distributed else None)
         self.report = Reporter(quiet=quiet, enabled=self.world.is_main)
@@ -304,6 +310,14 @@ class Trainer:
         self._maybe_cache_features(self.config.epochs - self.start_epoch)
 
     def fit(self) -> dict:
+        """Train to the end; the loggers hear of a run that fails or is interrupted."""
+        try:
+            return self._fit()
+        except BaseException as exc:
+            self.loggers.finish(None, "killed" if isinstance(exc, KeyboardInterrupt) else "failed")
+            raise
+
+    def _fit(self) -> dict:
         config = self.config
         epochs = config.epochs
         if self.world.is_main:
@@ -325,6 +339,10 @@ class Trainer:
             schedule.load_state_dict(self.schedule_state)
         self.schedule = schedule
         self.step = self.start_epoch * steps_per_epoch  # checkpoints are taken at epoch ends
+        if self.world.is_main:
+            self.loggers = Loggers.open(config.loggers, LoggerRequest(
+                self.run_dir.path, config.to_dict(), list(self.parts.splits.classes), list(self.history), self.step,
+                resumed=self.start_epoch > 0))
         stale = 0
         for epoch in range(self.start_epoch, epochs):
             if self.policy.on_epoch_start(self.model, epoch, self.optimizer):
@@ -362,6 +380,10 @@ class Trainer:
                                  f"  val loss {row['val_loss']:.4f} acc {row['val_acc']:.3f}{ema_note}  "
                                  f"{row['images_per_second']:.0f} img/s{'  *' if improved else ''}")
                 get_plugin_manager().notify("tlf_on_epoch_end", run=self.run, epoch=epoch + 1, metrics=row)
+                self.loggers.log_epoch(self.step, row)
+            if self.should_stop is not None and self.should_stop(epoch + 1, row):
+                self.report.info(f"stopped after epoch {epoch + 1} (asked by the caller, e.g. a tuner's pruner)")
+                break
             if config.patience is not None and stale >= config.patience:
                 self.report.info(f"early stop: val accuracy did not improve for {config.patience} epoch(s)")
                 break
@@ -398,6 +420,9 @@ class Trainer:
                 self.scaler.scale(loss / micro if micro > 1 else loss).backward()
                 if last:
                     self._optimizer_step()
+                    if self.loggers and self.step % STEP_EVERY == 0:
+                        self.loggers.log_step(self.step, {"train/loss": loss.item(), **{
+                            f"lr/{g.get('name', j)}": g["lr"] for j, g in enumerate(self.optimizer.param_groups)}})
                 n = y.shape[0]
                 detached = loss.detach()
                 sums[0] += detached * n
@@ -532,6 +557,7 @@ class Trainer:
             self.run_dir.write_json("summary.json", summary)
             self.run.summary = summary
             get_plugin_manager().notify("tlf_on_run_end", run=self.run, summary=summary)
+            self.loggers.finish(summary)
         ddp.close_world(self.world)
         return summary or {}
 

@@ -106,16 +106,20 @@ def _release_memory() -> None:
 def compare(dataset: str | None = None, backbones: str | Sequence[str] | None = None,
             policies: str | Sequence[str] = "scratch,transfer,partial:conv5,init", *, seeds: int = 1, seed: int = 0,
             out: str | Path | None = None, config: str | Path | None = None, quiet: bool = False,
-            log: Callable[[str], None] | None = None, **settings: Any) -> Comparison:
+            log: Callable[[str], None] | None = None, storage: str | None = None, study: str | None = None,
+            **settings: Any) -> Comparison:
     """Train every (backbone, policy, seed) one after another and compare them.
 
     ``backbones`` and ``policies`` are lists or comma-separated text; ``seeds`` runs seeds
     ``seed .. seed+seeds-1``. Other keyword ``settings`` (epochs, augment, image_size, lr, ...)
     and the optional ``config`` file apply to every run. Writes comparison.{json,md,csv,png}
     into ``out`` (default ``comparisons/<dataset>``) and returns the :class:`Comparison`.
-    """
-    from ..engine import api
 
+    With an Optuna ``storage`` URL, this process is one worker of the comparison: workers
+    started with the same storage, ``study`` (default: ``compare-<out folder name>``) and grid
+    split the cells, none run twice (:mod:`tlf.experiments.scaleout`); the comparison files
+    cover the finished runs this worker can see in ``out``.
+    """
     from ..setting_checks import RANGES, Range, check_value
 
     seeds = check_value("seeds", seeds, int, Range(1))
@@ -132,7 +136,46 @@ def compare(dataset: str | None = None, backbones: str | Sequence[str] | None = 
     shared = {k: v for k, v in base.to_dict().items() if k not in ("dataset", "backbone", "policy", "seed", "out", "name")}
     resume_settings = {k: shared[k] for k in RESUMABLE}
 
-    for index, run in enumerate(runs, 1):
+    cells: Any = enumerate(runs, 1)
+    if storage is not None:
+        from .scaleout import claimed_cells
+        cells = claimed_cells(runs, storage, study or f"compare-{_slug(out.resolve().name)}", say,
+                              lambda run: _best_accuracy(runs_dir / run.name))
+    try:
+        _run_cells(cells, runs, runs_dir, shared, asked, dataset, resume_settings, quiet, say)
+    finally:
+        getattr(cells, "close", lambda: None)()  # a claimed cell left unfinished goes back to the queue
+
+    settings_record = {"dataset": dataset, "backbones": list(dict.fromkeys(r.backbone for r in runs)),
+                       "policies": list(dict.fromkeys(r.policy for r in runs)),
+                       "seeds": list(range(seed, seed + seeds)), **shared}
+    paths = [runs_dir / run.name for run in runs]
+    if storage is not None:
+        missing = [p.name for p in paths if run_state(p) != "finished"]
+        if missing:
+            say(f"{len(missing)} cell(s) not finished in {runs_dir} (other workers, or other machines' folders): "
+                f"{', '.join(missing)}; 'tlf report {out}' once they are")
+            paths = [p for p in paths if p.name not in missing]
+            if not paths:
+                raise TlfError("no finished cell to compare yet", hint=f"run 'tlf report {out}' when the workers are done")
+    comparison = load_results(paths, settings=settings_record)
+    comparison.write(out)
+    return comparison
+
+
+def _best_accuracy(path: Path) -> float | None:
+    """A finished run's best validation accuracy (None if it did not finish)."""
+    from ..rundir import read_json
+    summary = path / "summary.json"
+    return read_json(summary).get("best_val_accuracy") if summary.is_file() else None
+
+
+def _run_cells(cells: Any, runs: list[PlannedRun], runs_dir: Path, shared: dict, asked: set, dataset: str,
+               resume_settings: dict, quiet: bool, say: Callable[[str], None]) -> None:
+    """Train each cell: finished ones are skipped, interrupted ones resumed, the rest started."""
+    from ..engine import api
+
+    for index, run in cells:
         path = runs_dir / run.name
         state = run_state(path)
         label = f"[{index}/{len(runs)}] {run.backbone} · {run.policy} · seed {run.seed}"
@@ -154,10 +197,3 @@ def compare(dataset: str | None = None, backbones: str | Sequence[str] | None = 
             say(f"{label}: training")
         api.train(RunConfig(**wanted), quiet=quiet, out=str(runs_dir), name=run.name)
         _release_memory()
-
-    settings_record = {"dataset": dataset, "backbones": list(dict.fromkeys(r.backbone for r in runs)),
-                       "policies": list(dict.fromkeys(r.policy for r in runs)),
-                       "seeds": list(range(seed, seed + seeds)), **shared}
-    comparison = load_results([runs_dir / run.name for run in runs], settings=settings_record)
-    comparison.write(out)
-    return comparison

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from tlf.hookspecs import hookimpl
-from tlf.specs import AugmentationSpec, BackboneSpec, DatasetSpec, PolicySpec
+from tlf.specs import AugmentationSpec, BackboneSpec, DatasetSpec, LoggerSpec, PolicySpec
 
 
 def _stripes(argument: str | None, request: Any) -> Any:
@@ -30,6 +30,11 @@ def _bn_only(argument: str | None, request: Any) -> Any:
 def _grayscale(argument: str | None, request: Any) -> Any:
     from .grayscale import make_grayscale
     return make_grayscale(argument, request)
+
+
+def _jsonl(argument: str | None, request: Any) -> Any:
+    from .jsonl_log import JsonlLogger
+    return JsonlLogger(request, argument)
 
 
 @hookimpl
@@ -73,4 +78,14 @@ def tlf_register_augmentations(register: Callable[..., None]) -> None:
         description="Convert training images to 3-channel grayscale with probability P (default 0.2)",
         factory=_grayscale,
         argument="P",
+    ))
+
+
+@hookimpl
+def tlf_register_loggers(register: Callable[..., None]) -> None:
+    register(LoggerSpec(
+        name="jsonl",
+        description="Append every step, epoch and the run's start and end to a JSONL file (default: RUN/events.jsonl)",
+        factory=_jsonl,
+        argument="PATH",
     ))

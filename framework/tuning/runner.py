@@ -1,0 +1,215 @@
+"""``tlf tune``: an Optuna study whose trials are normal tlf runs.
+
+Each trial samples its settings from the search space, trains ``OUT/runs/trial-NNNN`` and
+reports every epoch's validation accuracy to the study's pruner, which may stop it there;
+the objective is the run's best validation accuracy. A trial that fails (out of memory,
+a setting no run can use) is recorded as failed with its reason, and the study goes on.
+Several processes given the same ``storage`` and ``study`` share one study and run
+disjoint trials: that is Optuna's own scale-out.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+from typing import Any, Callable
+
+from ..config import load_config
+from ..errors import TlfError
+from ..rundir import atomic_write, read_run_config
+from ..tracking import check_loggers
+from .space import SearchSpace, load_space, parse_space
+from .storage import default_storage, open_storage, require_optuna, safe_url
+
+SAMPLERS = ("tpe", "random")
+PRUNERS = ("median", "hyperband", "none")
+RESULT_FILES = ("tune.json", "trials.csv", "best.yaml", "history.png", "importance.png")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "study"
+
+
+def make_sampler(name: str, seed: int | None) -> Any:
+    """TPE (default) or random sampling; ``seed`` None for studies shared between processes
+    (seeded workers would all draw the same first trials)."""
+    import optuna
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    raise TlfError(f"unknown sampler {name!r}", hint=f"choose one of: {', '.join(SAMPLERS)}")
+
+
+def make_pruner(name: str) -> Any:
+    """Pruning on each epoch's validation accuracy: the median rule (after 2 finished trials,
+    from epoch 2 on), Hyperband over epochs, or none."""
+    import optuna
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource="auto", reduction_factor=3)
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise TlfError(f"unknown pruner {name!r}", hint=f"choose one of: {', '.join(PRUNERS)}")
+
+
+def _objective(space: SearchSpace, base: Any, runs: Path, quiet: bool) -> Callable[[Any], float]:
+    import optuna
+
+    from ..engine import api
+
+    def objective(trial: optuna.Trial) -> float:
+        settings = space.suggest(trial)
+        run_dir = runs / f"trial-{trial.number:04d}"
+        trial.set_user_attr("run_dir", str(run_dir))
+        config = dataclasses.replace(base, **settings, out=str(runs), name=run_dir.name)
+        trial.set_user_attr("config", {k: v for k, v in config.to_dict().items() if k not in ("out", "name")})
+        pruned_at: list[int] = []
+
+        def report(epoch: int, row: dict) -> bool:
+            trial.report(row["val_acc"], epoch)
+            if trial.should_prune():
+                pruned_at.append(epoch)
+                return True
+            return False
+
+        try:
+            run = api.train(config, quiet=quiet, should_stop=report)
+        except Exception as exc:
+            trial.set_user_attr("error", str(exc) if isinstance(exc, TlfError) else f"{type(exc).__name__}: {exc}")
+            raise
+        if pruned_at:
+            raise optuna.TrialPruned(f"pruned after epoch {pruned_at[0]}")
+        return float(run.summary["best_val_accuracy"])
+
+    return objective
+
+
+def trial_row(trial: Any) -> dict[str, Any]:
+    """One trial as plain data."""
+    return {"number": trial.number, "state": trial.state.name.lower(), "value": trial.value,
+            "params": trial.params, "epochs": len(trial.intermediate_values) or None,
+            "run_dir": trial.user_attrs.get("run_dir"), "error": trial.user_attrs.get("error")}
+
+
+def best_config(trial: Any) -> dict[str, Any]:
+    """The best trial's settings as ``tlf train --config`` takes them: its run's resolved
+    config.yaml when that run directory is here, else the settings the trial started with."""
+    run_dir = trial.user_attrs.get("run_dir")
+    if run_dir and (Path(run_dir) / "config.yaml").is_file():
+        config = read_run_config(run_dir)
+    else:
+        config = dict(trial.user_attrs.get("config") or {})
+    return {k: v for k, v in config.items() if k not in ("out", "name")}
+
+
+def _plots(study: Any, out: Path) -> list[str]:
+    """Optuna's own history and importance plots (matplotlib); importance needs two finished trials."""
+    import warnings
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as ovm
+
+    written = []
+    done = [t for t in study.trials if t.state.name == "COMPLETE"]
+    plots = {"history.png": ovm.plot_optimization_history}
+    if len(done) >= 2 and len({json.dumps(t.params, sort_keys=True, default=str) for t in done}) >= 2:
+        plots["importance.png"] = ovm.plot_param_importances
+    for name, plot in plots.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # optuna marks its matplotlib backend experimental
+            try:
+                axes = plot(study)
+            except (ValueError, RuntimeError):  # e.g. no parameter varies among the finished trials
+                continue
+        figure = getattr(axes, "figure", None) or plt.gcf()
+        figure.tight_layout()
+        figure.savefig(out / name, dpi=110)
+        plt.close(figure)
+        written.append(name)
+    return written
+
+
+def write_results(study: Any, out: Path, storage: str) -> dict[str, Any]:
+    """tune.json, trials.csv, best.yaml and the plots in ``out``; returns tune.json's content."""
+    import csv
+    import io
+
+    import yaml
+    trials = [trial_row(t) for t in study.trials]
+    result: dict[str, Any] = {"study": study.study_name, "storage": storage, "out": str(out), "trials": trials,
+                              "counts": {s: sum(t["state"] == s for t in trials)
+                                         for s in ("complete", "pruned", "fail", "running", "waiting")},
+                              "best": None}
+    finished = [t for t in study.trials if t.state.name == "COMPLETE"]
+    if finished:
+        best = study.best_trial
+        result["best"] = {**trial_row(best), "config_file": str(out / "best.yaml")}
+        atomic_write(out / "best.yaml", lambda f: yaml.safe_dump(best_config(best), f, sort_keys=False))
+    buf = io.StringIO()
+    names = sorted({p for t in trials for p in t["params"]})
+    writer = csv.writer(buf)
+    writer.writerow(["number", "state", "value", "epochs", *names, "run_dir", "error"])
+    for t in trials:
+        writer.writerow([t["number"], t["state"], t["value"], t["epochs"], *(t["params"].get(n) for n in names),
+                         t["run_dir"], t["error"]])
+    atomic_write(out / "trials.csv", lambda f: f.write(buf.getvalue()))
+    result["plots"] = _plots(study, out)
+    atomic_write(out / "tune.json", lambda f: f.write(json.dumps(result, indent=2, default=str) + "\n"))
+    return result
+
+
+def tune(space: str | Path | dict, *, trials: int | None = 10, timeout: float | None = None,
+         study: str | None = None, storage: str | None = None, out: str | Path | None = None,
+         sampler: str = "tpe", pruner: str = "median", config: str | Path | None = None, quiet: bool = False,
+         say: Callable[[str], None] | None = None, **settings: Any) -> dict[str, Any]:
+    """Search ``space`` (a YAML file or a mapping) with Optuna and return tune.json's content.
+
+    ``trials`` and ``timeout`` (seconds) bound this process's share of the study (None: no
+    bound; at least one must be set). ``study`` names the study (default: the dataset) and
+    resumes it when it exists; ``storage`` is an Optuna storage URL shared by several processes
+    (default: SQLite in ``out``, default ``tuning/<study>``). Keyword ``settings`` and the
+    ``config`` file are the run settings every trial starts from.
+    """
+    optuna = require_optuna()
+    if trials is None and timeout is None:
+        raise TlfError("neither a number of trials nor a timeout: the search would never end",
+                       hint="pass --trials N and/or --timeout SECONDS")
+    if trials is not None and trials < 1:
+        raise TlfError(f"trials must be at least 1, got {trials}", hint="e.g. --trials 20")
+    space = parse_space(space) if isinstance(space, dict) else load_space(space)
+    settings = {k: v for k, v in settings.items() if v is not None and k not in ("out", "name")}
+    base = load_config(config, **settings)
+    check_loggers(base.loggers)
+    for name, value in space.fixed.items():
+        base = dataclasses.replace(base, **{name: value})
+    name = study or _slug(base.dataset)
+    out = Path(out) if out is not None else Path("tuning") / _slug(name)
+    out.mkdir(parents=True, exist_ok=True)
+    url = storage or default_storage(out)
+    say = say or (lambda message: None)
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # tlf says what happened, on one line per trial
+    try:
+        the_study = optuna.create_study(study_name=name, storage=open_storage(url), direction="maximize",
+                                        sampler=make_sampler(sampler, base.seed if storage is None else None),
+                                        pruner=make_pruner(pruner), load_if_exists=True)
+        earlier = len(the_study.trials)
+        if earlier:
+            say(f"study {name!r}: continuing after {earlier} trial(s)")
+
+        def progress(study: Any, trial: Any) -> None:
+            row = trial_row(trial)
+            value = "" if row["value"] is None else f" val acc {row['value']:.4f}"
+            why = f": {row['error']}" if row["error"] else ""
+            say(f"trial {trial.number} {row['state']}{value} {json.dumps(row['params'], default=str)}{why}")
+
+        the_study.optimize(_objective(space, base, out / "runs", quiet), n_trials=trials, timeout=timeout,
+                           catch=(Exception,), callbacks=[progress], gc_after_trial=True)
+        return write_results(the_study, out, safe_url(url))
+    finally:
+        optuna.logging.set_verbosity(verbosity)

@@ -1,0 +1,201 @@
+"""Loggers (``--log``): TensorBoard and MLflow read back with their own readers, resumed runs,
+loggers that fail, and the plugin kind itself."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Iterator
+
+import pytest
+from plugin_helpers import example_site
+
+import tlf
+from tlf.errors import TlfError
+from tlf.hookspecs import hookimpl
+from tlf.pluginmanager import get_plugin_manager
+from tlf.specs import LoggerSpec
+from tlf.tracking import STEP_EVERY, Logger, LoggerWarning
+
+pytest.importorskip("tensorboard")
+pytest.importorskip("mlflow")
+
+# 40 training images in batches of 4: 10 steps per epoch, one step-level log per epoch
+FAST = dict(dataset="synthetic:train=20,val=10,size=32,classes=2", backbone="efficientnet_lite0", policy="transfer",
+            image_size=32, batch_size=4, workers=0, augment="none", device="cpu", warmup_epochs=0.0, lr=1e-2,
+            cache="off")
+STEPS_PER_EPOCH = 10
+
+
+def logged_steps(epochs: int) -> list[int]:
+    return [s for s in range(1, epochs * STEPS_PER_EPOCH + 1) if s % STEP_EVERY == 0]
+
+
+def metrics_rows(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def tensorboard_scalars(run_dir: Path, tag: str) -> list[tuple[int, float]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    return [(e.step, e.value) for e in events.Scalars(tag)]
+
+
+def mlflow_history(run_dir: Path, key: str) -> list[tuple[int, float]]:
+    from mlflow import MlflowClient
+    record = json.loads((run_dir / "mlflow.json").read_text())
+    client = MlflowClient(record["tracking_uri"])
+    return sorted((m.step, m.value) for m in client.get_metric_history(record["run_id"], key))
+
+
+@pytest.fixture
+def extra_logger() -> Iterator[Any]:
+    """Register a logger plugin for one test: ``extra_logger(name, factory)``."""
+    pm = get_plugin_manager()
+    names = []
+
+    def add(name: str, factory: Any) -> None:
+        spec = LoggerSpec(name=name, description=f"the {name} test logger", factory=factory)
+        pm.register_object(SimpleNamespace(tlf_register_loggers=hookimpl(lambda register: register(spec))),
+                           f"test-{name}")
+        names.append(f"test-{name}")
+
+    yield add
+    for name in names:
+        pm.unregister(name=name)
+
+
+def test_tensorboard_and_mlflow_read_back_equal_metrics_jsonl(tmp_path: Path) -> None:
+    run = tlf.train(epochs=2, out=str(tmp_path), quiet=True, loggers="tensorboard,mlflow", **FAST)
+    rows = metrics_rows(run.directory)
+    for key in ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "images_per_second"):
+        expected = [(STEPS_PER_EPOCH * r["epoch"], pytest.approx(r[key], rel=1e-6)) for r in rows]
+        assert tensorboard_scalars(run.directory, f"epoch/{key}") == expected
+        assert mlflow_history(run.directory, key) == [(r["epoch"], pytest.approx(r[key], rel=1e-12)) for r in rows]
+    assert [step for step, _ in tensorboard_scalars(run.directory, "train/loss")] == logged_steps(2)
+    lr_tags = [t for t in _tags(run.directory) if t.startswith("lr/")]
+    assert lr_tags, "the learning rate of each parameter group is logged"
+
+    from mlflow import MlflowClient
+    record = json.loads((run.directory / "mlflow.json").read_text())
+    assert record["tracking_uri"] == f"sqlite:///{(tmp_path / 'mlflow.db').resolve()}"
+    client = MlflowClient(record["tracking_uri"])
+    mlrun = client.get_run(record["run_id"])
+    assert mlrun.info.status == "FINISHED"
+    assert mlrun.data.params["lr"] == "0.01" and mlrun.data.params["policy"] == "transfer"
+    assert mlrun.data.tags["backbone"] == "efficientnet_lite0"
+    artifacts = {a.path for a in client.list_artifacts(record["run_id"])}
+    assert {"config.yaml", "metrics.jsonl", "summary.json", "curves.png"} <= artifacts
+    assert (tmp_path / "mlartifacts").is_dir()
+
+
+def _tags(run_dir: Path) -> list[str]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    return events.Tags()["scalars"]
+
+
+class Interrupt(Logger):
+    """Stops the process (as Ctrl-C would) at one optimizer step of the first run."""
+
+    def __init__(self, at_step: int) -> None:
+        self.at_step = at_step
+
+    def log_step(self, step: int, metrics: dict) -> None:
+        if step == self.at_step:
+            raise KeyboardInterrupt
+
+
+def test_a_resumed_run_logs_each_epoch_and_step_exactly_once(tmp_path: Path, extra_logger: Any) -> None:
+    extra_logger("interrupt", lambda argument, request: Interrupt(3 * STEPS_PER_EPOCH))
+    with pytest.raises(KeyboardInterrupt):  # in epoch 3, after TensorBoard logged step 30
+        tlf.train(epochs=3, out=str(tmp_path), name="run", quiet=True, loggers="tensorboard,mlflow,interrupt", **FAST)
+    run_dir = tmp_path / "run"
+    assert [r["epoch"] for r in metrics_rows(run_dir)] == [1, 2]
+    assert [s for s, _ in tensorboard_scalars(run_dir, "train/loss")] == logged_steps(3)
+
+    run = tlf.train(resume=run_dir, quiet=True, loggers="tensorboard,mlflow")
+    rows = metrics_rows(run.directory)
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert [s for s, _ in tensorboard_scalars(run_dir, "train/loss")] == logged_steps(3)
+    assert tensorboard_scalars(run_dir, "epoch/val_acc") == [(STEPS_PER_EPOCH * r["epoch"], pytest.approx(r["val_acc"]))
+                                                             for r in rows]
+    assert mlflow_history(run_dir, "val_acc") == [(r["epoch"], pytest.approx(r["val_acc"])) for r in rows]
+
+
+class Broken(Logger):
+    calls = 0
+
+    def log_epoch(self, step: int, row: dict) -> None:
+        Broken.calls += 1
+        raise ConnectionError("tracking server down")
+
+
+def test_a_failing_logger_warns_once_by_name_and_the_run_goes_on(tmp_path: Path, extra_logger: Any) -> None:
+    extra_logger("broken", lambda argument, request: Broken())
+    Broken.calls = 0
+    with pytest.warns(LoggerWarning) as caught:
+        run = tlf.train(epochs=2, out=str(tmp_path), quiet=True, loggers="broken", **FAST)
+    messages = [str(w.message) for w in caught if issubclass(w.category, LoggerWarning)]
+    assert messages == ["logger 'broken' failed in log_epoch: ConnectionError: tracking server down; "
+                        "the run goes on without it"]
+    assert Broken.calls == 1 and run.summary["epochs"] == 2
+
+
+def test_a_logger_that_cannot_start_warns_and_the_run_goes_on(tmp_path: Path, extra_logger: Any) -> None:
+    def refuse(argument: Any, request: Any) -> Logger:
+        raise OSError("no space left on device")
+
+    extra_logger("full", refuse)
+    with pytest.warns(LoggerWarning, match="logger 'full' could not start: OSError: no space left"):
+        run = tlf.train(epochs=1, out=str(tmp_path), quiet=True, loggers="full", **FAST)
+    assert run.summary["epochs"] == 1
+
+
+def test_unknown_logger_is_an_error_before_anything_runs(tmp_path: Path) -> None:
+    with pytest.raises(TlfError, match="unknown logger 'tensorbord'; did you mean 'tensorboard'"):
+        tlf.train(epochs=1, out=str(tmp_path), quiet=True, loggers="tensorbord", **FAST)
+    assert not any(tmp_path.iterdir())
+
+
+def test_logger_whose_package_is_missing_names_the_extra(tmp_path: Path, extra_logger: Any) -> None:
+    pm = get_plugin_manager()
+    spec = LoggerSpec(name="needy", description="needs a package", factory=print,
+                      modules=("no_such_module_tlf",), install="'tlf[needy]'")
+    pm.register_object(SimpleNamespace(tlf_register_loggers=hookimpl(lambda register: register(spec))), "test-needy")
+    try:
+        with pytest.raises(TlfError, match=r"logger 'needy' needs the Python package\(s\) no_such_module_tlf") as info:
+            tlf.train(epochs=1, out=str(tmp_path), quiet=True, loggers="needy", **FAST)
+        assert info.value.hint == "pip install 'tlf[needy]'"
+    finally:
+        pm.unregister(name="test-needy")
+
+
+def test_no_logger_means_no_tracker_files(tmp_path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LoggerWarning)
+        run = tlf.train(epochs=1, out=str(tmp_path), quiet=True, **FAST)
+    assert not list(run.directory.glob("events.out.tfevents.*")) and not (run.directory / "mlflow.json").exists()
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+
+def test_the_example_packages_jsonl_logger_loads_from_outside(tmp_path: Path) -> None:
+    args = ["train", "--out", str(tmp_path), "--name", "run", "--epochs", "2", "--log", "jsonl", "--quiet"]
+    for key, value in FAST.items():
+        args += [f"--{key.replace('_', '-')}", str(value)]
+    env = {k: v for k, v in os.environ.items() if k != "TLF_LOAD_PLUGINS"}
+    env.update(PYTHONPATH=str(example_site()), NO_ALBUMENTATIONS_UPDATE="1", OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, "-m", "tlf", *args], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr
+    events = [json.loads(line) for line in (tmp_path / "run" / "events.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in events] == ["start", "step", "epoch", "step", "epoch", "end"]
+    epochs = [{k: v for k, v in e.items() if k not in ("event", "step")} for e in events if e["event"] == "epoch"]
+    assert epochs == metrics_rows(tmp_path / "run")
+    assert events[-1]["status"] == "finished" and events[-1]["summary"]["epochs"] == 2

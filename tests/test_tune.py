@@ -1,0 +1,143 @@
+"""``tlf tune`` on Optuna: a pruned study on synthetic data, two processes sharing one study,
+failed trials, and bad search spaces and storages refused before any trial runs."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import tlf
+from tlf.config import load_config
+from tlf.errors import TlfError
+
+optuna = pytest.importorskip("optuna")
+
+DATA = "synthetic:train=16,val=8,size=32,classes=3"
+FAST = dict(dataset=DATA, backbone="efficientnet_lite0", policy="transfer", image_size=32, batch_size=8, workers=0,
+            augment="none", device="cpu", warmup_epochs=0.0, cache="off")
+
+
+def test_a_pruned_four_trial_study_writes_every_trial_and_a_best_config(tmp_path: Path) -> None:
+    out = tmp_path / "study"
+    out.mkdir()
+    study = optuna.create_study(study_name="s", storage=f"sqlite:///{out / 'optuna.db'}", direction="maximize")
+    for lr in (3e-2, 3e-2, 1e-7, 3e-2):  # the third cannot learn: the median rule stops it after epoch 2
+        study.enqueue_trial({"lr": lr})
+    result = tlf.tune({"lr": "loguniform(1e-7, 1e-1)"}, trials=4, study="s", out=out, epochs=3, quiet=True, **FAST)
+
+    states = [t["state"] for t in result["trials"]]
+    assert states == ["complete", "complete", "pruned", "complete"]
+    pruned = result["trials"][2]
+    assert pruned["epochs"] == 2 and pruned["params"] == {"lr": 1e-7}
+    rows = (Path(pruned["run_dir"]) / "metrics.jsonl").read_text().splitlines()
+    assert len(rows) == 2, "the pruned run stopped after epoch 2 and kept its run directory"
+    for trial in result["trials"]:
+        assert (Path(trial["run_dir"]) / "summary.json").is_file()
+    best = result["best"]
+    assert best["value"] == max(t["value"] for t in result["trials"] if t["state"] == "complete")
+    config = load_config(best["config_file"])  # what 'tlf train --config best.yaml' reads
+    assert config.lr == pytest.approx(3e-2) and config.epochs == 3 and config.dataset == DATA
+    assert {"tune.json", "trials.csv", "best.yaml", "history.png"} <= {p.name for p in out.iterdir()}
+    assert json.loads((out / "tune.json").read_text())["counts"] == {"complete": 3, "pruned": 1, "fail": 0,
+                                                                      "running": 0, "waiting": 0}
+
+
+def test_a_failed_trial_is_recorded_with_its_reason_and_the_study_goes_on(tmp_path: Path) -> None:
+    space = {"dataset": [DATA, f"folder:{tmp_path / 'missing'}"]}
+    out = tmp_path / "study"
+    out.mkdir()
+    study = optuna.create_study(study_name="f", storage=f"sqlite:///{out / 'optuna.db'}", direction="maximize")
+    study.enqueue_trial({"dataset": f"folder:{tmp_path / 'missing'}"})
+    study.enqueue_trial({"dataset": DATA})
+    fast = {k: v for k, v in FAST.items() if k != "dataset"}
+    result = tlf.tune(space, trials=2, study="f", out=out, epochs=1, lr=1e-2, quiet=True, **fast)
+    failed, done = result["trials"]
+    assert failed["state"] == "fail" and "missing" in failed["error"]
+    assert done["state"] == "complete" and result["best"]["number"] == 1
+
+
+@pytest.mark.parametrize("space, message", [
+    ({"lr": "gaussian(0, 1)"}, "unknown distribution 'gaussian' for lr"),
+    ({"lr": "loguniform(1e-2, 1e-5)"}, "lr: low 0.01 is above high 1e-05"),
+    ({"lr": "loguniform(0, 1)"}, "needs a positive low bound"),
+    ({"epochs": "uniform(1, 5)"}, "epochs takes whole numbers"),
+    ({"learning_rate": "loguniform(1e-5, 1e-2)"}, "'learning_rate' is not a run setting"),
+    ({"policy": ["transfer", "partal:conv5"]}, "unknown policy 'partal'; did you mean 'partial'"),
+    ({"backbone": ["resnet5"]}, "unknown backbone 'resnet5'; did you mean"),
+    ({"augment": ["basic+cutot"]}, "unknown augmentation 'cutot'"),
+    ({"batch_size": [16, 0]}, r"batch_size must be at least 1, got 0 \(pass --batch-size at least 1\)$"),
+    ({"out": ["a", "b"]}, "out cannot be searched"),
+    ({"epochs": 3}, "nothing to search"),
+])
+def test_a_malformed_space_is_one_error_before_any_trial(tmp_path: Path, space: dict, message: str) -> None:
+    with pytest.raises(TlfError, match=message):
+        tlf.tune(space, trials=1, out=tmp_path / "study", **FAST)
+    assert not (tmp_path / "study").exists()
+
+
+def test_an_unusable_storage_fails_within_seconds(tmp_path: Path) -> None:
+    start = time.monotonic()
+    with pytest.raises(TlfError, match="cannot open study storage sqlite:///"):
+        tlf.tune({"lr": [1e-3]}, trials=1, out=tmp_path, storage=f"sqlite:///{tmp_path}/no/such/dir/x.db", **FAST)
+    with pytest.raises(TlfError, match="is not a URL"):
+        tlf.tune({"lr": [1e-3]}, trials=1, out=tmp_path, storage="localhost:5432", **FAST)
+    assert time.monotonic() - start < 30
+    assert not (tmp_path / "runs").exists()
+
+
+def _tune_process(space: Path, storage: str, out: Path) -> subprocess.Popen:
+    env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "OMP_NUM_THREADS": "1"}
+    args = [sys.executable, "-m", "tlf", "tune", "--space", str(space), "--trials", "2", "--study", "shared",
+            "--storage", storage, "--out", str(out), "--quiet", "--json", "--epochs", "1", "--pruner", "none"]
+    for key, value in FAST.items():
+        args += [f"--{key.replace('_', '-')}", str(value)]
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def test_two_processes_share_one_study_and_run_disjoint_trials(tmp_path: Path) -> None:
+    space = tmp_path / "space.yaml"
+    space.write_text("lr: loguniform(1e-4, 1e-1)\nlabel_smoothing: uniform(0.0, 0.2)\n")
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    workers = [_tune_process(space, storage, tmp_path / "out") for _ in range(2)]
+    ran = []
+    for worker in workers:
+        stdout, stderr = worker.communicate(timeout=600)
+        assert worker.returncode == 0, stderr
+        ran.append({int(line.split()[1]) for line in stderr.splitlines() if line.startswith("trial ")})
+    assert len(ran[0]) == len(ran[1]) == 2 and not ran[0] & ran[1]
+    study = optuna.load_study(study_name="shared", storage=storage)
+    assert sorted(t.number for t in study.trials) == [0, 1, 2, 3] == sorted(ran[0] | ran[1])
+    assert all(t.state.name == "COMPLETE" for t in study.trials)
+    run_dirs = {t.user_attrs["run_dir"] for t in study.trials}
+    assert len(run_dirs) == 4 and all((Path(d) / "summary.json").is_file() for d in run_dirs)
+
+
+def test_cli_space_file_errors_are_one_line(tmp_path: Path) -> None:
+    space = tmp_path / "space.yaml"
+    space.write_text("lr: loguniform(1e-2, 1e-5)\n")
+    env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"}
+    done = subprocess.run([sys.executable, "-m", "tlf", "tune", "--space", str(space), "--out", str(tmp_path / "o")],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [f"Error: {space}: lr: low 0.01 is above high 1e-05 "
+                                                f"(write loguniform(1e-05, 0.01))"]
+
+
+def test_a_space_file_maps_to_optuna_distributions(tmp_path: Path) -> None:
+    from tlf.tuning.space import load_space
+    path = tmp_path / "space.yaml"
+    path.write_text("lr: loguniform(1e-5, 1e-2)\nweight_decay: [0, 1e-2]\nepochs: int(2, 6, 2)\n"
+                    "batch_size: logint(8, 64)\npolicy: choice(transfer, partial:conv5)\nimage_size: 128\n")
+    space = load_space(path)
+    d = optuna.distributions
+    assert space.distributions == {
+        "lr": d.FloatDistribution(1e-5, 1e-2, log=True), "weight_decay": d.CategoricalDistribution([0.0, 0.01]),
+        "epochs": d.IntDistribution(2, 6, step=2), "batch_size": d.IntDistribution(8, 64, log=True),
+        "policy": d.CategoricalDistribution(["transfer", "partial:conv5"])}
+    assert space.fixed == {"image_size": 128}
+    with pytest.raises(TlfError, match="search space file .* does not exist"):
+        load_space(tmp_path / "missing.yaml")
