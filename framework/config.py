@@ -16,6 +16,7 @@ from .errors import TlfError
 OPTIMIZERS = ("adamw", "sgd")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 DEVICES = ("auto", "cuda", "cpu")
+FROZEN_ENGINES = ("auto", "torch", "onnxruntime")
 
 
 @dataclass
@@ -44,6 +45,7 @@ class RunConfig:
     workers: int | None = None  # auto: from the CPU count
     cache: str = "auto"  # decoded-image cache: auto | ram | disk | off
     feature_cache: str = "auto"  # frozen-prefix features: auto | off | number of augmented views
+    frozen_engine: str = "auto"  # what runs the cached frozen pass: auto | torch | onnxruntime
     head: str = "linear"
     dropout: float = 0.2
     train_bn: bool = False
@@ -58,7 +60,7 @@ class RunConfig:
 
     def validate(self) -> RunConfig:
         """Raise TlfError for values no run can use; return self."""
-        choices = {"optimizer": OPTIMIZERS, "precision": PRECISIONS, "device": DEVICES}
+        choices = {"optimizer": OPTIMIZERS, "precision": PRECISIONS, "device": DEVICES, "frozen_engine": FROZEN_ENGINES}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise TlfError(f"invalid {name} {getattr(self, name)!r}", hint=f"choose one of: {', '.join(allowed)}")

@@ -19,8 +19,8 @@ def _help_defaults() -> str:
 @click.command(epilog=_help_defaults())
 @settings("dataset", "backbone", "policy", "augment", "epochs", "batch_size", "image_size", "optimizer", "lr",
           "weight_decay", "warmup_epochs", "label_smoothing", "grad_clip", "seed", "device", "precision",
-          "channels_last", "compile", "workers", "cache", "feature_cache", "head", "dropout", "train_bn", "weights",
-          "data_dir", "download", "val_split", "strict", "patience")
+          "channels_last", "compile", "workers", "cache", "feature_cache", "frozen_engine", "head", "dropout", "train_bn",
+          "weights", "data_dir", "download", "val_split", "strict", "patience")
 @click.option("--out", type=click.Path(file_okay=False), help="Folder for run directories (default: runs).")
 @click.option("--name", help="Run directory name (default: dataset-backbone-policy-timestamp).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML/JSON settings; flags override it.")

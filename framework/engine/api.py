@@ -24,7 +24,7 @@ def train(config: RunConfig | str | Path | None = None, *, resume: str | Path | 
                            hint="drop --config, or start a new run with it")
         resume = Path(resume)
         config = resume_config(resume)
-        allowed = {"device", "precision", "workers", "compile", "cache", "batch_size"}
+        allowed = {"device", "precision", "workers", "compile", "cache", "batch_size", "frozen_engine"}
         changed = sorted(k for k, v in settings.items() if v is not None and k not in allowed)
         if changed:
             raise TlfError(f"cannot change {', '.join(changed)} when resuming",

@@ -18,7 +18,7 @@ from ..pluginmanager import get_plugin_manager
 from ..rundir import RunDir, load_checkpoint, read_run_config
 from . import distributed as ddp
 from .device import Placement, place
-from .features import FeatureCache, Remainder, frozen_prefix, memory_budget, ordered_passes
+from .features import FeatureCache, Remainder, choose_engine, frozen_prefix, memory_budget, ordered_passes
 from .optim import build_optimizer, set_lr, warmup_cosine
 from .plots import plot_curves
 from .progress import Reporter
@@ -95,6 +95,7 @@ class Trainer:
         self.feature_cache: FeatureCache | None = None
         self.val_cache: FeatureCache | None = None
         self.remainder: nn.Module | None = None
+        self.frozen_engine: str | None = None  # what ran the cached frozen pass
         if resume_dir is not None:
             self._restore(resume_dir)
         self.run_dir = self._open_run_dir(resume_dir)
@@ -181,14 +182,21 @@ class Trainer:
         prefix_module = nn.Sequential(*modules)
         start = time.perf_counter()
         train_loader, val_loader = self.parts.train_loader, self.parts.val_loader
-        cache = FeatureCache.build(prefix_module, ordered_passes(train_loader, views), len(train_loader.dataset),
-                                   self._to_input, self.placement.amp_dtype, self.device, memory_budget(self.device))
+        meta = self.model.backbone.meta
+        sample = train_loader.collate_fn([train_loader.dataset[(0, i)] for i in range(min(8, len(train_loader.dataset)))])[0]
+        engine, note = choose_engine(self.config.frozen_engine, prefix_module, self._to_input, self.placement.amp_dtype,
+                                     self.device, sample, meta.mean, meta.std, f"{self.config.backbone}-{prefix}")
+        self.report.info(f"frozen engine: {note}")
+        store = self.placement.amp_dtype or torch.float32
+        cache = FeatureCache.build(engine, ordered_passes(train_loader, views), len(train_loader.dataset), store,
+                                   self.device, memory_budget(self.device))
         if cache is None:
             self.report.info("feature cache: skipped, the frozen features do not fit in memory")
             return
         self.feature_cache = cache
-        self.val_cache = FeatureCache.build(prefix_module, [val_loader], len(val_loader.dataset), self._to_input,
-                                            self.placement.amp_dtype, self.device, memory_budget(self.device))
+        self.frozen_engine = engine.name
+        self.val_cache = FeatureCache.build(engine, [val_loader], len(val_loader.dataset), store, self.device,
+                                            memory_budget(self.device))
         self.remainder = Remainder(self.model, prefix)
         if self.config.compile:
             self.remainder = torch.compile(self.remainder)
@@ -366,6 +374,7 @@ class Trainer:
                 "images_per_second": round(np.median([r["images_per_second"] for r in self.history]), 1) if self.history else None,
                 "total_params": total, "trainable_params": trainable, "device": str(self.device),
                 "precision": self.placement.precision, "feature_cache": self.feature_cache is not None,
+                "frozen_engine": self.frozen_engine,
                 "tlf_version": __version__,
             }
             self.run_dir.write_json("summary.json", summary)
