@@ -43,8 +43,8 @@ def batch(n: int = 4, size: int = 16) -> torch.Tensor:
     return images.permute(0, 3, 1, 2)  # NHWC in memory, as the loaders collate
 
 
-def choose(prefix: nn.Module, setting: str = "auto", amp: torch.dtype | None = None):
-    return choose_engine(setting, prefix, to_input, amp, CPU, batch(), MEAN, STD, "small")
+def choose(prefix: nn.Module, setting: str = "auto", amp: torch.dtype | None = None, channels_last: bool = False):
+    return choose_engine(setting, prefix, to_input, amp, CPU, batch(), MEAN, STD, "small", channels_last)
 
 
 def test_engine_matches_torch_and_export_is_cached():
@@ -55,9 +55,11 @@ def test_engine_matches_torch_and_export_is_cached():
     with torch.inference_mode():
         want = prefix(to_input(x))
     torch.testing.assert_close(engine(x), want, rtol=1e-5, atol=1e-5)
-    again, note = choose(prefix)
+    again, note = choose(prefix, channels_last=True)
     assert again.name == "onnxruntime" and "reused the cached export" in note, note
     assert again.path == engine.path
+    assert again(x).is_contiguous(memory_format=torch.channels_last)  # as torch's pass, for the trainable rest
+    assert engine(x).is_contiguous()
 
 
 def test_changed_weights_never_use_the_stale_export():
@@ -124,9 +126,10 @@ def test_onnxruntime_on_a_gpu_run_is_an_error():
         choose_engine("onnxruntime", small_prefix(), to_input, None, torch.device("cuda"), batch(), MEAN, STD, "x")
 
 
-def test_training_through_onnxruntime_equals_torch(colour_data, tmp_path):
-    """Same cached features within tolerance, same head training, engine in the summary."""
-    common = dict(dataset=f"folder:{colour_data}", policy="transfer", epochs=2, lr=3e-3, **FAST)
+@pytest.mark.parametrize("policy", ["transfer", "partial:conv5"])
+def test_training_through_onnxruntime_equals_torch(colour_data, tmp_path, policy):
+    """Same cached features within tolerance, same training afterwards, engine in the summary."""
+    common = dict(dataset=f"folder:{colour_data}", policy=policy, epochs=2, lr=3e-3, **FAST)
     trainers = {}
     for engine in ("onnxruntime", "torch"):
         trainer = Trainer(load_config(out=str(tmp_path / engine), frozen_engine=engine, **common), quiet=True)
@@ -137,7 +140,13 @@ def test_training_through_onnxruntime_equals_torch(colour_data, tmp_path):
     ort_run, torch_run = trainers["onnxruntime"], trainers["torch"]
     for a, b in zip(ort_run.feature_cache.features + ort_run.val_cache.features,
                     torch_run.feature_cache.features + torch_run.val_cache.features):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+        scale = max(1.0, float(b.abs().max()))  # the parity gate's tolerance
+        torch.testing.assert_close(a, b, rtol=0, atol=onnx_prefix.TOLERANCE * scale)
+    if policy != "transfer":
+        # a trainable conv5 with BatchNorm over 8 images of 2x2 maps amplifies any 1e-5 change
+        # of its input (measured: torch's own features plus 1e-5 noise diverge as much), so
+        # only the head-only run can be compared weight for weight
+        return
     a, b = ort_run.model.state_dict(), torch_run.model.state_dict()
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)

@@ -84,14 +84,15 @@ class TorchPrefix:
 
 def choose_engine(setting: str, prefix: nn.Module, to_input: Callable, amp_dtype: torch.dtype | None,
                   device: torch.device, sample: torch.Tensor, mean: Sequence[float], std: Sequence[float],
-                  label: str) -> tuple[Callable[[torch.Tensor], torch.Tensor], str]:
+                  label: str, channels_last: bool = False) -> tuple[Callable[[torch.Tensor], torch.Tensor], str]:
     """The engine for the frozen pass and a note on the choice.
 
     ``setting`` is ``--frozen-engine``: ``auto`` takes onnxruntime for fp32 runs on the CPU
     (measured 2.5-3.5x torch's fp32 pass, and faster than bf16 autocast, whose features differ)
     and torch elsewhere; ``onnxruntime`` asks for it (CPU runs only). A prefix that does not
     export, or whose export disagrees with torch on ``sample`` (a uint8 batch), falls back to
-    torch with the reason in the note."""
+    torch with the reason in the note. ``channels_last``: onnxruntime's features in that memory
+    format, as torch's are (the trainable rest then runs as fast on them)."""
     torch_engine = TorchPrefix(prefix, to_input, amp_dtype, device)
     if setting == "torch":
         return torch_engine, "torch, by --frozen-engine torch"
@@ -105,7 +106,7 @@ def choose_engine(setting: str, prefix: nn.Module, to_input: Callable, amp_dtype
     from .onnx_prefix import onnx_prefix
     with torch.inference_mode():
         reference = prefix.eval()(to_input(sample)).float()
-    engine, note = onnx_prefix(prefix, sample, reference, mean, std, label, torch.get_num_threads())
+    engine, note = onnx_prefix(prefix, sample, reference, mean, std, label, torch.get_num_threads(), channels_last)
     if engine is None:
         return torch_engine, f"torch: {note}"
     return engine, f"onnxruntime ({note})"

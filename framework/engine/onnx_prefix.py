@@ -93,18 +93,21 @@ def open_session(path: Path, threads: int) -> ort.InferenceSession:
 
 
 class OnnxPrefix:
-    """Runs uint8 loader batches (N x 3 x H x W, NHWC in memory) through the exported prefix."""
+    """Runs uint8 loader batches (N x 3 x H x W, NHWC in memory) through the exported prefix;
+    ``channels_last`` returns features in that memory format, as torch's pass would."""
 
     name = "onnxruntime"
 
-    def __init__(self, session: ort.InferenceSession, path: Path) -> None:
+    def __init__(self, session: ort.InferenceSession, path: Path, channels_last: bool = False) -> None:
         self.session = session
         self.path = path
         self.input_name = session.get_inputs()[0].name
+        self.layout = torch.channels_last if channels_last else torch.contiguous_format
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         nhwc = np.ascontiguousarray(images.permute(0, 2, 3, 1).numpy())  # no copy for channels_last batches
-        return torch.from_numpy(self.session.run(None, {self.input_name: nhwc})[0])
+        out = torch.from_numpy(self.session.run(None, {self.input_name: nhwc})[0])
+        return out.contiguous(memory_format=self.layout) if out.dim() == 4 else out
 
 
 def parity(engine: OnnxPrefix, reference: torch.Tensor, sample: torch.Tensor) -> tuple[bool, str]:
@@ -120,7 +123,8 @@ def parity(engine: OnnxPrefix, reference: torch.Tensor, sample: torch.Tensor) ->
 
 
 def onnx_prefix(prefix: nn.Module, sample: torch.Tensor, reference: torch.Tensor, mean: Sequence[float],
-                std: Sequence[float], label: str, threads: int) -> tuple[OnnxPrefix | None, str]:
+                std: Sequence[float], label: str, threads: int,
+                channels_last: bool = False) -> tuple[OnnxPrefix | None, str]:
     """An onnxruntime engine for ``prefix`` that passed the parity gate on ``sample`` (uint8
     N x 3 x H x W) against ``reference`` (torch's fp32 features of it), and a note saying what was
     done; ``(None, why)`` when the prefix does not export or does not match.
@@ -133,7 +137,7 @@ def onnx_prefix(prefix: nn.Module, sample: torch.Tensor, reference: torch.Tensor
     note = "reused the cached export"
     if path.is_file():
         try:
-            engine = OnnxPrefix(open_session(path, threads), path)
+            engine = OnnxPrefix(open_session(path, threads), path, channels_last)
             ok, figures = parity(engine, reference, sample)
         except Exception as exc:  # a truncated or corrupted file: onnxruntime's own error types
             ok, figures = False, f"{type(exc).__name__}"
@@ -145,7 +149,7 @@ def onnx_prefix(prefix: nn.Module, sample: torch.Tensor, reference: torch.Tensor
     try:
         with torch.inference_mode(False), torch.no_grad():
             export(wrapped, sample[:2].permute(0, 2, 3, 1).contiguous(), path)
-        engine = OnnxPrefix(open_session(path, threads), path)
+        engine = OnnxPrefix(open_session(path, threads), path, channels_last)
         ok, figures = parity(engine, reference, sample)
     except Exception as exc:
         text = str(exc).strip().splitlines()

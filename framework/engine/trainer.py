@@ -185,7 +185,8 @@ class Trainer:
         meta = self.model.backbone.meta
         sample = train_loader.collate_fn([train_loader.dataset[(0, i)] for i in range(min(8, len(train_loader.dataset)))])[0]
         engine, note = choose_engine(self.config.frozen_engine, prefix_module, self._to_input, self.placement.amp_dtype,
-                                     self.device, sample, meta.mean, meta.std, f"{self.config.backbone}-{prefix}")
+                                     self.device, sample, meta.mean, meta.std, f"{self.config.backbone}-{prefix}",
+                                     self.config.channels_last)
         self.report.info(f"frozen engine: {note}")
         store = self.placement.amp_dtype or torch.float32
         cache = FeatureCache.build(engine, ordered_passes(train_loader, views), len(train_loader.dataset), store,
