@@ -5,7 +5,7 @@ graph optimisation levels.
 
     python benchmarks/frozen_pass.py                                      # the three targets, 224 px
     python benchmarks/frozen_pass.py --models efficientnet_lite0 --batch-sizes 16 32 64 \\
-        --ort-threads 1 2 --ort-levels basic extended all
+        --ort-threads 1 2 --ort-levels basic extended all --engines onnxruntime
 
 The prefix is what a ``transfer`` run caches: every stage plus the head's pooling, random
 weights (speed does not depend on them), fed uint8 NHWC-in-memory batches as the loaders
@@ -32,7 +32,8 @@ LEVELS = {"basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
           "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED, "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
 
 
-def engines(backbone: str, size: int, threads: list[int], levels: list[str], sample: torch.Tensor) -> dict:
+def engines(backbone: str, size: int, threads: list[int], levels: list[str], kinds: list[str],
+            sample: torch.Tensor) -> dict:
     """name -> callable(uint8 batch) for one backbone's frozen prefix."""
     from tlf.data.device import to_model_input
     from tlf.engine.features import TorchPrefix
@@ -53,9 +54,10 @@ def engines(backbone: str, size: int, threads: list[int], levels: list[str], sam
     t0 = time.perf_counter()
     exported, note = onnx_prefix(prefix, sample, reference, meta.mean, meta.std, f"bench-{backbone}", max(threads))
     print(f"  {backbone}: {note} ({time.perf_counter() - t0:.1f}s)", file=sys.stderr)
-    out = {"torch fp32": TorchPrefix(prefix, to_input, None, cpu),
-           "torch bf16 autocast": TorchPrefix(prefix, to_input, torch.bfloat16, cpu)}
-    if exported is not None:
+    out = {"torch fp32": TorchPrefix(prefix, to_input, None, cpu)}
+    if "bf16" in kinds:
+        out["torch bf16 autocast"] = TorchPrefix(prefix, to_input, torch.bfloat16, cpu)
+    if exported is not None and "onnxruntime" in kinds:
         for level in levels:
             for n in threads:
                 options = ort.SessionOptions()
@@ -78,6 +80,8 @@ def main() -> None:
     parser.add_argument("--ort-threads", nargs="+", type=int, default=None, help="default: --threads")
     parser.add_argument("--ort-levels", nargs="+", choices=sorted(LEVELS), default=["all"])
     parser.add_argument("--rounds", type=int, default=5, help="Interleaved timed rounds (after one warm-up).")
+    parser.add_argument("--engines", nargs="+", choices=["bf16", "onnxruntime"], default=["bf16", "onnxruntime"],
+                        help="Engines timed beside torch fp32.")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     os.environ.setdefault("TLF_HOME", tempfile.mkdtemp(prefix="tlf-bench-"))
@@ -88,7 +92,8 @@ def main() -> None:
         for batch in args.batch_sizes:
             images = torch.randint(0, 256, (batch, args.size, args.size, 3), dtype=torch.uint8,
                                    generator=torch.Generator().manual_seed(0)).permute(0, 3, 1, 2)
-            runs = engines(backbone, args.size, args.ort_threads or [args.threads], args.ort_levels, images[:8])
+            runs = engines(backbone, args.size, args.ort_threads or [args.threads], args.ort_levels, args.engines,
+                           images[:8])
             base = runs["torch fp32"](images).float()
             error = {name: float((fn(images).float() - base).abs().max() / base.abs().max()) for name, fn in runs.items()}
             seconds: dict[str, list[float]] = {name: [] for name in runs}
