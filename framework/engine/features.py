@@ -7,7 +7,7 @@ the live path would compute for the same input crop.
 
 The pass runs on a *frozen engine* (:func:`choose_engine`): torch, or on the CPU the prefix
 exported to onnxruntime (:mod:`tlf.engine.onnx_prefix`), which computes the same fp32
-features 2.5-3.5x faster there (docs/performance.md).
+features 2.3-3.3x faster there (docs/performance.md).
 """
 from __future__ import annotations
 
@@ -88,8 +88,9 @@ def choose_engine(setting: str, prefix: nn.Module, to_input: Callable, amp_dtype
     """The engine for the frozen pass and a note on the choice.
 
     ``setting`` is ``--frozen-engine``: ``auto`` takes onnxruntime for fp32 runs on the CPU
-    (measured 2.5-3.5x torch's fp32 pass, and faster than bf16 autocast, whose features differ)
-    and torch elsewhere; ``onnxruntime`` asks for it (CPU runs only). A prefix that does not
+    (measured 2.3-3.3x torch's fp32 pass; also faster than bf16 autocast, 121.5 against 104.7 img/s
+    on Lite0 in issue 19's idle-machine figures, and bf16's features are not fp32's) and torch
+    elsewhere; ``onnxruntime`` asks for it (CPU runs only). A prefix that does not
     export, or whose export disagrees with torch on ``sample`` (a uint8 batch), falls back to
     torch with the reason in the note. ``channels_last``: onnxruntime's features in that memory
     format, as torch's are (the trainable rest then runs as fast on them)."""
