@@ -164,7 +164,7 @@ def measure(args: argparse.Namespace, data: Path, home: str) -> None:
           f"{c['cached_bytes'] / 2**20:.1f} MiB cached; peak memory growth: {c['peak_anon_growth'] / 2**20:.1f} MiB "
           f"anonymous + {c['peak_file_growth'] / 2**20:.1f} MiB file-backed (the mapped cache)")
 
-    from tlf.data.device import to_model_input
+    from tlf.data.model_input import to_model_input
     normalize = lambda x: to_model_input(x, MEAN, STD, "cpu")  # noqa: E731  (tlf does this on the device)
     stream, _ = tlf_loader(data, args.size, args.workers, args.batch_size, "off")
     warm, reopen = tlf_loader(data, args.size, args.workers, args.batch_size, "disk")

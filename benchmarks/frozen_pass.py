@@ -35,7 +35,7 @@ LEVELS = {"basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
 def engines(backbone: str, size: int, threads: list[int], levels: list[str], kinds: list[str],
             sample: torch.Tensor) -> dict:
     """name -> callable(uint8 batch) for one backbone's frozen prefix."""
-    from tlf.data.device import to_model_input
+    from tlf.data.model_input import to_model_input
     from tlf.engine.features import TorchPrefix
     from tlf.engine.onnx_prefix import OnnxPrefix, onnx_prefix
     from tlf.models import build_model

@@ -70,7 +70,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from tlf.augment import AugmentRequest, build_pipeline
-    from tlf.data.device import to_model_input
+    from tlf.data.model_input import to_model_input
     from tlf.data.reading import is_image_file, read_rgb
     from tlf.export import export_onnx
     from tlf.models import build_model

@@ -31,8 +31,8 @@ def model_only(backbone: str, num_classes: int, size: int, batch: int, steps: in
                amp: torch.dtype | None, policy: str) -> float:
     """Images/s of forward+backward+step on random tensors already on the device (the ceiling)."""
     from tlf.models import build_model
-    from tlf.registry import get_registry
-    pol = get_registry().create("policies", policy)
+    from tlf.policies import build_policy
+    pol = build_policy(policy)
     model = build_model(backbone, num_classes, pretrained=False, input_size=size)
     pol.apply(model)
     model.to(device, memory_format=torch.channels_last).train()
@@ -68,13 +68,14 @@ def naive(data: Path, backbone: str, size: int, batch: int, epochs: int, workers
     """ImageFolder + PIL + torchvision transforms + DataLoader + a plain loop, same model."""
     from torchvision import datasets, transforms
     from tlf.models import BackboneRequest, build_model
+    from tlf.policies import build_policy
     from tlf.registry import get_registry
     meta = get_registry().create("backbones", backbone, BackboneRequest(pretrained=False)).meta
     tf = transforms.Compose([transforms.RandomResizedCrop(size), transforms.RandomHorizontalFlip(),
                              transforms.ToTensor(), transforms.Normalize(meta.mean, meta.std)])
     ds = datasets.ImageFolder(data / "train", tf)
     model = build_model(backbone, len(ds.classes), pretrained=False, input_size=size)
-    get_registry().create("policies", policy).apply(model)
+    build_policy(policy).apply(model)
     model.to(device).train()
     loader = torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True,
                                          pin_memory=device.type == "cuda", persistent_workers=workers > 0)

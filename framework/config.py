@@ -1,12 +1,14 @@
-"""RunConfig: every setting of a training run, resolved as defaults <- file <- flags.
+"""RunConfig: every setting of a training run, as defaults <- file <- flags.
 
-The resolved config is saved as ``config.yaml`` in the run directory, and is all that
-``tlf train --resume`` needs to repeat the run.
+A RunConfig is immutable. :func:`tlf.plan.plan_run` resolves one into the run's plan
+(every default applied, names canonical); that plan is saved as ``config.yaml`` in the
+run directory, and is all that ``tlf train --resume`` needs to repeat the run.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -17,9 +19,12 @@ OPTIMIZERS = ("adamw", "sgd")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 DEVICES = ("auto", "cuda", "cpu")
 FROZEN_ENGINES = ("auto", "torch", "onnxruntime")
+CACHES = ("auto", "ram", "disk", "off")
+# the settings a run may be resumed with although they differ from its config.yaml
+RESUMABLE = ("device", "precision", "workers", "compile", "cache", "batch_size", "frozen_engine")
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunConfig:
     """Settings of one training run. ``None`` means "the policy's or backbone's default"."""
 
@@ -58,42 +63,55 @@ class RunConfig:
     out: str = "runs"
     name: str | None = None  # run directory name (default: dataset-backbone-policy-timestamp)
 
-    def validate(self) -> RunConfig:
-        """Raise TlfError for values no run can use; return self."""
-        choices = {"optimizer": OPTIMIZERS, "precision": PRECISIONS, "device": DEVICES, "frozen_engine": FROZEN_ENGINES}
+    def checked(self) -> RunConfig:
+        """A copy with every value checked (type, range, choices; floats as float); bad values
+        raise :class:`TlfError` naming the setting and the fix."""
+        from .setting_checks import RANGES, check_choice, check_value
+        hints = typing.get_type_hints(type(self))
+        given = self.to_dict()
+        if isinstance(given["feature_cache"], int) and not isinstance(given["feature_cache"], bool):
+            given["feature_cache"] = str(given["feature_cache"])  # a number of views, as YAML reads it
+        values = {f.name: check_value(f.name, given[f.name], hints[f.name], RANGES.get(f.name)) for f in fields(self)}
+        choices = {"optimizer": OPTIMIZERS, "precision": PRECISIONS, "device": DEVICES, "cache": CACHES,
+                   "frozen_engine": FROZEN_ENGINES}
         for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise TlfError(f"invalid {name} {getattr(self, name)!r}", hint=f"choose one of: {', '.join(allowed)}")
-        positive = {"batch_size": self.batch_size, "epochs": self.epochs, "lr": self.lr, "image_size": self.image_size}
-        for name, value in positive.items():
-            if value is not None and value <= 0:
-                raise TlfError(f"{name} must be positive, got {value}", hint=f"pass a value above 0 for --{name.replace('_', '-')}")
-        if not 0 < self.val_split < 1:
-            raise TlfError(f"val_split must be between 0 and 1, got {self.val_split}", hint="e.g. --val-split 0.2")
-        if self.cache not in ("auto", "ram", "disk", "off"):
-            raise TlfError(f"invalid cache {self.cache!r}", hint="choose one of: auto, ram, disk, off")
-        if self.feature_cache not in ("auto", "off") and not str(self.feature_cache).isdigit():
-            raise TlfError(f"invalid feature_cache {self.feature_cache!r}", hint="choose auto, off, or a number of views")
-        return self
+            check_choice(name, values[name], allowed)
+        for name in ("dataset", "backbone", "policy", "augment"):
+            if values[name] is not None and not values[name].strip():
+                raise TlfError(f"{name} is empty", hint=f"name one with --{name}, or leave it out for the default")
+        if values["feature_cache"] not in ("auto", "off") and not (values["feature_cache"].isdigit()
+                                                                   and int(values["feature_cache"]) > 0):
+            raise TlfError(f"invalid feature_cache {values['feature_cache']!r}",
+                           hint="choose auto, off, or a number of views (1 or more)")
+        if values["epochs"] is not None and values["warmup_epochs"] > values["epochs"]:
+            raise TlfError(f"warmup_epochs {values['warmup_epochs']:g} is longer than the run's {values['epochs']} "
+                           f"epoch(s)", hint="pass a --warmup-epochs no larger than --epochs")
+        return dataclasses.replace(self, **values)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> RunConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            from .registry import suggest
-            hints = [f"{u!r} (did you mean {suggest(u, sorted(known))[0]!r}?)" if suggest(u, sorted(known)) else repr(u)
-                     for u in unknown]
-            raise TlfError(f"unknown setting(s) in {source}: {', '.join(hints)}",
-                           hint="'tlf train --help' lists the settings")
+        """Settings from a mapping (a config file, a run's config.yaml), unknown names refused."""
+        _refuse_unknown(data, source)
         return cls(**data)
 
-    def merged(self, overrides: dict[str, Any]) -> RunConfig:
-        """A copy with the non-None ``overrides`` applied."""
+    def merged(self, overrides: dict[str, Any], source: str = "settings") -> RunConfig:
+        """A copy with the non-None ``overrides`` applied (unchecked: call :meth:`checked`)."""
+        _refuse_unknown(overrides, source)
         return dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _refuse_unknown(data: dict[str, Any], source: str) -> None:
+    known = sorted(f.name for f in fields(RunConfig))
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        from .registry import suggest
+        hints = [f"{u!r} (did you mean {suggest(u, known)[0]!r}?)" if suggest(u, known) else repr(u)
+                 for u in unknown]
+        raise TlfError(f"unknown setting(s) in {source}: {', '.join(hints)}",
+                       hint="'tlf train --help' lists the settings")
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
@@ -117,8 +135,8 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
 
 
 def load_config(file: str | Path | None = None, **overrides: Any) -> RunConfig:
-    """Defaults <- file <- overrides (flags), validated."""
+    """Defaults <- file <- overrides (flags), checked."""
     config = RunConfig()
     if file is not None:
         config = RunConfig.from_dict({**config.to_dict(), **read_config_file(file)}, source=str(file))
-    return config.merged(overrides).validate()
+    return config.merged(overrides).checked()

@@ -7,6 +7,7 @@ change the frozen set between epochs (``on_epoch_start``).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
@@ -16,6 +17,19 @@ from .models.backbone import STAGES
 from .models.classifier import Classifier
 
 Group = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PolicyRequest:
+    """What a policy factory is given besides its ``name:ARG`` argument: ``factory(argument, request)``."""
+
+    train_bn: bool = False  # frozen stages' norm layers keep trainable affine parameters
+
+
+def build_policy(text: str, train_bn: bool = False) -> FreezePolicy:
+    """The policy named ``text`` (``"partial:conv5"``), made by its plugin's factory."""
+    from .registry import get_registry
+    return get_registry().create("policies", text, PolicyRequest(train_bn=train_bn))
 
 
 def _no_decay(param: nn.Parameter) -> bool:

@@ -131,8 +131,3 @@ def get_registry() -> Registry:
     if _current is None or _current.pm is not pm or _current.generation != pm.generation:
         _current = Registry(pm)
     return _current
-
-
-def resolve(kind: str, text: str) -> tuple[Spec, str | None]:
-    """Shortcut for ``get_registry().resolve(kind, text)``."""
-    return get_registry().resolve(kind, text)

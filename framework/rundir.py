@@ -2,7 +2,7 @@
 
 ```
 runs/<dataset>-<backbone>-<policy>-<UTC timestamp>/
-  config.yaml classes.json metrics.jsonl metrics.csv last.pt best.pt curves.png summary.json
+  config.yaml preprocessing.json classes.json metrics.jsonl metrics.csv last.pt best.pt curves.png summary.json
 ```
 """
 from __future__ import annotations
@@ -18,9 +18,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+from .config import RunConfig
 from .errors import TlfError
+from .preprocessing import Preprocessing
 
 CHECKPOINTS = ("best", "last")
+PREPROCESSING_FILE = "preprocessing.json"  # the run's tlf.preprocessing.Preprocessing
 
 
 def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "w") -> None:
@@ -112,14 +115,22 @@ def load_checkpoint(run_dir: str | Path, which: str = "last", map_location: str 
                        hint="the file is damaged; use the other checkpoint (best/last)") from None
 
 
-def read_run_config(run_dir: str | Path) -> dict:
-    """The resolved config a run was started with."""
+def read_run_config(run_dir: str | Path) -> RunConfig:
+    """The plan a run was started with (its config.yaml), typed and checked."""
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         raise TlfError(f"{run_dir} is not a tlf run directory (no config.yaml)",
                        hint="pass a folder made by 'tlf train' (the last line it prints names it)")
     import yaml
-    return yaml.safe_load(path.read_text())
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise TlfError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}",
+                       hint="restore the file from the run's checkpoint ('config' key) or start a new run") from None
+    if not isinstance(data, dict):
+        raise TlfError(f"{path} must hold a mapping of settings, not {type(data).__name__}",
+                       hint="restore the file from the run's checkpoint ('config' key) or start a new run")
+    return RunConfig.from_dict(data, source=str(path)).checked()
 
 
 @dataclass
@@ -127,10 +138,11 @@ class LoadedRun:
     """A finished (or interrupted) run, ready for evaluation or export."""
 
     directory: Path
-    config: dict
+    config: RunConfig  # the run's plan
     classes: list[str]
     model: Any  # tlf.models.Classifier in eval mode
     meta: Any  # tlf.models.BackboneMeta
+    preprocessing: Preprocessing
     summary: dict
     checkpoint: str
 
@@ -142,10 +154,23 @@ def load_run(run_dir: str | Path, which: str = "best") -> LoadedRun:
     config = read_run_config(run_dir)
     state = load_checkpoint(run_dir, which)
     classes = list(state["classes"])
-    model = build_model(config["backbone"], len(classes), pretrained=False, head=config["head"],
-                        dropout=config["dropout"], input_size=config["image_size"])
+    model = build_model(config.backbone, len(classes), pretrained=False, head=config.head,
+                        dropout=config.dropout, input_size=config.image_size)
     model.load_state_dict(state["model"])
     model.eval()
     summary_path = run_dir / "summary.json"
     summary = read_json(summary_path) if summary_path.is_file() else {}
-    return LoadedRun(run_dir, config, classes, model, model.backbone.meta, summary, which)
+    meta = model.backbone.meta
+    return LoadedRun(run_dir, config, classes, model, meta, read_preprocessing(run_dir, meta, config.image_size),
+                     summary, which)
+
+
+def read_preprocessing(run_dir: Path, meta: Any, image_size: int | None) -> Preprocessing:
+    """The run's preprocessing.json; runs made before it existed: from the backbone's meta."""
+    path = Path(run_dir) / PREPROCESSING_FILE
+    if not path.is_file():
+        return Preprocessing.from_meta(meta, image_size)
+    try:
+        return Preprocessing.from_dict(read_json(path), source=str(path))
+    except ValueError as exc:
+        raise TlfError(f"{path} is damaged: {exc}", hint="delete it; tlf then derives it from the backbone") from None

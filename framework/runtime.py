@@ -36,6 +36,7 @@ from PIL import Image
 
 from .data.reading import to_rgb, read_rgb  # the decoder training uses (numpy and Pillow only)
 from .errors import TlfError
+from .preprocessing import RUNTIME_INTERPOLATIONS, Preprocessing, short_side_shape
 
 PREFIX = "tlf."
 # metadata keys written by ``tlf export``; values are JSON-encoded
@@ -45,7 +46,6 @@ METADATA_KEYS = (
 )
 # keys the runtime cannot work without
 REQUIRED_KEYS = ("classes", "resize", "crop", "mean", "std", "interpolation", "preprocessing_in_graph")
-INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "area")
 # preferred execution providers, best first; CPU is always the last resort
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 
@@ -98,20 +98,15 @@ def decode_metadata(props: dict[str, str]) -> dict[str, Any]:
     return out
 
 
-def resized_shape(height: int, width: int, short_side: int) -> tuple[int, int]:
-    """Shape after scaling the short side to ``short_side`` (albumentations' rounding)."""
-    scale = short_side / min(height, width)
-    return max(1, round(height * scale)), max(1, round(width * scale))
-
-
 CV2_FLAGS = {"nearest": "INTER_NEAREST", "bilinear": "INTER_LINEAR", "bicubic": "INTER_CUBIC", "area": "INTER_AREA"}
 
 
 def resize(image: np.ndarray, height: int, width: int, interpolation: str) -> np.ndarray:
     """Resize an HxWxC uint8 image with ``cv2.resize``: the call albumentations makes in
     training, so deployed pixels equal training's."""
-    if interpolation not in INTERPOLATIONS:
-        raise TlfError(f"unsupported interpolation {interpolation!r}", hint=f"use one of {', '.join(INTERPOLATIONS)}")
+    if interpolation not in RUNTIME_INTERPOLATIONS:
+        raise TlfError(f"unsupported interpolation {interpolation!r}",
+                       hint=f"use one of {', '.join(RUNTIME_INTERPOLATIONS)}")
     if image.shape[:2] == (height, width):
         return image
     if interpolation == "area" and (height > image.shape[0] or width > image.shape[1]):
@@ -204,19 +199,10 @@ class Classifier:
                            "a tlf classifier takes N x 3 x H x W images")
         meta = self.metadata
         self.classes: list[str] = list(meta["classes"])
-        self.crop = int(meta["crop"])
-        self.resize_to = int(meta["resize"])
-        if self.resize_to < self.crop:
-            raise TlfError(f"{self.path}: metadata resize {self.resize_to} is smaller than crop {self.crop}")
-        self.interpolation = str(meta["interpolation"])
-        self.downscale = str(meta.get("downscale") or self.interpolation)
-        for method in (self.interpolation, self.downscale):
-            if method not in INTERPOLATIONS:
-                raise TlfError(f"{self.path}: unsupported interpolation {method!r} in metadata",
-                               hint=f"supported: {', '.join(INTERPOLATIONS)}")
+        self.preprocessing = Preprocessing.from_metadata(meta, source=str(self.path))
+        self.preprocessing.check_runtime(str(self.path))
+        self.crop = self.preprocessing.size
         self.in_graph = bool(meta["preprocessing_in_graph"])
-        self.mean = np.asarray(meta["mean"], dtype=np.float32).reshape(3, 1, 1)
-        self.std = np.asarray(meta["std"], dtype=np.float32).reshape(3, 1, 1)
         self.dtype = np.uint8 if self.in_graph else np.float32
 
     @property
@@ -241,17 +227,16 @@ class Classifier:
     def eval_view(self, image: ImageLike) -> np.ndarray:
         """The crop x crop x 3 uint8 view the model sees: short side resized, centre cropped."""
         array = self.to_array(image)
-        height, width = resized_shape(*array.shape[:2], self.resize_to)
-        shrink = self.resize_to < min(array.shape[:2])
-        array = resize(array, height, width, self.downscale if shrink else self.interpolation)
+        p = self.preprocessing
+        height, width = short_side_shape(*array.shape[:2], p.resize)
+        shrink = p.resize < min(array.shape[:2])
+        array = resize(array, height, width, p.downscale if shrink else p.interpolation)
         return center_crop(array, self.crop)
 
     def preprocess(self, image: ImageLike) -> np.ndarray:
         """One image -> the model's 3 x crop x crop input (float32 normalized, or uint8)."""
         chw = np.ascontiguousarray(self.eval_view(image).transpose(2, 0, 1))
-        if self.in_graph:
-            return chw
-        return ((chw.astype(np.float32) / 255.0 - self.mean) / self.std).astype(np.float32)
+        return chw if self.in_graph else self.preprocessing.normalize(chw)
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
         """Run the model on a preprocessed N x 3 x crop x crop batch."""

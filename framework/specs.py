@@ -9,7 +9,7 @@ defined in the core:
 
 - datasets:      ``factory(argument, request: tlf.data.DatasetRequest) -> tlf.data.Splits``
 - backbones:     ``factory(argument, request: tlf.models.BackboneRequest) -> tlf.models.Backbone``
-- policies:      ``factory(argument) -> tlf.policies.FreezePolicy``
+- policies:      ``factory(argument, request: tlf.policies.PolicyRequest) -> tlf.policies.FreezePolicy``
 - augmentations: ``factory(argument, request: tlf.augment.AugmentRequest) -> tlf.augment.Augmentation``
 """
 from __future__ import annotations

@@ -185,14 +185,13 @@ def test_cli_exports_a_run_with_int8(run_export, tmp_path):
 def test_runtime_predictions_equal_tlf_evaluate(run_export):
     """The deployed model (tlf.runtime, its own preprocessing) scores the validation set as tlf evaluate does."""
     import tlf
-    from tlf.config import RunConfig
     from tlf.engine.metrics import confusion_matrix
-    from tlf.engine.setup import load_splits
+    from tlf.engine.assembly import load_splits
     from tlf.rundir import read_run_config
 
     run, report = run_export
     evaluation = tlf.evaluate(run, write=False, workers=0)
-    splits = load_splits(RunConfig.from_dict(read_run_config(run)))
+    splits = load_splits(read_run_config(run))  # the run's plan, typed
     predictions = Classifier(run / "model.onnx").predict([splits.val.load(i) for i in range(len(splits.val))])
     predicted = np.array([p.indices[0] for p in predictions])
     assert len(set(predicted)) > 2  # the check means something: several classes predicted

@@ -13,11 +13,12 @@ import tlf
 from helpers_models import single_thread  # noqa: F401 (autouse: one torch thread)
 from test_engine import FAST, make_colour_folder
 from tlf.cli import cli
-from tlf.data.device import to_model_input
+from tlf.data.model_input import to_model_input
 from tlf.engine import onnx_prefix
 from tlf.engine.features import choose_engine
 from tlf.engine.trainer import Trainer
 from tlf.config import load_config
+from tlf.plan import plan_run
 from tlf.errors import TlfError
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -132,7 +133,7 @@ def test_training_through_onnxruntime_equals_torch(colour_data, tmp_path, policy
     common = dict(dataset=f"folder:{colour_data}", policy=policy, epochs=2, lr=3e-3, **FAST)
     trainers = {}
     for engine in ("onnxruntime", "torch"):
-        trainer = Trainer(load_config(out=str(tmp_path / engine), frozen_engine=engine, **common), quiet=True)
+        trainer = Trainer(plan_run(None, dict(out=str(tmp_path / engine), frozen_engine=engine, **common)), quiet=True)
         summary = trainer.fit()
         assert summary["frozen_engine"] == engine and summary["feature_cache"]
         assert json.loads((trainer.run_dir.path / "summary.json").read_text())["frozen_engine"] == engine

@@ -10,7 +10,7 @@ from helpers_models import single_thread  # noqa: F401 (autouse fixture)
 
 from tlf.cli import cli
 from tlf.models import STAGES
-from tlf.registry import get_registry
+from tlf.policies import build_policy
 
 
 def inspect_json(*args: str) -> dict:
@@ -32,7 +32,7 @@ def test_partial_conv5_freezes_exactly_conv1_to_conv4(backbone: str) -> None:
     info = inspect_json("--backbone", backbone, "--policy", "partial:conv5", "--input-size", "32",
                         "--num-classes", "3")
     model = fresh_model(backbone)
-    get_registry().create("policies", "partial:conv5").apply(model)
+    build_policy("partial:conv5").apply(model)
     assert model.frozen_stages == STAGES[:4]
     rows = {row["name"]: row for row in info["stages"]}
     for name, stage in model.backbone.stages.named_children():
@@ -61,8 +61,8 @@ def test_inspect_errors_are_one_line() -> None:
     assert result.exit_code == 1
     assert "no stage 'layer9'" in result.output and "layer4" in result.output
     assert "Traceback" not in result.output
-    result = CliRunner().invoke(cli, ["inspect", "-b", "resnet18", "--input-size", "16"])
-    assert result.exit_code == 1 and "too small" in result.output
+    result = CliRunner().invoke(cli, ["inspect", "-b", "resnet18", "--image-size", "16"])
+    assert result.exit_code == 1 and "image_size must be at least 32, got 16" in result.output
 
 
 def test_weights_file_is_checked(tmp_path) -> None:

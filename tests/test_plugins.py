@@ -134,11 +134,12 @@ def test_example_backbone_learns_the_example_dataset(monkeypatch: pytest.MonkeyP
 
 def test_example_policy_trains_only_norm_layers_and_head(monkeypatch: pytest.MonkeyPatch) -> None:
     from tlf.models import BackboneRequest, Classifier, build_head, is_norm
+    from tlf.policies import PolicyRequest
 
     registry = Registry(loaded(monkeypatch, example_site()))
     backbone = registry.create("backbones", "resnet18", BackboneRequest(pretrained=False))
     model = Classifier(backbone, build_head("linear", (backbone.meta.feature_dim, 1, 1), 3, 0.2), 3)
-    policy = registry.create("policies", "norm-only")
+    policy = registry.create("policies", "norm-only", PolicyRequest())
     assert policy.name == "bn-only" and policy.pretrained
     policy.apply(model)
     norm_params = {id(p) for m in backbone.modules() if is_norm(m) for p in m.parameters(recurse=False)}

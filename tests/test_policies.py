@@ -8,8 +8,7 @@ from helpers_models import single_thread  # noqa: F401 (autouse fixture)
 
 from tlf.errors import TlfError
 from tlf.models import STAGES, is_norm
-from tlf.policies import Gradual, Partial, Transfer, sync_scheduler
-from tlf.registry import get_registry
+from tlf.policies import Gradual, Partial, Transfer, build_policy, sync_scheduler
 
 # the smallest member of each family (random init: no downloads)
 FAMILIES = ["vgg11_bn", "resnet18", "convnext_tiny", "mobilenet_v3_large", "efficientnet_b0",
@@ -18,7 +17,7 @@ POLICIES = ["scratch", "transfer", "partial:conv3", "init", "gradual:1", "discri
 
 
 def policy(text: str):
-    return get_registry().create("policies", text)
+    return build_policy(text)
 
 
 def one_step(model, policy_obj, epoch: int = 0) -> torch.optim.Optimizer:

@@ -15,7 +15,8 @@ from helpers_models import single_thread  # noqa: F401 (autouse: one torch threa
 from onnx_helpers import CLASSES, chw, eval_pipeline, export_small, shapes
 from tlf.errors import TlfError
 from tlf.export import normalize
-from tlf.runtime import Classifier, encode_metadata, resize, resized_shape, softmax
+from tlf.preprocessing import short_side_shape as resized_shape
+from tlf.runtime import Classifier, encode_metadata, resize, softmax
 
 SIZE = 32
 
@@ -49,12 +50,12 @@ def test_preprocessing_matches_the_eval_transform(exported):
     model, path = exported
     clf = Classifier(path)
     pipeline = eval_pipeline(model, SIZE)
-    assert pipeline.resize_short == clf.resize_to
+    assert pipeline.resize_short == clf.preprocessing.resize
     images, _ = shapes(24, SIZE, seed=2, square=False)
     images.append(np.asarray(Image.fromarray(images[0]).resize((20, 24))))  # smaller than the crop: enlarged
     ours = np.stack([clf.preprocess(img) for img in images])
-    theirs = normalize(chw([pipeline.eval(img) for img in images]), clf.mean.ravel(), clf.std.ravel())
-    grey_levels = np.abs(ours - theirs) * clf.std / (1 / 255)
+    theirs = normalize(chw([pipeline.eval(img) for img in images]), clf.preprocessing.mean, clf.preprocessing.std)
+    grey_levels = np.abs(ours - theirs) * np.asarray(clf.preprocessing.std).reshape(3, 1, 1) / (1 / 255)
     assert grey_levels.max() <= 1e-3  # the same pixels: both resize with cv2
     p_ours, p_theirs = softmax(clf.logits(ours)), softmax(clf.logits(theirs))
     assert (p_ours.argmax(1) == p_theirs.argmax(1)).mean() == 1.0

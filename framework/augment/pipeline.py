@@ -1,7 +1,7 @@
 """Composing augmentation plugins into train/eval transforms.
 
 Images stay uint8 HWC through every per-image transform; conversion to float and
-normalization happen later, on the device (:mod:`tlf.data.device`).
+normalization happen later, on the device (:mod:`tlf.data.model_input`).
 
 Randomness: the train transform is reseeded for every sample from
 ``(seed, epoch, index)`` (:func:`sample_seed`), so a run is reproducible whatever the
@@ -11,7 +11,6 @@ forked from the same state).
 """
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -22,12 +21,11 @@ import cv2
 import numpy as np
 
 from ..errors import TlfError
+from ..preprocessing import IMAGENET_MEAN, IMAGENET_STD, INTERPOLATIONS, resize_for
+from ..preprocessing import short_side_shape as scaled_shape
 from ..registry import get_registry
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-INTERPOLATIONS = {
+CV2_FLAGS = {  # OpenCV's flag for each of tlf.preprocessing.INTERPOLATIONS
     "nearest": cv2.INTER_NEAREST,
     "bilinear": cv2.INTER_LINEAR,
     "bicubic": cv2.INTER_CUBIC,
@@ -45,6 +43,7 @@ class AugmentRequest:
     std: tuple[float, float, float] = IMAGENET_STD
     interpolation: str = "bilinear"
     crop_pct: float = 0.875  # eval: resize the short side to size / crop_pct, then center crop
+    resize: int | None = None  # the eval short side when fixed already (tlf.preprocessing.Preprocessing.resize)
     num_classes: int = 0
     seed: int = 0
 
@@ -60,12 +59,12 @@ class AugmentRequest:
     @property
     def cv2_interpolation(self) -> int:
         """The OpenCV flag for :attr:`interpolation`."""
-        return INTERPOLATIONS[self.interpolation]
+        return CV2_FLAGS[self.interpolation]
 
     @property
     def resize_short(self) -> int:
         """Short side the eval transform resizes to before its center crop."""
-        return max(self.size, math.floor(self.size / self.crop_pct))
+        return self.resize if self.resize is not None else resize_for(self.size, self.crop_pct)
 
 
 @dataclass
@@ -85,12 +84,9 @@ class Augmentation:
 
 
 def short_side_shape(height: int, width: int, short: int) -> tuple[int, int]:
-    """(height, width) after downscaling the short side to ``short``, rounded as albumentations'
-    ``SmallestMaxSize`` rounds; images already that small keep their shape."""
-    if min(height, width) <= short:
-        return height, width
-    scale = short / min(height, width)
-    return max(1, round(height * scale)), max(1, round(width * scale))
+    """(height, width) after downscaling the short side to ``short``
+    (:func:`tlf.preprocessing.short_side_shape`); images already that small keep their shape."""
+    return (height, width) if min(height, width) <= short else scaled_shape(height, width, short)
 
 
 def sample_seed(seed: int, epoch: int, index: int) -> int:

@@ -9,7 +9,7 @@ from typing import Any, Callable
 import click
 import numpy as np
 
-from ..data.splits import ArrayImageSet, DatasetRequest, FileImageSet, ImageSet, Problem, Splits
+from ..data.dataset import ArrayImageSet, DatasetRequest, FileImageSet, ImageSet, Problem, Splits
 
 SIZE_SAMPLE = 1000  # images per split whose size is read for the statistics
 
@@ -95,6 +95,9 @@ def dataset_options(command: Callable) -> Callable:
 
 def _load(dataset: str, data_dir: Path | None, val_split: float, seed: int, strict: bool) -> Splits:
     from ..data import load_dataset
+    from ..setting_checks import RANGES, check_value
+    val_split = check_value("val_split", val_split, float, RANGES["val_split"])
+    seed = check_value("seed", seed, int, RANGES["seed"])
     return load_dataset(dataset, DatasetRequest(data_dir=data_dir, val_split=val_split, seed=seed, strict=strict))
 
 

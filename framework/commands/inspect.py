@@ -25,26 +25,25 @@ def _state(total: int, trainable: int, frozen: bool) -> str:
     return "frozen" if trainable == 0 else "norm only"  # train_bn: frozen but for norm affine params
 
 
-def inspect_model(backbone: str, policy: str | None = None, input_size: int | None = None, num_classes: int = 10,
+def inspect_model(backbone: str, policy: str | None = None, image_size: int | None = None, num_classes: int = 10,
                   head: str = "linear", pretrained: bool = False, train_bn: bool = False,
                   weights: str | None = None) -> dict:
     """The data behind ``tlf inspect``: one row per stage plus the head and totals."""
     import torch
 
     from ..models import build_model
-    from ..registry import get_registry
+    from ..policies import build_policy
+    from ..setting_checks import RANGES, Range, check_value
 
-    freeze_policy = get_registry().create("policies", policy) if policy else None
-    if freeze_policy is not None:
-        freeze_policy.train_bn = train_bn
+    image_size = check_value("image_size", image_size, int | None, RANGES["image_size"])
+    num_classes = check_value("num_classes", num_classes, int, Range(1))
+    freeze_policy = build_policy(policy, train_bn) if policy else None
     model = build_model(backbone, num_classes, pretrained=pretrained, weights=weights, head=head,
-                        input_size=input_size)
+                        input_size=image_size)
     if freeze_policy is not None:
         freeze_policy.apply(model)
     meta = model.backbone.meta
-    size = input_size or meta.input_size
-    if size < 32:
-        raise TlfError(f"input size {size} is too small: conv5 has stride 32", hint="use --input-size 32 or more")
+    size = image_size or meta.input_size
     model.eval()
     by_stage: dict[str, list[str]] = {}
     for alias, stage in model.backbone.aliases.items():
@@ -77,7 +76,8 @@ def inspect_model(backbone: str, policy: str | None = None, input_size: int | No
 @click.command()
 @click.option("--backbone", "-b", required=True, help="Backbone name, e.g. resnet50 or timm:resnet18.")
 @click.option("--policy", "-p", default=None, help="Freeze policy to apply, e.g. transfer or partial:conv5.")
-@click.option("--input-size", type=int, default=None, help="Square input size (default: the backbone's).")
+@click.option("--image-size", "--input-size", "image_size", type=int, default=None,
+              help="Square input size, 32 or more (default: the backbone's); --input-size is the old name.")
 @click.option("--num-classes", type=int, default=10, show_default=True, help="Classes of the new head.")
 @click.option("--head", type=click.Choice(["linear", "mlp"]), default="linear", show_default=True, help="Head kind.")
 @click.option("--train-bn", is_flag=True, help="Frozen stages keep trainable norm affine parameters.")
@@ -86,10 +86,10 @@ def inspect_model(backbone: str, policy: str | None = None, input_size: int | No
 @click.option("--weights", type=click.Path(dir_okay=False), default=None,
               help="Load this weights file (state dict or checkpoint) to check that it fits.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def inspect(backbone: str, policy: str | None, input_size: int | None, num_classes: int, head: str,
+def inspect(backbone: str, policy: str | None, image_size: int | None, num_classes: int, head: str,
             train_bn: bool, pretrained: bool, weights: str | None, as_json: bool) -> None:
     """Show a backbone's stages conv1..conv5: output shape, parameters, what a policy freezes."""
-    info = inspect_model(backbone, policy, input_size, num_classes, head, pretrained, train_bn, weights)
+    info = inspect_model(backbone, policy, image_size, num_classes, head, pretrained, train_bn, weights)
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return

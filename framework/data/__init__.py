@@ -1,7 +1,7 @@
 """Datasets, image reading, loaders and caches."""
 from __future__ import annotations
 
-from .splits import ArrayImageSet, DatasetRequest, FileImageSet, ImageSet, Problem, Splits
+from .dataset import ArrayImageSet, DatasetRequest, FileImageSet, ImageSet, Problem, Splits
 
 __all__ = ["ArrayImageSet", "DatasetRequest", "FileImageSet", "ImageSet", "Problem", "Splits", "load_dataset"]
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import shutil
 import tempfile
@@ -30,10 +29,10 @@ from typing import Any
 import numpy as np
 
 from ..augment import short_side_shape
+from ..messages import notice
 from ..paths import cache_dir
-from .splits import ArrayImageSet, FileImageSet, ImageSet, Problem
+from .dataset import ArrayImageSet, FileImageSet, ImageSet, Problem
 
-log = logging.getLogger("tlf.data.cache")
 
 CACHE_VERSION = 1
 DEFAULT_RAM_FRACTION = 0.25
@@ -178,7 +177,7 @@ def build(images: ImageSet, pipeline: Any, directory: Path | None = None, *, per
         try:
             return CacheResult(DecodedImages(data_path, index_path, images), built=False, decoded=0)
         except Exception as exc:  # a damaged index: rebuild it
-            log.warning("decode cache %s is unreadable (%s); rebuilding", index_path, exc)
+            notice(f"decode cache {index_path} is unreadable ({exc}); rebuilding")
     layout = layout or plan(images, short, threads)
     decoded = _write(images, pipeline, layout, data_path, index_path, threads)
     if persist:
@@ -273,7 +272,7 @@ def _write(images: ImageSet, pipeline: Any, layout: Plan, data_path: Path, index
         Path(tmp).unlink(missing_ok=True)
         raise
     for problem in problems:
-        log.warning("skipped unreadable image %s: %s", problem.path, problem.reason)
+        notice(f"[yellow]skipped[/yellow] unreadable image {problem.path}: {problem.reason}")
     return n
 
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import TlfError
 from .reading import check_image, is_image_file
-from .splits import DatasetRequest, FileImageSet, Problem, Splits
+from .dataset import DatasetRequest, FileImageSet, Problem, Splits
 
 VAL_FOLDERS = ("val", "validation", "test")
 CHECK_THREADS = 8

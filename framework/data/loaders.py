@@ -7,9 +7,7 @@ workers, new augmentations every epoch.
 """
 from __future__ import annotations
 
-import logging
 import random
-import warnings
 from typing import Any, Iterator, Sequence
 
 import cv2
@@ -19,10 +17,10 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..augment import ImageTransform, Pipeline, sample_seed
 from ..errors import TlfError
+from ..messages import notice
 from . import cache as decode_cache
-from .splits import ArrayImageSet, ImageSet, Splits
+from .dataset import ArrayImageSet, ImageSet, Splits
 
-log = logging.getLogger("tlf.data.loaders")
 
 CACHE_MODES = ("auto", "ram", "disk", "off")
 SHUFFLE_STREAM = 2**32  # sample_seed(seed, epoch, SHUFFLE_STREAM) seeds the order; indices are smaller
@@ -54,8 +52,8 @@ class ImageDataset(Dataset):
             try:
                 return self.images.load(i)
             except UnreadableImage as exc:
-                warnings.warn(f"skipped unreadable image {self.images.key(i)}: {getattr(exc, 'reason', exc)}",
-                              stacklevel=2)
+                notice(f"[yellow]skipped[/yellow] unreadable image {self.images.key(i)}: "
+                       f"{getattr(exc, 'reason', exc)}")
         raise TlfError("no readable image in the dataset", hint="'tlf data show' lists the problems")
 
 
@@ -162,7 +160,7 @@ def _decoded(splits: Splits, pipeline: Pipeline, sets: Sequence[ImageSet], *, wo
         raise TlfError("distributed loaders need torch.distributed initialized", hint="launch with torchrun")
     layouts: dict[int, decode_cache.Plan] = {}
     mode, why = choose_cache(splits, pipeline, cache, layouts, sets)
-    log.info("decode cache: %s (%s)", mode, why)
+    notice(f"decode cache: {mode} ({why})")
     rank0_first = distributed and mode == "disk"
     if rank0_first and torch.distributed.get_rank() != 0:
         torch.distributed.barrier()

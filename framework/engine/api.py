@@ -4,8 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..config import RunConfig, load_config
-from ..errors import TlfError
+from .. import messages
+from ..config import RunConfig
 
 
 def train(config: RunConfig | str | Path | None = None, *, resume: str | Path | None = None, quiet: bool = False,
@@ -16,26 +16,13 @@ def train(config: RunConfig | str | Path | None = None, *, resume: str | Path | 
     (``tlf.train(dataset="flowers", policy="partial:conv5", epochs=5)``). ``resume``
     continues an interrupted run directory from its last checkpoint.
     """
-    from .trainer import Trainer, resume_config
+    from ..plan import plan_run
+    from .trainer import Trainer
 
-    if resume is not None:
-        if config is not None:
-            raise TlfError("--resume continues a run with its own config.yaml; --config cannot be combined with it",
-                           hint="drop --config, or start a new run with it")
-        resume = Path(resume)
-        config = resume_config(resume)
-        allowed = {"device", "precision", "workers", "compile", "cache", "batch_size", "frozen_engine"}
-        changed = sorted(k for k, v in settings.items() if v is not None and k not in allowed)
-        if changed:
-            raise TlfError(f"cannot change {', '.join(changed)} when resuming",
-                           hint=f"resume with the run's own settings, or start a new run")
-        config = config.merged(settings).validate()
-    elif isinstance(config, RunConfig):
-        config = config.merged(settings).validate()
-    else:
-        config = load_config(config, **settings)
-    trainer = Trainer(config, resume_dir=resume, quiet=quiet)
-    trainer.fit()
+    plan = plan_run(config, settings, resume)
+    with messages.scope():  # the run's Reporter is the message channel while it runs
+        trainer = Trainer(plan, resume_dir=Path(resume) if resume is not None else None, quiet=quiet)
+        trainer.fit()
     return trainer.run
 
 
@@ -48,13 +35,20 @@ def evaluate(run_dir: str | Path, *, dataset: str | None = None, data_dir: str |
     scores the weights exactly as the exported ONNX model computes them."""
     import torch
 
-    from ..data.device import to_model_input
+    from ..setting_checks import RANGES, Range, check_value
+
+    top_k = check_value("top_k", top_k, int, Range(1))
+    batch_size = check_value("batch_size", batch_size, int, RANGES["batch_size"])
+    workers = check_value("workers", workers, int | None, RANGES["workers"])
+
+    from ..data.model_input import to_model_input
     from ..data.loaders import build_eval_loader
     from ..rundir import RunDir, load_run
-    from .device import place
+    from .placement import place
     from .metrics import classification_report
-    from .plots import plot_confusion
-    from .setup import default_workers, run_data
+    from .run_plots import plot_confusion
+    from ..plan import default_workers
+    from .assembly import run_data
     from .trainer import predict_logits
 
     run = load_run(run_dir, checkpoint)
@@ -65,10 +59,10 @@ def evaluate(run_dir: str | Path, *, dataset: str | None = None, data_dir: str |
                                    seed=config.seed, cache=config.cache, pin_memory=placement.device.type == "cuda")
     layout = torch.channels_last if config.channels_last else torch.contiguous_format
     model = run.model.to(placement.device, memory_format=layout)
-    meta = run.meta
+    prep = run.preprocessing
 
     def to_input(images):
-        return to_model_input(images, meta.mean, meta.std, placement.device, channels_last=config.channels_last)
+        return to_model_input(images, prep.mean, prep.std, placement.device, channels_last=config.channels_last)
 
     logits, labels = predict_logits(model, val_loader, to_input, placement)
     report = classification_report(logits.numpy(), labels.numpy(), run.classes, top_k=top_k)

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ..paths import cache_dir
+from ..preprocessing import affine
 
 # parity gate: max |feature diff| <= TOLERANCE x max(1, max |torch feature|), as tlf export's fp32 gate
 TOLERANCE = 1e-4
@@ -33,8 +34,9 @@ class Uint8Prefix(nn.Module):
     def __init__(self, prefix: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
         self.prefix = prefix
-        self.register_buffer("mean", torch.tensor([255.0 * m for m in mean]).view(1, 3, 1, 1))
-        self.register_buffer("scale", torch.tensor([1.0 / (255.0 * s) for s in std]).view(1, 3, 1, 1))
+        offset, scale = affine(mean, std)
+        self.register_buffer("mean", torch.tensor(offset).view(1, 3, 1, 1))
+        self.register_buffer("scale", torch.tensor(scale).view(1, 3, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.prefix((x.permute(0, 3, 1, 2).float() - self.mean) * self.scale)

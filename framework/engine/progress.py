@@ -1,20 +1,27 @@
-"""Progress display: rich bars on a terminal, one line per epoch in logs, nothing when quiet."""
+"""Progress display: rich bars on a terminal, one line per epoch in logs, nothing when quiet.
+
+The :class:`Reporter` is the one channel for messages to the user: code below the engine
+(data loading, caches) reaches the current one through :func:`tlf.messages.notice`.
+"""
 from __future__ import annotations
 
-import sys
 from contextlib import contextmanager
 from typing import Iterator
 
 from rich.console import Console
 
+from .. import messages
+
 
 class Reporter:
-    """Prints what the user should see of a run."""
+    """Prints what the user should see of a run (on stderr); the newest one receives
+    :func:`tlf.messages.notice`."""
 
     def __init__(self, quiet: bool = False, enabled: bool = True) -> None:
         self.quiet = quiet or not enabled
         self.console = Console(stderr=True)
         self.live = self.console.is_terminal and not self.quiet
+        messages.use(self.info)
 
     def info(self, message: str) -> None:
         if not self.quiet:
@@ -42,8 +49,3 @@ class Reporter:
 
             yield advance
 
-
-def stdout_line(text: str) -> None:
-    """The final line of a command (stdout, so scripts can read it)."""
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()

@@ -15,14 +15,14 @@ from .. import __version__
 from ..config import RunConfig
 from ..errors import TlfError
 from ..pluginmanager import get_plugin_manager
-from ..rundir import RunDir, load_checkpoint, read_run_config
+from ..rundir import PREPROCESSING_FILE, RunDir, load_checkpoint
 from . import distributed as ddp
-from .device import Placement, place
+from .placement import Placement, place
 from .features import FeatureCache, Remainder, choose_engine, frozen_prefix, memory_budget, ordered_passes
 from .optim import build_optimizer, set_lr, warmup_cosine
-from .plots import plot_curves
+from .run_plots import plot_curves
 from .progress import Reporter
-from .setup import RunParts, build_parts
+from .assembly import RunParts, build_parts
 
 
 @dataclass
@@ -68,8 +68,10 @@ def count_params(model: nn.Module) -> tuple[int, int]:
 class Trainer:
     """Trains one run; ``fit()`` returns the summary."""
 
-    def __init__(self, config: RunConfig, resume_dir: Path | None = None, quiet: bool = False) -> None:
+    def __init__(self, plan: RunConfig, resume_dir: Path | None = None, quiet: bool = False) -> None:
+        """``plan``: a run's resolved plan (:func:`tlf.plan.plan_run`)."""
         self.started = time.perf_counter()
+        config = plan
         self.world = ddp.init_world(config.device)
         self.placement: Placement = place(config.device, config.precision,
                                           self.world.local_rank if self.world.distributed else None)
@@ -112,9 +114,10 @@ class Trainer:
                 self.report.info(f"removed {path.name}, left by the interrupted run")
         else:
             c = self.config
-            run_dir = RunDir.create(c.out, c.dataset, c.backbone, self.policy.name, c.name)
+            run_dir = RunDir.create(c.out, c.dataset, c.backbone, c.policy, c.name)
             run_dir.write_yaml("config.yaml", c.to_dict())
             run_dir.write_json("classes.json", self.parts.splits.classes)
+            run_dir.write_json(PREPROCESSING_FILE, self.parts.preprocessing.to_dict())
         ddp.broadcast_object(str(run_dir.path), self.world)
         return run_dir
 
@@ -145,9 +148,9 @@ class Trainer:
         self.forward_model = module
 
     def _to_input(self, images: torch.Tensor) -> torch.Tensor:
-        from ..data.device import to_model_input
-        meta = self.model.backbone.meta
-        return to_model_input(images, meta.mean, meta.std, self.device, channels_last=self.config.channels_last)
+        from ..data.model_input import to_model_input
+        prep = self.parts.preprocessing
+        return to_model_input(images, prep.mean, prep.std, self.device, channels_last=self.config.channels_last)
 
     def _maybe_cache_features(self, epochs_left: int) -> None:
         """Build the frozen-prefix feature cache when it is allowed, useful and fits."""
@@ -397,9 +400,3 @@ def predict_logits(model: nn.Module, loader, to_input, placement: Placement) -> 
     if not outs:
         return torch.zeros(0, 0), torch.zeros(0, dtype=torch.long)
     return torch.cat(outs).cpu(), torch.cat(labels).cpu()
-
-
-def resume_config(run_dir: Path) -> RunConfig:
-    """The config of an earlier run, to continue it."""
-    return RunConfig.from_dict(read_run_config(run_dir), source=str(Path(run_dir) / "config.yaml"))
-

@@ -57,8 +57,8 @@ def read_result(run_dir: str | Path) -> RunResult:
     except ValueError as exc:
         raise TlfError(f"{run_dir} has a damaged summary.json or metrics.jsonl: {exc}",
                        hint="leave that run out, or delete its summary.json and resume it with 'tlf train --resume'") from None
-    return RunResult(run_dir, config["dataset"], config["backbone"], summary.get("policy") or config["policy"],
-                     int(config["seed"]), summary, [(int(r["epoch"]), float(r["val_acc"])) for r in rows])
+    return RunResult(run_dir, config.dataset, config.backbone, summary.get("policy") or config.policy,
+                     config.seed, summary, [(int(r["epoch"]), float(r["val_acc"])) for r in rows])
 
 
 def find_run_dirs(paths: Sequence[str | Path]) -> tuple[list[Path], list[Path]]:
@@ -270,7 +270,7 @@ class Comparison:
 
     def write(self, out: str | Path) -> list[Path]:
         """comparison.json, .md, .csv and .png in ``out``; returns their paths."""
-        from .plots import plot_comparison
+        from .comparison_plots import plot_comparison
         out = Path(out)
         texts = {"comparison.json": json.dumps(self.to_dict(), indent=2) + "\n", "comparison.md": self.markdown(),
                  "comparison.csv": self.csv()}

@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..config import RunConfig, load_config, read_config_file
+from ..config import RESUMABLE, RunConfig, load_config, read_config_file
 from ..errors import TlfError
+from ..plan import canonical_name
 from ..registry import get_registry
 from .results import Comparison, load_results
 
-# settings a run may be resumed or reused with although they differ from its config.yaml
-REUSABLE = ("device", "precision", "workers", "compile", "cache", "out", "name")
+# a run found in OUT is reused when only these differ: how it runs (RESUMABLE) and where it lives
+REUSABLE = (*RESUMABLE, "out", "name")
 IDENTITY = ("dataset", "backbone", "policy", "seed")  # what makes a run the one planned
 
 
@@ -49,15 +50,6 @@ def split_names(values: str | Sequence[str] | None) -> list[str]:
     return list(dict.fromkeys(n for n in names if n))
 
 
-def _canonical(kind: str, text: str) -> str:
-    """The registered name of ``text`` (aliases resolved); policies as their own ``.name``."""
-    registry = get_registry()
-    spec, argument = registry.resolve(kind, text)
-    if kind == "policies":
-        return registry.create(kind, text).name  # e.g. "partial" -> "partial:conv5"
-    return spec.name if argument is None else f"{spec.name}:{argument}"
-
-
 def plan_runs(dataset: str, backbones: Sequence[str], policies: Sequence[str], seeds: Sequence[int]) -> list[PlannedRun]:
     """Every run of the comparison, seed by seed, under canonical names; every name is checked
     (unknown ones raise TlfError with suggestions) before anything runs."""
@@ -68,8 +60,8 @@ def plan_runs(dataset: str, backbones: Sequence[str], policies: Sequence[str], s
         raise TlfError("no policy to compare", hint="pass --policies scratch,transfer,partial:conv5,init")
     if not seeds:
         raise TlfError("no seed to run", hint="pass --seeds 1 or more")
-    backbones = list(dict.fromkeys(_canonical("backbones", b) for b in backbones))
-    policies = list(dict.fromkeys(_canonical("policies", p) for p in policies))
+    backbones = list(dict.fromkeys(canonical_name("backbones", b) for b in backbones))
+    policies = list(dict.fromkeys(canonical_name("policies", p) for p in policies))
     runs = [PlannedRun(b, p, s) for s in seeds for b in backbones for p in policies]
     seen: dict[str, PlannedRun] = {}
     for run in runs:
@@ -93,7 +85,7 @@ def _check_same_settings(path: Path, wanted: dict[str, Any], asked: set[str]) ->
     """A run found in OUT must have been made with the settings asked for now (those given
     explicitly, and the run's identity; defaults the engine resolves are not compared)."""
     from ..rundir import read_run_config
-    done = read_run_config(path)
+    done = read_run_config(path).to_dict()
     differ = [f"{key}={done.get(key)!r} (asked {wanted[key]!r})" for key in (*IDENTITY, *sorted(asked))
               if key not in REUSABLE and done.get(key) != wanted[key]]
     if differ:
@@ -124,19 +116,21 @@ def compare(dataset: str | None = None, backbones: str | Sequence[str] | None = 
     """
     from ..engine import api
 
-    if seeds < 1:
-        raise TlfError(f"seeds must be at least 1, got {seeds}", hint="e.g. --seeds 3")
+    from ..setting_checks import RANGES, Range, check_value
+
+    seeds = check_value("seeds", seeds, int, Range(1))
+    seed = check_value("seed", seed, int, RANGES["seed"])
     settings = {k: v for k, v in settings.items() if v is not None and k not in ("out", "name")}
     base = load_config(config, **settings)
     asked = set(settings) | (set(read_config_file(config)) if config is not None else set())
-    dataset = dataset or base.dataset
+    dataset = canonical_name("datasets", dataset or base.dataset)
     runs = plan_runs(dataset, split_names(backbones) or [base.backbone], split_names(policies),
                      list(range(seed, seed + seeds)))
     out = Path(out) if out is not None else Path("comparisons") / _slug(dataset)
     runs_dir = out / "runs"
     say = log or (lambda message: None)
     shared = {k: v for k, v in base.to_dict().items() if k not in ("dataset", "backbone", "policy", "seed", "out", "name")}
-    resume_settings = {k: shared[k] for k in ("device", "precision", "workers", "compile", "cache")}
+    resume_settings = {k: shared[k] for k in RESUMABLE}
 
     for index, run in enumerate(runs, 1):
         path = runs_dir / run.name

@@ -2,7 +2,8 @@
 
 Imports torch; the deployment side is :mod:`tlf.runtime`, which does not.
 """
-from .onnx_export import EXPORTERS, TOLERANCE, Attempt, ExportReport, Parity, export_onnx, normalize
+from ..preprocessing import normalize
+from .onnx_export import EXPORTERS, TOLERANCE, Attempt, ExportReport, Parity, export_onnx
 from .quantize import QuantizationReport, quantize_int8
 
 __all__ = ["EXPORTERS", "TOLERANCE", "Attempt", "ExportReport", "Parity", "QuantizationReport",

@@ -20,7 +20,8 @@ from torch import nn
 
 from .._version import __version__
 from ..errors import TlfError
-from ..runtime import INTERPOLATIONS, REQUIRED_KEYS, encode_metadata, softmax
+from ..preprocessing import Preprocessing, affine
+from ..runtime import REQUIRED_KEYS, encode_metadata, softmax
 
 EXPORTERS = ("auto", "dynamo", "torchscript")
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
@@ -35,18 +36,12 @@ class Preprocessed(nn.Module):
     def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
         self.model = model
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) * 255.0)
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) * 255.0)
+        offset, scale = affine(mean, std)
+        self.register_buffer("offset", torch.tensor(offset, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("scale", torch.tensor(scale, dtype=torch.float32).view(1, 3, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model((x.float() - self.mean) / self.std)
-
-
-def normalize(images: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
-    """uint8 N x 3 x H x W -> float32 ``(x / 255 - mean) / std`` (what tlf's loaders feed models)."""
-    m = np.asarray(mean, dtype=np.float32).reshape(1, 3, 1, 1)
-    s = np.asarray(std, dtype=np.float32).reshape(1, 3, 1, 1)
-    return ((images.astype(np.float32) / 255.0 - m) / s).astype(np.float32)
+        return self.model((x.float() - self.offset) * self.scale)
 
 
 @dataclass
@@ -241,13 +236,8 @@ def export_onnx(model: nn.Module, path: str | Path, *, input_size: int, metadata
     missing = [k for k in REQUIRED_KEYS if k not in metadata and k not in ("crop", "preprocessing_in_graph")]
     if missing:
         raise ValueError(f"metadata lacks {missing}")
-    for key in ("interpolation", "downscale"):
-        if metadata.get(key, "bilinear") not in INTERPOLATIONS:
-            raise TlfError(f"tlf.runtime cannot resize with {metadata[key]!r} ({key})",
-                           hint=f"it implements: {', '.join(INTERPOLATIONS)}")
-    if metadata["resize"] < input_size:
-        raise TlfError(f"resize {metadata['resize']} is smaller than the crop {input_size}",
-                       hint="the eval transform resizes the short side to at least the crop size")
+    preprocessing = Preprocessing.from_metadata({**metadata, "crop": input_size}, source="export")
+    preprocessing.check_runtime("export")
     path = Path(path)
     precision = "fp16" if fp16 else "fp32"
     notes: list[str] = []
@@ -261,7 +251,7 @@ def export_onnx(model: nn.Module, path: str | Path, *, input_size: int, metadata
             raise ValueError(f"sample_images must be uint8 N x 3 x {input_size} x {input_size}, got "
                              f"{sample_images.shape} {sample_images.dtype}")
 
-    meta = {**metadata, "input_size": [3, input_size, input_size], "crop": input_size,
+    meta = {**metadata, **preprocessing.to_metadata(),
             "preprocessing_in_graph": include_preprocessing, "version": __version__, "precision": precision}
     props = encode_metadata(meta)
 
@@ -271,7 +261,7 @@ def export_onnx(model: nn.Module, path: str | Path, *, input_size: int, metadata
     net: nn.Module = model.eval().to("cpu", torch.float32)
     if include_preprocessing:
         net = Preprocessed(net, meta["mean"], meta["std"]).eval()
-    float_inputs = normalize(sample_images, meta["mean"], meta["std"])
+    float_inputs = preprocessing.normalize(sample_images)
     inputs = sample_images if include_preprocessing else float_inputs
     try:
         with torch.inference_mode():

@@ -16,7 +16,8 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from ..errors import TlfError
 from ..runtime import decode_metadata
-from .onnx_export import normalize, run_batches, session
+from ..preprocessing import normalize
+from .onnx_export import run_batches, session
 
 
 @dataclass

@@ -11,7 +11,6 @@ from .onnx_export import ExportReport, export_onnx
 from .quantize import quantize_int8
 
 QUANTIZE = ("int8",)
-DOWNSCALE = "area"  # the eval transform shrinks with INTER_AREA (albumentations area_for_downscale)
 
 
 def eval_views(image_set: Any, pipeline: Any, limit: int, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -33,6 +32,12 @@ def eval_views(image_set: Any, pipeline: Any, limit: int, seed: int | None = Non
     return np.ascontiguousarray(images), image_set.labels[index]
 
 
+def max_opset() -> int:
+    """The newest ONNX opset the installed onnx package defines."""
+    import onnx
+    return onnx.defs.onnx_opset_version()
+
+
 def int8_path(path: Path) -> Path:
     """``model.onnx`` -> ``model.int8.onnx``."""
     return path.with_name(f"{path.stem}.int8{path.suffix or '.onnx'}")
@@ -49,17 +54,22 @@ def export_run(run_dir: str | Path, output: str | Path | None = None, *, opset: 
     ``calibration_images`` training images and compared with fp32 on up to
     ``eval_images`` validation images.
     """
-    from ..engine.setup import run_data
+    from ..engine.assembly import run_data
     from ..rundir import load_run
 
+    from ..setting_checks import Range, check_value
+
+    opset = check_value("opset", opset, int | None, Range(7, max_opset()))
+    parity_images = check_value("parity_images", parity_images, int, Range(1))
+    calibration_images = check_value("calibration_images", calibration_images, int, Range(1))
+    eval_images = check_value("eval_images", eval_images, int, Range(1))
     if quantize is not None and quantize not in QUANTIZE:
         raise TlfError(f"unknown quantization {quantize!r}", hint=f"use one of: {', '.join(QUANTIZE)}")
     if quantize and fp16:
         raise TlfError("--fp16 and --quantize int8 are alternatives", hint="pick one of them")
     run = load_run(run_dir, checkpoint)
-    meta = run.meta
     config, splits, pipeline = run_data(run, data_dir=data_dir)
-    size = pipeline.request.size
+    preprocessing = run.preprocessing
     samples, _ = eval_views(splits.val, pipeline, parity_images)
     if len(samples) == 0:
         raise TlfError(f"dataset {config.dataset} has no validation images for the parity check",
@@ -67,12 +77,11 @@ def export_run(run_dir: str | Path, output: str | Path | None = None, *, opset: 
     summary = run.summary
     val_accuracy = summary.get("best_val_accuracy" if checkpoint == "best" else "last_val_accuracy")
     metadata = {
-        "classes": run.classes, "resize": pipeline.resize_short, "mean": list(meta.mean), "std": list(meta.std),
-        "interpolation": meta.interpolation, "downscale": DOWNSCALE, "backbone": config.backbone,
-        "policy": summary.get("policy", config.policy), "dataset": config.dataset, "val_accuracy": val_accuracy,
+        "classes": run.classes, **preprocessing.to_metadata(), "backbone": config.backbone,
+        "policy": config.policy, "dataset": config.dataset, "val_accuracy": val_accuracy,
     }
     path = Path(output) if output else Path(run_dir) / "model.onnx"
-    report = export_onnx(run.model, path, input_size=size, metadata=metadata, opset=opset, exporter=exporter,
+    report = export_onnx(run.model, path, input_size=preprocessing.size, metadata=metadata, opset=opset, exporter=exporter,
                          fp16=fp16, include_preprocessing=include_preprocessing, sample_images=samples)
     if quantize == "int8":
         calibration, _ = eval_views(splits.train, pipeline, calibration_images, seed=config.seed)

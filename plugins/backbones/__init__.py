@@ -8,9 +8,10 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from tlf.hookspecs import hookimpl
+from tlf.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 from tlf.specs import BackboneSpec
 
-IMAGENET = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
+IMAGENET = {"mean": IMAGENET_MEAN, "std": IMAGENET_STD}
 
 # name -> (description, feature_dim)
 TORCHVISION = {

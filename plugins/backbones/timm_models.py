@@ -17,6 +17,7 @@ from torch import nn
 from tlf.errors import TlfError
 from tlf.models import STAGES, Backbone, BackboneMeta, BackboneRequest, sequential
 from tlf.models.weights import load_into, read_state_dict
+from tlf.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 
 from .timm_weights import pretrained
 
@@ -112,8 +113,8 @@ def wrap(model: nn.Module, name: str, meta_name: str, source: str | None) -> Bac
     cfg: dict[str, Any] = model.pretrained_cfg
     aliases = {unit: stage for stage, seq in stages.items() for unit in seq._modules}
     meta = BackboneMeta(name=meta_name, input_size=int(cfg.get("input_size", (3, 224, 224))[-1]),
-                        mean=tuple(cfg.get("mean", (0.485, 0.456, 0.406))),
-                        std=tuple(cfg.get("std", (0.229, 0.224, 0.225))),
+                        mean=tuple(cfg.get("mean", IMAGENET_MEAN)),
+                        std=tuple(cfg.get("std", IMAGENET_STD)),
                         interpolation=cfg.get("interpolation", "bicubic"), crop_pct=float(cfg.get("crop_pct", 0.875)),
                         feature_dim=int(model.num_features), weights=source)
     return Backbone(stages, meta, aliases, _pre_logits(model))

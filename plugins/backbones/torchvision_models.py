@@ -18,6 +18,7 @@ from torch import nn
 
 from tlf.models import Backbone, BackboneMeta, BackboneRequest, sequential
 from tlf.models.weights import download_state_dict, load_into, read_state_dict
+from tlf.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 
 # features indices per stage, for the families cut inside ``features``
 FEATURE_CUTS = {
@@ -118,7 +119,7 @@ def build(name: str, request: BackboneRequest) -> Backbone:
     transform = default.transforms.keywords  # functools.partial(ImageClassification, crop_size=..., ...)
     crop, resize = transform["crop_size"], transform.get("resize_size", 256)
     interpolation = transform.get("interpolation")
-    meta = BackboneMeta(name=name, input_size=crop, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
+    meta = BackboneMeta(name=name, input_size=crop, mean=IMAGENET_MEAN, std=IMAGENET_STD,
                         interpolation=interpolation.value if interpolation is not None else "bilinear",
                         crop_pct=round(crop / resize, 4), feature_dim=feature_dim, weights=source)
     return Backbone(stages, meta, aliases, pre_logits)

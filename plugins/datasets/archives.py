@@ -5,7 +5,7 @@ from pathlib import Path
 
 from tlf.data.download import Archive, fetch_and_extract
 from tlf.data.folder import load_folder
-from tlf.data.splits import DatasetRequest, Splits
+from tlf.data.dataset import DatasetRequest, Splits
 from tlf.errors import TlfError
 
 # SHA-256 as published in TensorFlow Datasets' url_checksums/tf_flowers.txt (228813984 bytes)

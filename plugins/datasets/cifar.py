@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from tlf.data.download import Archive
-from tlf.data.splits import ArrayImageSet, DatasetRequest, Splits
+from tlf.data.dataset import ArrayImageSet, DatasetRequest, Splits
 from tlf.errors import TlfError
 
 from .archives import locate

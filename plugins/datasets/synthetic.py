@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from tlf.data.splits import ArrayImageSet, DatasetRequest, Splits
+from tlf.data.dataset import ArrayImageSet, DatasetRequest, Splits
 from tlf.errors import TlfError
 
 SHAPES = ("circle", "square", "triangle", "star", "cross", "ring")

@@ -1,6 +1,7 @@
 """Built-in freeze policies: scratch, transfer, partial, init, gradual, discriminative.
 
-Only specs here: the factories import :mod:`tlf.policies` (and torch) when called.
+Only specs here: the factories import :mod:`tlf.policies` (and torch) when called, as
+``factory(argument, request: tlf.policies.PolicyRequest)``.
 """
 from __future__ import annotations
 
@@ -19,35 +20,36 @@ def _number(text: str, kind: type, policy: str, example: str) -> Any:
                        hint=f"write it as {example}") from None
 
 
-def _scratch(argument: None) -> Any:
+def _scratch(argument: None, request: Any) -> Any:
     from tlf.policies import Scratch
-    return Scratch()
+    return Scratch(train_bn=request.train_bn)
 
 
-def _transfer(argument: None) -> Any:
+def _transfer(argument: None, request: Any) -> Any:
     from tlf.policies import Transfer
-    return Transfer()
+    return Transfer(train_bn=request.train_bn)
 
 
-def _init(argument: None) -> Any:
+def _init(argument: None, request: Any) -> Any:
     from tlf.policies import Init
-    return Init()
+    return Init(train_bn=request.train_bn)
 
 
-def _partial(argument: str | None) -> Any:
+def _partial(argument: str | None, request: Any) -> Any:
     from tlf.policies import Partial
-    return Partial(argument or "conv5")
+    return Partial(argument or "conv5", train_bn=request.train_bn)
 
 
-def _gradual(argument: str | None) -> Any:
+def _gradual(argument: str | None, request: Any) -> Any:
     from tlf.policies import Gradual
-    return Gradual(_number(argument, int, "gradual", "gradual:2")) if argument else Gradual()
+    every = _number(argument, int, "gradual", "gradual:2") if argument else 2
+    return Gradual(every, train_bn=request.train_bn)
 
 
-def _discriminative(argument: str | None) -> Any:
+def _discriminative(argument: str | None, request: Any) -> Any:
     from tlf.policies import Discriminative
-    return Discriminative(_number(argument, float, "discriminative", "discriminative:0.5")) if argument \
-        else Discriminative()
+    decay = _number(argument, float, "discriminative", "discriminative:0.5") if argument else 0.5
+    return Discriminative(decay, train_bn=request.train_bn)
 
 
 @hookimpl

@@ -22,7 +22,7 @@ def _smallcnn(argument: str | None, request: Any) -> Any:
     return make_smallcnn(request)
 
 
-def _bn_only(argument: str | None) -> Any:
+def _bn_only(argument: str | None, request: Any) -> Any:
     from .bn_only import BnOnlyPolicy
     return BnOnlyPolicy()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..engine.plots import _figure, _save
+from ..engine.run_plots import figure, save_figure
 
 if TYPE_CHECKING:
     from .results import Comparison
@@ -15,7 +15,7 @@ LINESTYLES = ("-", "--", ":", "-.")
 def plot_comparison(comparison: Comparison, path: Path) -> None:
     """Left: mean validation accuracy per epoch (band: min..max over seeds); right: last-epoch
     validation accuracy, mean with sample-std error bars, grouped by backbone, one colour per policy."""
-    plt = _figure()
+    plt = figure()
     from matplotlib.ticker import MaxNLocator
     policies, backbones, datasets = comparison.policies, comparison.backbones, comparison.datasets
     colors = {p: plt.get_cmap("tab10")(i % 10) for i, p in enumerate(policies)}
@@ -57,5 +57,5 @@ def plot_comparison(comparison: Comparison, path: Path) -> None:
     unique = dict(zip(labels, handles))
     ax_bar.legend(unique.values(), unique.keys(), fontsize="small", loc="upper center", ncol=min(len(unique), 2))
     fig.suptitle(comparison.title())
-    _save(fig, path)
+    save_figure(fig, path)
     plt.close(fig)

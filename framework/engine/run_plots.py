@@ -7,14 +7,14 @@ from pathlib import Path
 from ..rundir import atomic_write
 
 
-def _figure():
+def figure():
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt
 
 
-def _save(fig, path: Path) -> None:
+def save_figure(fig, path: Path) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     atomic_write(path, lambda f: f.write(buf.getvalue()), mode="wb")
@@ -22,7 +22,7 @@ def _save(fig, path: Path) -> None:
 
 def plot_curves(rows: list[dict], path: Path, title: str = "") -> None:
     """Loss and accuracy per epoch, train and validation."""
-    plt = _figure()
+    plt = figure()
     epochs = [r["epoch"] for r in rows]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     ax_loss.plot(epochs, [r["train_loss"] for r in rows], "o-", label="train")
@@ -35,12 +35,12 @@ def plot_curves(rows: list[dict], path: Path, title: str = "") -> None:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(title)
-    _save(fig, path)
+    save_figure(fig, path)
     plt.close(fig)
 
 
 def plot_confusion(cm: list[list[int]], classes: list[str], path: Path, title: str = "") -> None:
-    plt = _figure()
+    plt = figure()
     n = len(classes)
     size = min(2 + 0.5 * n, 16)
     fig, ax = plt.subplots(figsize=(size, size))
@@ -53,5 +53,5 @@ def plot_confusion(cm: list[list[int]], classes: list[str], path: Path, title: s
         for i in range(n):
             for j in range(n):
                 ax.text(j, i, cm[i][j], ha="center", va="center", color="white" if cm[i][j] > peak / 2 else "black")
-    _save(fig, path)
+    save_figure(fig, path)
     plt.close(fig)

@@ -1,0 +1,105 @@
+"""A run's plan: flags + config file + Python arguments resolved once, checked, immutable.
+
+:func:`plan_run` is the one step from what the user gave to what the engine runs: it
+applies defaults <- file <- settings (or a run's own config.yaml plus the
+:data:`~tlf.config.RESUMABLE` settings when resuming), checks every value, writes plugin
+names the way the registry spells them, and applies the policy's defaults (epochs, lr,
+augment) and the worker count. The result is a frozen :class:`~tlf.config.RunConfig`;
+:func:`with_backbone` fixes its image size from the backbone's metadata when the model
+is built. That plan is what ``config.yaml`` stores and :func:`tlf.rundir.load_run` gives back.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from .config import RESUMABLE, RunConfig, load_config
+from .errors import TlfError
+from .registry import get_registry
+from .setting_checks import check_out_dir, check_run_name
+
+
+def canonical_name(kind: str, text: str) -> str:
+    """The registered name of ``text`` (aliases followed, ``name:ARG`` kept); a policy as its
+    own ``.name`` (``partial`` -> ``partial:conv5``)."""
+    registry = get_registry()
+    if kind == "policies":
+        from .policies import build_policy
+        return build_policy(text).name
+    spec, argument = registry.resolve(kind, text)
+    return spec.name if argument is None else f"{spec.name}:{argument}"
+
+
+def canonical_augment(text: str) -> str:
+    """``"basic + flip"`` -> each part under its registered name, joined by ``+``."""
+    from .augment.pipeline import parse_parts
+    return "+".join(canonical_name("augmentations", part) for part in parse_parts(text))
+
+
+def default_workers(device: str) -> int:
+    """DataLoader workers for ``--device`` (auto: CUDA when available): all CPUs up to 16 for a GPU,
+    up to 4 leaving one free on the CPU."""
+    import os
+
+    import torch
+    on_gpu = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return min(cpus, 16) if on_gpu else max(0, min(cpus - 1, 4))
+
+
+def resolve(config: RunConfig) -> RunConfig:
+    """``config`` checked, with canonical plugin names and every default but the image size applied."""
+    from .policies import build_policy
+
+    config = config.checked()
+    policy = build_policy(config.policy, config.train_bn)
+    augment = config.augment or str(policy.defaults["augment"])
+    resolved = dataclasses.replace(
+        config,
+        dataset=canonical_name("datasets", config.dataset),
+        backbone=canonical_name("backbones", config.backbone),
+        policy=policy.name,
+        augment=augment if augment == "none" else canonical_augment(augment),
+        epochs=config.epochs or int(policy.defaults["epochs"]),
+        lr=config.lr or float(policy.defaults["lr"]),
+        workers=default_workers(config.device) if config.workers is None else config.workers,
+    )
+    return resolved.checked()  # relations between the resolved values (warm-up within the epochs)
+
+
+def with_backbone(plan: RunConfig, meta: Any) -> RunConfig:
+    """The plan with its image size fixed: the one asked for, else the backbone's (``meta.input_size``)."""
+    return plan if plan.image_size is not None else dataclasses.replace(plan, image_size=meta.input_size).checked()
+
+
+def resume_plan(run_dir: str | Path, settings: dict[str, Any]) -> RunConfig:
+    """The plan of an earlier run, with only :data:`~tlf.config.RESUMABLE` settings changed."""
+    from .rundir import read_run_config
+
+    changed = sorted(k for k, v in settings.items() if v is not None and k not in RESUMABLE)
+    if changed:
+        raise TlfError(f"cannot change {', '.join(changed)} when resuming",
+                       hint=f"resume with the run's own settings (only {', '.join(RESUMABLE)} may change), "
+                            f"or start a new run")
+    return resolve(read_run_config(run_dir).merged(settings))
+
+
+def plan_run(config: RunConfig | str | Path | None = None, settings: dict[str, Any] | None = None,
+             resume: str | Path | None = None) -> RunConfig:
+    """The one step from what the user gave to a run's plan.
+
+    ``config``: a RunConfig or a YAML/JSON file; ``settings`` (flags, keyword arguments)
+    override it. With ``resume`` (a run directory) the run's own config.yaml is the base.
+    """
+    settings = {k: v for k, v in (settings or {}).items() if v is not None}
+    if resume is not None:
+        if config is not None:
+            raise TlfError("--resume continues a run with its own config.yaml; --config cannot be combined with it",
+                           hint="drop --config, or start a new run with it")
+        return resume_plan(resume, settings)
+    plan = resolve(config.merged(settings) if isinstance(config, RunConfig) else load_config(config, **settings))
+    check_out_dir(plan.out)  # a new run's directory must be creatable: checked before anything is made
+    if plan.name is not None:
+        check_run_name(plan.name)
+    return plan

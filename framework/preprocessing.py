@@ -1,0 +1,120 @@
+"""The preprocessing contract: how an image becomes model input, in one torch-free object.
+
+Built once per run from the backbone's metadata and the plan's image size
+(:meth:`Preprocessing.from_meta`), stored in the run directory (``preprocessing.json``)
+and in the ONNX metadata, and read by the loaders (eval transform), the device-side
+normalization, the export and :mod:`tlf.runtime` alike. The eval view is: resize the
+short side to ``resize`` (``downscale`` when shrinking, ``interpolation`` when
+enlarging), centre-crop ``size``; the model input is ``(x / 255 - mean) / std``, computed
+everywhere as ``(x - offset) * scale`` with :meth:`Preprocessing.affine`'s constants.
+Only numpy is imported here.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from .errors import TlfError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# resampling methods by name: the training pipelines know all of them (OpenCV flags in
+# tlf.augment.pipeline); tlf.runtime reimplements RUNTIME_INTERPOLATIONS, so only those export
+INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "area", "lanczos")
+RUNTIME_INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "area")
+DOWNSCALE = "area"  # the eval transform shrinks with INTER_AREA (albumentations area_for_downscale)
+
+
+def resize_for(size: int, crop_pct: float) -> int:
+    """The short side the eval transform resizes to before its ``size`` centre crop."""
+    return max(size, math.floor(size / crop_pct))
+
+
+def short_side_shape(height: int, width: int, short: int) -> tuple[int, int]:
+    """(height, width) with the short side scaled to ``short``, rounded as albumentations'
+    ``SmallestMaxSize`` rounds."""
+    scale = short / min(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def affine(mean: Sequence[float], std: Sequence[float]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(offset, scale) with ``(x - offset) * scale == (x / 255 - mean) / std`` on 0..255 pixels:
+    the one place the normalization arithmetic is written (numpy, torch and the ONNX graph apply it)."""
+    return tuple(255.0 * float(m) for m in mean), tuple(1.0 / (255.0 * float(s)) for s in std)
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """Size, resize, crop and normalization of a model's input."""
+
+    size: int  # the square centre crop the model sees
+    resize: int  # the short side before the crop
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    interpolation: str = "bilinear"  # enlarging
+    downscale: str = DOWNSCALE  # shrinking
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
+        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise TlfError(f"preprocessing needs 3 means and 3 positive stds, got {self.mean} and {self.std}",
+                           hint="re-export the model with 'tlf export'")
+        if self.size < 1 or self.resize < self.size:
+            raise TlfError(f"preprocessing resize {self.resize} is smaller than the crop {self.size}",
+                           hint="the eval transform resizes the short side to at least the crop size")
+        for name in ("interpolation", "downscale"):
+            if getattr(self, name) not in INTERPOLATIONS:
+                raise TlfError(f"unknown {name} {getattr(self, name)!r}", hint=f"choose one of: {', '.join(INTERPOLATIONS)}")
+
+    @classmethod
+    def from_meta(cls, meta: Any, size: int | None = None) -> Preprocessing:
+        """From a backbone's :class:`~tlf.models.BackboneMeta` at ``size`` (default: the backbone's)."""
+        size = size or meta.input_size
+        return cls(size, resize_for(size, meta.crop_pct), tuple(meta.mean), tuple(meta.std), meta.interpolation)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "preprocessing") -> Preprocessing:
+        try:
+            return cls(int(data["size"]), int(data["resize"]), tuple(data["mean"]), tuple(data["std"]),
+                       str(data["interpolation"]), str(data.get("downscale") or data["interpolation"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise TlfError(f"{source}: incomplete preprocessing ({type(exc).__name__}: {exc})",
+                           hint="re-export the model with 'tlf export'") from None
+
+    def to_metadata(self) -> dict[str, Any]:
+        """The ONNX ``tlf.*`` entries (see :data:`tlf.runtime.METADATA_KEYS`)."""
+        return {"resize": self.resize, "crop": self.size, "input_size": [3, self.size, self.size],
+                "mean": list(self.mean), "std": list(self.std), "interpolation": self.interpolation,
+                "downscale": self.downscale}
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, Any], source: str = "model") -> Preprocessing:
+        return cls.from_dict({**meta, "size": meta.get("crop")}, source)
+
+    def check_runtime(self, source: str = "model") -> None:
+        """tlf.runtime can resize this way (an export must pass this)."""
+        for name in ("interpolation", "downscale"):
+            if getattr(self, name) not in RUNTIME_INTERPOLATIONS:
+                raise TlfError(f"{source}: tlf.runtime cannot resize with {getattr(self, name)!r} ({name})",
+                               hint=f"supported: {', '.join(RUNTIME_INTERPOLATIONS)}")
+
+    def affine(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """(offset, scale) of this normalization (see :func:`affine`)."""
+        return affine(self.mean, self.std)
+
+    def normalize(self, images: np.ndarray) -> np.ndarray:
+        """uint8 (N x) 3 x H x W -> float32 model input, with numpy."""
+        return normalize(images, self.mean, self.std)
+
+
+def normalize(images: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """uint8 (N x) 3 x H x W -> float32 ``(x / 255 - mean) / std`` (what tlf's loaders feed models), with numpy."""
+    offset, scale = (np.asarray(v, dtype=np.float32).reshape(3, 1, 1) for v in affine(mean, std))
+    return ((images.astype(np.float32) - offset) * scale).astype(np.float32)

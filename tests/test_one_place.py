@@ -1,0 +1,88 @@
+"""Facts that must live in one module only: a second copy makes these tests fail."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from tlf.config import RESUMABLE
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = sorted(p for folder in ("framework", "plugins") for p in (ROOT / folder).rglob("*.py"))
+
+
+def string_collections(path: Path) -> list[tuple[int, set[str]]]:
+    """(line, the strings) of every tuple/list/set literal of strings in ``path``."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+            items = {e.value for e in node.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)}
+            if items:
+                found.append((node.lineno, items))
+    return found
+
+
+def test_resumable_settings_are_listed_only_in_config() -> None:
+    """The settings a run may change on resume: tlf.config.RESUMABLE, nowhere else (three of its
+    names together in a literal elsewhere is a second list)."""
+    copies = [f"{path.relative_to(ROOT)}:{line}" for path in SOURCES if path != ROOT / "framework" / "config.py"
+              for line, items in string_collections(path) if len(items & set(RESUMABLE)) >= 3]
+    assert copies == [], f"a second list of resumable settings: {copies}; use tlf.config.RESUMABLE"
+
+
+def _name(node: ast.AST) -> str:
+    """The trailing name of ``x``, ``self.x``, ``meta["x"]``, lower-cased."""
+    if isinstance(node, ast.Name):
+        return node.id.lower()
+    if isinstance(node, ast.Attribute):
+        return node.attr.lower()
+    if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+        return str(node.slice.value).lower()
+    return ""
+
+
+def _is_255(node: ast.AST) -> bool:
+    return isinstance(node, ast.Constant) and node.value in (255, 255.0)
+
+
+def preprocessing_arithmetic(path: Path) -> list[str]:
+    """Places in ``path`` that normalize pixels (``(x - mean) / std``, 255 times or over a mean/std),
+    scale a short side (``short / min(h, w)``) or spell ImageNet's mean/std."""
+    found = []
+    tree = ast.parse(path.read_text(), str(path))
+    over_mean_std = set()  # 255-arithmetic inside comprehensions over a mean/std
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.ListComp, ast.GeneratorExp, ast.SetComp)) and \
+                any(n in _name(g.iter) for g in node.generators for n in ("mean", "std")):
+            over_mean_std |= {id(n) for n in ast.walk(node)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.BinOp):
+            left, right = _name(node.left), _name(node.right)
+            if isinstance(node.op, ast.Div) and "std" in right and isinstance(node.left, ast.BinOp) \
+                    and isinstance(node.left.op, ast.Sub) and "mean" in _name(node.left.right):
+                found.append(f"{node.lineno}: pixel normalization")
+            if isinstance(node.op, (ast.Mult, ast.Div)) and (_is_255(node.left) or _is_255(node.right)) and (
+                    id(node) in over_mean_std or any(n in left + right for n in ("mean", "std"))):
+                found.append(f"{node.lineno}: normalization constants")
+            if isinstance(node.op, ast.Div) and isinstance(node.right, ast.Call) and _name(node.right.func) == "min":
+                found.append(f"{node.lineno}: short-side scale")
+        if isinstance(node, ast.Constant) and node.value in (0.485, 0.229):
+            found.append(f"{node.lineno}: ImageNet mean/std literal")
+    return found
+
+
+def test_preprocessing_arithmetic_lives_only_in_tlf_preprocessing() -> None:
+    copies = [f"{path.relative_to(ROOT)}:{place}" for path in SOURCES if path != ROOT / "framework" / "preprocessing.py"
+              for place in preprocessing_arithmetic(path)]
+    assert copies == [], f"preprocessing written outside tlf.preprocessing: {copies}"
+
+
+def test_the_guards_see_the_copies_they_forbid(tmp_path) -> None:
+    """Each guard flags the kind of copy the code had before (so the tests above can fail)."""
+    copy = tmp_path / "copy.py"
+    copy.write_text("MEAN = (0.485, 0.456, 0.406)\n"
+                    "def f(x, mean, std, h, w, s):\n    return (x / 255.0 - mean) / std, s / min(h, w)\n"
+                    "M = [255.0 * v for v in mean]\n"
+                    "ALLOWED = ('device', 'precision', 'workers', 'compile', 'cache')\n")
+    assert sorted(p.split(": ")[1] for p in preprocessing_arithmetic(copy)) == [
+        "ImageNet mean/std literal", "normalization constants", "pixel normalization", "short-side scale"]
+    assert [items for _, items in string_collections(copy) if len(items & set(RESUMABLE)) >= 3]
