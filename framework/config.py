@@ -19,12 +19,13 @@ from .errors import TlfError
 OPTIMIZERS = ("adamw", "sgd")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 DEVICES = ("auto", "cuda", "cpu")
+FROZEN_ENGINES = ("auto", "torch", "onnxruntime")
 CACHES = ("auto", "ram", "disk", "off")
 SAMPLERS = ("shuffle", "balanced")
 CLASS_WEIGHTS = ("none", "auto", "effective")  # or a file
 # the settings a run may be resumed with although they differ from its config.yaml
 # (epochs: only more than planned, see tlf.engine.api.check_more_epochs)
-RESUMABLE = ("device", "precision", "workers", "compile", "cache", "batch_size", "epochs", "loggers")
+RESUMABLE = ("device", "precision", "workers", "compile", "cache", "batch_size", "epochs", "loggers", "frozen_engine")
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class RunConfig:
     workers: int | None = None  # auto: from the CPU count
     cache: str = "auto"  # decoded-image cache: auto | ram | disk | off
     feature_cache: str = "auto"  # frozen-prefix features: auto | off | number of augmented views
+    frozen_engine: str = "auto"  # what runs the cached frozen pass: auto | torch | onnxruntime
     head: str = "linear"
     dropout: float = 0.2
     train_bn: bool = False
@@ -89,7 +91,8 @@ class RunConfig:
         values = {f.name: check_value(f.name, given[f.name], hints[f.name],
                                       None if given[f.name] == "auto" else RANGES.get(f.name)) for f in fields(self)}
         choices = {"optimizer": OPTIMIZERS, "precision": PRECISIONS, "device": DEVICES, "cache": CACHES,
-                   "schedule": SCHEDULES, "sampler": SAMPLERS}
+                   "schedule": SCHEDULES, "sampler": SAMPLERS,
+                   "frozen_engine": FROZEN_ENGINES}
         for name, allowed in choices.items():
             check_choice(name, values[name], allowed)
         for name in ("dataset", "backbone", "policy", "augment"):

@@ -1,4 +1,4 @@
-"""Torch-free inference on a tlf ONNX export: onnxruntime, numpy and Pillow only.
+"""Torch-free inference on a tlf ONNX export: onnxruntime, numpy, Pillow and OpenCV only.
 
 Everything needed to preprocess an image travels in the file's metadata (see
 :data:`METADATA_KEYS`), so a deployment needs the ``.onnx`` file and this module::
@@ -14,18 +14,22 @@ with ``area_for_downscale`` then ``CenterCrop``, resampled by OpenCV): the short
 resized to ``tlf.resize`` (same rounding of the long side; ``tlf.downscale``, i.e. area
 averaging, when shrinking, ``tlf.interpolation`` when enlarging), the centre ``tlf.crop``
 square is kept, and the model input is ``(x / 255 - mean) / std`` in NCHW float32 (raw
-uint8 NCHW when ``tlf.preprocessing_in_graph`` is true). Resampling is a numpy port of
-OpenCV's ``INTER_AREA`` / ``INTER_LINEAR`` / ``INTER_CUBIC`` / ``INTER_NEAREST`` that agrees
-with ``cv2.resize`` to within one grey level; PIL's resize filters differ by several grey
-levels on average (see docs/deploy.md), so the model would see other pixels than in training.
+uint8 NCHW when ``tlf.preprocessing_in_graph`` is true). Resampling is ``cv2.resize``
+(``INTER_AREA`` / ``INTER_LINEAR`` / ``INTER_CUBIC`` / ``INTER_NEAREST``), the library and call
+training uses through albumentations; PIL's resize filters differ by several grey levels on
+average (see docs/deploy.md), so the model would see other pixels than in training.
 """
 from __future__ import annotations
 
 import json
+import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence, Union
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar, Union
 
+import cv2  # opencv-python-headless: the resize training uses (through albumentations)
 import numpy as np
 import onnxruntime as ort
 from PIL import Image
@@ -47,6 +51,31 @@ REQUIRED_KEYS = ("classes", "resize", "crop", "mean", "std", "interpolation", "p
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 
 ImageLike = Union[str, Path, Image.Image, np.ndarray]
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def default_threads() -> int:
+    """Decode threads: one per CPU this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def ordered_map(fn: Callable[[T], R], items: Iterable[T], threads: int, window: int) -> Iterator[R]:
+    """``fn`` over ``items`` on ``threads`` threads, results in input order, at most ``window``
+    ahead of the consumer. (``ThreadPoolExecutor.map`` submits every item at once and would
+    hold every decoded image of a large folder; Pillow's decoder and OpenCV's resize release
+    the GIL, so threads run them in parallel.)"""
+    if threads <= 1:
+        yield from map(fn, items)
+        return
+    with ThreadPoolExecutor(threads, thread_name_prefix="tlf-decode") as pool:
+        pending: deque = deque()
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def encode_metadata(meta: dict[str, Any]) -> dict[str, str]:
@@ -70,71 +99,20 @@ def decode_metadata(props: dict[str, str]) -> dict[str, Any]:
     return out
 
 
-def _taps(out_size: int, in_size: int, interpolation: str) -> tuple[np.ndarray, np.ndarray]:
-    """Source indices (out x taps) and weights (out x taps) along one axis, as cv2.resize."""
-    scale = in_size / out_size
-    src = (np.arange(out_size, dtype=np.float64) + 0.5) * scale - 0.5
-    if interpolation == "nearest":  # cv2.INTER_NEAREST: floor(dst * scale)
-        index = np.minimum(np.floor(np.arange(out_size) * scale).astype(np.int64), in_size - 1)
-        return index[:, None], np.ones((out_size, 1))
-    base = np.floor(src)
-    t = src - base
-    if interpolation == "bilinear":
-        offsets = np.arange(0, 2)
-        weights = np.stack([1 - t, t], axis=1)
-    else:  # bicubic, OpenCV's a = -0.75
-        a = -0.75
-        d = np.stack([t + 1, t, 1 - t, 2 - t], axis=1)
-        near = ((a + 2) * d - (a + 3)) * d * d + 1
-        far = ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
-        weights = np.where(d <= 1, near, far)
-        offsets = np.arange(-1, 3)
-    index = np.clip(base.astype(np.int64)[:, None] + offsets, 0, in_size - 1)
-    return index, weights
-
-
-def _area(x: np.ndarray, out_size: int, axis: int) -> np.ndarray:
-    """Shrink ``axis`` to ``out_size`` (<= its length) by exact area averaging, as cv2.INTER_AREA."""
-    n = x.shape[axis]
-    scale = n / out_size
-    edges = np.arange(out_size + 1) * scale
-    k = np.minimum(np.floor(edges).astype(np.int64), n - 1)  # pixel holding each edge
-    shape = [1] * x.ndim
-    shape[axis] = -1
-    frac = edges - k  # part of that pixel before the edge
-    frac[-1] = 0.0  # the last edge is n: pixel n-1 is whole in the last sum
-    frac = frac.reshape(shape)
-    # whole pixels k[i] .. k[i+1]-1, minus the part of pixel k[i] before edge i, plus the part
-    # of pixel k[i+1] before edge i+1 (zero for the last edge, which is n)
-    bounds = [*k[:-1], n]  # (a python loop over output pixels: np.add.reduceat is 20x slower here)
-    sums = np.stack([np.take(x, range(a, b), axis=axis).sum(axis=axis, dtype=np.float64)
-                     for a, b in zip(bounds[:-1], bounds[1:])], axis=axis)
-    at_k = np.take(x, k, axis=axis).astype(np.float64) * frac
-    head = np.take(at_k, np.arange(out_size), axis=axis)
-    tail = np.take(at_k, np.arange(1, out_size + 1), axis=axis)
-    return (sums - head + tail) / scale
+CV2_FLAGS = {"nearest": "INTER_NEAREST", "bilinear": "INTER_LINEAR", "bicubic": "INTER_CUBIC", "area": "INTER_AREA"}
 
 
 def resize(image: np.ndarray, height: int, width: int, interpolation: str) -> np.ndarray:
-    """Resize an HxWxC uint8 image like ``cv2.resize`` (within one grey level)."""
+    """Resize an HxWxC uint8 image with ``cv2.resize``: the call albumentations makes in
+    training, so deployed pixels equal training's."""
     if interpolation not in RUNTIME_INTERPOLATIONS:
         raise TlfError(f"unsupported interpolation {interpolation!r}",
                        hint=f"use one of {', '.join(RUNTIME_INTERPOLATIONS)}")
     if image.shape[:2] == (height, width):
         return image
-    if interpolation == "area":
-        if height > image.shape[0] or width > image.shape[1]:
-            raise TlfError("'area' interpolation only shrinks images", hint="use it as the downscale interpolation")
-        x = _area(_area(image, height, 0), width, 1)
-        if image.shape[0] % height == 0 and image.shape[1] % width == 0:  # cv2's integer-factor path rounds half up
-            return np.floor(x + 0.5).astype(np.uint8)
-    else:
-        rows, row_w = _taps(height, image.shape[0], interpolation)
-        cols, col_w = _taps(width, image.shape[1], interpolation)
-        x = image.astype(np.float32)
-        x = np.einsum("otwc,ot->owc", x[rows], row_w.astype(np.float32))  # vertical pass
-        x = np.einsum("hotc,ot->hoc", x[:, cols], col_w.astype(np.float32))  # horizontal pass
-    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+    if interpolation == "area" and (height > image.shape[0] or width > image.shape[1]):
+        raise TlfError("'area' interpolation only shrinks images", hint="use it as the downscale interpolation")
+    return cv2.resize(image, (width, height), interpolation=getattr(cv2, CV2_FLAGS[interpolation]))
 
 
 def center_crop(image: np.ndarray, size: int) -> np.ndarray:
@@ -276,14 +254,16 @@ class Classifier:
             raise TlfError(f"expected a batch of shape N x 3 x {self.crop} x {self.crop}, got {batch.shape}")
         return self.session.run([self.output_name], {self.input.name: batch.astype(self.dtype, copy=False)})[0]
 
-    def predict(self, images: ImageLike | Iterable[ImageLike], top_k: int = 5, batch_size: int = 32) -> list[Prediction]:
-        """Top-``top_k`` labels and probabilities for each image, in input order."""
+    def predict(self, images: ImageLike | Iterable[ImageLike], top_k: int = 5, batch_size: int = 32,
+                threads: int | None = None) -> list[Prediction]:
+        """Top-``top_k`` labels and probabilities for each image, in input order; images are
+        decoded and preprocessed on ``threads`` threads (default: one per CPU)."""
         if isinstance(images, (str, Path, Image.Image)) or (isinstance(images, np.ndarray) and images.ndim == 3):
             images = [images]
         results: list[Prediction] = []
         pending: list[np.ndarray] = []
-        for image in images:
-            pending.append(self.preprocess(image))
+        for array in ordered_map(self.preprocess, images, threads or default_threads(), 2 * batch_size):
+            pending.append(array)
             if len(pending) == batch_size:
                 results += self.classify(np.stack(pending), top_k)
                 pending = []

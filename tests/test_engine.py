@@ -82,7 +82,7 @@ def test_feature_cache_build_reports_every_image():
 
     batches = [(torch.zeros(4, 3, 8, 8, dtype=torch.uint8), torch.arange(4)) for _ in range(3)]
     seen: list[int] = []
-    cache = FeatureCache.build(torch.nn.Flatten(), [batches, batches], 12, lambda x: x.float(), None,
+    cache = FeatureCache.build(lambda x: x.float().flatten(1), [batches, batches], 12, torch.float32,
                                torch.device("cpu"), 1 << 30, advance=seen.append)
     assert seen == [4] * 6 and cache.views == 2 and len(cache) == 12
 

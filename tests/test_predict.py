@@ -86,3 +86,38 @@ def test_predict_does_not_import_torch(setup):
     result = subprocess.run([sys.executable, "-c", code, model, str(folder / "0.png")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["labels"]
+
+
+def test_decode_threads_keep_order_and_answers(setup, tmp_path):
+    """Many files, broken ones among them: a decode pool gives the serial run's rows, in order."""
+    model, folder = setup
+    images, _ = shapes(13, 40, seed=5, square=False)
+    for i, image in enumerate(images):
+        Image.fromarray(image).save(tmp_path / f"{i:02d}.png")
+        if i % 5 == 2:
+            (tmp_path / f"{i:02d}x.png").write_bytes(b"broken")
+    serial = run(model, tmp_path, "--json", "--batch-size", "3", "--decode-threads", "1")
+    pooled = run(model, tmp_path, "--json", "--batch-size", "3", "--decode-threads", "4")
+    assert serial.exit_code == pooled.exit_code == 1
+    rows = [json.loads(line) for line in pooled.stdout.splitlines()]
+    assert [r["path"] for r in rows] == sorted(str(p) for p in tmp_path.iterdir())
+    assert pooled.stdout == serial.stdout
+
+
+def test_ordered_map_runs_on_threads_and_stays_a_bounded_window_ahead():
+    import threading
+
+    from tlf.runtime import ordered_map
+    pulled = []
+
+    def items():
+        for i in range(100):
+            pulled.append(i)
+            yield i
+
+    results = ordered_map(lambda i: (i, threading.current_thread().name), items(), threads=3, window=4)
+    first = [next(results) for _ in range(2)]
+    assert [i for i, _ in first] == [0, 1] and len(pulled) <= 4 + 2  # not the whole input at once
+    rest = list(results)
+    assert [i for i, _ in first + rest] == list(range(100))
+    assert all(name.startswith("tlf-decode") for _, name in first + rest)

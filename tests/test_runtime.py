@@ -29,20 +29,20 @@ def exported(tmp_path_factory):
 
 
 def test_import_leaves_torch_out():
-    code = ("import sys, tlf.runtime; bad = [m for m in ('torch', 'cv2', 'albumentations', 'onnx') if m in sys.modules];"
+    code = ("import sys, tlf.runtime; bad = [m for m in ('torch', 'albumentations', 'onnx') if m in sys.modules];"
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 @pytest.mark.parametrize("interpolation,flag", [("bilinear", cv2.INTER_LINEAR), ("bicubic", cv2.INTER_CUBIC),
                                                 ("nearest", cv2.INTER_NEAREST), ("area", cv2.INTER_AREA)])
-def test_resize_matches_cv2_within_one_grey_level(interpolation, flag):
+def test_resize_is_cv2_resize(interpolation, flag):
     image = np.random.default_rng(0).integers(0, 256, (83, 127, 3), dtype=np.uint8)
     sizes = [(29, 44), (41, 63)] + ([] if interpolation == "area" else [(150, 230)])
     for height, width in sizes:
         want = cv2.resize(image, (width, height), interpolation=flag)
         got = resize(image, height, width, interpolation)
-        assert got.shape == want.shape and np.abs(got.astype(int) - want).max() <= 1
+        assert np.array_equal(got, want)
 
 
 def test_preprocessing_matches_the_eval_transform(exported):
@@ -56,7 +56,7 @@ def test_preprocessing_matches_the_eval_transform(exported):
     ours = np.stack([clf.preprocess(img) for img in images])
     theirs = normalize(chw([pipeline.eval(img) for img in images]), clf.preprocessing.mean, clf.preprocessing.std)
     grey_levels = np.abs(ours - theirs) * np.asarray(clf.preprocessing.std).reshape(3, 1, 1) / (1 / 255)
-    assert grey_levels.max() <= 1.0 + 1e-3  # at most one grey level apart
+    assert grey_levels.max() <= 1e-3  # the same pixels: both resize with cv2
     p_ours, p_theirs = softmax(clf.logits(ours)), softmax(clf.logits(theirs))
     assert (p_ours.argmax(1) == p_theirs.argmax(1)).mean() == 1.0
     assert np.abs(p_ours - p_theirs).max() < 1e-3

@@ -5,7 +5,7 @@ from typing import Callable
 
 import click
 
-from ..config import DEVICES, OPTIMIZERS, PRECISIONS, SAMPLERS, SCHEDULES
+from ..config import DEVICES, FROZEN_ENGINES, OPTIMIZERS, PRECISIONS, SAMPLERS, SCHEDULES
 
 class LearningRate(click.ParamType):
     """A number, or ``auto``."""
@@ -69,6 +69,9 @@ SETTINGS: dict[str, Callable] = {
     "cache": click.option("--cache", type=click.Choice(["auto", "ram", "disk", "off"]), help="Decode-once image cache."),
     "feature_cache": click.option("--feature-cache",
                                   help="Frozen-prefix feature cache: auto, off, or a number of augmented views."),
+    "frozen_engine": click.option("--frozen-engine", type=click.Choice(FROZEN_ENGINES),
+                                  help="What runs the cached frozen pass: auto (onnxruntime for fp32 on the CPU, "
+                                       "where it is 2.3-3.3x faster; torch elsewhere), torch, or onnxruntime."),
     "head": click.option("--head", type=click.Choice(["linear", "mlp"]),
                          help="New head: linear (GAP+dropout+linear) or mlp."),
     "dropout": click.option("--dropout", type=float, help="Dropout before the head's last layer."),

@@ -54,17 +54,19 @@ def _candidates(paths: tuple[str, ...]) -> Iterator[tuple[str, str | None]]:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per image (errors included) instead of a table.")
 @click.option("-b", "--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Images per inference call.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime intra-op threads.")
+@click.option("--decode-threads", type=click.IntRange(min=1), default=None,
+              help="Threads decoding and resizing images while the model runs (default: one per CPU).")
 @click.option("--provider", "providers", multiple=True,
               help="onnxruntime execution provider (repeatable, in order of preference); default: TensorRT, CUDA, CPU.")
 def predict(model: str, paths: tuple[str, ...], top_k: int, as_json: bool, batch_size: int,
-            threads: int | None, providers: tuple[str, ...]) -> None:
+            threads: int | None, decode_threads: int | None, providers: tuple[str, ...]) -> None:
     """Classify images with MODEL (a file written by 'tlf export').
 
     PATHS are image files, folders (searched recursively) or glob patterns. Files that
     cannot be read are reported one by one and the rest are still classified; the exit
-    status is 1 when any file failed. Needs only onnxruntime, numpy and Pillow.
+    status is 1 when any file failed. Needs only onnxruntime, numpy, Pillow and OpenCV.
     """
-    from ..runtime import Classifier
+    from ..runtime import Classifier, default_threads, ordered_map
 
     classifier = Classifier(model, providers=providers or None, threads=threads)
     rows: list[dict] = []
@@ -84,13 +86,19 @@ def predict(model: str, paths: tuple[str, ...], top_k: int, as_json: bool, batch
                 emit({"path": path, **pred.to_dict()})
             batch.clear()
 
-    batch: list[tuple[str, np.ndarray]] = []
-    for path, problem in expand(paths):
+    def prepare(item: tuple[str, str | None]) -> tuple[str, np.ndarray | None, str | None]:
+        path, problem = item
         if problem is None:
             try:
-                batch.append((path, classifier.preprocess(path)))
+                return path, classifier.preprocess(path), None
             except TlfError as exc:  # UnreadableImage says why in .reason
                 problem = getattr(exc, "reason", exc.message)
+        return path, None, problem
+
+    batch: list[tuple[str, np.ndarray]] = []
+    for path, array, problem in ordered_map(prepare, expand(paths), decode_threads or default_threads(), 2 * batch_size):
+        if array is not None:
+            batch.append((path, array))
         if problem is not None:
             flush(batch)  # keep output in input order
             emit({"path": path, "error": problem})

@@ -4,15 +4,21 @@ epoch trains only the rest of the network on them.
 
 Frozen stages are in eval mode during training too, so a cached feature is exactly what
 the live path would compute for the same input crop.
+
+The pass runs on a *frozen engine* (:func:`choose_engine`): torch, or on the CPU the prefix
+exported to onnxruntime (:mod:`tlf.engine.onnx_prefix`), which computes the same fp32
+features 2.3-3.3x faster there (docs/performance.md).
 """
 from __future__ import annotations
 
 import os
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Sequence
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
+
+from ..errors import TlfError
 
 
 def frozen_prefix(model: nn.Module) -> int:
@@ -57,6 +63,56 @@ def ordered_passes(loader: DataLoader, views: int) -> list[DataLoader]:
             for view in range(views)]
 
 
+class TorchPrefix:
+    """Runs uint8 loader batches through ``prefix`` with torch (autocast to ``amp_dtype`` if set)."""
+
+    name = "torch"
+
+    def __init__(self, prefix: nn.Module, to_input: Callable, amp_dtype: torch.dtype | None,
+                 device: torch.device) -> None:
+        self.prefix = prefix.eval()
+        self.to_input = to_input
+        self.amp_dtype = amp_dtype
+        self.device = device
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        amp = self.amp_dtype
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=amp or torch.float32,
+                                                    enabled=amp is not None):
+            return self.prefix(self.to_input(images)).to(amp or torch.float32)
+
+
+def choose_engine(setting: str, prefix: nn.Module, to_input: Callable, amp_dtype: torch.dtype | None,
+                  device: torch.device, sample: torch.Tensor, mean: Sequence[float], std: Sequence[float],
+                  label: str, channels_last: bool = False) -> tuple[Callable[[torch.Tensor], torch.Tensor], str]:
+    """The engine for the frozen pass and a note on the choice.
+
+    ``setting`` is ``--frozen-engine``: ``auto`` takes onnxruntime for fp32 runs on the CPU
+    (measured 2.3-3.3x torch's fp32 pass; also faster than bf16 autocast, 121.5 against 104.7 img/s
+    on Lite0 in issue 19's idle-machine figures, and bf16's features are not fp32's) and torch
+    elsewhere; ``onnxruntime`` asks for it (CPU runs only). A prefix that does not
+    export, or whose export disagrees with torch on ``sample`` (a uint8 batch), falls back to
+    torch with the reason in the note. ``channels_last``: onnxruntime's features in that memory
+    format, as torch's are (the trainable rest then runs as fast on them)."""
+    torch_engine = TorchPrefix(prefix, to_input, amp_dtype, device)
+    if setting == "torch":
+        return torch_engine, "torch, by --frozen-engine torch"
+    if device.type != "cpu":
+        if setting == "onnxruntime":
+            raise TlfError(f"--frozen-engine onnxruntime runs the frozen pass on the CPU, but this run is on {device.type}",
+                           hint="use --frozen-engine auto or torch on a GPU, or --device cpu")
+        return torch_engine, f"torch, on {device.type}"
+    if setting == "auto" and amp_dtype is not None:
+        return torch_engine, f"torch, for {amp_dtype} autocast (onnxruntime computes fp32)"
+    from .onnx_prefix import onnx_prefix
+    with torch.inference_mode():
+        reference = prefix.eval()(to_input(sample)).float()
+    engine, note = onnx_prefix(prefix, sample, reference, mean, std, label, torch.get_num_threads(), channels_last)
+    if engine is None:
+        return torch_engine, f"torch: {note}"
+    return engine, f"onnxruntime ({note})"
+
+
 class FeatureCache:
     """Outputs of the frozen prefix, one tensor per view, rows in dataset-index order, on the device."""
 
@@ -76,21 +132,19 @@ class FeatureCache:
         return len(self.labels)
 
     @classmethod
-    def build(cls, prefix: nn.Module, passes: list[Iterable], size: int, to_input: Callable,
-              amp_dtype: torch.dtype | None, device: torch.device, budget: int,
+    def build(cls, engine: Callable[[torch.Tensor], torch.Tensor], passes: list[Iterable], size: int,
+              store: torch.dtype, device: torch.device, budget: int,
               advance: Callable[[int], None] | None = None) -> FeatureCache | None:
-        """Run the prefix over each pass (``size`` images in index order); None when the features
-        would exceed ``budget`` bytes. ``advance(images)`` is called after every batch (progress)."""
-        store = amp_dtype or torch.float32
+        """Run the frozen ``engine`` (uint8 batch -> features) over each pass (``size`` images in
+        index order), keeping ``store``-typed features on ``device``; None when they would exceed
+        ``budget`` bytes. ``advance(images)`` is called after every batch (progress)."""
         features: list[torch.Tensor] = []
         labels: torch.Tensor | None = None
-        prefix.eval()
-        with torch.inference_mode(), torch.autocast(device.type, dtype=amp_dtype or torch.float32,
-                                                    enabled=amp_dtype is not None):
+        with torch.inference_mode():
             for batches in passes:
                 chunks, chunk_labels = [], []
                 for images, y in batches:
-                    out = prefix(to_input(images)).to(store)
+                    out = engine(images).to(device, store)
                     if not features and not chunks and out[0].numel() * out.element_size() * size * len(passes) > budget:
                         return None
                     chunks.append(out)

@@ -21,7 +21,7 @@ from ..rundir import PREPROCESSING_FILE, RunDir, load_checkpoint, read_run_confi
 from ..tracking import STEP_EVERY, LoggerRequest, Loggers, check_loggers
 from . import distributed as ddp
 from .placement import Placement, place
-from .features import FeatureCache, Remainder, frozen_prefix, memory_budget, ordered_passes
+from .features import FeatureCache, Remainder, choose_engine, frozen_prefix, memory_budget, ordered_passes
 from .ema import WeightEma
 from .imbalance import class_weights
 from .optim import build_optimizer, set_lr
@@ -125,6 +125,7 @@ class Trainer:
         self.val_cache: FeatureCache | None = None
         self.remainder: nn.Module | None = None
         self.cache_views: int | None = None  # views of the feature cache; saved, so a resumed run uses the same
+        self.frozen_engine: str | None = None  # what ran the cached frozen pass
         if resume_dir is not None:
             self._restore(resume_dir)
         self.run_dir = self._open_run_dir(resume_dir) if open_run_dir else None
@@ -281,18 +282,25 @@ class Trainer:
         prefix_module = nn.Sequential(*modules)
         start = time.perf_counter()
         train_loader, val_loader = self.parts.train_loader, self.parts.val_loader
+        prep = self.parts.preprocessing
+        sample = train_loader.collate_fn([train_loader.dataset[(0, i)] for i in range(min(8, len(train_loader.dataset)))])[0]
+        engine, note = choose_engine(self.config.frozen_engine, prefix_module, self._to_input, self.placement.amp_dtype,
+                                     self.device, sample, prep.mean, prep.std, f"{self.config.backbone}-{prefix}",
+                                     self.config.channels_last)
+        self.report.info(f"frozen engine: {note}")
+        store = self.placement.amp_dtype or torch.float32
         passes = ordered_passes(train_loader, views)
         with self.report.epoch("feature cache", sum(map(len, passes)) + len(val_loader)) as advance:
-            cache = FeatureCache.build(prefix_module, passes, len(train_loader.dataset), self._to_input,
-                                       self.placement.amp_dtype, self.device, memory_budget(self.device), advance)
+            cache = FeatureCache.build(engine, passes, len(train_loader.dataset), store, self.device,
+                                       memory_budget(self.device), advance)
             if cache is None:
                 self.report.info("feature cache: skipped, the frozen features do not fit in memory")
                 return
             self.feature_cache = cache
             self.cache_views = views
-            self.val_cache = FeatureCache.build(prefix_module, [val_loader], len(val_loader.dataset), self._to_input,
-                                                self.placement.amp_dtype, self.device, memory_budget(self.device),
-                                                advance)
+            self.frozen_engine = engine.name
+            self.val_cache = FeatureCache.build(engine, [val_loader], len(val_loader.dataset), store, self.device,
+                                                memory_budget(self.device), advance)
         self.remainder = Remainder(self.model, prefix)
         if self.config.compile:
             self.remainder = torch.compile(self.remainder)
@@ -552,6 +560,7 @@ class Trainer:
                 "images_per_second": round(np.median([r["images_per_second"] for r in self.history]), 1) if self.history else None,
                 "total_params": total, "trainable_params": trainable, "device": str(self.device),
                 "precision": self.placement.precision, "feature_cache": self.feature_cache is not None,
+                "frozen_engine": self.frozen_engine,
                 "tlf_version": __version__,
             }
             self.run_dir.write_json("summary.json", summary)
