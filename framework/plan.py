@@ -97,7 +97,6 @@ def check_more_epochs(run_dir: Path, planned: int, wanted: int | None) -> None:
                    hint=f"resume with --epochs {planned} or more, or without --epochs")
 
 
-
 def plan_run(config: RunConfig | str | Path | None = None, settings: dict[str, Any] | None = None,
              resume: str | Path | None = None) -> RunConfig:
     """The one step from what the user gave to a run's plan.

@@ -22,6 +22,7 @@ COLOURS = {"red": (200, 40, 40), "green": (40, 180, 60), "blue": (50, 60, 210)}
 FAST = dict(backbone="efficientnet_lite0", image_size=32, batch_size=8, workers=0, augment="none",
             device="cpu", warmup_epochs=0.0)
 LR = {"scratch": 1e-2, "transfer": 1e-2}  # others: 3e-3
+EPOCHS = {"scratch": 5}  # from random weights 3 epochs (27 steps) were borderline: 0.583 on today's stack; others: 3
 
 
 def make_colour_folder(root: Path, per_class: int = 24, val_per_class: int = 8, size: int = 40, seed: int = 0) -> Path:
@@ -49,19 +50,20 @@ def run_dir_files(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("policy", ["scratch", "transfer", "partial:conv5", "init"])
 def test_each_policy_writes_run_and_learns(colour_data, tmp_path, policy):
-    run = tlf.train(dataset=f"folder:{colour_data}", policy=policy, epochs=3, lr=LR.get(policy, 3e-3),
+    epochs = EPOCHS.get(policy, 3)
+    run = tlf.train(dataset=f"folder:{colour_data}", policy=policy, epochs=epochs, lr=LR.get(policy, 3e-3),
                     out=str(tmp_path), quiet=True, **FAST)
     summary = run.summary
     assert {"config.yaml", "classes.json", "metrics.jsonl", "metrics.csv", "last.pt", "best.pt", "curves.png",
             "summary.json"} <= run_dir_files(run.directory)
     assert json.loads((run.directory / "classes.json").read_text()) == ["blue", "green", "red"]
     rows = [json.loads(line) for line in (run.directory / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert [r["epoch"] for r in rows] == list(range(1, epochs + 1))
     assert (run.directory / "metrics.csv").read_text().splitlines()[0].startswith("epoch,")
     assert summary["best_val_accuracy"] >= 0.6, summary  # chance is 1/3
-    assert summary["epochs"] == 3
+    assert summary["epochs"] == epochs
     state = load_checkpoint(run.directory, "last")
-    assert state["epoch"] == 2 and set(state) >= {"model", "optimizer", "scaler", "rng", "config", "classes"}
+    assert state["epoch"] == epochs - 1 and set(state) >= {"model", "optimizer", "scaler", "rng", "config", "classes"}
 
 
 def test_feature_cache_matches_live_path(colour_data, tmp_path):

@@ -45,7 +45,14 @@ def arguments(path: tuple[str, ...], tmp_path: Path) -> list[str]:
     image.write_bytes(b"not really")
     return {("evaluate",): [str(folder)], ("export",): [str(folder)], ("predict",): [str(image), str(image)],
             ("data", "download"): ["synthetic"], ("data", "show"): ["synthetic"],
-            ("inspect",): ["--backbone", "resnet18"]}.get(path, [])
+            ("inspect",): ["--backbone", "resnet18"], ("tune",): ["--space", str(space_file(tmp_path))]}.get(path, [])
+
+
+def space_file(tmp_path: Path) -> Path:
+    """A valid search space, so that tune reaches its settings' checks."""
+    path = tmp_path / "space.yaml"
+    path.write_text("lr: loguniform(1e-4, 1e-2)\n")
+    return path
 
 
 def assert_one_line_error(result, option: str) -> None:
@@ -105,8 +112,8 @@ def wrong_values(name: str, annotation) -> list:
     """Values of the wrong type for a setting annotated ``annotation``."""
     kinds = set(typing.get_args(annotation)) or {annotation}
     wrong = [[1, 2], {"a": 1}]
-    if str in kinds and name != "feature_cache":  # feature_cache: 3 is a number of views
-        wrong.append(123)
+    if str in kinds and not kinds & {int, float} and name != "feature_cache":  # feature_cache: 3 is a number of views
+        wrong.append(123)  # (lr takes a number or "auto": 123 is its type)
     if int in kinds or float in kinds:
         wrong += ["ten", True]
     if bool in kinds:
@@ -162,5 +169,5 @@ def test_plan_is_resolved_once_and_immutable(tmp_path) -> None:
     with pytest.raises(Exception):
         plan.epochs = 3  # frozen
     assert plan_run(plan) == plan  # resolving a plan again changes nothing
-    with pytest.raises(TlfError, match="cannot change epochs when resuming"):
-        resume_plan(tmp_path, {"epochs": 4})
+    with pytest.raises(TlfError, match="cannot change lr when resuming"):
+        resume_plan(tmp_path, {"lr": 0.1})

@@ -43,11 +43,12 @@ def lr_find(config: RunConfig | str | Path | None = None, *, plot: str | Path | 
     from .trainer import Trainer
 
     from ..plan import plan_run
-    trainer = Trainer(plan_run(config, settings), quiet=quiet, open_run_dir=False)
-    if trainer.world.distributed:
-        raise TlfError("tlf lr-find runs in one process", hint="run it without torchrun")
-    trainer.prepare()
-    finding = find_lr(trainer, steps=steps)
+    with messages.scope():  # the finder's Reporter is the message channel while it runs
+        trainer = Trainer(plan_run(config, settings), quiet=quiet, open_run_dir=False)
+        if trainer.world.distributed:
+            raise TlfError("tlf lr-find runs in one process", hint="run it without torchrun")
+        trainer.prepare()
+        finding = find_lr(trainer, steps=steps)
     if plot is not None:
         plot_lr_find(finding, Path(plot))
     return finding

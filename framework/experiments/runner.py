@@ -18,8 +18,9 @@ from ..plan import canonical_name
 from ..registry import get_registry
 from .results import Comparison, load_results
 
-# a run found in OUT is reused when only these differ: how it runs (RESUMABLE) and where it lives
-REUSABLE = (*RESUMABLE, "out", "name")
+# a run found in OUT is reused when only these differ: how it runs (RESUMABLE) and where it lives; not
+# epochs (resumable to more): a run planned shorter is another run, its schedule would be stretched
+REUSABLE = (*(k for k in RESUMABLE if k != "epochs"), "out", "name")
 IDENTITY = ("dataset", "backbone", "policy", "seed")  # what makes a run the one planned
 
 

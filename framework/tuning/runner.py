@@ -99,7 +99,7 @@ def best_config(trial: Any) -> dict[str, Any]:
     config.yaml when that run directory is here, else the settings the trial started with."""
     run_dir = trial.user_attrs.get("run_dir")
     if run_dir and (Path(run_dir) / "config.yaml").is_file():
-        config = read_run_config(run_dir)
+        config = read_run_config(run_dir).to_dict()
     else:
         config = dict(trial.user_attrs.get("config") or {})
     return {k: v for k, v in config.items() if k not in ("out", "name")}
