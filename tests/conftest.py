@@ -20,3 +20,14 @@ def _message_channel():
     with messages.scope():
         messages.use(None)
         yield
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a module's tiny runs: on a small shared CPU, oversubscribed threads
+    make them 5-10x slower (modules ask for it with ``pytest.mark.usefixtures("one_thread")``)."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

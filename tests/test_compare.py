@@ -27,14 +27,7 @@ FAST = dict(backbones="efficientnet_lite0", image_size=32, batch_size=16, worker
 OUTPUTS = ["comparison.csv", "comparison.json", "comparison.md", "comparison.png"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a small shared CPU, oversubscribed threads make these tiny runs 5-10x slower."""
-    import torch
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

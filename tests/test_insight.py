@@ -28,12 +28,7 @@ SECTIONS = ["settings", "data", "strategy", "training", "metrics", "confusion", 
             "export"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def make_folder(root: Path, colours: dict[str, tuple[int, int, int]], train: int, val: int, size: int = 36,
