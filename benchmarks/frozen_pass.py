@@ -1,11 +1,12 @@
 """The frozen feature pass on the CPU, per engine: torch fp32 (tlf's pass before
-``--frozen-engine``), torch bf16 autocast, and onnxruntime fp32 through tlf's own cached,
-parity-gated export (``tlf.engine.onnx_prefix``), at several batch sizes, thread counts and
-graph optimisation levels.
+``--frozen-engine``), torch bf16 autocast, onnxruntime fp32 through tlf's own cached,
+parity-gated export (``tlf.engine.onnx_prefix``), at several batch sizes, thread counts, graph
+optimisation levels and execution modes, and that export quantized to int8 (static QDQ as
+``--frozen-engine onnxruntime-int8`` makes it, and dynamic).
 
     python benchmarks/frozen_pass.py                                      # the three targets, 224 px
-    python benchmarks/frozen_pass.py --models efficientnet_lite0 --batch-sizes 16 32 64 \\
-        --ort-threads 1 2 --ort-levels basic extended all --engines onnxruntime
+    python benchmarks/frozen_pass.py --models efficientnet_lite0 --batch-sizes 8 32 64 \\
+        --ort-threads 1 2 --ort-levels basic all --ort-modes sequential parallel --engines onnxruntime
 
 The prefix is what a ``transfer`` run caches: every stage plus the head's pooling, random
 weights (speed does not depend on them), fed uint8 NHWC-in-memory batches as the loaders
@@ -30,9 +31,10 @@ from torch import nn  # noqa: E402
 
 LEVELS = {"basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
           "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED, "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
+MODES = {"sequential": ort.ExecutionMode.ORT_SEQUENTIAL, "parallel": ort.ExecutionMode.ORT_PARALLEL}
 
 
-def engines(backbone: str, size: int, threads: list[int], levels: list[str], kinds: list[str],
+def engines(backbone: str, size: int, threads: list[int], levels: list[str], modes: list[str], kinds: list[str],
             sample: torch.Tensor) -> dict:
     """name -> callable(uint8 batch) for one backbone's frozen prefix."""
     from tlf.data.model_input import to_model_input
@@ -57,17 +59,31 @@ def engines(backbone: str, size: int, threads: list[int], levels: list[str], kin
     out = {"torch fp32": TorchPrefix(prefix, to_input, None, cpu)}
     if "bf16" in kinds:
         out["torch bf16 autocast"] = TorchPrefix(prefix, to_input, torch.bfloat16, cpu)
+    if exported is not None and "int8" in kinds:  # the prefix quantized as --frozen-engine onnxruntime-int8 does
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+        from tlf.engine.onnx_prefix import open_session
+        from tlf.export.quantize import write_qdq
+        calibration = torch.randint(0, 256, (32, size, size, 3), dtype=torch.uint8,
+                                    generator=torch.Generator().manual_seed(2)).numpy()
+        static = exported.path.with_name(exported.path.stem + "-static-int8.onnx")
+        write_qdq(exported.path, static, exported.input_name, calibration)
+        out["onnxruntime int8 static QDQ"] = OnnxPrefix(open_session(static, max(threads)), static)
+        dynamic = exported.path.with_name(exported.path.stem + "-dynamic-int8.onnx")
+        quantize_dynamic(str(exported.path), str(dynamic), weight_type=QuantType.QInt8, per_channel=True)
+        out["onnxruntime int8 dynamic"] = OnnxPrefix(open_session(dynamic, max(threads)), dynamic)
     if exported is not None and "onnxruntime" in kinds:
         for level in levels:
             for n in threads:
-                options = ort.SessionOptions()
-                options.log_severity_level = 3
-                options.intra_op_num_threads = n
-                options.inter_op_num_threads = 1
-                options.graph_optimization_level = LEVELS[level]
-                session = ort.InferenceSession(str(exported.path), sess_options=options,
-                                               providers=["CPUExecutionProvider"])
-                out[f"onnxruntime fp32, {n} thread(s), {level}"] = OnnxPrefix(session, exported.path)
+                for mode in modes:
+                    options = ort.SessionOptions()
+                    options.log_severity_level = 3
+                    options.intra_op_num_threads = n
+                    options.inter_op_num_threads = n if mode == "parallel" else 1
+                    options.execution_mode = MODES[mode]
+                    options.graph_optimization_level = LEVELS[level]
+                    session = ort.InferenceSession(str(exported.path), sess_options=options,
+                                                   providers=["CPUExecutionProvider"])
+                    out[f"onnxruntime fp32, {n} thread(s), {level}, {mode}"] = OnnxPrefix(session, exported.path)
     return out
 
 
@@ -79,9 +95,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch intra-op threads.")
     parser.add_argument("--ort-threads", nargs="+", type=int, default=None, help="default: --threads")
     parser.add_argument("--ort-levels", nargs="+", choices=sorted(LEVELS), default=["all"])
+    parser.add_argument("--ort-modes", nargs="+", choices=sorted(MODES), default=["sequential"],
+                        help="onnxruntime execution mode (parallel: inter-op threads = intra-op threads).")
     parser.add_argument("--rounds", type=int, default=5, help="Interleaved timed rounds (after one warm-up).")
-    parser.add_argument("--engines", nargs="+", choices=["bf16", "onnxruntime"], default=["bf16", "onnxruntime"],
-                        help="Engines timed beside torch fp32.")
+    parser.add_argument("--engines", nargs="+", choices=["bf16", "onnxruntime", "int8"], default=["bf16", "onnxruntime"],
+                        help="Engines timed beside torch fp32 (int8: onnxruntime static QDQ, calibrated on random "
+                             "images, and dynamic quantization of the same export).")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     os.environ.setdefault("TLF_HOME", tempfile.mkdtemp(prefix="tlf-bench-"))
@@ -92,7 +111,7 @@ def main() -> None:
         for batch in args.batch_sizes:
             images = torch.randint(0, 256, (batch, args.size, args.size, 3), dtype=torch.uint8,
                                    generator=torch.Generator().manual_seed(0)).permute(0, 3, 1, 2)
-            runs = engines(backbone, args.size, args.ort_threads or [args.threads], args.ort_levels, args.engines,
+            runs = engines(backbone, args.size, args.ort_threads or [args.threads], args.ort_levels, args.ort_modes, args.engines,
                            images[:8])
             base = runs["torch fp32"](images).float()
             error = {name: float((fn(images).float() - base).abs().max() / base.abs().max()) for name, fn in runs.items()}

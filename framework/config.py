@@ -19,7 +19,7 @@ from .errors import TlfError
 OPTIMIZERS = ("adamw", "sgd")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 DEVICES = ("auto", "cuda", "cpu")
-FROZEN_ENGINES = ("auto", "torch", "onnxruntime")
+FROZEN_ENGINES = ("auto", "torch", "onnxruntime", "onnxruntime-int8")
 CACHES = ("auto", "ram", "disk", "off")
 SAMPLERS = ("shuffle", "balanced")
 CLASS_WEIGHTS = ("none", "auto", "effective")  # or a file
@@ -59,7 +59,7 @@ class RunConfig:
     workers: int | None = None  # auto: from the CPU count
     cache: str = "auto"  # decoded-image cache: auto | ram | disk | off
     feature_cache: str = "auto"  # frozen-prefix features: auto | off | number of augmented views
-    frozen_engine: str = "auto"  # what runs the cached frozen pass: auto | torch | onnxruntime
+    frozen_engine: str = "auto"  # what runs the cached frozen pass: auto | torch | onnxruntime | onnxruntime-int8
     head: str = "linear"
     dropout: float = 0.2
     train_bn: bool = False

@@ -14,7 +14,7 @@ from helpers_models import single_thread  # noqa: F401 (autouse: one torch threa
 from test_engine import FAST, make_colour_folder
 from tlf.cli import cli
 from tlf.data.model_input import to_model_input
-from tlf.engine import onnx_prefix
+from tlf.engine import onnx_int8, onnx_prefix
 from tlf.engine.features import choose_engine
 from tlf.engine.trainer import Trainer
 from tlf.config import load_config
@@ -161,3 +161,71 @@ def test_cli_flag_and_bad_value(colour_data, tmp_path):
     assert bad.exit_code == 2 and "tensorrt" in bad.output
     with pytest.raises(TlfError, match="invalid frozen_engine"):
         load_config(frozen_engine="fast")
+
+
+def calibration_batch(n: int = 16) -> torch.Tensor:
+    images = torch.randint(0, 256, (n, 16, 16, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
+    return images.permute(0, 3, 1, 2)
+
+
+def relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
+    return float((got - want).norm() / want.norm())
+
+
+def test_int8_engine_is_quantized_once_cached_and_close_to_torch():
+    prefix = small_prefix()
+    engine, note = choose_engine("onnxruntime-int8", prefix, to_input, None, CPU, batch(), MEAN, STD, "small",
+                                 calibration=calibration_batch())
+    assert engine.name == "onnxruntime-int8" and "quantized once, calibrated on 16 training images" in note, note
+    assert "relative feature error" in note and "int8" in engine.path.name
+    with torch.inference_mode():
+        want = prefix(to_input(batch(6)))
+    error = relative_error(engine(batch(6)), want)
+    assert 0 < error <= onnx_int8.TOLERANCE, error  # int8, so not fp32's numbers, but within the gate
+    again, note = choose_engine("onnxruntime-int8", prefix, to_input, None, CPU, batch(), MEAN, STD, "small",
+                                calibration=calibration_batch())
+    assert "reused the cached int8 file" in note and again.path == engine.path, note
+    other, _ = choose_engine("onnxruntime-int8", prefix, to_input, None, CPU, batch(), MEAN, STD, "small",
+                             calibration=calibration_batch(12))
+    assert other.path != engine.path  # other calibration images, another file
+
+
+def test_corrupted_int8_file_is_rebuilt():
+    prefix = small_prefix()
+    engine, _ = choose_engine("onnxruntime-int8", prefix, to_input, None, CPU, batch(), MEAN, STD, "small",
+                              calibration=calibration_batch())
+    engine.path.write_bytes(b"not an onnx file")
+    rebuilt, note = choose_engine("onnxruntime-int8", prefix, to_input, None, CPU, batch(), MEAN, STD, "small",
+                                  calibration=calibration_batch())
+    assert rebuilt.name == "onnxruntime-int8" and "quantized again" in note, note
+    with torch.inference_mode():
+        assert relative_error(rebuilt(batch()), prefix(to_input(batch()))) <= onnx_int8.TOLERANCE
+
+
+def test_int8_that_misses_its_gate_falls_back_to_onnxruntime_fp32(monkeypatch):
+    monkeypatch.setattr(onnx_int8, "TOLERANCE", 0.0)
+    prefix = small_prefix()
+    engine, note = choose_engine("onnxruntime-int8", prefix, to_input, None, CPU, batch(), MEAN, STD, "small",
+                                 calibration=calibration_batch())
+    assert engine.name == "onnxruntime" and "int8 prefix is too far from torch" in note and "\n" not in note, note
+    assert not list(engine.path.parent.glob("*int8*.onnx")), "a rejected int8 file was kept"
+
+
+def test_int8_on_a_gpu_run_is_an_error():
+    with pytest.raises(TlfError, match="onnxruntime-int8 runs the frozen pass on the CPU"):
+        choose_engine("onnxruntime-int8", small_prefix(), to_input, None, torch.device("cuda"), batch(), MEAN, STD, "x")
+
+
+def test_training_through_int8_records_the_engine(colour_data, tmp_path):
+    """The run calibrates on its own training images, trains the head on int8 features and says so."""
+    settings = dict(dataset=f"folder:{colour_data}", policy="transfer", epochs=2, lr=1e-2, **FAST)
+    settings.update(backbone="resnet18", pretrained=False)
+    trainer = Trainer(plan_run(None, dict(out=str(tmp_path / "int8"), frozen_engine="onnxruntime-int8", **settings)),
+                      quiet=True)
+    summary = trainer.fit()
+    assert summary["frozen_engine"] == "onnxruntime-int8" and summary["feature_cache"], summary
+    reference = Trainer(plan_run(None, dict(out=str(tmp_path / "torch"), frozen_engine="torch", **settings)), quiet=True)
+    reference.fit()
+    for a, b in zip(trainer.feature_cache.features + trainer.val_cache.features,
+                    reference.feature_cache.features + reference.val_cache.features):
+        assert 0 < relative_error(a, b) <= onnx_int8.TOLERANCE

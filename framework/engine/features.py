@@ -84,22 +84,26 @@ class TorchPrefix:
 
 def choose_engine(setting: str, prefix: nn.Module, to_input: Callable, amp_dtype: torch.dtype | None,
                   device: torch.device, sample: torch.Tensor, mean: Sequence[float], std: Sequence[float],
-                  label: str, channels_last: bool = False) -> tuple[Callable[[torch.Tensor], torch.Tensor], str]:
+                  label: str, channels_last: bool = False,
+                  calibration: torch.Tensor | None = None) -> tuple[Callable[[torch.Tensor], torch.Tensor], str]:
     """The engine for the frozen pass and a note on the choice.
 
     ``setting`` is ``--frozen-engine``: ``auto`` takes onnxruntime for fp32 runs on the CPU
     (measured 2.3-3.3x torch's fp32 pass; also faster than bf16 autocast, 121.5 against 104.7 img/s
     on Lite0 in issue 19's idle-machine figures, and bf16's features are not fp32's) and torch
-    elsewhere; ``onnxruntime`` asks for it (CPU runs only). A prefix that does not
-    export, or whose export disagrees with torch on ``sample`` (a uint8 batch), falls back to
-    torch with the reason in the note. ``channels_last``: onnxruntime's features in that memory
-    format, as torch's are (the trainable rest then runs as fast on them)."""
+    elsewhere; ``onnxruntime`` asks for it (CPU runs only); ``onnxruntime-int8`` asks for the
+    prefix quantized to int8 (:mod:`tlf.engine.onnx_int8`), calibrated on ``calibration``
+    (uint8 training images; default ``sample``). A prefix that does not export, or whose export
+    disagrees with torch on ``sample`` (a uint8 batch), falls back to torch with the reason in the
+    note; an int8 file that cannot be made or misses its gate falls back to onnxruntime fp32.
+    ``channels_last``: onnxruntime's features in that memory format, as torch's are (the trainable
+    rest then runs as fast on them)."""
     torch_engine = TorchPrefix(prefix, to_input, amp_dtype, device)
     if setting == "torch":
         return torch_engine, "torch, by --frozen-engine torch"
     if device.type != "cpu":
-        if setting == "onnxruntime":
-            raise TlfError(f"--frozen-engine onnxruntime runs the frozen pass on the CPU, but this run is on {device.type}",
+        if setting != "auto":
+            raise TlfError(f"--frozen-engine {setting} runs the frozen pass on the CPU, but this run is on {device.type}",
                            hint="use --frozen-engine auto or torch on a GPU, or --device cpu")
         return torch_engine, f"torch, on {device.type}"
     if setting == "auto" and amp_dtype is not None:
@@ -107,10 +111,18 @@ def choose_engine(setting: str, prefix: nn.Module, to_input: Callable, amp_dtype
     from .onnx_prefix import onnx_prefix
     with torch.inference_mode():
         reference = prefix.eval()(to_input(sample)).float()
-    engine, note = onnx_prefix(prefix, sample, reference, mean, std, label, torch.get_num_threads(), channels_last)
+    threads = torch.get_num_threads()
+    engine, note = onnx_prefix(prefix, sample, reference, mean, std, label, threads, channels_last)
     if engine is None:
         return torch_engine, f"torch: {note}"
-    return engine, f"onnxruntime ({note})"
+    if setting != "onnxruntime-int8":
+        return engine, f"onnxruntime ({note})"
+    from .onnx_int8 import int8_prefix
+    int8, int8_note = int8_prefix(engine, sample if calibration is None else calibration, sample, reference,
+                                  threads, channels_last)
+    if int8 is None:
+        return engine, f"onnxruntime fp32: {int8_note} ({note})"
+    return int8, f"onnxruntime-int8 ({int8_note}; fp32 prefix: {note})"
 
 
 class FeatureCache:

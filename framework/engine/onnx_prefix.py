@@ -87,7 +87,7 @@ def export(prefix: nn.Module, example: torch.Tensor, path: Path) -> None:
 def open_session(path: Path, threads: int) -> ort.InferenceSession:
     """A CPU session with ``threads`` intra-op threads and every graph optimisation."""
     options = ort.SessionOptions()
-    options.log_severity_level = 3
+    options.log_severity_level = 4  # errors reach the run as the note of choose_engine
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -98,9 +98,9 @@ class OnnxPrefix:
     """Runs uint8 loader batches (N x 3 x H x W, NHWC in memory) through the exported prefix;
     ``channels_last`` returns features in that memory format, as torch's pass would."""
 
-    name = "onnxruntime"
-
-    def __init__(self, session: ort.InferenceSession, path: Path, channels_last: bool = False) -> None:
+    def __init__(self, session: ort.InferenceSession, path: Path, channels_last: bool = False,
+                 name: str = "onnxruntime") -> None:
+        self.name = name
         self.session = session
         self.path = path
         self.input_name = session.get_inputs()[0].name

@@ -284,9 +284,15 @@ class Trainer:
         train_loader, val_loader = self.parts.train_loader, self.parts.val_loader
         prep = self.parts.preprocessing
         sample = train_loader.collate_fn([train_loader.dataset[(0, i)] for i in range(min(8, len(train_loader.dataset)))])[0]
+        calibration = None
+        if self.config.frozen_engine == "onnxruntime-int8":  # training images spread over the set
+            from .onnx_int8 import CALIBRATION_IMAGES
+            n = len(train_loader.dataset)
+            picks = sorted({i * n // CALIBRATION_IMAGES for i in range(min(n, CALIBRATION_IMAGES))})
+            calibration = train_loader.collate_fn([train_loader.dataset[(0, i)] for i in picks])[0]
         engine, note = choose_engine(self.config.frozen_engine, prefix_module, self._to_input, self.placement.amp_dtype,
                                      self.device, sample, prep.mean, prep.std, f"{self.config.backbone}-{prefix}",
-                                     self.config.channels_last)
+                                     self.config.channels_last, calibration)
         self.report.info(f"frozen engine: {note}")
         store = self.placement.amp_dtype or torch.float32
         passes = ordered_passes(train_loader, views)

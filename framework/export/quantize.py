@@ -59,6 +59,24 @@ def model_inputs(meta: dict[str, Any], images: np.ndarray) -> np.ndarray:
     return images if meta["preprocessing_in_graph"] else normalize(images, meta["mean"], meta["std"])
 
 
+def write_qdq(fp32_path: Path, out_path: Path, input_name: str, inputs: np.ndarray, *,
+              per_channel: bool = True) -> None:
+    """Write a QDQ int8 copy of the ONNX file ``fp32_path`` (weights and activations int8, MinMax
+    calibration on ``inputs``, the model's own input arrays)."""
+    tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.pre.onnx")
+    try:
+        try:
+            quant_pre_process(str(fp32_path), str(tmp), skip_symbolic_shape=False)
+            source = tmp
+        except Exception:  # shape inference can fail on exotic graphs; quantize the model as exported
+            source = fp32_path
+        quantize_static(str(source), str(out_path), ImageReader(input_name, inputs),
+                        quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                        per_channel=per_channel, calibrate_method=CalibrationMethod.MinMax)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def quantize_int8(fp32_path: str | Path, out_path: str | Path, *, calibration_images: np.ndarray,
                   eval_images: np.ndarray, eval_labels: Sequence[int], per_channel: bool = True) -> QuantizationReport:
     """Write a QDQ int8 copy of ``fp32_path`` (weights and activations int8, MinMax calibration).
@@ -80,18 +98,7 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, *, calibration_im
                        hint="export without --fp16 first")
     sess32 = session(fp32_path)
     input_name = sess32.get_inputs()[0].name
-    tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.pre.onnx")
-    try:
-        try:
-            quant_pre_process(str(fp32_path), str(tmp), skip_symbolic_shape=False)
-            source = tmp
-        except Exception:  # shape inference can fail on exotic graphs; quantize the model as exported
-            source = fp32_path
-        quantize_static(str(source), str(out_path), ImageReader(input_name, model_inputs(meta, calibration_images)),
-                        quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                        per_channel=per_channel, calibrate_method=CalibrationMethod.MinMax)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_qdq(fp32_path, out_path, input_name, model_inputs(meta, calibration_images), per_channel=per_channel)
     # quantize_static keeps metadata_props; make sure, and mark the precision
     proto = onnx.load(str(out_path))
     onnx.helper.set_model_props(proto, {**{p.key: p.value for p in proto.metadata_props}, **fp32_props,
