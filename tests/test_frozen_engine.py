@@ -156,7 +156,8 @@ def test_training_through_onnxruntime_equals_torch(colour_data, tmp_path, policy
 
 def test_cli_flag_and_bad_value(colour_data, tmp_path):
     runner = CliRunner()
-    assert "--frozen-engine" in runner.invoke(cli, ["train", "--help"]).output
+    help_text = runner.invoke(cli, ["train", "--help"]).output
+    assert "--frozen-engine" in help_text and "onnxruntime-int8" in help_text
     bad = runner.invoke(cli, ["train", "--frozen-engine", "tensorrt"])
     assert bad.exit_code == 2 and "tensorrt" in bad.output
     with pytest.raises(TlfError, match="invalid frozen_engine"):
@@ -181,7 +182,7 @@ def test_int8_engine_is_quantized_once_cached_and_close_to_torch():
     with torch.inference_mode():
         want = prefix(to_input(batch(6)))
     error = relative_error(engine(batch(6)), want)
-    assert 0 < error <= onnx_int8.TOLERANCE, error  # int8, so not fp32's numbers, but within the gate
+    assert 0 < error <= 0.2, error  # int8, so not fp32's numbers, but close on this tiny conv stack
     again, note = choose_engine("onnxruntime-int8", prefix, to_input, None, CPU, batch(), MEAN, STD, "small",
                                 calibration=calibration_batch())
     assert "reused the cached int8 file" in note and again.path == engine.path, note
@@ -199,7 +200,7 @@ def test_corrupted_int8_file_is_rebuilt():
                                   calibration=calibration_batch())
     assert rebuilt.name == "onnxruntime-int8" and "quantized again" in note, note
     with torch.inference_mode():
-        assert relative_error(rebuilt(batch()), prefix(to_input(batch()))) <= onnx_int8.TOLERANCE
+        assert relative_error(rebuilt(batch()), prefix(to_input(batch()))) <= 0.2
 
 
 def test_int8_that_misses_its_gate_falls_back_to_onnxruntime_fp32(monkeypatch):
@@ -228,4 +229,4 @@ def test_training_through_int8_records_the_engine(colour_data, tmp_path):
     reference.fit()
     for a, b in zip(trainer.feature_cache.features + trainer.val_cache.features,
                     reference.feature_cache.features + reference.val_cache.features):
-        assert 0 < relative_error(a, b) <= onnx_int8.TOLERANCE
+        assert 0 < relative_error(a, b) <= 0.2
