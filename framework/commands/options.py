@@ -70,8 +70,8 @@ SETTINGS: dict[str, Callable] = {
     "feature_cache": click.option("--feature-cache",
                                   help="Frozen-prefix feature cache: auto, off, or a number of augmented views."),
     "frozen_engine": click.option("--frozen-engine", type=click.Choice(FROZEN_ENGINES),
-                                  help="What runs the cached frozen pass: auto (onnxruntime for fp32 on the CPU, "
-                                       "where it is 2.3-3.3x faster; torch elsewhere), torch, onnxruntime, or "
+                                  help="What runs the cached frozen pass: auto (onnxruntime fp32 on the CPU, "
+                                       "where it is 2.3-3.3x faster, also for bf16 runs; torch on GPUs), torch, onnxruntime, or "
                                        "onnxruntime-int8 (opt-in: the prefix quantized to int8, calibrated on "
                                        "training images; its features are not fp32's)."),
     "head": click.option("--head", type=click.Choice(["linear", "mlp"]),

@@ -88,10 +88,11 @@ def choose_engine(setting: str, prefix: nn.Module, to_input: Callable, amp_dtype
                   calibration: torch.Tensor | None = None) -> tuple[Callable[[torch.Tensor], torch.Tensor], str]:
     """The engine for the frozen pass and a note on the choice.
 
-    ``setting`` is ``--frozen-engine``: ``auto`` takes onnxruntime for fp32 runs on the CPU
-    (measured 2.3-3.3x torch's fp32 pass; also faster than bf16 autocast, 121.5 against 104.7 img/s
-    on Lite0 in issue 19's idle-machine figures, and bf16's features are not fp32's) and torch
-    elsewhere; ``onnxruntime`` asks for it (CPU runs only); ``onnxruntime-int8`` asks for the
+    ``setting`` is ``--frozen-engine``: ``auto`` takes onnxruntime fp32 on the CPU whatever the
+    run's precision (measured 2.3-3.3x torch's fp32 pass; bf16 autocast, which ``--precision bf16``
+    would use, was slower in every measurement: 30x slower than torch fp32 on a CPU without native
+    bf16, 104.7 against onnxruntime's 121.5 img/s on Lite0 with AMX; and its features are not
+    fp32's, docs/performance.md) and torch on GPUs; ``onnxruntime`` asks for it (CPU runs only); ``onnxruntime-int8`` asks for the
     prefix quantized to int8 (:mod:`tlf.engine.onnx_int8`), calibrated on ``calibration``
     (uint8 training images; default ``sample``). A prefix that does not export, or whose export
     disagrees with torch on ``sample`` (a uint8 batch), falls back to torch with the reason in the
@@ -106,8 +107,6 @@ def choose_engine(setting: str, prefix: nn.Module, to_input: Callable, amp_dtype
             raise TlfError(f"--frozen-engine {setting} runs the frozen pass on the CPU, but this run is on {device.type}",
                            hint="use --frozen-engine auto or torch on a GPU, or --device cpu")
         return torch_engine, f"torch, on {device.type}"
-    if setting == "auto" and amp_dtype is not None:
-        return torch_engine, f"torch, for {amp_dtype} autocast (onnxruntime computes fp32)"
     from .onnx_prefix import onnx_prefix
     with torch.inference_mode():
         reference = prefix.eval()(to_input(sample)).float()
