@@ -85,8 +85,11 @@ def export(prefix: nn.Module, example: torch.Tensor, path: Path) -> None:
 
 
 def open_session(path: Path, threads: int) -> ort.InferenceSession:
-    """A CPU session with ``threads`` intra-op threads and every graph optimisation."""
+    """A CPU session with ``threads`` intra-op threads, sequential execution and every graph
+    optimisation: the fastest of benchmarks/frozen_pass.py's sweep (docs/performance.md; parallel
+    execution and ORT_ENABLE_BASIC were slower, one thread slower than one per core)."""
     options = ort.SessionOptions()
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.log_severity_level = 4  # errors reach the run as the note of choose_engine
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
