@@ -101,6 +101,7 @@ class Trainer:
         self.config = self.parts.config
         self.model = self.parts.model
         self.policy = self.parts.policy
+        self.defaults_chosen = [c.to_dict() for c in self.parts.defaults_chosen]  # a resume restores them
         self.device = self.placement.device
         self.start_epoch = 0
         self.history: list[dict] = []
@@ -139,8 +140,9 @@ class Trainer:
     # ---- set-up -------------------------------------------------------------------------
     def _build_optimizer(self, lr: float) -> torch.optim.Optimizer:
         c = self.config
-        return build_optimizer(self.policy.param_groups(self.model, lr, c.weight_decay), c.optimizer, lr,
-                               c.weight_decay, c.momentum, fused=self.device.type == "cuda" and c.optimizer == "adamw")
+        groups = self.policy.param_groups(self.model, lr, c.weight_decay, c.head_lr_scale)
+        return build_optimizer(groups, c.optimizer, lr, c.weight_decay, c.momentum,
+                               fused=self.device.type == "cuda" and c.optimizer == "adamw")
 
     def _auto_lr(self) -> None:
         """``--lr auto``: the range test's suggestion becomes the run's lr (and its config.yaml's)."""
@@ -233,6 +235,7 @@ class Trainer:
         self.best_acc = float(state["best_acc"])
         self.earlier_seconds = float(state["elapsed"])
         self.cache_views = state.get("feature_cache_views")
+        self.defaults_chosen = state.get("defaults_chosen", self.defaults_chosen)
 
     def _wrap(self) -> None:
         """The module the loop calls: DDP and/or torch.compile around the plain model."""
@@ -519,7 +522,8 @@ class Trainer:
                  "history": self.history, "best_acc": self.best_acc, "elapsed": self.wall_seconds(),
                  "config": self.config.to_dict(), "classes": list(self.parts.splits.classes), "tlf_version": __version__,
                  "schedule": self.schedule.state_dict() if self.schedule else None, "weights": "raw",
-                 "feature_cache_views": self.cache_views if self.feature_cache is not None else None}
+                 "feature_cache_views": self.cache_views if self.feature_cache is not None else None,
+                 "defaults_chosen": self.defaults_chosen}
         if self.ema is not None:
             state["ema"] = self.ema.state_dict()
         return state
@@ -552,6 +556,7 @@ class Trainer:
                 "best_val_accuracy": best_of(best)[0] if best else None, "best_epoch": best.get("epoch"),
                 "best_weights": best_of(best)[1] if best else None, "ema": self.config.ema,
                 "lr": self.config.lr, "lr_find": self.lr_finding.to_dict() if self.lr_finding else None,
+                "head_lr_scale": self.config.head_lr_scale, "defaults_chosen": self.defaults_chosen,
                 "schedule": self.config.schedule, "accumulate": self.config.accumulate,
                 "class_weights": self.class_weights, "sampler": self.config.sampler,
                 "last_val_accuracy": self.history[-1]["val_acc"] if self.history else None,
