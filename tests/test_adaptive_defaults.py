@@ -24,9 +24,9 @@ def colours(tmp_path_factory):
 
 
 @pytest.mark.parametrize("steps_per_epoch, epochs", [
-    (46, 15),  # flowers, all 2934 images at batch 64: today's 15 epochs (690 steps) stay
-    (16, 19),  # 1000 images: raised to 19 x 16 = 304 steps
-    (4, 60),  # 250 images: 75 wanted, capped at 4 x 15
+    (45, 15),  # flowers, all 2934 images at batch 64: today's 15 epochs (675 steps) stay
+    (15, 20),  # 1000 images: raised to 20 x 15 = 300 steps
+    (3, 60),  # 250 images: 100 wanted, capped at 4 x 15
     (1, 60),  # 50 images
 ])
 def test_epochs_reach_the_minimum_steps_within_the_cap(steps_per_epoch, epochs):
