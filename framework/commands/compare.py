@@ -81,6 +81,11 @@ def report(run_dirs: tuple[str, ...], out: str | None, as_json: bool, html: bool
     """
     from pathlib import Path
 
+    from ..tuning.results import is_tune_folder
+    tune_folders = [d for d in run_dirs if is_tune_folder(d)]
+    if tune_folders:
+        _report_tune(tune_folders[0] if len(run_dirs) == 1 else None, run_dirs, as_json, html)
+        return
     if html and len(run_dirs) == 1 and (Path(run_dirs[0]) / "config.yaml").is_file():
         from ..insight.report import write_run_report
         click.echo(f"report: {write_run_report(run_dirs[0])}")
@@ -94,3 +99,28 @@ def report(run_dirs: tuple[str, ...], out: str | None, as_json: bool, html: bool
     if html:
         from ..insight.report import write_comparison_report
         click.echo(f"report: {write_comparison_report(comparison)}", err=as_json)
+
+
+def _report_tune(folder: str | None, paths: tuple[str, ...], as_json: bool, html: bool) -> None:
+    """``tlf report TUNE_FOLDER``: the study read again from its storage, its files rewritten."""
+    from rich.console import Console
+
+    from ..errors import TlfError
+    from ..tuning.results import read_tune, rich_table
+    if folder is None:
+        raise TlfError(f"a folder made by 'tlf tune' is reported alone, not with other paths ({', '.join(paths)})",
+                       hint="run 'tlf report TUNE_FOLDER' by itself")
+    result = read_tune(folder)
+    if as_json:
+        click.echo(json.dumps(result, default=str))
+    else:
+        Console().print(rich_table(result))
+        best = result.get("best")
+        if best:
+            click.echo(f"best: trial {best['number']}, val accuracy {best['value']:.4f}; "
+                       f"tlf train --config {best['config_file']}")
+        else:
+            click.echo("no trial finished: no best config")
+    if html:
+        from ..insight.report import write_tune_report
+        click.echo(f"report: {write_tune_report(folder, result)}", err=as_json)
