@@ -89,6 +89,30 @@ def test_an_unusable_storage_fails_within_seconds(tmp_path: Path) -> None:
     assert not (tmp_path / "runs").exists()
 
 
+def test_an_unreachable_database_server_is_a_clear_error_within_seconds(tmp_path: Path, monkeypatch) -> None:
+    import socket
+
+    from tlf.tuning import storage
+    monkeypatch.setattr(storage, "CONNECT_TIMEOUT", 2)  # libpq's smallest; 10 s by default
+    start = time.monotonic()
+    with pytest.raises(TlfError, match=r"^cannot open study storage postgresql://nobody@127\.0\.0\.1:1/x: "
+                                       r".*Connection refused") as refused:  # nothing listens on port 1
+        tlf.tune({"lr": [1e-3]}, trials=1, out=tmp_path, storage="postgresql://nobody@127.0.0.1:1/x", **FAST)
+    assert "server is up and reachable" in refused.value.hint
+    with socket.socket() as silent:  # a server that takes the connection and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"postgresql://nobody:secret@127.0.0.1:{silent.getsockname()[1]}/x"
+        with pytest.raises(TlfError, match=r"^cannot open study storage postgresql://nobody:\*\*\*@127.*timeout") as hung:
+            tlf.tune({"lr": [1e-3]}, trials=1, out=tmp_path, storage=url, **FAST)
+    assert "secret" not in str(hung.value)
+    with pytest.raises(TlfError, match="needs the database driver 'MySQLdb', which is not installed") as driver:
+        tlf.tune({"lr": [1e-3]}, trials=1, out=tmp_path, storage="mysql+mysqldb://nobody@127.0.0.1:1/x", **FAST)
+    assert driver.value.hint == "pip install mysqlclient"
+    assert time.monotonic() - start < 20
+    assert not (tmp_path / "runs").exists()
+
+
 def _tune_process(space: Path, storage: str, out: Path) -> subprocess.Popen:
     env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "OMP_NUM_THREADS": "1"}
     args = [sys.executable, "-m", "tlf", "tune", "--space", str(space), "--trials", "2", "--study", "shared",

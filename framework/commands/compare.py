@@ -114,7 +114,10 @@ def _report_tune(folder: str | None, paths: tuple[str, ...], as_json: bool, html
     if as_json:
         click.echo(json.dumps(result, default=str))
     else:
-        Console().print(rich_table(result))
+        console, table = Console(), rich_table(result)
+        if not console.is_terminal:  # piped: as wide as the table, not rich's default of 80 columns
+            console = Console(width=max(console.width, console.measure(table, options=console.options.update_width(1000)).maximum))
+        console.print(table)
         best = result.get("best")
         if best:
             click.echo(f"best: trial {best['number']}, val accuracy {best['value']:.4f}; "

@@ -112,7 +112,7 @@ TUNE = HEAD + """<header><h1>{{ title }}</h1>
 (<a href="{{ best.link }}">its run</a>){% endif %}.</p>
 <table>{% for key, value in best.params %}<tr><th>{{ key }}</th><td>{{ value }}</td></tr>{% endfor %}</table>
 {% if best_config %}<p>Its settings, <code>{{ best.config_file }}</code>: <code>tlf train --config {{ best.config_file }}</code> repeats it.</p>
-<pre id="best-config">{{ best_config }}</pre>{% endif %}
+<details><summary>best.yaml</summary><pre id="best-config">{{ best_config }}</pre></details>{% endif %}
 {% else %}<p class="warn">No trial has finished: no best config yet.</p>{% endif %}</section>
 
 <section id="trials"><h2>Trials</h2><p>{{ counts }}</p>

@@ -156,7 +156,7 @@ def format_value(value: Any) -> str:
 
 
 def rich_table(result: dict[str, Any]) -> Any:
-    """The trials of a study as a terminal table (rich), the best one marked."""
+    """The trials of a study as a terminal table (rich), the best one marked with ``*``."""
     from rich import box
     from rich.table import Table
     names = sorted({p for t in result["trials"] for p in t["params"]})
@@ -167,7 +167,7 @@ def rich_table(result: dict[str, Any]) -> Any:
         table.add_column(column, justify="right" if column in ("trial", "val acc", "epochs", "seconds") else "left")
     best = (result.get("best") or {}).get("number")
     for t in result["trials"]:
-        table.add_row(str(t["number"]), t["state"] + (" *" if t["number"] == best else ""), format_value(t["value"]),
+        table.add_row(f"{t['number']}{'*' if t['number'] == best else ''}", t["state"], format_value(t["value"]),
                       *(format_value(t["params"].get(n)) for n in names), format_value(t["epochs"]),
                       format_value(t.get("duration")), t["error"] or (Path(t["run_dir"]).name if t["run_dir"] else ""))
     return table
