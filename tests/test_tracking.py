@@ -233,9 +233,10 @@ def test_the_example_packages_jsonl_logger_loads_from_outside(tmp_path: Path) ->
 
 def test_under_torchrun_rank_0_alone_logs_and_the_confusion_matrix_covers_every_rank(tmp_path: Path) -> None:
     """Two gloo processes on the CPU: one TensorBoard event file, one MLflow run, each epoch
-    logged once, and the confusion matrix summed over both ranks' halves of the val set."""
+    logged once, and the confusion matrix summed over both ranks' halves of the val set.
+    (``--loggers``: torchrun's own parser would take ``--log`` for its ``--log-dir``.)"""
     args = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "tlf", "train",
-            "--out", str(tmp_path), "--name", "ddp", "--epochs", "2", "--log", "tensorboard,mlflow", "--quiet",
+            "--out", str(tmp_path), "--name", "ddp", "--epochs", "2", "--loggers", "tensorboard,mlflow", "--quiet",
             "--no-report"]
     for key, value in FAST.items():
         args += [f"--{key.replace('_', '-')}", str(value)]

@@ -201,6 +201,9 @@ def test_report_on_a_tune_folder_reads_the_study_again_and_shows_trials_best_con
     assert len((out / "trials.csv").read_text().splitlines()) == 5
     text = report(out)
     assert "study r: 4 trials (4 complete)" in text and f"best: trial {best['number']}" in text
+    for flags, message in (([str(tmp_path)], "is reported alone"), (["--out", str(tmp_path)], "--out does not apply")):
+        done = CliRunner().invoke(cli, ["report", str(out), *flags])
+        assert done.exit_code == 1 and message in done.output and len(done.output.strip().splitlines()) == 1
 
     assert report(out, "--html").strip().endswith(f"report: {out / 'report.html'}")
     page = render(out / "report.html")

@@ -389,7 +389,8 @@ class Trainer:
                                  f"{row['images_per_second']:.0f} img/s{'  *' if improved else ''}")
                 get_plugin_manager().notify("tlf_on_epoch_end", run=self.run, epoch=epoch + 1, metrics=row)
                 self.loggers.log_epoch(self.step, row)
-                self.loggers.log_confusion(self.step, epoch + 1, val["confusion"])
+                if self.loggers:
+                    self.loggers.log_confusion(self.step, epoch + 1, val["confusion"].tolist())
             if self.should_stop is not None and self.should_stop(epoch + 1, row):
                 self.report.info(f"stopped after epoch {epoch + 1} (asked by the caller, e.g. a tuner's pruner)")
                 break
@@ -517,7 +518,7 @@ class Trainer:
             confusion = ddp.all_reduce_sum(confusion.to(self.device), self.world).cpu()
         loss_sum, correct, count = sums.tolist()
         return {"loss": loss_sum / count if count else float("nan"), "acc": correct / count if count else 0.0,
-                "confusion": confusion.reshape(n, n).tolist()}
+                "confusion": confusion.reshape(n, n)}
 
     # ---- outputs ------------------------------------------------------------------------
     def _state(self, epoch: int) -> dict:
