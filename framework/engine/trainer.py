@@ -40,6 +40,10 @@ class Run:
     model: nn.Module
     classes: list[str]
     summary: dict | None = None
+    # logits and labels of the whole validation split under best.pt's weights, when this run
+    # computed them in one process (not after a resume that did not improve, not under DDP):
+    # the end-of-run evaluation uses them instead of a second pass over the images
+    best_val_logits: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
 def seed_everything(seed: int) -> None:
@@ -377,6 +381,8 @@ class Trainer:
             if improved:
                 self.best_acc = accuracy
                 stale = 0
+                scored = ema_val if weights == "ema" else val
+                self.run.best_val_logits = None if self.world.distributed else (scored["logits"], scored["labels"])
             else:
                 stale += 1
             if schedule.end_of_epoch(accuracy) and self.world.is_main:
@@ -498,7 +504,7 @@ class Trainer:
     def validate(self, ema: bool = False) -> dict:
         """Loss, accuracy and confusion matrix (``[true][predicted]`` counts) on the validation
         set of the model (or of its EMA weights), under torch.distributed summed over the
-        ranks' shards, so every rank gets the same figures."""
+        ranks' shards, so every rank gets the same figures; and this process's logits and labels."""
         if self.val_cache is not None:
             batches = self.val_cache.batches(0, self.config.batch_size, drop_last=False)
             remainder = self.ema_remainder if ema else self.remainder
@@ -518,7 +524,7 @@ class Trainer:
             confusion = ddp.all_reduce_sum(confusion.to(self.device), self.world).cpu()
         loss_sum, correct, count = sums.tolist()
         return {"loss": loss_sum / count if count else float("nan"), "acc": correct / count if count else 0.0,
-                "confusion": confusion.reshape(n, n)}
+                "confusion": confusion.reshape(n, n), "logits": logits, "labels": labels}
 
     # ---- outputs ------------------------------------------------------------------------
     def _state(self, epoch: int) -> dict:
