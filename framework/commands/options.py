@@ -95,8 +95,10 @@ SETTINGS: dict[str, Callable] = {
                            help="Fail on unreadable images instead of skipping them."),
     "patience": click.option("--patience", type=int,
                              help="Stop when val accuracy has not improved for this many epochs."),
-    "loggers": click.option("--log", "loggers", help="Also log to these trackers, comma-separated: tensorboard, mlflow[:URI] "
-                                      "('tlf plugins --kind loggers' lists them; default: the run directory only)."),
+    "loggers": click.option("--log", "--loggers", "loggers",  # torchrun's parser takes --log for its --log-dir
+                            help="Also log to these trackers, comma-separated: tensorboard, mlflow[:URI] "
+                                 "('tlf plugins --kind loggers' lists them; default: the run directory only; "
+                                 "under torchrun write --loggers)."),
 }
 
 

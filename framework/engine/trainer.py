@@ -398,6 +398,8 @@ class Trainer:
                                  f"{row['images_per_second']:.0f} img/s{'  *' if improved else ''}")
                 get_plugin_manager().notify("tlf_on_epoch_end", run=self.run, epoch=epoch + 1, metrics=row)
                 self.loggers.log_epoch(self.step, row)
+                if self.loggers:
+                    self.loggers.log_confusion(self.step, epoch + 1, val["confusion"].tolist())
             if self.should_stop is not None and self.should_stop(epoch + 1, row):
                 self.report.info(f"stopped after epoch {epoch + 1} (asked by the caller, e.g. a tuner's pruner)")
                 break
@@ -503,9 +505,9 @@ class Trainer:
 
     @torch.inference_mode()
     def validate(self, ema: bool = False) -> dict:
-        """Loss and accuracy on the validation set of the model (or of its EMA weights), under
-        torch.distributed summed over the ranks' shards, so every rank gets the same figures;
-        and this process's logits and labels."""
+        """Loss, accuracy and confusion matrix (``[true][predicted]`` counts) on the validation
+        set of the model (or of its EMA weights), under torch.distributed summed over the
+        ranks' shards, so every rank gets the same figures; and this process's logits and labels."""
         if self.val_cache is not None:
             batches = self.val_cache.batches(0, self.config.batch_size, drop_last=False)
             remainder = self.ema_remainder if ema else self.remainder
@@ -514,14 +516,18 @@ class Trainer:
             model = self.ema.model if ema else self.model
             logits, labels = predict_logits(model, self.parts.val_loader, self._to_input, self.placement)
         sums = torch.zeros(3, dtype=torch.float64)
+        n = len(self.parts.splits.classes)
+        confusion = torch.zeros(n * n, dtype=torch.int64)  # [true * n + predicted]
         if len(labels):
             sums += torch.tensor([nn.functional.cross_entropy(logits, labels, reduction="sum").item(),
                                   (logits.argmax(1) == labels).sum().item(), len(labels)], dtype=torch.float64)
+            confusion += torch.bincount(labels * n + logits.argmax(1), minlength=n * n)
         if self.world.distributed:
             sums = ddp.all_reduce_sum(sums.to(self.device), self.world).cpu()
+            confusion = ddp.all_reduce_sum(confusion.to(self.device), self.world).cpu()
         loss_sum, correct, count = sums.tolist()
         return {"loss": loss_sum / count if count else float("nan"), "acc": correct / count if count else 0.0,
-                "logits": logits, "labels": labels}
+                "confusion": confusion.reshape(n, n), "logits": logits, "labels": labels}
 
     # ---- outputs ------------------------------------------------------------------------
     def _state(self, epoch: int) -> dict:
