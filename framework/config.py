@@ -36,11 +36,12 @@ class RunConfig:
     backbone: str = "efficientnet_lite0"
     policy: str = "transfer"
     augment: str | None = None  # policy default: none for transfer, basic otherwise
-    epochs: int | None = None  # policy default
+    epochs: int | None = None  # policy default, raised on small datasets (tlf.adaptive_defaults)
     batch_size: int = 64
     image_size: int | None = None  # backbone default
     optimizer: str = "adamw"
     lr: float | str | None = None  # policy default; "auto": the lr range test's suggestion
+    head_lr_scale: float | None = None  # the new head's lr over the pretrained stages' (policy default: init 10, partial 3)
     weight_decay: float = 0.05
     momentum: float = 0.9  # SGD only
     warmup_epochs: float = 1.0

@@ -3,10 +3,11 @@
 :func:`plan_run` is the one step from what the user gave to what the engine runs: it
 applies defaults <- file <- settings (or a run's own config.yaml plus the
 :data:`~tlf.config.RESUMABLE` settings when resuming), checks every value, writes plugin
-names the way the registry spells them, and applies the policy's defaults (epochs, lr,
+names the way the registry spells them, and applies the policy's defaults (lr,
 augment) and the worker count. The result is a frozen :class:`~tlf.config.RunConfig`;
 :func:`with_backbone` fixes its image size from the backbone's metadata when the model
-is built. That plan is what ``config.yaml`` stores and :func:`tlf.rundir.load_run` gives back.
+is built, and :func:`tlf.adaptive_defaults.adapt` its epochs and head lr multiplier when
+the training loader exists. That plan is what ``config.yaml`` stores and :func:`tlf.rundir.load_run` gives back.
 """
 from __future__ import annotations
 
@@ -49,7 +50,8 @@ def default_workers(device: str) -> int:
 
 
 def resolve(config: RunConfig) -> RunConfig:
-    """``config`` checked, with canonical plugin names and every default but the image size applied."""
+    """``config`` checked, with canonical plugin names and every default applied but the image size
+    and the defaults that depend on the data (epochs, head_lr_scale: :mod:`tlf.adaptive_defaults`)."""
     from .policies import build_policy
 
     config = config.checked()
@@ -61,7 +63,6 @@ def resolve(config: RunConfig) -> RunConfig:
         backbone=canonical_name("backbones", config.backbone),
         policy=policy.name,
         augment=augment if augment == "none" else canonical_augment(augment),
-        epochs=config.epochs or int(policy.defaults["epochs"]),
         lr=config.lr or float(policy.defaults["lr"]),
         workers=default_workers(config.device) if config.workers is None else config.workers,
     )

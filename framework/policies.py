@@ -66,8 +66,9 @@ class FreezePolicy:
 
     def __init__(self, train_bn: bool = False) -> None:
         self.train_bn = train_bn  # frozen stages' norm layers keep trainable affine parameters
-        # a copy (callers may adjust it); "augment" is the run's default augmentation
-        self.defaults = {"augment": "basic", **type(self).defaults}
+        # a copy (callers may adjust it); "augment" is the run's default augmentation; "min_steps"
+        # and "head_lr_scale" feed the size-adaptive defaults (tlf.adaptive_defaults)
+        self.defaults = {"augment": "basic", "min_steps": 300, "head_lr_scale": 1.0, **type(self).defaults}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
@@ -84,9 +85,13 @@ class FreezePolicy:
         """Learning-rate multiplier of a part (``convN`` or ``head``)."""
         return 1.0
 
-    def param_groups(self, model: Classifier, lr: float, weight_decay: float) -> list[Group]:
-        """Groups of trainable parameters, per stage and head, each with ``name`` and ``lr``."""
-        return [group for part in PARTS for group in stage_groups(model, part, lr * self.lr_scale(part), weight_decay)]
+    def param_groups(self, model: Classifier, lr: float, weight_decay: float,
+                     head_lr_scale: float = 1.0) -> list[Group]:
+        """Groups of trainable parameters, per stage and head, each with ``name`` and ``lr``;
+        the head's lr is further multiplied by ``head_lr_scale`` (the new head against the
+        pretrained stages)."""
+        return [group for part in PARTS for group in stage_groups(
+            model, part, lr * self.lr_scale(part) * (head_lr_scale if part == "head" else 1.0), weight_decay)]
 
     def on_epoch_start(self, model: Classifier, epoch: int, optimizer: Any) -> bool:
         """Change what trains at the start of ``epoch`` (0-based); True when something changed."""
@@ -105,7 +110,8 @@ class Init(FreezePolicy):
     """Pretrained initialisation, everything trains."""
 
     name = "init"
-    defaults = {"lr": 1e-4, "epochs": 15}
+    # the new head at 10x the pretrained stages' lr (1e-3, the lr transfer trains a head alone at)
+    defaults = {"lr": 1e-4, "epochs": 15, "head_lr_scale": 10.0}
 
 
 class Transfer(FreezePolicy):
@@ -122,7 +128,8 @@ class Transfer(FreezePolicy):
 class Partial(FreezePolicy):
     """Stages before ``stage`` frozen; ``stage`` onwards and the head train."""
 
-    defaults = {"lr": 3e-4, "epochs": 15}
+    # the new head at 3x the trained stages' lr (about the 1e-3 transfer trains a head alone at)
+    defaults = {"lr": 3e-4, "epochs": 15, "head_lr_scale": 3.0}
 
     def __init__(self, stage: str = "conv5", train_bn: bool = False) -> None:
         super().__init__(train_bn)
@@ -156,9 +163,10 @@ class Gradual(FreezePolicy):
         self._lr: float | None = None
         self._weight_decay = 0.0
 
-    def param_groups(self, model: Classifier, lr: float, weight_decay: float) -> list[Group]:
-        self._lr, self._weight_decay = lr, weight_decay  # for the groups added later
-        return super().param_groups(model, lr, weight_decay)
+    def param_groups(self, model: Classifier, lr: float, weight_decay: float,
+                     head_lr_scale: float = 1.0) -> list[Group]:
+        self._lr, self._weight_decay = lr, weight_decay  # for the groups added later (stages, not the head)
+        return super().param_groups(model, lr, weight_decay, head_lr_scale)
 
     def frozen_at(self, epoch: int) -> list[str]:
         """Stages still frozen during ``epoch`` (0-based)."""

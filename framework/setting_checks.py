@@ -46,6 +46,7 @@ RANGES: dict[str, Range] = {
     "batch_size": Range(1),
     "image_size": Range(32, why="conv5 has stride 32"),
     "lr": Range(0, open_low=True),
+    "head_lr_scale": Range(0, open_low=True),
     "weight_decay": Range(0),
     "momentum": Range(0, 1, open_high=True),
     "warmup_epochs": Range(0),

@@ -54,6 +54,10 @@ class Logger:
     def log_epoch(self, step: int, row: dict[str, Any]) -> None:
         """An epoch ended at optimizer step ``step``; ``row`` is its line of metrics.jsonl."""
 
+    def log_confusion(self, step: int, epoch: int, matrix: list[list[int]]) -> None:
+        """The validation confusion matrix of that epoch, ``matrix[true][predicted]`` counts in
+        the order of ``request.classes`` (the raw weights', over every rank's share)."""
+
     def finish(self, summary: dict[str, Any] | None, status: str) -> None:
         """The run ended: ``status`` is ``finished`` (``summary`` is summary.json), ``failed``
         or ``killed`` (``summary`` is None). Flush and close here."""
@@ -105,8 +109,11 @@ class Loggers:
 
     def _call(self, method: str, *args: Any) -> None:
         for label, logger in list(self.loggers.items()):
+            call = getattr(logger, method, None)
+            if call is None:  # a logger that is not a Logger subclass may leave methods out
+                continue
             try:
-                getattr(logger, method)(*args)
+                call(*args)
             except Exception as exc:  # warn once, then go on without this logger
                 del self.loggers[label]
                 _warn(label, f"failed in {method}", exc)
@@ -116,6 +123,9 @@ class Loggers:
 
     def log_epoch(self, step: int, row: dict[str, Any]) -> None:
         self._call("log_epoch", step, row)
+
+    def log_confusion(self, step: int, epoch: int, matrix: list[list[int]]) -> None:
+        self._call("log_confusion", step, epoch, matrix)
 
     def finish(self, summary: dict[str, Any] | None, status: str = "finished") -> None:
         self._call("finish", summary, status)

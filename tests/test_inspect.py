@@ -73,5 +73,6 @@ def test_weights_file_is_checked(tmp_path) -> None:
     result = CliRunner().invoke(cli, ["inspect", "-b", "resnet18", "--weights", str(path)])
     assert result.exit_code == 1 and "do not fit" in result.output
     info = inspect_json("-b", "resnet34", "--weights", str(path), "--input-size", "32", "-p", "transfer")
-    assert info["weights"] == str(path) and info["policy_defaults"] == {"lr": 1e-3, "epochs": 10, "augment": "none"}
+    assert info["weights"] == str(path) and info["policy_defaults"] == {"lr": 1e-3, "epochs": 10, "augment": "none",
+                                                                  "min_steps": 300, "head_lr_scale": 1.0}
 

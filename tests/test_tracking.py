@@ -70,7 +70,7 @@ def extra_logger() -> Iterator[Any]:
         pm.unregister(name=name)
 
 
-def test_tensorboard_and_mlflow_read_back_equal_metrics_jsonl(tmp_path: Path) -> None:
+def test_tensorboard_and_mlflow_read_back_equal_metrics_jsonl_with_each_epochs_confusion_matrix(tmp_path: Path) -> None:
     run = tlf.train(epochs=2, out=str(tmp_path), quiet=True, loggers="tensorboard,mlflow", **FAST)
     rows = metrics_rows(run.directory)
     for key in ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "images_per_second"):
@@ -92,6 +92,36 @@ def test_tensorboard_and_mlflow_read_back_equal_metrics_jsonl(tmp_path: Path) ->
     artifacts = {a.path for a in client.list_artifacts(record["run_id"])}
     assert {"config.yaml", "metrics.jsonl", "summary.json", "curves.png"} <= artifacts
     assert (tmp_path / "mlartifacts").is_dir()
+
+    # the validation confusion matrix of every epoch: TensorBoard images, MLflow artifacts
+    images = tensorboard_images(run.directory)
+    assert [step for step, _ in images["val/confusion"]] == [STEPS_PER_EPOCH * r["epoch"] for r in rows]
+    assert [step for step, _ in images["curves"]] == [2]
+    assert all(nonblank(png) for series in images.values() for _, png in series)
+    names = [a.path for a in client.list_artifacts(record["run_id"], "confusion")]
+    assert names == [f"confusion/epoch-00{e}.{kind}" for e in (1, 2) for kind in ("json", "png")]
+    for row in rows:
+        saved = json.loads(Path(client.download_artifacts(record["run_id"], f"confusion/epoch-00{row['epoch']}.json",
+                                                          str(tmp_path / f"download-{row['epoch']}"))).read_text())
+        matrix = saved["matrix"]
+        assert saved["classes"] == run.classes and [sum(r) for r in matrix] == [10, 10]  # 10 val images per class
+        assert sum(matrix[i][i] for i in range(2)) / 20 == pytest.approx(row["val_acc"])
+
+
+def tensorboard_images(run_dir: Path) -> dict[str, list[tuple[int, bytes]]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = EventAccumulator(str(run_dir), size_guidance={"images": 0})
+    events.Reload()
+    return {tag: [(e.step, e.encoded_image_string) for e in events.Images(tag)] for tag in events.Tags()["images"]}
+
+
+def nonblank(png: bytes) -> bool:
+    import io
+
+    import numpy as np
+    from PIL import Image
+    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=np.float32)
+    return pixels.std() > 10
 
 
 def _tags(run_dir: Path) -> list[str]:
@@ -199,3 +229,33 @@ def test_the_example_packages_jsonl_logger_loads_from_outside(tmp_path: Path) ->
     epochs = [{k: v for k, v in e.items() if k not in ("event", "step")} for e in events if e["event"] == "epoch"]
     assert epochs == metrics_rows(tmp_path / "run")
     assert events[-1]["status"] == "finished" and events[-1]["summary"]["epochs"] == 2
+
+
+def test_under_torchrun_rank_0_alone_logs_and_the_confusion_matrix_covers_every_rank(tmp_path: Path) -> None:
+    """Two gloo processes on the CPU: one TensorBoard event file, one MLflow run, each epoch
+    logged once, and the confusion matrix summed over both ranks' halves of the val set.
+    (``--loggers``: torchrun's own parser would take ``--log`` for its ``--log-dir``.)"""
+    args = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "tlf", "train",
+            "--out", str(tmp_path), "--name", "ddp", "--epochs", "2", "--loggers", "tensorboard,mlflow", "--quiet",
+            "--no-report"]
+    for key, value in FAST.items():
+        args += [f"--{key.replace('_', '-')}", str(value)]
+    env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run_dir = tmp_path / "ddp"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp", "mlartifacts", "mlflow.db"]
+    assert len(list(run_dir.glob("events.out.tfevents.*"))) == 1
+    rows = metrics_rows(run_dir)
+    assert tensorboard_scalars(run_dir, "epoch/val_acc") == [(STEPS_PER_EPOCH // 2 * r["epoch"], pytest.approx(r["val_acc"]))
+                                                             for r in rows]  # each rank takes half the steps
+
+    from mlflow import MlflowClient
+    record = json.loads((run_dir / "mlflow.json").read_text())
+    client = MlflowClient(record["tracking_uri"])
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    assert [r.info.run_id for r in client.search_runs(experiments)] == [record["run_id"]]
+    assert mlflow_history(run_dir, "val_acc") == [(r["epoch"], pytest.approx(r["val_acc"])) for r in rows]
+    saved = json.loads(Path(client.download_artifacts(record["run_id"], "confusion/epoch-002.json",
+                                                      str(tmp_path / "download"))).read_text())
+    assert sum(map(sum, saved["matrix"])) == 20  # both ranks' halves of the 20 val images

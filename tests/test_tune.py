@@ -89,6 +89,30 @@ def test_an_unusable_storage_fails_within_seconds(tmp_path: Path) -> None:
     assert not (tmp_path / "runs").exists()
 
 
+def test_an_unreachable_database_server_is_a_clear_error_within_seconds(tmp_path: Path, monkeypatch) -> None:
+    import socket
+
+    from tlf.tuning import storage
+    monkeypatch.setattr(storage, "CONNECT_TIMEOUT", 2)  # libpq's smallest; 10 s by default
+    start = time.monotonic()
+    with pytest.raises(TlfError, match=r"^cannot open study storage postgresql://nobody@127\.0\.0\.1:1/x: "
+                                       r".*Connection refused") as refused:  # nothing listens on port 1
+        tlf.tune({"lr": [1e-3]}, trials=1, out=tmp_path, storage="postgresql://nobody@127.0.0.1:1/x", **FAST)
+    assert "server is up and reachable" in refused.value.hint
+    with socket.socket() as silent:  # a server that takes the connection and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"postgresql://nobody:secret@127.0.0.1:{silent.getsockname()[1]}/x"
+        with pytest.raises(TlfError, match=r"^cannot open study storage postgresql://nobody:\*\*\*@127.*timeout") as hung:
+            tlf.tune({"lr": [1e-3]}, trials=1, out=tmp_path, storage=url, **FAST)
+    assert "secret" not in str(hung.value)
+    with pytest.raises(TlfError, match="needs the database driver 'MySQLdb', which is not installed") as driver:
+        tlf.tune({"lr": [1e-3]}, trials=1, out=tmp_path, storage="mysql+mysqldb://nobody@127.0.0.1:1/x", **FAST)
+    assert driver.value.hint == "pip install mysqlclient"
+    assert time.monotonic() - start < 20
+    assert not (tmp_path / "runs").exists()
+
+
 def _tune_process(space: Path, storage: str, out: Path) -> subprocess.Popen:
     env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "OMP_NUM_THREADS": "1"}
     args = [sys.executable, "-m", "tlf", "tune", "--space", str(space), "--trials", "2", "--study", "shared",
@@ -141,3 +165,65 @@ def test_a_space_file_maps_to_optuna_distributions(tmp_path: Path) -> None:
     assert space.fixed == {"image_size": 128}
     with pytest.raises(TlfError, match="search space file .* does not exist"):
         load_space(tmp_path / "missing.yaml")
+
+
+def test_report_on_a_tune_folder_reads_the_study_again_and_shows_trials_best_config_and_plots(tmp_path: Path) -> None:
+    import shutil
+
+    from browser import render
+    from click.testing import CliRunner
+    from tlf.cli import cli
+
+    out = tmp_path / "study"
+    out.mkdir()
+    storage = f"sqlite:///{out / 'optuna.db'}"
+    study = optuna.create_study(study_name="r", storage=storage, direction="maximize")
+    for lr, smoothing in ((3e-2, 0.0), (1e-6, 0.1), (1e-2, 0.2)):
+        study.enqueue_trial({"lr": lr, "label_smoothing": smoothing})
+    space = {"lr": "loguniform(1e-6, 1e-1)", "label_smoothing": "uniform(0.0, 0.2)"}
+    tlf.tune(space, trials=3, study="r", out=out, epochs=1, pruner="none", quiet=True, **FAST)
+    d = optuna.distributions  # a trial another worker finished after this process wrote tune.json
+    study.add_trial(optuna.trial.create_trial(
+        params={"lr": 1e-3, "label_smoothing": 0.05}, value=0.25,
+        distributions={"lr": d.FloatDistribution(1e-6, 1e-1, log=True), "label_smoothing": d.FloatDistribution(0.0, 0.2)}))
+
+    def report(folder: Path, *flags: str) -> str:
+        done = CliRunner().invoke(cli, ["report", str(folder), *flags], catch_exceptions=False)
+        assert done.exit_code == 0, done.output
+        return done.stdout
+
+    result = json.loads(report(out, "--json"))
+    assert [t["number"] for t in result["trials"]] == [0, 1, 2, 3] and result["counts"]["complete"] == 4
+    assert all(t["duration"] is not None and t["duration"] >= 0 for t in result["trials"])
+    best = max(result["trials"], key=lambda t: t["value"])
+    assert result["best"]["number"] == best["number"]
+    assert json.loads((out / "tune.json").read_text())["trials"] == result["trials"]  # written again from the study
+    assert len((out / "trials.csv").read_text().splitlines()) == 5
+    text = report(out)
+    assert "study r: 4 trials (4 complete)" in text and f"best: trial {best['number']}" in text
+    for flags, message in (([str(tmp_path)], "is reported alone"), (["--out", str(tmp_path)], "--out does not apply")):
+        done = CliRunner().invoke(cli, ["report", str(out), *flags])
+        assert done.exit_code == 1 and message in done.output and len(done.output.strip().splitlines()) == 1
+
+    assert report(out, "--html").strip().endswith(f"report: {out / 'report.html'}")
+    page = render(out / "report.html")
+    assert page.console == []
+    table = page.dom.split('id="trial-table"')[1].split("</table>")[0]
+    assert table.count("<tr") == 5 and table.count('class="this"') == 1
+    for number in range(3):  # the trials this folder ran link to their own run pages
+        link = f"runs/trial-{number:04d}/report.html"
+        assert f'<a href="{link}">trial-{number:04d}</a>' in table and (out / link).is_file()
+    best_config = page.dom.split('<pre id="best-config">')[1].split("</pre>")[0]
+    assert best_config == (out / "best.yaml").read_text() and "label_smoothing:" in best_config
+    images = {value for tag, name, value in page.attributes if tag == "img" and name == "alt"}
+    assert {"optimization history", "hyperparameter importance"} <= images
+    sources = [value for tag, name, value in page.attributes if name == "src"]
+    assert len(sources) == 2 and all(s.startswith("data:image/png;base64,") for s in sources)
+
+    moved = tmp_path / "moved"  # a copy of the folder, its study storage gone: tune.json as recorded
+    shutil.copytree(out, moved)
+    (out / "optuna.db").unlink()
+    result = json.loads(report(moved, "--json"))
+    assert "as tune.json recorded it" in result["note"] and len(result["trials"]) == 4
+    report(moved, "--html")
+    assert "as tune.json recorded it" in render(moved / "report.html").dom

@@ -68,19 +68,28 @@ def compare(dataset: str | None, backbone: tuple[str, ...], backbones: tuple[str
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True))
 @click.option("--out", "-o", type=click.Path(file_okay=False),
               help="Where to write the comparison files (default: the comparison folder, else the runs' parent).")
-@click.option("--json", "as_json", is_flag=True, help="Print the comparison as one JSON object.")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison (or the study) as one JSON object.")
 @click.option("--html", is_flag=True,
-              help="Write a self-contained report.html: for one run directory its own page, otherwise the "
-                   "comparison page linking to each run's page.")
+              help="Write a self-contained report.html: for one run directory its own page, for a tune folder "
+                   "the study's page, otherwise the comparison page linking to each run's page.")
 def report(run_dirs: tuple[str, ...], out: str | None, as_json: bool, html: bool) -> None:
     """Rebuild the comparison table and plots from finished runs.
 
     RUN_DIRS are run directories, folders of them (e.g. runs/) or comparison folders made by
     'tlf compare'. Runs are grouped by dataset, backbone and policy; seeds are averaged.
     With --html and one run directory: only that run's report.html.
+
+    A folder made by 'tlf tune' is reported alone: its study read again from its storage,
+    the trials table and the best config (--json: as tune.json; --html: a page with
+    Optuna's history and importance plots).
     """
     from pathlib import Path
 
+    from ..tuning.results import is_tune_folder
+    tune_folders = [d for d in run_dirs if is_tune_folder(d)]
+    if tune_folders:
+        _report_tune(tune_folders[0] if len(run_dirs) == 1 else None, run_dirs, out, as_json, html)
+        return
     if html and len(run_dirs) == 1 and (Path(run_dirs[0]) / "config.yaml").is_file():
         from ..insight.report import write_run_report
         click.echo(f"report: {write_run_report(run_dirs[0])}")
@@ -94,3 +103,34 @@ def report(run_dirs: tuple[str, ...], out: str | None, as_json: bool, html: bool
     if html:
         from ..insight.report import write_comparison_report
         click.echo(f"report: {write_comparison_report(comparison)}", err=as_json)
+
+
+def _report_tune(folder: str | None, paths: tuple[str, ...], out: str | None, as_json: bool, html: bool) -> None:
+    """``tlf report TUNE_FOLDER``: the study read again from its storage, its files rewritten."""
+    from rich.console import Console
+
+    from ..errors import TlfError
+    from ..tuning.results import read_tune, rich_table
+    if folder is None:
+        raise TlfError(f"a folder made by 'tlf tune' is reported alone, not with other paths ({', '.join(paths)})",
+                       hint="run 'tlf report TUNE_FOLDER' by itself")
+    if out is not None:
+        raise TlfError(f"--out does not apply to the tune folder {folder}: its files are written in it",
+                       hint=f"run 'tlf report {folder}' without --out")
+    result = read_tune(folder)
+    if as_json:
+        click.echo(json.dumps(result, default=str))
+    else:
+        console, table = Console(), rich_table(result)
+        if not console.is_terminal:  # piped: as wide as the table, not rich's default of 80 columns
+            console = Console(width=max(console.width, console.measure(table, options=console.options.update_width(1000)).maximum))
+        console.print(table)
+        best = result.get("best")
+        if best:
+            click.echo(f"best: trial {best['number']}, val accuracy {best['value']:.4f}; "
+                       f"tlf train --config {best['config_file']}")
+        else:
+            click.echo("no trial finished: no best config")
+    if html:
+        from ..insight.report import write_tune_report
+        click.echo(f"report: {write_tune_report(folder, result)}", err=as_json)

@@ -30,13 +30,18 @@ SETTINGS: dict[str, Callable] = {
                            help="Freeze policy: scratch, transfer, partial:STAGE (e.g. partial:conv5), init, ..."),
     "augment": click.option("--augment", "-a", help="Augmentations joined by '+', e.g. basic, strong, basic+mixup, "
                                                     "none (default: the policy's)."),
-    "epochs": click.option("--epochs", type=int, help="Epochs (default: the policy's)."),
+    "epochs": click.option("--epochs", type=int,
+                           help="Epochs (default: the policy's, raised on small datasets to reach 300 optimizer "
+                                "steps, at most 4x; see docs/strategies.md)."),
     "batch_size": click.option("--batch-size", type=int, help="Images per batch (per process with torchrun)."),
     "image_size": click.option("--image-size", type=int, help="Training crop size (default: the backbone's)."),
     "optimizer": click.option("--optimizer", type=click.Choice(OPTIMIZERS), help="Optimizer."),
     "lr": click.option("--lr", type=LearningRate(),
                        help="Peak learning rate (default: the policy's), or auto: the lr range test's suggestion "
                             "(see tlf lr-find)."),
+    "head_lr_scale": click.option("--head-lr-scale", type=float,
+                                  help="The new head's lr over the pretrained stages' (default: the policy's; init "
+                                       "10, partial 3, others 1; 1 for one lr everywhere)."),
     "weight_decay": click.option("--weight-decay", type=float, help="Weight decay (not applied to norms and biases)."),
     "warmup_epochs": click.option("--warmup-epochs", type=float, help="Linear warm-up length before the cosine decay."),
     "schedule": click.option("--schedule", type=click.Choice(SCHEDULES),
@@ -92,8 +97,10 @@ SETTINGS: dict[str, Callable] = {
                            help="Fail on unreadable images instead of skipping them."),
     "patience": click.option("--patience", type=int,
                              help="Stop when val accuracy has not improved for this many epochs."),
-    "loggers": click.option("--log", "loggers", help="Also log to these trackers, comma-separated: tensorboard, mlflow[:URI] "
-                                      "('tlf plugins --kind loggers' lists them; default: the run directory only)."),
+    "loggers": click.option("--log", "--loggers", "loggers",  # torchrun's parser takes --log for its --log-dir
+                            help="Also log to these trackers, comma-separated: tensorboard, mlflow[:URI] "
+                                 "('tlf plugins --kind loggers' lists them; default: the run directory only; "
+                                 "under torchrun write --loggers)."),
 }
 
 

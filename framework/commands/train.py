@@ -13,11 +13,12 @@ def _help_defaults() -> str:
     from ..config import RunConfig
     d = RunConfig()
     return (f"Defaults: --dataset {d.dataset} --backbone {d.backbone} --policy {d.policy}; --augment, --epochs and "
-            f"--lr come from the policy (transfer: none, 10 epochs, lr 1e-3; others: basic).")
+            f"--lr come from the policy (transfer: none, 10 epochs, lr 1e-3; others: basic); on a small dataset "
+            f"the epochs are raised to reach 300 optimizer steps (at most 4x).")
 
 
 TRAIN_SETTINGS = ("dataset", "backbone", "policy", "augment", "epochs", "batch_size", "image_size", "optimizer", "lr",
-                  "weight_decay", "warmup_epochs", "schedule", "accumulate", "class_weights", "sampler", "ema",
+                  "head_lr_scale", "weight_decay", "warmup_epochs", "schedule", "accumulate", "class_weights", "sampler", "ema",
                   "label_smoothing", "grad_clip", "seed", "device", "precision", "channels_last", "compile", "workers",
                   "cache", "feature_cache", "frozen_engine", "head", "dropout", "train_bn", "pretrained", "weights", "data_dir",
                   "download", "val_split", "strict", "patience", "loggers")

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from ..adaptive_defaults import Choice, adapt, describe
 from ..config import RunConfig
 from ..errors import TlfError
 from ..data import DatasetRequest, Splits
@@ -18,7 +19,8 @@ from ..registry import get_registry
 
 @dataclass
 class RunParts:
-    config: RunConfig  # the plan, its image size fixed from the backbone (tlf.plan.with_backbone)
+    config: RunConfig  # the plan, its image size fixed from the backbone (tlf.plan.with_backbone), its
+    # epochs and head lr multiplier from the data and the policy (tlf.adaptive_defaults.adapt)
     preprocessing: Preprocessing  # from the backbone's meta at the plan's image size
     splits: Splits
     model: Any  # tlf.models.Classifier, on the device
@@ -26,6 +28,7 @@ class RunParts:
     pipeline: Any  # tlf.augment.Pipeline
     train_loader: Any
     val_loader: Any
+    defaults_chosen: list[Choice]  # the size-adaptive defaults applied to the plan (tlf.adaptive_defaults)
 
 
 def load_splits(config: RunConfig) -> Splits:
@@ -81,8 +84,11 @@ def build_parts(plan: RunConfig, placement, world, report) -> RunParts:
                                              seed=config.seed, cache=config.cache, distributed=world.distributed,
                                              pin_memory=placement.device.type == "cuda",
                                              balanced=config.sampler == "balanced")
+    config, chosen = adapt(config, policy.defaults, -(-len(train_loader) // config.accumulate))
+    if chosen:
+        report.info(describe(chosen, len(splits.train)))
     for problem in splits.problems[:5]:
         report.info(f"[yellow]skipped[/yellow] {problem.path}: {problem.reason}")
     if len(splits.problems) > 5:
         report.info(f"[yellow]skipped[/yellow] {len(splits.problems) - 5} more unreadable file(s); 'tlf data show' lists them")
-    return RunParts(config, preprocessing, splits, model, policy, pipeline, train_loader, val_loader)
+    return RunParts(config, preprocessing, splits, model, policy, pipeline, train_loader, val_loader, chosen)

@@ -3,8 +3,12 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..rundir import atomic_write
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def figure():
@@ -48,6 +52,14 @@ def plot_curves(rows: list[dict], path: Path, title: str = "") -> None:
 
 
 def plot_confusion(cm: list[list[int]], classes: list[str], path: Path, title: str = "") -> None:
+    fig = confusion_figure(cm, classes, title)
+    save_figure(fig, path)
+    figure().close(fig)
+
+
+def confusion_figure(cm: list[list[int]], classes: list[str], title: str = "") -> Figure:
+    """The confusion matrix ``cm[true][predicted]`` as a matplotlib figure (counts written in
+    the cells up to 30 classes); the caller saves or logs it, then closes it."""
     plt = figure()
     n = len(classes)
     size = min(2 + 0.5 * n, 16)
@@ -61,8 +73,7 @@ def plot_confusion(cm: list[list[int]], classes: list[str], path: Path, title: s
         for i in range(n):
             for j in range(n):
                 ax.text(j, i, cm[i][j], ha="center", va="center", color="white" if cm[i][j] > peak / 2 else "black")
-    save_figure(fig, path)
-    plt.close(fig)
+    return fig
 
 
 def plot_lr_find(finding, path: Path) -> None:

@@ -105,6 +105,7 @@ class Trainer:
         self.config = self.parts.config
         self.model = self.parts.model
         self.policy = self.parts.policy
+        self.defaults_chosen = [c.to_dict() for c in self.parts.defaults_chosen]  # a resume restores them
         self.device = self.placement.device
         self.start_epoch = 0
         self.history: list[dict] = []
@@ -143,8 +144,9 @@ class Trainer:
     # ---- set-up -------------------------------------------------------------------------
     def _build_optimizer(self, lr: float) -> torch.optim.Optimizer:
         c = self.config
-        return build_optimizer(self.policy.param_groups(self.model, lr, c.weight_decay), c.optimizer, lr,
-                               c.weight_decay, c.momentum, fused=self.device.type == "cuda" and c.optimizer == "adamw")
+        groups = self.policy.param_groups(self.model, lr, c.weight_decay, c.head_lr_scale)
+        return build_optimizer(groups, c.optimizer, lr, c.weight_decay, c.momentum,
+                               fused=self.device.type == "cuda" and c.optimizer == "adamw")
 
     def _auto_lr(self) -> None:
         """``--lr auto``: the range test's suggestion becomes the run's lr (and its config.yaml's)."""
@@ -237,6 +239,7 @@ class Trainer:
         self.best_acc = float(state["best_acc"])
         self.earlier_seconds = float(state["elapsed"])
         self.cache_views = state.get("feature_cache_views")
+        self.defaults_chosen = state.get("defaults_chosen", self.defaults_chosen)
 
     def _wrap(self) -> None:
         """The module the loop calls: DDP and/or torch.compile around the plain model."""
@@ -401,6 +404,8 @@ class Trainer:
                                  f"{row['images_per_second']:.0f} img/s{'  *' if improved else ''}")
                 get_plugin_manager().notify("tlf_on_epoch_end", run=self.run, epoch=epoch + 1, metrics=row)
                 self.loggers.log_epoch(self.step, row)
+                if self.loggers:
+                    self.loggers.log_confusion(self.step, epoch + 1, val["confusion"].tolist())
             if self.should_stop is not None and self.should_stop(epoch + 1, row):
                 self.report.info(f"stopped after epoch {epoch + 1} (asked by the caller, e.g. a tuner's pruner)")
                 break
@@ -506,9 +511,9 @@ class Trainer:
 
     @torch.inference_mode()
     def validate(self, ema: bool = False) -> dict:
-        """Loss and accuracy on the validation set of the model (or of its EMA weights), under
-        torch.distributed summed over the ranks' shards, so every rank gets the same figures;
-        and this process's logits and labels."""
+        """Loss, accuracy and confusion matrix (``[true][predicted]`` counts) on the validation
+        set of the model (or of its EMA weights), under torch.distributed summed over the
+        ranks' shards, so every rank gets the same figures; and this process's logits and labels."""
         if self.val_cache is not None:
             batches = self.val_cache.batches(0, self.config.batch_size, drop_last=False)
             remainder = self.ema_remainder if ema else self.remainder
@@ -517,14 +522,18 @@ class Trainer:
             model = self.ema.model if ema else self.model
             logits, labels = predict_logits(model, self.parts.val_loader, self._to_input, self.placement)
         sums = torch.zeros(3, dtype=torch.float64)
+        n = len(self.parts.splits.classes)
+        confusion = torch.zeros(n * n, dtype=torch.int64)  # [true * n + predicted]
         if len(labels):
             sums += torch.tensor([nn.functional.cross_entropy(logits, labels, reduction="sum").item(),
                                   (logits.argmax(1) == labels).sum().item(), len(labels)], dtype=torch.float64)
+            confusion += torch.bincount(labels * n + logits.argmax(1), minlength=n * n)
         if self.world.distributed:
             sums = ddp.all_reduce_sum(sums.to(self.device), self.world).cpu()
+            confusion = ddp.all_reduce_sum(confusion.to(self.device), self.world).cpu()
         loss_sum, correct, count = sums.tolist()
         return {"loss": loss_sum / count if count else float("nan"), "acc": correct / count if count else 0.0,
-                "logits": logits, "labels": labels}
+                "confusion": confusion.reshape(n, n), "logits": logits, "labels": labels}
 
     # ---- outputs ------------------------------------------------------------------------
     def _state(self, epoch: int) -> dict:
@@ -533,7 +542,8 @@ class Trainer:
                  "history": self.history, "best_acc": self.best_acc, "elapsed": self.wall_seconds(),
                  "config": self.config.to_dict(), "classes": list(self.parts.splits.classes), "tlf_version": __version__,
                  "schedule": self.schedule.state_dict() if self.schedule else None, "weights": "raw",
-                 "feature_cache_views": self.cache_views if self.feature_cache is not None else None}
+                 "feature_cache_views": self.cache_views if self.feature_cache is not None else None,
+                 "defaults_chosen": self.defaults_chosen}
         if self.ema is not None:
             state["ema"] = self.ema.state_dict()
         return state
@@ -566,6 +576,7 @@ class Trainer:
                 "best_val_accuracy": best_of(best)[0] if best else None, "best_epoch": best.get("epoch"),
                 "best_weights": best_of(best)[1] if best else None, "ema": self.config.ema,
                 "lr": self.config.lr, "lr_find": self.lr_finding.to_dict() if self.lr_finding else None,
+                "head_lr_scale": self.config.head_lr_scale, "defaults_chosen": self.defaults_chosen,
                 "schedule": self.config.schedule, "accumulate": self.config.accumulate,
                 "class_weights": self.class_weights, "sampler": self.config.sampler,
                 "last_val_accuracy": self.history[-1]["val_acc"] if self.history else None,

@@ -147,3 +147,44 @@ def write_comparison_report(comparison: Any) -> Path:
     path = directory / "report.html"
     atomic_write(path, lambda f: f.write(text))
     return path
+
+
+def write_tune_report(folder: str | Path, result: dict[str, Any]) -> Path:
+    """Write ``report.html`` into a tune folder (``result``: :func:`tlf.tuning.results.read_tune`):
+    the best trial and its config, every trial, Optuna's history and importance plots; linking
+    to each trial's run page (written for runs that have none)."""
+    from ..tuning.results import format_value, local_run_dir
+    directory = Path(folder)
+    names = sorted({p for t in result["trials"] for p in t["params"]})
+    best_number = (result.get("best") or {}).get("number")
+    links: dict[int, str] = {}
+    trials = []
+    for t in result["trials"]:
+        run_dir = local_run_dir(directory, t)
+        if run_dir is not None and (run_dir / "summary.json").is_file():
+            if not (run_dir / "report.html").is_file():
+                write_run_report(run_dir)
+            links[t["number"]] = Path(os.path.relpath(run_dir / "report.html", directory)).as_posix()
+        trials.append({"number": t["number"], "state": t["state"], "value": format_value(t["value"]),
+                       "params": [format_value(t["params"].get(n)) for n in names], "epochs": format_value(t["epochs"]),
+                       "duration": format_value(t.get("duration")), "error": t["error"], "best": t["number"] == best_number,
+                       "run": Path(t["run_dir"]).name if t["run_dir"] else "", "link": links.get(t["number"])})
+    best = None
+    best_config = None
+    if result.get("best"):
+        row = result["best"]
+        best = {"number": row["number"], "value": format_value(row["value"]), "link": links.get(row["number"]),
+                "params": [(k, format_value(v)) for k, v in row["params"].items()], "config_file": row["config_file"]}
+        config_file = directory / "best.yaml"
+        best_config = config_file.read_text() if config_file.is_file() else None
+    counts = ", ".join(f"{n} {state}" for state, n in result["counts"].items() if n)
+    text = _environment().from_string(templates.TUNE).render(
+        title=f"Hyperparameter search: {result['study']}", directory=str(directory), storage=result["storage"],
+        version=__version__, written=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        sections=[("best", "best trial"), ("trials", "trials"), ("history", "history"), ("importance", "importance")],
+        note=result.get("note"), best=best, best_config=best_config, counts=f"{len(trials)} trials: {counts}",
+        params=names, trials=trials,
+        images={key: _data_uri(directory / f"{key}.png") for key in ("history", "importance")})
+    path = directory / "report.html"
+    atomic_write(path, lambda f: f.write(text))
+    return path

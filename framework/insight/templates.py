@@ -101,3 +101,34 @@ COMPARE = HEAD + """<header><h1>{{ title }}</h1><p class="muted">{{ directory }}
 <td class="n">{{ run.seed }}</td><td class="n">{{ run.accuracy }}</td></tr>{% endfor %}</table></section>
 </body></html>
 """
+
+TUNE = HEAD + """<header><h1>{{ title }}</h1>
+<p class="muted">{{ directory }} · storage {{ storage }} · tlf {{ version }} · written {{ written }}</p>
+<nav>{% for id, name in sections %}<a href="#{{ id }}">{{ name }}</a>{% endfor %}</nav></header>
+{% if note %}<p class="warn">{{ note }}</p>{% endif %}
+
+<section id="best"><h2>Best trial</h2>
+{% if best %}<p>Trial {{ best.number }}: validation accuracy <b>{{ best.value }}</b>{% if best.link %}
+(<a href="{{ best.link }}">its run</a>){% endif %}.</p>
+<table>{% for key, value in best.params %}<tr><th>{{ key }}</th><td>{{ value }}</td></tr>{% endfor %}</table>
+{% if best_config %}<p>Its settings, <code>{{ best.config_file }}</code>: <code>tlf train --config {{ best.config_file }}</code> repeats it.</p>
+<details><summary>best.yaml</summary><pre id="best-config">{{ best_config }}</pre></details>{% endif %}
+{% else %}<p class="warn">No trial has finished: no best config yet.</p>{% endif %}</section>
+
+<section id="trials"><h2>Trials</h2><p>{{ counts }}</p>
+<div class="scroll"><table id="trial-table"><tr><th>trial</th><th>state</th><th>val acc</th>{% for name in params %}<th>{{ name }}</th>{% endfor %}
+<th>epochs</th><th>seconds</th><th>run</th></tr>
+{% for t in trials %}<tr{% if t.best %} class="this"{% endif %}><td class="n">{{ t.number }}</td><td>{{ t.state }}</td><td class="n">{{ t.value }}</td>
+{% for value in t.params %}<td class="n">{{ value }}</td>{% endfor %}<td class="n">{{ t.epochs }}</td><td class="n">{{ t.duration }}</td>
+<td>{% if t.link %}<a href="{{ t.link }}">{{ t.run }}</a>{% else %}{{ t.run }}{% endif %}{% if t.error %} <span class="warn">{{ t.error }}</span>{% endif %}</td></tr>{% endfor %}
+</table></div></section>
+
+<section id="history"><h2>Optimization history</h2>
+{% if images.history %}<img alt="optimization history" src="{{ images.history }}">{% else %}<p class="muted">No finished trial yet.</p>{% endif %}</section>
+
+<section id="importance"><h2>Hyperparameter importance</h2>
+{% if images.importance %}<p>Optuna's fANOVA estimate over the finished trials: the share of the variation in validation accuracy each setting explains.</p>
+<img alt="hyperparameter importance" src="{{ images.importance }}">
+{% else %}<p class="muted">Needs two finished trials with different settings.</p>{% endif %}</section>
+</body></html>
+"""

@@ -17,14 +17,13 @@ from typing import Any, Callable
 
 from ..config import load_config
 from ..errors import TlfError
-from ..rundir import atomic_write, read_run_config
 from ..tracking import check_loggers
+from .results import trial_row, write_results
 from .space import SearchSpace, load_space, parse_space
 from .storage import default_storage, open_storage, require_optuna, safe_url
 
 SAMPLERS = ("tpe", "random")
 PRUNERS = ("median", "hyperband", "none")
-RESULT_FILES = ("tune.json", "trials.csv", "best.yaml", "history.png", "importance.png")
 
 
 def _slug(text: str) -> str:
@@ -85,82 +84,6 @@ def _objective(space: SearchSpace, base: Any, runs: Path, quiet: bool) -> Callab
         return float(run.summary["best_val_accuracy"])
 
     return objective
-
-
-def trial_row(trial: Any) -> dict[str, Any]:
-    """One trial as plain data."""
-    return {"number": trial.number, "state": trial.state.name.lower(), "value": trial.value,
-            "params": trial.params, "epochs": len(trial.intermediate_values) or None,
-            "run_dir": trial.user_attrs.get("run_dir"), "error": trial.user_attrs.get("error")}
-
-
-def best_config(trial: Any) -> dict[str, Any]:
-    """The best trial's settings as ``tlf train --config`` takes them: its run's resolved
-    config.yaml when that run directory is here, else the settings the trial started with."""
-    run_dir = trial.user_attrs.get("run_dir")
-    if run_dir and (Path(run_dir) / "config.yaml").is_file():
-        config = read_run_config(run_dir).to_dict()
-    else:
-        config = dict(trial.user_attrs.get("config") or {})
-    return {k: v for k, v in config.items() if k not in ("out", "name")}
-
-
-def _plots(study: Any, out: Path) -> list[str]:
-    """Optuna's own history and importance plots (matplotlib); importance needs two finished trials."""
-    import warnings
-
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from optuna.visualization import matplotlib as ovm
-
-    written = []
-    done = [t for t in study.trials if t.state.name == "COMPLETE"]
-    plots = {"history.png": ovm.plot_optimization_history}
-    if len(done) >= 2 and len({json.dumps(t.params, sort_keys=True, default=str) for t in done}) >= 2:
-        plots["importance.png"] = ovm.plot_param_importances
-    for name, plot in plots.items():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # optuna marks its matplotlib backend experimental
-            try:
-                axes = plot(study)
-            except (ValueError, RuntimeError):  # e.g. no parameter varies among the finished trials
-                continue
-        figure = getattr(axes, "figure", None) or plt.gcf()
-        figure.tight_layout()
-        figure.savefig(out / name, dpi=110)
-        plt.close(figure)
-        written.append(name)
-    return written
-
-
-def write_results(study: Any, out: Path, storage: str) -> dict[str, Any]:
-    """tune.json, trials.csv, best.yaml and the plots in ``out``; returns tune.json's content."""
-    import csv
-    import io
-
-    import yaml
-    trials = [trial_row(t) for t in study.trials]
-    result: dict[str, Any] = {"study": study.study_name, "storage": storage, "out": str(out), "trials": trials,
-                              "counts": {s: sum(t["state"] == s for t in trials)
-                                         for s in ("complete", "pruned", "fail", "running", "waiting")},
-                              "best": None}
-    finished = [t for t in study.trials if t.state.name == "COMPLETE"]
-    if finished:
-        best = study.best_trial
-        result["best"] = {**trial_row(best), "config_file": str(out / "best.yaml")}
-        atomic_write(out / "best.yaml", lambda f: yaml.safe_dump(best_config(best), f, sort_keys=False))
-    buf = io.StringIO()
-    names = sorted({p for t in trials for p in t["params"]})
-    writer = csv.writer(buf)
-    writer.writerow(["number", "state", "value", "epochs", *names, "run_dir", "error"])
-    for t in trials:
-        writer.writerow([t["number"], t["state"], t["value"], t["epochs"], *(t["params"].get(n) for n in names),
-                         t["run_dir"], t["error"]])
-    atomic_write(out / "trials.csv", lambda f: f.write(buf.getvalue()))
-    result["plots"] = _plots(study, out)
-    atomic_write(out / "tune.json", lambda f: f.write(json.dumps(result, indent=2, default=str) + "\n"))
-    return result
 
 
 def tune(space: str | Path | dict, *, trials: int | None = 10, timeout: float | None = None,

@@ -21,6 +21,9 @@ SQLITE_BUSY_TIMEOUT = 60  # seconds a writer waits for another process's lock on
 CREATE_ATTEMPTS = 5  # tries to open a new database that another worker is creating at the same moment
 RACES = ("already exists", "UNIQUE constraint failed", "database is locked")  # what such a race looks like
 STORAGE_HINT = "use sqlite:///PATH, postgresql://USER@HOST/DB, mysql+pymysql://USER@HOST/DB or journal:PATH"
+# database driver module -> what installs it (SQLAlchemy 2.1 reads postgresql:// with psycopg 3)
+DRIVERS = {"psycopg": "'psycopg[binary]'", "psycopg2": "psycopg2-binary", "pymysql": "pymysql",
+           "MySQLdb": "mysqlclient"}
 
 
 def require_optuna() -> Any:
@@ -56,6 +59,16 @@ def _rdb(optuna: Any, url: str, connect: dict, heartbeat: bool) -> Any:
         return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": connect}, **retry)
 
 
+def _missing_module(exc: BaseException) -> str | None:
+    """The module whose import failed, anywhere in ``exc``'s chain (Optuna re-raises a missing
+    driver as a plain ImportError "Failed to import DB access module")."""
+    while exc is not None:
+        if isinstance(exc, ModuleNotFoundError) and exc.name:
+            return exc.name.split(".")[0]
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def open_storage(url: str, heartbeat: bool = True) -> Any:
     """An Optuna storage for ``url``; any failure to reach or create it is one TlfError.
 
@@ -82,10 +95,11 @@ def open_storage(url: str, heartbeat: bool = True) -> Any:
                 if not any(text in str(exc) for text in RACES) or attempt == CREATE_ATTEMPTS - 1:
                     raise
                 time.sleep(1.0)
-    except ModuleNotFoundError as exc:
-        raise TlfError(f"storage {safe_url(url)} needs the database driver {exc.name!r}, which is not installed",
-                       hint=f"pip install {exc.name}") from None
     except Exception as exc:
+        missing = _missing_module(exc)
+        if missing:
+            raise TlfError(f"storage {safe_url(url)} needs the database driver {missing!r}, which is not installed",
+                           hint=f"pip install {DRIVERS.get(missing, missing)}") from None
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TlfError(f"cannot open study storage {safe_url(url)}: {reason}",
                        hint="check the URL, that the server is up and reachable, and the credentials; " + STORAGE_HINT) from None

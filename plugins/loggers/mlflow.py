@@ -23,6 +23,7 @@ RUN_FILE = "mlflow.json"
 ARTIFACTS = ("config.yaml", "classes.json", "metrics.jsonl", "summary.json", "curves.png", "confusion.png",
              "model.onnx", "report.html")
 TAGS = ("dataset", "backbone", "policy")
+CONFUSION_DIR = "confusion"  # artifacts: each epoch's validation confusion matrix
 STATUS = {"finished": "FINISHED", "failed": "FAILED", "killed": "KILLED"}
 
 
@@ -32,7 +33,8 @@ def default_uri(out: Path) -> str:
 
 
 class MlflowLogger(Logger):
-    """Params (the resolved config), tags, per-epoch metrics and the run's files as artifacts."""
+    """Params (the resolved config), tags, per-epoch metrics, each epoch's validation confusion
+    matrix and the run's files as artifacts."""
 
     def __init__(self, request: LoggerRequest, uri: str | None = None) -> None:
         from mlflow import MlflowClient
@@ -81,6 +83,21 @@ class MlflowLogger(Logger):
         metrics = [Metric(key, float(value), now, int(row["epoch"])) for key, value in row.items()
                    if key != "epoch" and isinstance(value, (int, float))]
         self.client.log_batch(self.run_id, metrics=metrics)
+
+    def log_confusion(self, step: int, epoch: int, matrix: list[list[int]]) -> None:
+        """The epoch's validation confusion matrix as artifacts ``confusion/epoch-NNN.png`` and
+        ``.json`` (classes and counts); an epoch trained again after a resume overwrites its own."""
+        import matplotlib.pyplot as plt
+
+        from tlf.engine.run_plots import confusion_figure
+        name = f"{CONFUSION_DIR}/epoch-{epoch:03d}"
+        self.client.log_dict(self.run_id, {"epoch": epoch, "classes": self.request.classes, "matrix": matrix},
+                             f"{name}.json")
+        figure = confusion_figure(matrix, self.request.classes, f"validation, epoch {epoch}")
+        try:
+            self.client.log_figure(self.run_id, figure, f"{name}.png")
+        finally:
+            plt.close(figure)
 
     def finish(self, summary: dict[str, Any] | None, status: str) -> None:
         if summary is not None:

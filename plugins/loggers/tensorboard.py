@@ -18,7 +18,8 @@ IMAGES = ("curves.png", "confusion.png")  # run-directory figures logged at the 
 
 
 class TensorBoardLogger(Logger):
-    """Scalars per step and per epoch, the figures as images, the config as hparams."""
+    """Scalars per step and per epoch, each epoch's validation confusion matrix and the run's
+    figures as images, the config as hparams."""
 
     def __init__(self, request: LoggerRequest) -> None:
         from torch.utils.tensorboard import SummaryWriter
@@ -33,6 +34,14 @@ class TensorBoardLogger(Logger):
         for key, value in row.items():
             if isinstance(value, numbers.Number):
                 self.writer.add_scalar(f"epoch/{key}", value, step)
+        self.writer.flush()
+
+    def log_confusion(self, step: int, epoch: int, matrix: list[list[int]]) -> None:
+        """The epoch's validation confusion matrix, as the image ``val/confusion`` (IMAGES tab,
+        its step slider goes through the epochs)."""
+        from tlf.engine.run_plots import confusion_figure
+        self.writer.add_figure("val/confusion", confusion_figure(matrix, self.request.classes,
+                                                                 f"validation, epoch {epoch}"), step, close=True)
         self.writer.flush()
 
     def finish(self, summary: dict[str, Any] | None, status: str) -> None:
