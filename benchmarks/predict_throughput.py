@@ -3,7 +3,7 @@ resize against ``cv2.resize``, each side by side with its baselines in one proce
 
     python benchmarks/predict_throughput.py ../shared/data/flower_photos/val
 
-- **tlf.runtime now**: ``Classifier.predict`` (decode pool of one thread per CPU, ``cv2.resize``);
+- **tlf.runtime now**: ``OnnxClassifier.predict`` (decode pool of one thread per CPU, ``cv2.resize``);
 - **serial decode**: the same with ``threads=1``;
 - **before**: ``tlf.runtime`` as of ``--baseline-rev`` (serial decode, its numpy port of
   OpenCV's resize), loaded from git history, so today's code carries no copy of it;
@@ -74,7 +74,7 @@ def main() -> None:
     from tlf.data.reading import is_image_file, read_rgb
     from tlf.export import export_onnx
     from tlf.models import build_model
-    from tlf.runtime import Classifier, resize
+    from tlf.runtime import OnnxClassifier, resize
 
     paths = sorted(str(p) for p in args.images.rglob("*") if p.is_file() and is_image_file(p))[:args.limit]
     torch.manual_seed(0)
@@ -92,7 +92,7 @@ def main() -> None:
                     metadata={"classes": [str(i) for i in range(5)], "resize": pipeline.resize_short,
                               "mean": list(meta.mean), "std": list(meta.std), "interpolation": meta.interpolation,
                               "downscale": "area"})
-        now, before = Classifier(path), old.Classifier(path)
+        now, before = OnnxClassifier(path), old.Classifier(path)
 
         def torch_eager(batch: int) -> None:
             for i in range(0, len(paths), batch):

@@ -73,7 +73,7 @@ def main() -> None:
 
     from tlf.augment import AugmentRequest, build_pipeline
     from tlf.export import export_onnx
-    from tlf.runtime import Classifier, softmax
+    from tlf.runtime import OnnxClassifier, softmax
 
     size, crop_pct, interpolation, mean, std = 224, 0.875, "bicubic", (0.5,) * 3, (0.5,) * 3
     pipeline = build_pipeline("none", AugmentRequest(size=size, mean=mean, std=std, interpolation=interpolation,
@@ -87,7 +87,7 @@ def main() -> None:
                     metadata={"classes": [str(i) for i in range(1000)], "resize": pipeline.resize_short,
                               "mean": list(mean), "std": list(std), "interpolation": interpolation,
                               "downscale": "area"})
-        clf = Classifier(path)
+        clf = OnnxClassifier(path)
 
         def probs(batch_hwc: np.ndarray) -> np.ndarray:
             x = (batch_hwc.transpose(0, 3, 1, 2).astype(np.float32) / 255 - clf.mean) / clf.std

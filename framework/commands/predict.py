@@ -66,9 +66,9 @@ def predict(model: str, paths: tuple[str, ...], top_k: int, as_json: bool, batch
     cannot be read are reported one by one and the rest are still classified; the exit
     status is 1 when any file failed. Needs only onnxruntime, numpy, Pillow and OpenCV.
     """
-    from ..runtime import Classifier, default_threads, ordered_map
+    from ..runtime import OnnxClassifier, default_threads, ordered_map
 
-    classifier = Classifier(model, providers=providers or None, threads=threads)
+    classifier = OnnxClassifier(model, providers=providers or None, threads=threads)
     rows: list[dict] = []
     failures = 0
 
