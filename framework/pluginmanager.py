@@ -55,7 +55,7 @@ class PluginInfo:
     error: str | None = None  # why it failed, when it did
 
 
-def normalize(dist_name: str) -> str:
+def canonical_dist_name(dist_name: str) -> str:
     """A distribution name as pip compares it (PEP 503): ``Tlf_Plugin.X`` -> ``tlf-plugin-x``."""
     return re.sub(r"[-_.]+", "-", dist_name).lower()
 
@@ -65,7 +65,7 @@ def requested_distributions() -> set[str] | None:
     wanted = os.environ.get(LOAD_ENV)
     if wanted is None:
         return None
-    return {normalize(w.strip()) for w in wanted.split(",") if w.strip()}
+    return {canonical_dist_name(w.strip()) for w in wanted.split(",") if w.strip()}
 
 
 class PluginManager(pluggy.PluginManager):
@@ -119,11 +119,11 @@ class PluginManager(pluggy.PluginManager):
         allowed = requested_distributions()
         found: set[str] = set()
         eps = sorted(entry_points(group=ENTRY_POINT_GROUP),
-                     key=lambda e: (e.dist.name != BUILTIN_DIST, normalize(e.dist.name), e.name))
+                     key=lambda e: (e.dist.name != BUILTIN_DIST, canonical_dist_name(e.dist.name), e.name))
         for ep in eps:
             dist, version = ep.dist.name, ep.dist.version
-            found.add(normalize(dist))
-            if dist != BUILTIN_DIST and allowed is not None and normalize(dist) not in allowed:
+            found.add(canonical_dist_name(dist))
+            if dist != BUILTIN_DIST and allowed is not None and canonical_dist_name(dist) not in allowed:
                 continue
             name = f"{dist}.{ep.name}"
             if name in self.infos:
