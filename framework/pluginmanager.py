@@ -83,7 +83,7 @@ class PluginManager(pluggy.PluginManager):
 
     def register(self, plugin: Any, name: str | None = None) -> str | None:
         """Register ``plugin`` after checking its hooks against :mod:`tlf.hookspecs`."""
-        self._validate(plugin)
+        self._check_hooks(plugin)
         registered = super().register(plugin, name=name)
         self.generation += 1
         try:
@@ -99,7 +99,7 @@ class PluginManager(pluggy.PluginManager):
         self.generation += 1
         return removed
 
-    def _validate(self, plugin: Any) -> None:
+    def _check_hooks(self, plugin: Any) -> None:
         """Misspelled hooks and hooks without ``@hookimpl`` would be silently ignored: reject them."""
         for attr in dir(plugin):
             if not attr.startswith("tlf_"):

@@ -361,8 +361,8 @@ class Trainer:
             try:
                 train = self._train_epoch(epoch, epochs, schedule)
                 train_seconds = time.perf_counter() - start
-                val = self.validate()
-                ema_val = self.validate(ema=True) if self.ema is not None else None
+                val = self.score_validation_set()
+                ema_val = self.score_validation_set(ema=True) if self.ema is not None else None
             except torch.cuda.OutOfMemoryError:
                 raise self._out_of_memory() from None
             row = {"epoch": epoch + 1, "train_loss": train["loss"], "train_acc": train["acc"],
@@ -493,7 +493,7 @@ class Trainer:
                        hint="lower --lr, set --grad-clip 1.0, or use --precision fp32; the last good checkpoint is kept")
 
     @torch.inference_mode()
-    def validate(self, ema: bool = False) -> dict:
+    def score_validation_set(self, ema: bool = False) -> dict:
         """Loss and accuracy on the validation set of the model (or of its EMA weights), under
         torch.distributed summed over the ranks' shards, so every rank gets the same figures."""
         if self.val_cache is not None:
