@@ -17,7 +17,7 @@ from ..registry import get_registry
 
 
 @dataclass
-class RunParts:
+class TrainingParts:
     config: RunConfig  # the plan, its image size fixed from the backbone (tlf.plan.with_backbone)
     preprocessing: Preprocessing  # from the backbone's meta at the plan's image size
     splits: Splits
@@ -57,7 +57,7 @@ def run_data(run: Any, dataset: str | None = None, data_dir: str | None = None) 
     return config, splits, pipeline_for(config, run.preprocessing, len(run.classes), augment="none")
 
 
-def build_parts(plan: RunConfig, placement, world, report) -> RunParts:
+def build_parts(plan: RunConfig, placement, world, report) -> TrainingParts:
     """Everything a run needs, built in data-flow order from its plan (:func:`tlf.plan.plan_run`)."""
     from ..data.loaders import build_loaders
     from ..models import build_model
@@ -85,4 +85,4 @@ def build_parts(plan: RunConfig, placement, world, report) -> RunParts:
         report.info(f"[yellow]skipped[/yellow] {problem.path}: {problem.reason}")
     if len(splits.problems) > 5:
         report.info(f"[yellow]skipped[/yellow] {len(splits.problems) - 5} more unreadable file(s); 'tlf data show' lists them")
-    return RunParts(config, preprocessing, splits, model, policy, pipeline, train_loader, val_loader)
+    return TrainingParts(config, preprocessing, splits, model, policy, pipeline, train_loader, val_loader)

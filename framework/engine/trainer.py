@@ -28,7 +28,7 @@ from .optim import build_optimizer, set_lr
 from .run_plots import plot_curves
 from .progress import Reporter
 from .schedules import Schedule
-from .assembly import RunParts, build_parts
+from .assembly import TrainingParts, build_parts
 
 
 @dataclass
@@ -97,7 +97,7 @@ class Trainer:
 
     def _set_up(self, config: RunConfig, resume_dir: Path | None, open_run_dir: bool) -> None:
         seed_everything(config.seed + self.world.rank)
-        self.parts: RunParts = build_parts(config, self.placement, self.world, self.report)
+        self.parts: TrainingParts = build_parts(config, self.placement, self.world, self.report)
         self.config = self.parts.config
         self.model = self.parts.model
         self.policy = self.parts.policy
