@@ -88,7 +88,7 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.]+", "_", text).strip("_")[:60] or "run"
 
 
-class RunDir:
+class RunDirWriter:
     """A run directory being written."""
 
     def __init__(self, path: Path) -> None:
@@ -97,7 +97,7 @@ class RunDir:
 
     @classmethod
     def create(cls, out: str | Path, dataset: str, backbone: str, policy: str, name: str | None = None,
-               files: dict[str, str] | None = None) -> RunDir:
+               files: dict[str, str] | None = None) -> RunDirWriter:
         """A new run directory under ``out`` holding ``files`` (name -> text) and locked by this
         process. It is filled under a hidden temp name and renamed into place, so it appears
         complete or not at all; a name taken meanwhile (by a concurrent run) moves on to the

@@ -81,7 +81,7 @@ def evaluate(run_dir: str | Path, *, dataset: str | None = None, data_dir: str |
 
     from ..data.model_input import to_model_input
     from ..data.loaders import build_eval_loader
-    from ..rundir import RunDir, load_run
+    from ..rundir import RunDirWriter, load_run
     from .placement import place
     from .metrics import classification_report
     from .run_plots import plot_confusion
@@ -119,7 +119,7 @@ def evaluate(run_dir: str | Path, *, dataset: str | None = None, data_dir: str |
     analyse(report, logits.numpy(), labels.numpy(), val_loader.dataset.images, splits, insight or InsightOptions(),
             out=run.directory if write else None, model=base, transform=pipeline.eval_transform, to_input=to_input)
     if write:
-        out = RunDir(run.directory)
+        out = RunDirWriter(run.directory)
         out.write_json("evaluation.json", report)
         plot_confusion(report["confusion_matrix"], run.classes, run.directory / "confusion.png",
                        title=f"{config.dataset} · {config.backbone} · {checkpoint}")

@@ -17,7 +17,7 @@ from .. import __version__
 from ..config import RunConfig
 from ..errors import TlfError
 from ..pluginmanager import get_plugin_manager
-from ..rundir import PREPROCESSING_FILE, RunDir, load_checkpoint, read_run_config
+from ..rundir import PREPROCESSING_FILE, RunDirWriter, load_checkpoint, read_run_config
 from ..tracking import STEP_EVERY, LoggerRequest, Loggers, check_loggers
 from . import distributed as ddp
 from .placement import Placement, place
@@ -88,7 +88,7 @@ class Trainer:
         self.placement: Placement = place(config.device, config.precision,
                                           self.world.local_rank if self.world.distributed else None)
         self.report = Reporter(quiet=quiet, enabled=self.world.is_main)
-        self.run_dir: RunDir | None = self._claim(resume_dir) if resume_dir is not None else None
+        self.run_dir: RunDirWriter | None = self._claim(resume_dir) if resume_dir is not None else None
         try:
             self._set_up(config, resume_dir, open_run_dir)
         except BaseException:
@@ -159,17 +159,17 @@ class Trainer:
             self.run_dir.write_yaml("config.yaml", self.config.to_dict())
             plot_lr_find(finding, self.run_dir.path / "lr_find.png")
 
-    def _claim(self, resume_dir: Path) -> RunDir | None:
+    def _claim(self, resume_dir: Path) -> RunDirWriter | None:
         """Lock a run directory to resume (main process) before anything reads or removes its files."""
         if not self.world.is_main:
             return None
-        run_dir = RunDir(resume_dir)
+        run_dir = RunDirWriter(resume_dir)
         run_dir.lock()
         for path in run_dir.remove_partial_files():
             self.report.info(f"removed {path.name}, left by the interrupted run")
         return run_dir
 
-    def _open_run_dir(self, resume_dir: Path | None) -> RunDir | None:
+    def _open_run_dir(self, resume_dir: Path | None) -> RunDirWriter | None:
         if not self.world.is_main:
             ddp.broadcast_object(None, self.world)
             return None
@@ -181,14 +181,14 @@ class Trainer:
         else:
             import yaml
             c = self.config
-            run_dir = RunDir.create(c.out, c.dataset, c.backbone, c.policy, c.name, files={
+            run_dir = RunDirWriter.create(c.out, c.dataset, c.backbone, c.policy, c.name, files={
                 "config.yaml": yaml.safe_dump(c.to_dict(), sort_keys=False),
                 "classes.json": json.dumps(self.parts.splits.classes, indent=2) + "\n",
                 PREPROCESSING_FILE: json.dumps(self.parts.preprocessing.to_dict(), indent=2) + "\n"})
         ddp.broadcast_object(str(run_dir.path), self.world)
         return run_dir
 
-    def _repair(self, run_dir: RunDir) -> None:
+    def _repair(self, run_dir: RunDirWriter) -> None:
         """Bring every file of a resumed run to the state of its last checkpoint, whatever the order
         in which an interrupted run's writes landed: the metrics files are rewritten from the
         checkpoint's history, and ``best.pt`` is restored when the history's best epoch is the last."""
