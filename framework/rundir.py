@@ -268,7 +268,7 @@ def read_run_config(run_dir: str | Path) -> RunConfig:
 
 
 @dataclass
-class LoadedRun:
+class TrainedModel:
     """A finished (or interrupted) run, ready for evaluation or export."""
 
     directory: Path
@@ -281,7 +281,7 @@ class LoadedRun:
     checkpoint: str
 
 
-def load_run(run_dir: str | Path, which: str = "best") -> LoadedRun:
+def load_run(run_dir: str | Path, which: str = "best") -> TrainedModel:
     """Rebuild a run's model with its ``best`` (or ``last``) weights, on the CPU, in eval mode."""
     from .models import build_model
     run_dir = Path(run_dir)
@@ -295,7 +295,7 @@ def load_run(run_dir: str | Path, which: str = "best") -> LoadedRun:
     summary_path = run_dir / "summary.json"
     summary = read_json(summary_path) if summary_path.is_file() else {}
     meta = model.backbone.meta
-    return LoadedRun(run_dir, config, classes, model, meta, read_preprocessing(run_dir, meta, config.image_size),
+    return TrainedModel(run_dir, config, classes, model, meta, read_preprocessing(run_dir, meta, config.image_size),
                      summary, which)
 
 
