@@ -4,7 +4,7 @@
 writes comparison.{json,md,csv,png}; ``tlf.report(run_dirs)`` rebuilds them from runs.
 """
 from .results import Comparison, Group, ComparedRun, find_run_dirs, load_results, read_result, report
-from .runner import PlannedRun, compare, plan_runs, run_state, split_names
+from .runner import ComparisonCell, compare, plan_runs, run_state, split_names
 
-__all__ = ["Comparison", "Group", "PlannedRun", "ComparedRun", "compare", "find_run_dirs", "load_results", "plan_runs",
+__all__ = ["Comparison", "Group", "ComparisonCell", "ComparedRun", "compare", "find_run_dirs", "load_results", "plan_runs",
            "read_result", "report", "run_state", "split_names"]
