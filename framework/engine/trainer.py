@@ -32,7 +32,7 @@ from .assembly import TrainingParts, build_parts
 
 
 @dataclass
-class Run:
+class TrainingRun:
     """What ``tlf.train`` returns and what lifecycle hooks receive."""
 
     config: RunConfig
@@ -129,7 +129,7 @@ class Trainer:
         if resume_dir is not None:
             self._restore(resume_dir)
         self.run_dir = self._open_run_dir(resume_dir) if open_run_dir else None
-        self.run = Run(self.config, self.run_dir.path if self.run_dir else None, self.model, self.parts.splits.classes)
+        self.run = TrainingRun(self.config, self.run_dir.path if self.run_dir else None, self.model, self.parts.splits.classes)
 
     def close(self) -> None:
         """Release the run directory's lock (the process ending releases it too)."""
