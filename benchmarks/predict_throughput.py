@@ -80,7 +80,7 @@ def main() -> None:
     torch.manual_seed(0)
     model = build_model("efficientnet_lite0", 5, pretrained=False).eval()
     meta = model.backbone.meta
-    size = meta.input_size
+    size = meta.image_size
     pipeline = build_pipeline("none", AugmentRequest(size=size, mean=meta.mean, std=meta.std,
                                                      interpolation=meta.interpolation, crop_pct=meta.crop_pct,
                                                      num_classes=5))
@@ -88,7 +88,7 @@ def main() -> None:
     old = runtime_at(args.baseline_rev)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "lite0.onnx"
-        export_onnx(model, path, input_size=size, exporter="torchscript", sample_images=sample,
+        export_onnx(model, path, image_size=size, exporter="torchscript", sample_images=sample,
                     metadata={"classes": [str(i) for i in range(5)], "resize": pipeline.resize_short,
                               "mean": list(meta.mean), "std": list(meta.std), "interpolation": meta.interpolation,
                               "downscale": "area"})

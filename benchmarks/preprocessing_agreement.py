@@ -82,7 +82,7 @@ def main() -> None:
     reference_u8 = np.stack([pipeline.eval(im) for im in images])
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "lite0.onnx"
-        export_onnx(imagenet_model(), path, input_size=size, exporter="torchscript",
+        export_onnx(imagenet_model(), path, image_size=size, exporter="torchscript",
                     sample_images=np.ascontiguousarray(reference_u8[:8].transpose(0, 3, 1, 2)),
                     metadata={"classes": [str(i) for i in range(1000)], "resize": pipeline.resize_short,
                               "mean": list(mean), "std": list(std), "interpolation": interpolation,

@@ -73,7 +73,7 @@ class Preprocessing:
     @classmethod
     def from_meta(cls, meta: Any, size: int | None = None) -> Preprocessing:
         """From a backbone's :class:`~tlf.models.BackboneMeta` at ``size`` (default: the backbone's)."""
-        size = size or meta.input_size
+        size = size or meta.image_size
         return cls(size, resize_for(size, meta.crop_pct), tuple(meta.mean), tuple(meta.std), meta.interpolation)
 
     def to_dict(self) -> dict[str, Any]:

@@ -68,7 +68,7 @@ class DatasetSpec(Spec):
 class BackboneSpec(Spec):
     kind: ClassVar[str] = "backbones"
     feature_dim: int | None = None  # None when it depends on the argument
-    input_size: int | None = None
+    image_size: int | None = None
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
     weights: str | None = None  # where pretrained weights come from, in words

@@ -126,7 +126,7 @@ class Drifting(nn.Module):
 def test_parity_gate_failure_shows_the_figures(tmp_path):
     meta = {"classes": CLASSES, "resize": 36, "mean": [0.5] * 3, "std": [0.5] * 3, "interpolation": "bilinear"}
     with pytest.raises(TlfError) as err:
-        export_onnx(Drifting(), tmp_path / "bad.onnx", input_size=32, metadata=meta, exporter="torchscript",
+        export_onnx(Drifting(), tmp_path / "bad.onnx", image_size=32, metadata=meta, exporter="torchscript",
                     sample_images=chw(shapes(4, 32)[0]))
     message = str(err.value)
     assert "parity gate" in message and "disagrees with PyTorch: max |logit diff|" in message and "torchscript" in message
@@ -150,11 +150,11 @@ def test_auto_falls_back_to_torchscript_and_says_why(tmp_path, monkeypatch):
 
 def test_random_inputs_are_reported_and_opset_is_honoured(tmp_path):
     model = build("resnet18")
-    report = export_onnx(model, tmp_path / "m.onnx", input_size=32, metadata=metadata_for(model, 32),
+    report = export_onnx(model, tmp_path / "m.onnx", image_size=32, metadata=metadata_for(model, 32),
                          exporter="torchscript", opset=17)
     assert report.opset == 17 and report.parity.inputs == "random" and report.notes
     with pytest.raises(TlfError, match="unknown exporter"):
-        export_onnx(model, tmp_path / "m.onnx", input_size=32, metadata=metadata_for(model, 32), exporter="jit")
+        export_onnx(model, tmp_path / "m.onnx", image_size=32, metadata=metadata_for(model, 32), exporter="jit")
 
 
 @pytest.fixture(scope="module")

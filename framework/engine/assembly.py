@@ -68,7 +68,7 @@ def build_parts(plan: RunConfig, placement, world, report) -> TrainingParts:
     splits = load_splits(plan)
     model = build_model(plan.backbone, splits.num_classes, pretrained=policy.pretrained and plan.pretrained,
                         weights=Path(plan.weights) if plan.weights else None, head=plan.head,
-                        dropout=plan.dropout, input_size=plan.image_size)
+                        dropout=plan.dropout, image_size=plan.image_size)
     meta = model.backbone.meta
     config = with_backbone(plan, meta)
     preprocessing = Preprocessing.from_meta(meta, config.image_size)

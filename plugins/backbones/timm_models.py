@@ -112,7 +112,7 @@ def wrap(model: nn.Module, name: str, meta_name: str, source: str | None) -> Bac
     _check(model, stages, name)
     cfg: dict[str, Any] = model.pretrained_cfg
     aliases = {unit: stage for stage, seq in stages.items() for unit in seq._modules}
-    meta = BackboneMeta(name=meta_name, input_size=int(cfg.get("input_size", (3, 224, 224))[-1]),
+    meta = BackboneMeta(name=meta_name, image_size=int(cfg.get("input_size", (3, 224, 224))[-1]),
                         mean=tuple(cfg.get("mean", IMAGENET_MEAN)),
                         std=tuple(cfg.get("std", IMAGENET_STD)),
                         interpolation=cfg.get("interpolation", "bicubic"), crop_pct=float(cfg.get("crop_pct", 0.875)),

@@ -119,7 +119,7 @@ def build(name: str, request: BackboneRequest) -> Backbone:
     transform = default.transforms.keywords  # functools.partial(ImageClassification, crop_size=..., ...)
     crop, resize = transform["crop_size"], transform.get("resize_size", 256)
     interpolation = transform.get("interpolation")
-    meta = BackboneMeta(name=name, input_size=crop, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+    meta = BackboneMeta(name=name, image_size=crop, mean=IMAGENET_MEAN, std=IMAGENET_STD,
                         interpolation=interpolation.value if interpolation is not None else "bilinear",
                         crop_pct=round(crop / resize, 4), feature_dim=feature_dim, weights=source)
     return Backbone(stages, meta, aliases, pre_logits)

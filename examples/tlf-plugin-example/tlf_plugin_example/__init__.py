@@ -55,7 +55,7 @@ def tlf_register_backbones(register: Callable[..., None]) -> None:
         description="Small CNN from the course: five conv3x3+ReLU+maxpool blocks, no pretrained weights",
         factory=_smallcnn,
         feature_dim=256,
-        input_size=32,
+        image_size=32,
         mean=(0.5, 0.5, 0.5),
         std=(0.5, 0.5, 0.5),
     ))
