@@ -81,7 +81,7 @@ def main() -> None:
     model = build_model("efficientnet_lite0", 5, pretrained=False).eval()
     meta = model.backbone.meta
     size = meta.image_size
-    pipeline = build_pipeline("none", AugmentRequest(size=size, mean=meta.mean, std=meta.std,
+    pipeline = build_pipeline("none", AugmentRequest(image_size=size, mean=meta.mean, std=meta.std,
                                                      interpolation=meta.interpolation, crop_pct=meta.crop_pct,
                                                      num_classes=5))
     sample = np.stack([pipeline.eval(read_rgb(p)) for p in paths[:8]]).transpose(0, 3, 1, 2).copy()

@@ -76,7 +76,7 @@ def main() -> None:
     from tlf.runtime import OnnxClassifier, softmax
 
     size, crop_pct, interpolation, mean, std = 224, 0.875, "bicubic", (0.5,) * 3, (0.5,) * 3
-    pipeline = build_pipeline("none", AugmentRequest(size=size, mean=mean, std=std, interpolation=interpolation,
+    pipeline = build_pipeline("none", AugmentRequest(image_size=size, mean=mean, std=std, interpolation=interpolation,
                                                      crop_pct=crop_pct, num_classes=1000))
     images = crops(args.crops)
     reference_u8 = np.stack([pipeline.eval(im) for im in images])

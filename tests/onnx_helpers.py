@@ -43,7 +43,7 @@ def eval_pipeline(model, size: int):
     """tlf's own evaluation transform (tlf.augment) for ``model`` at ``size`` px."""
     from tlf.augment import AugmentRequest, build_pipeline
     meta = model.backbone.meta
-    return build_pipeline("none", AugmentRequest(size=size, mean=meta.mean, std=meta.std, interpolation=meta.interpolation,
+    return build_pipeline("none", AugmentRequest(image_size=size, mean=meta.mean, std=meta.std, interpolation=meta.interpolation,
                                                  crop_pct=meta.crop_pct, num_classes=len(CLASSES)))
 
 

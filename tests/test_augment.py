@@ -11,7 +11,7 @@ from tlf.augment import AugmentRequest, Augmentation, build_pipeline, sample_see
 from tlf.augment.mixing import CutMix, MixUp
 from tlf.errors import TlfError
 
-REQUEST = AugmentRequest(size=32, num_classes=4, seed=3)
+REQUEST = AugmentRequest(image_size=32, num_classes=4, seed=3)
 IMAGE = random_images(1, 45, 60, seed=1)[0]
 ALL = ["none", "basic", "flip", "strong", "cutout", "randaugment", "randaugment:3,5", "trivialaugment",
        "basic+cutout+mixup", "basic+mixup+cutmix:0.5", "rand+basic", "trivial+flip"]
@@ -45,7 +45,7 @@ def test_sample_seed_differs_per_epoch_and_index():
 
 
 def test_eval_resizes_short_side_then_center_crops():
-    request = AugmentRequest(size=32, crop_pct=0.5)  # short side 64, center 32x32
+    request = AugmentRequest(image_size=32, crop_pct=0.5)  # short side 64, center 32x32
     pipeline = build_pipeline("none", request)
     image = np.zeros((100, 200, 3), np.uint8)
     image[:, 100:] = 255  # right half white: the center crop straddles the edge
@@ -93,11 +93,11 @@ def test_bad_text_is_a_tlf_error(text, message):
 
 def test_mixing_needs_classes_and_bad_request_fields_are_errors():
     with pytest.raises(TlfError, match="number of classes"):
-        build_pipeline("mixup", AugmentRequest(size=32))
+        build_pipeline("mixup", AugmentRequest(image_size=32))
     with pytest.raises(TlfError, match="interpolation"):
-        AugmentRequest(size=32, interpolation="fancy")
+        AugmentRequest(image_size=32, interpolation="fancy")
     with pytest.raises(TlfError, match="crop_pct"):
-        AugmentRequest(size=32, crop_pct=1.5)
+        AugmentRequest(image_size=32, crop_pct=1.5)
 
 
 @pytest.mark.parametrize("mix", [MixUp(0.4, 5, seed=0), CutMix(1.0, 5, seed=0)])

@@ -156,7 +156,7 @@ def test_example_augmentation_through_the_registry(monkeypatch: pytest.MonkeyPat
     import numpy as np
 
     registry = Registry(loaded(monkeypatch, example_site()))
-    request = augment.AugmentRequest(size=32, mean=(0.5,) * 3, std=(0.5,) * 3, interpolation="bilinear",
+    request = augment.AugmentRequest(image_size=32, mean=(0.5,) * 3, std=(0.5,) * 3, interpolation="bilinear",
                                      crop_pct=1.0, num_classes=2, seed=0)
     augmentation = registry.create("augmentations", "grayscale:1", request)
     assert augmentation.batch is None and not augmentation.crops

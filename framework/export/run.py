@@ -22,7 +22,7 @@ def eval_views(image_set: Any, pipeline: Any, limit: int, seed: int | None = Non
     """
     n = len(image_set)
     if n == 0:
-        return np.zeros((0, 3, pipeline.request.size, pipeline.request.size), np.uint8), np.zeros(0, np.int64)
+        return np.zeros((0, 3, pipeline.request.image_size, pipeline.request.image_size), np.uint8), np.zeros(0, np.int64)
     if limit >= n:
         index = np.arange(n)
     elif seed is None:

@@ -8,7 +8,7 @@ import albumentations as A  # noqa: E402  (after tlf.augment)
 
 
 def _random_crop(request: AugmentRequest) -> list:
-    return [A.RandomResizedCrop((request.size, request.size), scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3),
+    return [A.RandomResizedCrop((request.image_size, request.image_size), scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3),
                                 interpolation=request.cv2_interpolation, area_for_downscale="image", p=1.0),
             A.HorizontalFlip(p=0.5)]
 
