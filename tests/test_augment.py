@@ -138,7 +138,7 @@ def test_third_party_cropper_must_end_at_input_size():
     from tlf.augment import Pipeline
     import albumentations as A
     pipeline = Pipeline("bad", REQUEST, [("bad", Augmentation(image=[A.RandomCrop(16, 16)], crops=True))])
-    with pytest.raises(RuntimeError, match="must end at the input size"):
+    with pytest.raises(RuntimeError, match="must end at the image size"):
         pipeline.train(IMAGE, 0)
 
 
