@@ -209,7 +209,7 @@ class OnnxClassifier:
         self.classes: list[str] = list(meta["classes"])
         self.preprocessing = Preprocessing.from_metadata(meta, source=str(self.path))
         self.preprocessing.check_runtime(str(self.path))
-        self.crop = self.preprocessing.size
+        self.crop = self.preprocessing.image_size
         self.in_graph = bool(meta["preprocessing_in_graph"])
         self.dtype = np.uint8 if self.in_graph else np.float32
 

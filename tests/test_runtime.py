@@ -139,3 +139,12 @@ def test_providers(exported):
 def test_resized_shape_rounds_like_albumentations():
     assert resized_shape(375, 500, 73) == (73, round(500 * 73 / 375))
     assert resized_shape(10, 1000, 3) == (3, 300)
+
+
+def test_preprocessing_round_trips_and_reads_files_of_older_runs():
+    from tlf.preprocessing import Preprocessing
+    p = Preprocessing(image_size=32, resize=36, mean=(0.5,) * 3, std=(0.25,) * 3)
+    assert Preprocessing.from_dict(p.to_dict()) == p
+    older = {k: v for k, v in p.to_dict().items() if k != "image_size"} | {"size": 32}  # before the rename
+    assert Preprocessing.from_dict(older) == p
+    assert Preprocessing.from_metadata(p.to_metadata()) == p

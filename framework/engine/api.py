@@ -97,7 +97,7 @@ def evaluate(run_dir: str | Path, *, dataset: str | None = None, data_dir: str |
     config, splits, pipeline = run_data(run, dataset, data_dir)
     if tta == "flip+crops":  # the whole resized square, the crops are taken from it
         whole = dataclasses.replace(run.preprocessing, size=run.preprocessing.resize)
-        pipeline = pipeline_for(dataclasses.replace(config, image_size=whole.size), whole, len(run.classes),
+        pipeline = pipeline_for(dataclasses.replace(config, image_size=whole.image_size), whole, len(run.classes),
                                 augment="none")
     placement = place(device, precision)
     val_loader = build_eval_loader(splits, pipeline, batch_size=batch_size,
@@ -105,7 +105,7 @@ def evaluate(run_dir: str | Path, *, dataset: str | None = None, data_dir: str |
                                    seed=config.seed, cache=config.cache, pin_memory=placement.device.type == "cuda")
     layout = torch.channels_last if config.channels_last else torch.contiguous_format
     base = run.model.to(placement.device, memory_format=layout)  # Grad-CAM explains the model itself
-    model = with_tta(base, tta, run.preprocessing.size)
+    model = with_tta(base, tta, run.preprocessing.image_size)
     prep = run.preprocessing
 
     def to_input(images):

@@ -38,7 +38,7 @@ def pipeline_for(config: RunConfig, preprocessing: Preprocessing, num_classes: i
     """The train/eval pipeline of ``config``'s augmentations around ``preprocessing``'s eval view."""
     from ..augment import AugmentRequest, build_pipeline
     p = preprocessing
-    request = AugmentRequest(image_size=p.size, mean=p.mean, std=p.std, interpolation=p.interpolation, resize=p.resize,
+    request = AugmentRequest(image_size=p.image_size, mean=p.mean, std=p.std, interpolation=p.interpolation, resize=p.resize,
                              num_classes=num_classes, seed=config.seed)
     return build_pipeline(augment if augment is not None else config.augment, request)
 
