@@ -66,12 +66,11 @@ class DatasetSpec(Spec):
 
 @dataclass(frozen=True)
 class BackboneSpec(Spec):
+    """A backbone's size, mean/std and feature dimension are not here: the model's
+    :class:`tlf.models.BackboneMeta` states them, once, for the model actually built."""
+
     kind: ClassVar[str] = "backbones"
-    feature_dim: int | None = None  # None when it depends on the argument
-    image_size: int | None = None
-    mean: tuple[float, float, float] | None = None
-    std: tuple[float, float, float] | None = None
-    weights: str | None = None  # where pretrained weights come from, in words
+    weights: str | None = None  # where pretrained weights come from, in words (meta.weights: what was loaded)
 
 
 @dataclass(frozen=True)
