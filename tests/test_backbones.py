@@ -273,3 +273,19 @@ def test_vgg_pretrained_weights_load_without_the_old_classifier(tmp_path: Path, 
     loaded = backbone("vgg11_bn")
     assert torch.equal(loaded.stages.conv5.features_25.weight, state["features.25.weight"])
     assert torch.equal(loaded.stages.conv1.features_1.running_var, state["features.1.running_var"])
+
+
+def test_weights_loader_takes_the_file_then_the_pretrained_source_then_random(tmp_path: Path) -> None:
+    from tlf.models.weights import Pretrained, load_weights
+    model = torch.nn.Linear(2, 2)
+    torch.save({k: torch.ones_like(v) for k, v in model.state_dict().items()}, tmp_path / "w.pt")
+    fetched = []
+
+    def pretrained() -> Pretrained:
+        fetched.append(1)
+        return Pretrained("hub", {k: torch.full_like(v, 2.0) for k, v in model.state_dict().items()})
+
+    assert load_weights(model, BackboneRequest(weights=tmp_path / "w.pt"), pretrained) == str(tmp_path / "w.pt")
+    assert fetched == [] and bool(model.weight.eq(1).all())
+    assert load_weights(model, BackboneRequest(), pretrained) == "hub" and bool(model.weight.eq(2).all())
+    assert load_weights(model, BackboneRequest(pretrained=False), pretrained) is None and fetched == [1]

@@ -104,3 +104,10 @@ def test_backbone_facts_live_only_in_the_meta() -> None:
     meta_facts = {f.name for f in fields(BackboneMeta)} - {"name", "weights"}
     assert meta_facts & {f.name for f in fields(BackboneSpec)} == set()
 
+
+def test_backbone_families_leave_the_weights_choice_to_the_loader() -> None:
+    """"local file, else pretrained, else random" is decided in tlf.models.weights.load_weights."""
+    deciding = [f"{path.relative_to(ROOT)}:{number}" for path in SOURCES if "backbones" in path.parts
+                for number, line in enumerate(path.read_text().splitlines(), 1)
+                if "request.weights" in line or "request.pretrained" in line]
+    assert deciding == []

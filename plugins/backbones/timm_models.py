@@ -16,7 +16,7 @@ from torch import nn
 
 from tlf.errors import TlfError
 from tlf.models import STAGES, Backbone, BackboneMeta, BackboneRequest, sequential
-from tlf.models.weights import load_into, read_state_dict
+from tlf.models.weights import Pretrained, load_weights
 from tlf.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 
 from .timm_weights import pretrained
@@ -128,12 +128,8 @@ def classifier_prefixes(model: nn.Module) -> tuple[str, ...]:
 def build(name: str, request: BackboneRequest) -> Backbone:
     """``timm:NAME``: weights through timm's own API (Hugging Face hub cache), or a local file."""
     model = create(name)
-    source: str | None = None
-    if request.weights is not None:
-        load_into(model, read_state_dict(request.weights), str(request.weights), ignore=classifier_prefixes(model))
-        source = str(request.weights)
-    elif request.pretrained:
-        cfg = model.pretrained_cfg
-        model = pretrained(name, cfg)
-        source = f"timm:{cfg.get('architecture', name)}.{cfg.get('tag') or 'default'}"
+    cfg = model.pretrained_cfg
+    source = load_weights(model, request, lambda: Pretrained(
+        f"timm:{cfg.get('architecture', name)}.{cfg.get('tag') or 'default'}", pretrained(name, cfg).state_dict()),
+        ignore=classifier_prefixes(model))
     return wrap(model, name, f"timm:{name}", source)
