@@ -80,10 +80,11 @@ def test_composition_order_crop_first_and_batch_choice():
     ("", "empty augmentation"),
     ("basic+strong", "both crop"),
     ("flip+flip", "listed twice"),
-    ("mixup:abc", "mixup alpha must be a number"),
+    ("mixup:abc", "augmentation 'mixup': bad argument 'abc': 'abc' is not a valid float"),
     ("cutmix:-1", "cutmix alpha must be a positive number"),
     ("randaugment:0,5", "bad randaugment argument"),
-    ("randaugment:2,5,1", "bad randaugment argument"),
+    ("randaugment:2,5,1", "'randaugment': bad argument '2,5,1': at most 2"),
+    ("randaugment:2,x", "'x' is not a valid integer"),
     ("basic:3", "takes no argument"),
 ])
 def test_bad_text_is_a_tlf_error(text, message):

@@ -372,3 +372,20 @@ def test_global_registry_follows_new_registrations() -> None:
         del pm.infos["test-only"]
     with pytest.raises(TlfError):
         get_registry().find("test-only-data")
+
+
+def test_factory_and_parse_may_be_module_attr_references() -> None:
+    """Every kind's spec takes a "module:attr" factory (imported when built) or a plain callable,
+    and its ``parse`` turns ARG's text into the factory's argument."""
+    from tlf.arguments import integer
+    from tlf.errors import TlfError
+    from tlf.specs import PolicySpec
+    lazy = PolicySpec(name="p", description="d", factory="operator:add", argument="N", parse="tlf.arguments:integer")
+    assert lazy.build("3", 4) == 7
+    plain = PolicySpec(name="q", description="d", factory=lambda argument, request: (argument, request),
+                       argument="N", parse=integer)
+    assert plain.build("3", "request") == (3, "request") and plain.build(None, "request") == (None, "request")
+    with pytest.raises(TlfError, match=r"policy 'q': bad argument 'x': 'x' is not a valid integer"):
+        plain.build("x", "request")
+    with pytest.raises(ValueError, match="neither callable nor a 'module:attr' reference"):
+        PolicySpec(name="r", description="d", factory="operator add")

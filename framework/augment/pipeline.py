@@ -196,6 +196,6 @@ def build_pipeline(text: str, request: AugmentRequest) -> Pipeline:
         if spec.name in seen:
             raise TlfError(f"augmentation {spec.name!r} is listed twice in {text!r}", hint="list it once")
         seen.add(spec.name)
-        augmentation = check_product("augmentations", spec, spec.factory(argument, request))
+        augmentation = check_product("augmentations", spec, spec.build(argument, request))
         parts.append((spec.name, augmentation))
     return Pipeline(text, request, parts)
