@@ -220,16 +220,26 @@ def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text())
 
 
+# what every checkpoint the trainer writes (best.pt and last.pt alike) holds
+CHECKPOINT_KEYS = ("model", "optimizer", "scaler", "rng", "epoch", "history", "best_acc", "elapsed", "classes")
+
+
 def load_checkpoint(run_dir: str | Path, which: str = "last", map_location: str = "cpu") -> dict:
-    """A checkpoint of a run, loaded with ``weights_only=True``."""
+    """A checkpoint of a run, loaded with ``weights_only=True`` and checked to be one tlf wrote."""
     import torch
     path = Path(run_dir) / f"{which}.pt"
     if not path.is_file():
         raise TlfError(f"{path} does not exist", hint=f"is {run_dir} a tlf run directory that finished an epoch?")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:
         raise load_error(path, exc) from None
+    missing = [key for key in CHECKPOINT_KEYS if not isinstance(state, dict) or key not in state]
+    if missing:
+        raise TlfError(f"{path} is not a tlf checkpoint: it lacks {', '.join(map(repr, missing))}",
+                       hint="it was not written by 'tlf train' (a plain state dict goes to --weights); "
+                            "use the run's other checkpoint (best/last) or train again")
+    return state
 
 
 def load_error(path: Path, exc: Exception, what: str = "checkpoint",

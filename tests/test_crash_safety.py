@@ -189,6 +189,20 @@ def test_a_hostile_checkpoint_is_refused_in_one_line(tmp_path):
     assert not (tmp_path / "pwned").exists()
 
 
+@pytest.mark.parametrize("which", ["last", "best"])
+def test_a_checkpoint_that_is_not_a_tlf_checkpoint_is_one_line(colours, tmp_path, which):
+    run = train(colours, tmp_path)
+    torch.save(torch.nn.Linear(2, 2).state_dict(), run.directory / f"{which}.pt")  # a plain state dict
+    from click.testing import CliRunner
+    from tlf.cli import cli
+    args = ["train", "--resume", str(run.directory)] if which == "last" else ["evaluate", str(run.directory)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output and result.exception.__class__ is SystemExit
+    line = result.output.strip().splitlines()[-1]
+    assert line.startswith("Error: ") and f"{which}.pt is not a tlf checkpoint" in line and "'optimizer'" in line
+
+
 # --- resume repairs ----------------------------------------------------------------------------
 
 def test_resume_repairs_metrics_and_best_checkpoint_of_a_finished_run(colours, tmp_path):

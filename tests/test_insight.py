@@ -103,6 +103,30 @@ def test_evaluate_writes_predictions_matching_its_accuracy(evaluated):
         assert (evaluated / name).stat().st_size > 0
 
 
+@pytest.mark.parametrize("policy", ["transfer", "partial:conv5", "init"])
+def test_end_of_training_evaluation_reuses_the_best_epochs_logits(policy, tmp_path, monkeypatch):
+    """`tlf train`'s end-of-run evaluation scores best.pt from the logits its best epoch already
+    computed (cached features or not), and they are the ones a fresh `tlf evaluate` computes."""
+    data = make_folder(tmp_path / "data", COLOURS, train=6, val=4)
+    settings = {**FAST, "epochs": 2, "lr": 3e-3, "quiet": True, "out": str(tmp_path / "runs")}
+    run = tlf.train(dataset=f"folder:{data}", policy=policy, **settings)
+    assert run.best_val_logits is not None
+    fresh = tlf.evaluate(run.directory, device="cpu", write=False)
+
+    import tlf.engine.trainer as trainer
+
+    def no_second_pass(*args, **kwargs):
+        raise AssertionError("the validation images were run through the model again")
+
+    monkeypatch.setattr(trainer, "predict_logits", no_second_pass)
+    reused = tlf.evaluate(run.directory, device="cpu", write=False, logits=run.best_val_logits)
+    assert reused["confusion_matrix"] == fresh["confusion_matrix"]
+    assert reused["accuracy"] == fresh["accuracy"] == run.summary["best_val_accuracy"]
+    shuffled = (run.best_val_logits[0], run.best_val_logits[1].flip(0))  # not the split's order: not used
+    with pytest.raises(AssertionError, match="run through the model again"):
+        tlf.evaluate(run.directory, device="cpu", write=False, logits=shuffled)
+
+
 def test_evaluate_table_shows_per_class_accuracy_and_top_losses(evaluated, tmp_path):
     evaluated = Path(shutil.copytree(evaluated, tmp_path / "run"))
     before = (evaluated / "report.html").stat().st_mtime_ns

@@ -57,7 +57,7 @@ def train(config_file: str | None, resume: str | None, quiet: bool, as_json: boo
         from ..engine.api import evaluate
         from ..insight.report import write_run_report
         evaluate(run.directory, device=run.config.device, precision=run.config.precision, workers=run.config.workers,
-                 batch_size=run.config.batch_size)
+                 batch_size=run.config.batch_size, logits=run.best_val_logits)
         write_run_report(run.directory)
     if as_json:
         click.echo(json.dumps(summary))

@@ -57,7 +57,7 @@ def lr_find(config: RunConfig | str | Path | None = None, *, plot: str | Path | 
 def evaluate(run_dir: str | Path, *, dataset: str | None = None, data_dir: str | None = None, checkpoint: str = "best",
              top_k: int = 5, batch_size: int = 64, device: str = "auto", precision: str = "auto",
              workers: int | None = None, write: bool = True, tta: str = "none",
-             insight: Any = None) -> dict:
+             insight: Any = None, logits: tuple[Any, Any] | None = None) -> dict:
     """Accuracy, per-class precision/recall/F1, top-k and the confusion matrix of a run's model
     on the validation split of its dataset (or of ``dataset``). Writes evaluation.json and
     confusion.png into the run directory unless ``write`` is False. ``precision`` "fp32"
@@ -68,7 +68,11 @@ def evaluate(run_dir: str | Path, *, dataset: str | None = None, data_dir: str |
 
     Per-image results (:mod:`tlf.insight.evaluation`: predictions.csv, top losses, most
     confused pairs, galleries with Grad-CAM) follow ``insight``, a
-    :class:`~tlf.insight.evaluation.InsightOptions` (default: its defaults)."""
+    :class:`~tlf.insight.evaluation.InsightOptions` (default: its defaults).
+
+    ``logits``: the (logits, labels) of the validation split that training already computed
+    with this checkpoint's weights (``TrainingRun.best_val_logits``), so the images are not run
+    through the model again; they are used only when their labels are the split's, in order."""
     import dataclasses
 
     import torch
@@ -111,7 +115,9 @@ def evaluate(run_dir: str | Path, *, dataset: str | None = None, data_dir: str |
     def to_input(images):
         return to_model_input(images, prep.mean, prep.std, placement.device, channels_last=config.channels_last)
 
-    logits, labels = predict_logits(model, val_loader, to_input, placement)
+    if not _reusable(logits, val_loader.dataset, tta, dataset):
+        logits = predict_logits(model, val_loader, to_input, placement)
+    logits, labels = logits
     report = classification_report(logits.numpy(), labels.numpy(), run.classes, top_k=top_k)
     report.update({"run_dir": str(run.directory), "checkpoint": checkpoint, "dataset": config.dataset,
                    "precision": placement.precision, "tta": tta})
@@ -124,3 +130,13 @@ def evaluate(run_dir: str | Path, *, dataset: str | None = None, data_dir: str |
         plot_confusion(report["confusion_matrix"], run.classes, run.directory / "confusion.png",
                        title=f"{config.dataset} · {config.backbone} · {checkpoint}")
     return report
+
+
+def _reusable(logits: tuple[Any, Any] | None, val_set: Any, tta: str, dataset: str | None) -> bool:
+    """Whether precomputed validation ``logits`` stand for this evaluation: no TTA, the run's
+    own dataset, one row per image and the same labels in the same order."""
+    if logits is None or tta != "none" or dataset is not None:
+        return False
+    import torch
+    labels = torch.as_tensor(list(val_set.images.labels), dtype=torch.long)
+    return len(logits[0]) == len(labels) and torch.equal(logits[1].cpu(), labels)

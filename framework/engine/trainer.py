@@ -40,6 +40,10 @@ class TrainingRun:
     model: nn.Module
     classes: list[str]
     summary: dict | None = None
+    # logits and labels of the whole validation split under best.pt's weights, when this run
+    # computed them in one process (not after a resume that did not improve, not under DDP):
+    # the end-of-run evaluation uses them instead of a second pass over the images
+    best_val_logits: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
 def seed_everything(seed: int) -> None:
@@ -377,6 +381,8 @@ class Trainer:
             if improved:
                 self.best_acc = accuracy
                 stale = 0
+                scored = ema_val if weights == "ema" else val
+                self.run.best_val_logits = None if self.world.distributed else (scored["logits"], scored["labels"])
             else:
                 stale += 1
             if schedule.end_of_epoch(accuracy) and self.world.is_main:
@@ -495,7 +501,8 @@ class Trainer:
     @torch.inference_mode()
     def score_validation_set(self, ema: bool = False) -> dict:
         """Loss and accuracy on the validation set of the model (or of its EMA weights), under
-        torch.distributed summed over the ranks' shards, so every rank gets the same figures."""
+        torch.distributed summed over the ranks' shards, so every rank gets the same figures;
+        and this process's logits and labels."""
         if self.val_cache is not None:
             batches = self.val_cache.batches(0, self.config.batch_size, drop_last=False)
             remainder = self.ema_remainder if ema else self.remainder
@@ -510,7 +517,8 @@ class Trainer:
         if self.world.distributed:
             sums = ddp.all_reduce_sum(sums.to(self.device), self.world).cpu()
         loss_sum, correct, count = sums.tolist()
-        return {"loss": loss_sum / count if count else float("nan"), "acc": correct / count if count else 0.0}
+        return {"loss": loss_sum / count if count else float("nan"), "acc": correct / count if count else 0.0,
+                "logits": logits, "labels": labels}
 
     # ---- outputs ------------------------------------------------------------------------
     def _state(self, epoch: int) -> dict:
