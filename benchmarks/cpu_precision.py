@@ -37,7 +37,7 @@ def measure(backbone: str, batch: int, size: int, reps: int) -> dict[str, dict[s
     """``{"forward"|"train": {"NCHW fp32": img/s, ...}}`` for ``backbone``."""
     from tlf.models import build_model
     torch.manual_seed(0)
-    model = build_model(backbone, 5, pretrained=False, input_size=size)
+    model = build_model(backbone, 5, pretrained=False, image_size=size)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
     x, y = torch.randn(batch, 3, size, size), torch.randint(0, 5, (batch,))
     times: dict[tuple[str, str, str], list[float]] = {}

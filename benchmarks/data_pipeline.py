@@ -78,7 +78,7 @@ def splits_of(data: Path):
 
 def pipeline_for(size: int, classes: int):
     from tlf.augment import AugmentRequest, build_pipeline
-    return build_pipeline("basic", AugmentRequest(size=size, mean=MEAN, std=STD, num_classes=classes))
+    return build_pipeline("basic", AugmentRequest(image_size=size, mean=MEAN, std=STD, num_classes=classes))
 
 
 def one_epoch(loader, epoch: int, prepare=None) -> tuple[int, float]:

@@ -42,7 +42,7 @@ def child(tree: Path) -> dict:
     from tlf.data.dataset import DatasetRequest
 
     request = DatasetRequest(cache_dir=Path(os.environ["TLF_HOME"]) / "datasets")
-    pipeline = build_pipeline("none", AugmentRequest(size=32, num_classes=10))
+    pipeline = build_pipeline("none", AugmentRequest(image_size=32, num_classes=10))
     out: dict[str, float] = {}
 
     def clock(name: str, work):

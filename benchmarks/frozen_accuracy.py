@@ -57,7 +57,7 @@ class Bf16Emulated(nn.Module):
 def check_emulation(n: int) -> str:
     """Emulated and real bf16 autocast against fp32 on ``n`` random images, pretrained Lite0."""
     from tlf.models import build_model
-    model = build_model("efficientnet_lite0", 5, pretrained=True, input_size=224).eval()
+    model = build_model("efficientnet_lite0", 5, pretrained=True, image_size=224).eval()
     prefix = nn.Sequential(*model.backbone.stages.children(), model.head.pool).eval()
     x = torch.rand(n, 3, 224, 224, generator=torch.Generator().manual_seed(0)) * 4 - 2
     with torch.inference_mode():

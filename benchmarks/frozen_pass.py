@@ -43,7 +43,7 @@ def engines(backbone: str, size: int, threads: list[int], levels: list[str], mod
     from tlf.models import build_model
 
     torch.manual_seed(0)
-    model = build_model(backbone, 5, pretrained=False, input_size=size).eval()
+    model = build_model(backbone, 5, pretrained=False, image_size=size).eval()
     meta = model.backbone.meta
     prefix = nn.Sequential(*model.backbone.stages.children(), model.head.pool).eval()
     cpu = torch.device("cpu")

@@ -84,7 +84,7 @@ def main() -> None:
     from tlf.export.quantize import ImageReader, write_qdq
     from tlf.models import build_model
 
-    model = build_model("efficientnet_lite0", 5, pretrained=True, input_size=224).eval()
+    model = build_model("efficientnet_lite0", 5, pretrained=True, image_size=224).eval()
     meta = model.backbone.meta
     prefix = nn.Sequential(*model.backbone.stages.children(), model.head.pool).eval()
     train, ytrain = split(args.data, "train", args.per_class)

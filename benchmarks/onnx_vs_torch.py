@@ -70,7 +70,7 @@ def bench_model(backbone: str, size: int, batches: list[int], threads: int, seco
     rng = np.random.default_rng(0)
     samples = rng.integers(0, 256, (16, 3, size, size), dtype=np.uint8)
     path = workdir / f"{backbone}.onnx"
-    export = export_onnx(model, path, input_size=size, sample_images=samples,
+    export = export_onnx(model, path, image_size=size, sample_images=samples,
                          metadata={"classes": [str(i) for i in range(10)], "resize": size, "mean": list(meta.mean),
                                    "std": list(meta.std), "interpolation": meta.interpolation})
     engines = {"pytorch eager": None, f"onnxruntime fp32 ({export.exporter})": ort_session(path, threads)}

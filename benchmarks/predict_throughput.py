@@ -3,7 +3,7 @@ resize against ``cv2.resize``, each side by side with its baselines in one proce
 
     python benchmarks/predict_throughput.py ../shared/data/flower_photos/val
 
-- **tlf.runtime now**: ``Classifier.predict`` (decode pool of one thread per CPU, ``cv2.resize``);
+- **tlf.runtime now**: ``OnnxClassifier.predict`` (decode pool of one thread per CPU, ``cv2.resize``);
 - **serial decode**: the same with ``threads=1``;
 - **before**: ``tlf.runtime`` as of ``--baseline-rev`` (serial decode, its numpy port of
   OpenCV's resize), loaded from git history, so today's code carries no copy of it;
@@ -74,25 +74,25 @@ def main() -> None:
     from tlf.data.reading import is_image_file, read_rgb
     from tlf.export import export_onnx
     from tlf.models import build_model
-    from tlf.runtime import Classifier, resize
+    from tlf.runtime import OnnxClassifier, resize
 
     paths = sorted(str(p) for p in args.images.rglob("*") if p.is_file() and is_image_file(p))[:args.limit]
     torch.manual_seed(0)
     model = build_model("efficientnet_lite0", 5, pretrained=False).eval()
     meta = model.backbone.meta
-    size = meta.input_size
-    pipeline = build_pipeline("none", AugmentRequest(size=size, mean=meta.mean, std=meta.std,
+    size = meta.image_size
+    pipeline = build_pipeline("none", AugmentRequest(image_size=size, mean=meta.mean, std=meta.std,
                                                      interpolation=meta.interpolation, crop_pct=meta.crop_pct,
                                                      num_classes=5))
     sample = np.stack([pipeline.eval(read_rgb(p)) for p in paths[:8]]).transpose(0, 3, 1, 2).copy()
     old = runtime_at(args.baseline_rev)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "lite0.onnx"
-        export_onnx(model, path, input_size=size, exporter="torchscript", sample_images=sample,
+        export_onnx(model, path, image_size=size, exporter="torchscript", sample_images=sample,
                     metadata={"classes": [str(i) for i in range(5)], "resize": pipeline.resize_short,
                               "mean": list(meta.mean), "std": list(meta.std), "interpolation": meta.interpolation,
                               "downscale": "area"})
-        now, before = Classifier(path), old.Classifier(path)
+        now, before = OnnxClassifier(path), old.Classifier(path)
 
         def torch_eager(batch: int) -> None:
             for i in range(0, len(paths), batch):

@@ -73,21 +73,21 @@ def main() -> None:
 
     from tlf.augment import AugmentRequest, build_pipeline
     from tlf.export import export_onnx
-    from tlf.runtime import Classifier, softmax
+    from tlf.runtime import OnnxClassifier, softmax
 
     size, crop_pct, interpolation, mean, std = 224, 0.875, "bicubic", (0.5,) * 3, (0.5,) * 3
-    pipeline = build_pipeline("none", AugmentRequest(size=size, mean=mean, std=std, interpolation=interpolation,
+    pipeline = build_pipeline("none", AugmentRequest(image_size=size, mean=mean, std=std, interpolation=interpolation,
                                                      crop_pct=crop_pct, num_classes=1000))
     images = crops(args.crops)
     reference_u8 = np.stack([pipeline.eval(im) for im in images])
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "lite0.onnx"
-        export_onnx(imagenet_model(), path, input_size=size, exporter="torchscript",
+        export_onnx(imagenet_model(), path, image_size=size, exporter="torchscript",
                     sample_images=np.ascontiguousarray(reference_u8[:8].transpose(0, 3, 1, 2)),
                     metadata={"classes": [str(i) for i in range(1000)], "resize": pipeline.resize_short,
                               "mean": list(mean), "std": list(std), "interpolation": interpolation,
                               "downscale": "area"})
-        clf = Classifier(path)
+        clf = OnnxClassifier(path)
 
         def probs(batch_hwc: np.ndarray) -> np.ndarray:
             x = (batch_hwc.transpose(0, 3, 1, 2).astype(np.float32) / 255 - clf.mean) / clf.std

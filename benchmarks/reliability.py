@@ -18,7 +18,7 @@ then resumes it (``tlf train --resume``; a run killed before its directory appea
 again with the same ``--name``) and compares the finished run with an uninterrupted reference:
 metrics rows identical except wall-time columns, ``best.pt`` of the best epoch, no temp file.
 
-Race trials: ``--races`` rounds of 8 processes calling ``RunDir.create`` at once (counts
+Race trials: ``--races`` rounds of 8 processes calling ``RunDirWriter.create`` at once (counts
 exceptions and duplicate directories), and ``--double-resumes`` rounds of two ``--resume`` of
 the same run started together (exactly one may train).
 
@@ -195,10 +195,10 @@ def kill_trial(data: Path, out: Path, trial: int, ref: dict, policy: str, augmen
 
 
 def _create(out: str, barrier, results) -> None:
-    from tlf.rundir import RunDir
+    from tlf.rundir import RunDirWriter
     barrier.wait()
     try:
-        run = RunDir.create(out, "data", "net", "policy")
+        run = RunDirWriter.create(out, "data", "net", "policy")
         results.put(("ok", str(run.path)))
     except BaseException as exc:  # noqa: BLE001 - counted by the parent
         results.put(("error", f"{type(exc).__name__}: {exc}"))

@@ -33,7 +33,7 @@ def model_only(backbone: str, num_classes: int, size: int, batch: int, steps: in
     from tlf.models import build_model
     from tlf.policies import build_policy
     pol = build_policy(policy)
-    model = build_model(backbone, num_classes, pretrained=False, input_size=size)
+    model = build_model(backbone, num_classes, pretrained=False, image_size=size)
     pol.apply(model)
     model.to(device, memory_format=torch.channels_last).train()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
@@ -74,7 +74,7 @@ def naive(data: Path, backbone: str, size: int, batch: int, epochs: int, workers
     tf = transforms.Compose([transforms.RandomResizedCrop(size), transforms.RandomHorizontalFlip(),
                              transforms.ToTensor(), transforms.Normalize(meta.mean, meta.std)])
     ds = datasets.ImageFolder(data / "train", tf)
-    model = build_model(backbone, len(ds.classes), pretrained=False, input_size=size)
+    model = build_model(backbone, len(ds.classes), pretrained=False, image_size=size)
     build_policy(policy).apply(model)
     model.to(device).train()
     loader = torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True,

@@ -70,8 +70,8 @@ def resolve(config: RunConfig) -> RunConfig:
 
 
 def with_backbone(plan: RunConfig, meta: Any) -> RunConfig:
-    """The plan with its image size fixed: the one asked for, else the backbone's (``meta.input_size``)."""
-    return plan if plan.image_size is not None else dataclasses.replace(plan, image_size=meta.input_size).checked()
+    """The plan with its image size fixed: the one asked for, else the backbone's (``meta.image_size``)."""
+    return plan if plan.image_size is not None else dataclasses.replace(plan, image_size=meta.image_size).checked()
 
 
 def resume_plan(run_dir: str | Path, settings: dict[str, Any]) -> RunConfig:

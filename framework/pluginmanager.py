@@ -55,7 +55,7 @@ class PluginInfo:
     error: str | None = None  # why it failed, when it did
 
 
-def normalize(dist_name: str) -> str:
+def canonical_dist_name(dist_name: str) -> str:
     """A distribution name as pip compares it (PEP 503): ``Tlf_Plugin.X`` -> ``tlf-plugin-x``."""
     return re.sub(r"[-_.]+", "-", dist_name).lower()
 
@@ -65,7 +65,7 @@ def requested_distributions() -> set[str] | None:
     wanted = os.environ.get(LOAD_ENV)
     if wanted is None:
         return None
-    return {normalize(w.strip()) for w in wanted.split(",") if w.strip()}
+    return {canonical_dist_name(w.strip()) for w in wanted.split(",") if w.strip()}
 
 
 class PluginManager(pluggy.PluginManager):
@@ -83,7 +83,7 @@ class PluginManager(pluggy.PluginManager):
 
     def register(self, plugin: Any, name: str | None = None) -> str | None:
         """Register ``plugin`` after checking its hooks against :mod:`tlf.hookspecs`."""
-        self._validate(plugin)
+        self._check_hooks(plugin)
         registered = super().register(plugin, name=name)
         self.generation += 1
         try:
@@ -99,7 +99,7 @@ class PluginManager(pluggy.PluginManager):
         self.generation += 1
         return removed
 
-    def _validate(self, plugin: Any) -> None:
+    def _check_hooks(self, plugin: Any) -> None:
         """Misspelled hooks and hooks without ``@hookimpl`` would be silently ignored: reject them."""
         for attr in dir(plugin):
             if not attr.startswith("tlf_"):
@@ -119,11 +119,11 @@ class PluginManager(pluggy.PluginManager):
         allowed = requested_distributions()
         found: set[str] = set()
         eps = sorted(entry_points(group=ENTRY_POINT_GROUP),
-                     key=lambda e: (e.dist.name != BUILTIN_DIST, normalize(e.dist.name), e.name))
+                     key=lambda e: (e.dist.name != BUILTIN_DIST, canonical_dist_name(e.dist.name), e.name))
         for ep in eps:
             dist, version = ep.dist.name, ep.dist.version
-            found.add(normalize(dist))
-            if dist != BUILTIN_DIST and allowed is not None and normalize(dist) not in allowed:
+            found.add(canonical_dist_name(dist))
+            if dist != BUILTIN_DIST and allowed is not None and canonical_dist_name(dist) not in allowed:
                 continue
             name = f"{dist}.{ep.name}"
             if name in self.infos:

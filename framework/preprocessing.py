@@ -5,7 +5,7 @@ Built once per run from the backbone's metadata and the plan's image size
 and in the ONNX metadata, and read by the loaders (eval transform), the device-side
 normalization, the export and :mod:`tlf.runtime` alike. The eval view is: resize the
 short side to ``resize`` (``downscale`` when shrinking, ``interpolation`` when
-enlarging), centre-crop ``size``; the model input is ``(x / 255 - mean) / std``, computed
+enlarging), centre-crop ``image_size``; the model input is ``(x / 255 - mean) / std``, computed
 everywhere as ``(x - offset) * scale`` with :meth:`Preprocessing.affine`'s constants.
 Only numpy is imported here.
 """
@@ -50,7 +50,7 @@ def affine(mean: Sequence[float], std: Sequence[float]) -> tuple[tuple[float, ..
 class Preprocessing:
     """Size, resize, crop and normalization of a model's input."""
 
-    size: int  # the square centre crop the model sees
+    image_size: int  # the square centre crop the model sees
     resize: int  # the short side before the crop
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
@@ -63,18 +63,19 @@ class Preprocessing:
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             raise TlfError(f"preprocessing needs 3 means and 3 positive stds, got {self.mean} and {self.std}",
                            hint="re-export the model with 'tlf export'")
-        if self.size < 1 or self.resize < self.size:
-            raise TlfError(f"preprocessing resize {self.resize} is smaller than the crop {self.size}",
+        if self.image_size < 1 or self.resize < self.image_size:
+            raise TlfError(f"preprocessing resize {self.resize} is smaller than the crop {self.image_size}",
                            hint="the eval transform resizes the short side to at least the crop size")
         for name in ("interpolation", "downscale"):
             if getattr(self, name) not in INTERPOLATIONS:
                 raise TlfError(f"unknown {name} {getattr(self, name)!r}", hint=f"choose one of: {', '.join(INTERPOLATIONS)}")
 
     @classmethod
-    def from_meta(cls, meta: Any, size: int | None = None) -> Preprocessing:
-        """From a backbone's :class:`~tlf.models.BackboneMeta` at ``size`` (default: the backbone's)."""
-        size = size or meta.input_size
-        return cls(size, resize_for(size, meta.crop_pct), tuple(meta.mean), tuple(meta.std), meta.interpolation)
+    def from_meta(cls, meta: Any, image_size: int | None = None) -> Preprocessing:
+        """From a backbone's :class:`~tlf.models.BackboneMeta` at ``image_size`` (default: the backbone's)."""
+        image_size = image_size or meta.image_size
+        return cls(image_size, resize_for(image_size, meta.crop_pct), tuple(meta.mean), tuple(meta.std),
+                   meta.interpolation)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -82,7 +83,9 @@ class Preprocessing:
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "preprocessing") -> Preprocessing:
         try:
-            return cls(int(data["size"]), int(data["resize"]), tuple(data["mean"]), tuple(data["std"]),
+            # "size": preprocessing.json of runs made before the field was named image_size
+            image_size = data["image_size"] if "image_size" in data else data["size"]
+            return cls(int(image_size), int(data["resize"]), tuple(data["mean"]), tuple(data["std"]),
                        str(data["interpolation"]), str(data.get("downscale") or data["interpolation"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise TlfError(f"{source}: incomplete preprocessing ({type(exc).__name__}: {exc})",
@@ -90,13 +93,13 @@ class Preprocessing:
 
     def to_metadata(self) -> dict[str, Any]:
         """The ONNX ``tlf.*`` entries (see :data:`tlf.runtime.METADATA_KEYS`)."""
-        return {"resize": self.resize, "crop": self.size, "input_size": [3, self.size, self.size],
+        return {"resize": self.resize, "crop": self.image_size, "input_size": [3, self.image_size, self.image_size],
                 "mean": list(self.mean), "std": list(self.std), "interpolation": self.interpolation,
                 "downscale": self.downscale}
 
     @classmethod
     def from_metadata(cls, meta: dict[str, Any], source: str = "model") -> Preprocessing:
-        return cls.from_dict({**meta, "size": meta.get("crop")}, source)
+        return cls.from_dict({**meta, "image_size": meta.get("crop")}, source)
 
     def check_runtime(self, source: str = "model") -> None:
         """tlf.runtime can resize this way (an export must pass this)."""

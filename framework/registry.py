@@ -7,10 +7,7 @@ from typing import Any, Iterator
 
 from .errors import TlfError
 from .pluginmanager import LOAD_ENV, PluginManager, get_plugin_manager
-from .specs import KINDS, SPEC_TYPES, Spec
-
-SINGULAR = {"datasets": "dataset", "backbones": "backbone", "policies": "policy", "augmentations": "augmentation",
-            "loggers": "logger"}
+from .specs import KINDS, SINGULAR, SPEC_TYPES, Spec
 
 
 def _check_kind(kind: str) -> None:
@@ -120,9 +117,9 @@ class Registry:
         return found
 
     def create(self, kind: str, text: str, *args: Any, **kwargs: Any) -> Any:
-        """Resolve ``text`` and call the spec's factory; what it returns must be of the kind's type."""
+        """Resolve ``text`` and build the spec (:meth:`Spec.build`); what it returns must be of the kind's type."""
         spec, argument = self.resolve(kind, text)
-        return check_product(kind, spec, spec.factory(argument, *args, **kwargs))
+        return check_product(kind, spec, spec.build(argument, *args, **kwargs))
 
 
 # what each kind's factory must return, as "module:attribute" (imported only to check)

@@ -88,7 +88,7 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.]+", "_", text).strip("_")[:60] or "run"
 
 
-class RunDir:
+class RunDirWriter:
     """A run directory being written."""
 
     def __init__(self, path: Path) -> None:
@@ -97,7 +97,7 @@ class RunDir:
 
     @classmethod
     def create(cls, out: str | Path, dataset: str, backbone: str, policy: str, name: str | None = None,
-               files: dict[str, str] | None = None) -> RunDir:
+               files: dict[str, str] | None = None) -> RunDirWriter:
         """A new run directory under ``out`` holding ``files`` (name -> text) and locked by this
         process. It is filled under a hidden temp name and renamed into place, so it appears
         complete or not at all; a name taken meanwhile (by a concurrent run) moves on to the
@@ -278,7 +278,7 @@ def read_run_config(run_dir: str | Path) -> RunConfig:
 
 
 @dataclass
-class LoadedRun:
+class TrainedModel:
     """A finished (or interrupted) run, ready for evaluation or export."""
 
     directory: Path
@@ -291,7 +291,7 @@ class LoadedRun:
     checkpoint: str
 
 
-def load_run(run_dir: str | Path, which: str = "best") -> LoadedRun:
+def load_run(run_dir: str | Path, which: str = "best") -> TrainedModel:
     """Rebuild a run's model with its ``best`` (or ``last``) weights, on the CPU, in eval mode."""
     from .models import build_model
     run_dir = Path(run_dir)
@@ -299,13 +299,13 @@ def load_run(run_dir: str | Path, which: str = "best") -> LoadedRun:
     state = load_checkpoint(run_dir, which)
     classes = list(state["classes"])
     model = build_model(config.backbone, len(classes), pretrained=False, head=config.head,
-                        dropout=config.dropout, input_size=config.image_size)
+                        dropout=config.dropout, image_size=config.image_size)
     model.load_state_dict(state["model"])
     model.eval()
     summary_path = run_dir / "summary.json"
     summary = read_json(summary_path) if summary_path.is_file() else {}
     meta = model.backbone.meta
-    return LoadedRun(run_dir, config, classes, model, meta, read_preprocessing(run_dir, meta, config.image_size),
+    return TrainedModel(run_dir, config, classes, model, meta, read_preprocessing(run_dir, meta, config.image_size),
                      summary, which)
 
 

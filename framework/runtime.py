@@ -3,9 +3,9 @@
 Everything needed to preprocess an image travels in the file's metadata (see
 :data:`METADATA_KEYS`), so a deployment needs the ``.onnx`` file and this module::
 
-    from tlf.runtime import Classifier
+    from tlf.runtime import OnnxClassifier
 
-    clf = Classifier("model.onnx")
+    clf = OnnxClassifier("model.onnx")
     for p in clf.predict(["cat.jpg", "dog.png"], top_k=3):
         print(p.labels, p.probabilities)
 
@@ -168,7 +168,7 @@ def _check_size(width: int, height: int) -> None:
         raise TlfError(f"cannot classify this image: {why}", hint="crop or resize it first")
 
 
-class Classifier:
+class OnnxClassifier:
     """An image classifier exported by ``tlf export``, run with onnxruntime.
 
     ``providers``: onnxruntime execution providers in order of preference (default:
@@ -209,7 +209,7 @@ class Classifier:
         self.classes: list[str] = list(meta["classes"])
         self.preprocessing = Preprocessing.from_metadata(meta, source=str(self.path))
         self.preprocessing.check_runtime(str(self.path))
-        self.crop = self.preprocessing.size
+        self.crop = self.preprocessing.image_size
         self.in_graph = bool(meta["preprocessing_in_graph"])
         self.dtype = np.uint8 if self.in_graph else np.float32
 
@@ -280,6 +280,6 @@ class Classifier:
                 for row, p in zip(order, probs)]
 
     def __repr__(self) -> str:
-        return (f"Classifier({str(self.path)!r}, classes={len(self.classes)}, input={self.crop}px, "
+        return (f"OnnxClassifier({str(self.path)!r}, classes={len(self.classes)}, input={self.crop}px, "
                 f"providers={self.providers})")
 

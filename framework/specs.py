@@ -4,8 +4,11 @@ Every spec has a ``name``, a one-line ``description``, optional ``aliases`` and 
 ``factory``. A spec whose ``argument`` is set is used as ``name:ARG`` on the command
 line (``partial:conv5``, ``folder:PATH``, ``timm:resnet18``).
 
-Factories take the argument (``None`` when absent) first; the objects named here are
-defined in the core:
+A ``factory`` is a callable or a ``"module:attr"`` reference imported when the plugin is
+first built (so registering stays cheap). It is called as ``factory(argument, request)``:
+the argument is ``None`` when absent, else its text parsed by the spec's ``parse`` (a
+callable or ``"module:attr"``, e.g. :func:`tlf.arguments.integer`; none = the text itself).
+The objects named here are defined in the core:
 
 - datasets:      ``factory(argument, request: tlf.data.DatasetRequest) -> tlf.data.Splits``
 - backbones:     ``factory(argument, request: tlf.models.BackboneRequest) -> tlf.models.Backbone``
@@ -15,10 +18,26 @@ defined in the core:
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar
+from importlib import import_module
+from typing import Any, Callable, ClassVar, Union
+
+from .errors import TlfError
 
 KINDS = ("datasets", "backbones", "policies", "augmentations", "loggers")
+SINGULAR = {"datasets": "dataset", "backbones": "backbone", "policies": "policy", "augmentations": "augmentation",
+            "loggers": "logger"}
+REFERENCE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")  # "module:attr"
+Callee = Union[Callable[..., Any], str]  # a callable, or "module:attr" naming one
+
+
+def load(callee: Callee) -> Callable[..., Any]:
+    """``callee`` itself, or the attribute its ``"module:attr"`` names (imported now)."""
+    if not isinstance(callee, str):
+        return callee
+    module, _, attr = callee.partition(":")
+    return getattr(import_module(module), attr)
 
 
 @dataclass(frozen=True)
@@ -28,11 +47,12 @@ class Spec:
     kind: ClassVar[str] = ""
     name: str
     description: str
-    factory: Callable[..., Any] = field(repr=False, compare=False)
+    factory: Callee = field(repr=False, compare=False)
     aliases: tuple[str, ...] = ()
     argument: str | None = None  # metavar of ``name:ARG``; None = takes no argument
     argument_required: bool = False
     plugin: str = ""  # the providing distribution, filled in by the registry
+    parse: Callee | None = field(default=None, repr=False, compare=False)  # ARG's text -> the factory's argument
 
     def __post_init__(self) -> None:
         if isinstance(self.aliases, str):
@@ -43,10 +63,29 @@ class Spec:
                 raise ValueError(f"invalid {self.kind} plugin name {name!r}: a non-empty word without ':'")
         if not self.description or "\n" in self.description:
             raise ValueError(f"{self.kind} plugin {self.name!r} needs a one-line description")
-        if not callable(self.factory):
-            raise ValueError(f"{self.kind} plugin {self.name!r}: factory {self.factory!r} is not callable")
+        for what in ("factory", "parse"):
+            value = getattr(self, what)
+            if not (callable(value) or (isinstance(value, str) and REFERENCE.fullmatch(value))
+                    or (what == "parse" and value is None)):
+                raise ValueError(f"{self.kind} plugin {self.name!r}: {what} {value!r} is neither callable "
+                                 f"nor a 'module:attr' reference")
         if self.argument_required and self.argument is None:
             raise ValueError(f"{self.kind} plugin {self.name!r}: argument_required needs an argument metavar")
+
+    def argument_value(self, argument: str | None) -> Any:
+        """What the factory is given for ``argument`` (the text after ``name:``): parsed by
+        ``parse``; a bad one is a one-line :class:`TlfError` naming the plugin."""
+        if argument is None or self.parse is None:
+            return argument
+        try:
+            return load(self.parse)(argument)
+        except ValueError as exc:
+            raise TlfError(f"{SINGULAR[self.kind]} {self.name!r}: bad argument {argument!r}: {exc}",
+                           hint=f"write it as {self.usage!r}") from None
+
+    def build(self, argument: str | None, request: Any) -> Any:
+        """``factory(parsed argument, request)``."""
+        return load(self.factory)(self.argument_value(argument), request)
 
     @property
     def usage(self) -> str:
@@ -66,12 +105,11 @@ class DatasetSpec(Spec):
 
 @dataclass(frozen=True)
 class BackboneSpec(Spec):
+    """A backbone's size, mean/std and feature dimension are not here: the model's
+    :class:`tlf.models.BackboneMeta` states them, once, for the model actually built."""
+
     kind: ClassVar[str] = "backbones"
-    feature_dim: int | None = None  # None when it depends on the argument
-    input_size: int | None = None
-    mean: tuple[float, float, float] | None = None
-    std: tuple[float, float, float] | None = None
-    weights: str | None = None  # where pretrained weights come from, in words
+    weights: str | None = None  # where pretrained weights come from, in words (meta.weights: what was loaded)
 
 
 @dataclass(frozen=True)

@@ -97,7 +97,7 @@ class Loggers:
         for spec, argument in check_loggers(text):
             label = spec.name if argument is None else f"{spec.name}:{argument}"
             try:
-                loggers[label] = spec.factory(argument, request)
+                loggers[label] = spec.build(argument, request)
             except TlfError:
                 raise
             except Exception as exc:  # the tracker is down: the training is worth more than its log

@@ -13,7 +13,7 @@ from tlf.models import Classifier, build_model
 
 @lru_cache(maxsize=None)
 def _cached(backbone: str, num_classes: int, head: str) -> Classifier:
-    return build_model(backbone, num_classes, pretrained=False, head=head, input_size=32)
+    return build_model(backbone, num_classes, pretrained=False, head=head, image_size=32)
 
 
 def model(backbone: str, num_classes: int = 3, head: str = "linear") -> Classifier:

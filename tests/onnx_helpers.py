@@ -43,7 +43,7 @@ def eval_pipeline(model, size: int):
     """tlf's own evaluation transform (tlf.augment) for ``model`` at ``size`` px."""
     from tlf.augment import AugmentRequest, build_pipeline
     meta = model.backbone.meta
-    return build_pipeline("none", AugmentRequest(size=size, mean=meta.mean, std=meta.std, interpolation=meta.interpolation,
+    return build_pipeline("none", AugmentRequest(image_size=size, mean=meta.mean, std=meta.std, interpolation=meta.interpolation,
                                                  crop_pct=meta.crop_pct, num_classes=len(CLASSES)))
 
 
@@ -67,7 +67,7 @@ def export_small(tmp: Path, backbone: str = "resnet18", size: int = 32, **kwargs
     from tlf.export import export_onnx
     model = build(backbone)
     images, _ = shapes(12, size, seed=1)
-    report = export_onnx(model, tmp / f"{backbone}.onnx", input_size=size, metadata=metadata_for(model, size),
+    report = export_onnx(model, tmp / f"{backbone}.onnx", image_size=size, metadata=metadata_for(model, size),
                          sample_images=chw(images), **kwargs)
     return model, report
 
@@ -87,7 +87,7 @@ def make_run(tmp: Path, backbone: str = "resnet18", size: int = 32, dataset: str
     splits = load_splits(config)
     classes = splits.classes
     torch.manual_seed(0)
-    model = build_model(backbone, len(classes), pretrained=False, input_size=size).eval()
+    model = build_model(backbone, len(classes), pretrained=False, image_size=size).eval()
     fit_head(model, splits, size)
     run = tmp / f"run-{backbone}"
     run.mkdir(parents=True)

@@ -11,7 +11,7 @@ from tlf.augment import AugmentRequest, Augmentation, build_pipeline, sample_see
 from tlf.augment.mixing import CutMix, MixUp
 from tlf.errors import TlfError
 
-REQUEST = AugmentRequest(size=32, num_classes=4, seed=3)
+REQUEST = AugmentRequest(image_size=32, num_classes=4, seed=3)
 IMAGE = random_images(1, 45, 60, seed=1)[0]
 ALL = ["none", "basic", "flip", "strong", "cutout", "randaugment", "randaugment:3,5", "trivialaugment",
        "basic+cutout+mixup", "basic+mixup+cutmix:0.5", "rand+basic", "trivial+flip"]
@@ -45,7 +45,7 @@ def test_sample_seed_differs_per_epoch_and_index():
 
 
 def test_eval_resizes_short_side_then_center_crops():
-    request = AugmentRequest(size=32, crop_pct=0.5)  # short side 64, center 32x32
+    request = AugmentRequest(image_size=32, crop_pct=0.5)  # short side 64, center 32x32
     pipeline = build_pipeline("none", request)
     image = np.zeros((100, 200, 3), np.uint8)
     image[:, 100:] = 255  # right half white: the center crop straddles the edge
@@ -80,10 +80,11 @@ def test_composition_order_crop_first_and_batch_choice():
     ("", "empty augmentation"),
     ("basic+strong", "both crop"),
     ("flip+flip", "listed twice"),
-    ("mixup:abc", "mixup alpha must be a number"),
+    ("mixup:abc", "augmentation 'mixup': bad argument 'abc': 'abc' is not a valid float"),
     ("cutmix:-1", "cutmix alpha must be a positive number"),
     ("randaugment:0,5", "bad randaugment argument"),
-    ("randaugment:2,5,1", "bad randaugment argument"),
+    ("randaugment:2,5,1", "'randaugment': bad argument '2,5,1': at most 2"),
+    ("randaugment:2,x", "'x' is not a valid integer"),
     ("basic:3", "takes no argument"),
 ])
 def test_bad_text_is_a_tlf_error(text, message):
@@ -93,11 +94,11 @@ def test_bad_text_is_a_tlf_error(text, message):
 
 def test_mixing_needs_classes_and_bad_request_fields_are_errors():
     with pytest.raises(TlfError, match="number of classes"):
-        build_pipeline("mixup", AugmentRequest(size=32))
+        build_pipeline("mixup", AugmentRequest(image_size=32))
     with pytest.raises(TlfError, match="interpolation"):
-        AugmentRequest(size=32, interpolation="fancy")
+        AugmentRequest(image_size=32, interpolation="fancy")
     with pytest.raises(TlfError, match="crop_pct"):
-        AugmentRequest(size=32, crop_pct=1.5)
+        AugmentRequest(image_size=32, crop_pct=1.5)
 
 
 @pytest.mark.parametrize("mix", [MixUp(0.4, 5, seed=0), CutMix(1.0, 5, seed=0)])
@@ -138,7 +139,7 @@ def test_third_party_cropper_must_end_at_input_size():
     from tlf.augment import Pipeline
     import albumentations as A
     pipeline = Pipeline("bad", REQUEST, [("bad", Augmentation(image=[A.RandomCrop(16, 16)], crops=True))])
-    with pytest.raises(RuntimeError, match="must end at the input size"):
+    with pytest.raises(RuntimeError, match="must end at the image size"):
         pipeline.train(IMAGE, 0)
 
 

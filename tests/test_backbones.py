@@ -66,11 +66,11 @@ def test_stage_cut_points_keep_native_names() -> None:
 
 def test_meta_describes_the_input() -> None:
     meta = fresh_model("mobilenet_v3_large").backbone.meta  # torchvision: resize 232, crop 224
-    assert (meta.input_size, meta.interpolation, meta.crop_pct, meta.weights) == (224, "bilinear", 0.9655, None)
+    assert (meta.image_size, meta.interpolation, meta.crop_pct, meta.weights) == (224, "bilinear", 0.9655, None)
     assert meta.mean == (0.485, 0.456, 0.406)
     lite = fresh_model("efficientnet_lite0").backbone.meta
-    assert (lite.mean, lite.std, lite.input_size) == ((0.5,) * 3, (0.5,) * 3, 224)
-    assert backbone("efficientnet_lite2", pretrained=False).meta.input_size == 260
+    assert (lite.mean, lite.std, lite.image_size) == ((0.5,) * 3, (0.5,) * 3, 224)
+    assert backbone("efficientnet_lite2", pretrained=False).meta.image_size == 260
 
 
 def test_torchvision_weights_come_from_the_torch_hub_cache(tmp_path: Path, monkeypatch) -> None:
@@ -243,8 +243,8 @@ def test_timm_errors() -> None:
 
 
 def test_mlp_head_follows_the_feature_map() -> None:
-    small = build_model("resnet18", 4, pretrained=False, head="mlp", input_size=32)
-    large = build_model("resnet18", 4, pretrained=False, head="mlp", input_size=64)
+    small = build_model("resnet18", 4, pretrained=False, head="mlp", image_size=32)
+    large = build_model("resnet18", 4, pretrained=False, head="mlp", image_size=64)
     assert small.head.fc1.in_features == 512 and large.head.fc1.in_features == 512 * 2 * 2
     assert small.head.fc1.out_features == 512
     assert large(torch.randn(2, 3, 64, 64)).shape == (2, 4)
@@ -273,3 +273,19 @@ def test_vgg_pretrained_weights_load_without_the_old_classifier(tmp_path: Path, 
     loaded = backbone("vgg11_bn")
     assert torch.equal(loaded.stages.conv5.features_25.weight, state["features.25.weight"])
     assert torch.equal(loaded.stages.conv1.features_1.running_var, state["features.1.running_var"])
+
+
+def test_weights_loader_takes_the_file_then_the_pretrained_source_then_random(tmp_path: Path) -> None:
+    from tlf.models.weights import Pretrained, load_weights
+    model = torch.nn.Linear(2, 2)
+    torch.save({k: torch.ones_like(v) for k, v in model.state_dict().items()}, tmp_path / "w.pt")
+    fetched = []
+
+    def pretrained() -> Pretrained:
+        fetched.append(1)
+        return Pretrained("hub", {k: torch.full_like(v, 2.0) for k, v in model.state_dict().items()})
+
+    assert load_weights(model, BackboneRequest(weights=tmp_path / "w.pt"), pretrained) == str(tmp_path / "w.pt")
+    assert fetched == [] and bool(model.weight.eq(1).all())
+    assert load_weights(model, BackboneRequest(), pretrained) == "hub" and bool(model.weight.eq(2).all())
+    assert load_weights(model, BackboneRequest(pretrained=False), pretrained) is None and fetched == [1]

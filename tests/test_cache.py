@@ -15,7 +15,7 @@ from tlf.data import FileImageSet, Splits
 from tlf.data import cache as decode_cache
 from tlf.data.loaders import build_eval_loader, build_loaders, choose_cache
 
-PIPELINE = build_pipeline("none", AugmentRequest(size=24, crop_pct=0.875))  # short side 27
+PIPELINE = build_pipeline("none", AugmentRequest(image_size=24, crop_pct=0.875))  # short side 27
 
 
 class CountingSet(FileImageSet):
@@ -93,7 +93,7 @@ def test_unreadable_images_are_skipped_and_reported(tmp_path):
 
 def test_loader_batches_equal_with_and_without_cache(tmp_path):
     splits = Splits("x", ["a", "b", "c"], file_set(tmp_path / "t", 8), file_set(tmp_path / "v", 5, fmt="jpg"))
-    pipeline = build_pipeline("basic", AugmentRequest(size=24, num_classes=3))
+    pipeline = build_pipeline("basic", AugmentRequest(image_size=24, num_classes=3))
     _, cached_val = build_loaders(splits, pipeline, batch_size=4, workers=2, seed=0, cache="disk")
     _, plain_val = build_loaders(splits, pipeline, batch_size=4, workers=0, seed=0, cache="off")
     for (a, ya), (b, yb) in zip(cached_val, plain_val):
@@ -105,7 +105,7 @@ def test_eval_loader_decodes_only_the_validation_images(tmp_path):
     the training run's validation batches."""
     train, val = counting(file_set(tmp_path / "t", 8)), counting(file_set(tmp_path / "v", 5, fmt="jpg"))
     splits = Splits("x", ["a", "b", "c"], train, val)
-    pipeline = build_pipeline("basic", AugmentRequest(size=24, num_classes=3))
+    pipeline = build_pipeline("basic", AugmentRequest(image_size=24, num_classes=3))
     CountingSet.loads = 0
     alone = build_eval_loader(splits, pipeline, batch_size=4, workers=0, seed=0, cache="disk")
     assert CountingSet.loads == 5 and alone.cache_mode == "disk"
@@ -189,7 +189,7 @@ def test_parse_bytes():
 def test_peak_memory_of_a_build_does_not_grow_with_the_dataset(tmp_path):
     images = file_set(tmp_path / "img", 60, sizes=((96, 128),))
     images.fingerprint(), [images.key(i) for i in range(60)]  # warm-up outside the measurement
-    pipeline = build_pipeline("none", AugmentRequest(size=64, crop_pct=1.0))  # cache 64x85 per image
+    pipeline = build_pipeline("none", AugmentRequest(image_size=64, crop_pct=1.0))  # cache 64x85 per image
     tracemalloc.start()
     result = decode_cache.build(images, pipeline, tmp_path / "cache", threads=2)
     _, peak = tracemalloc.get_traced_memory()

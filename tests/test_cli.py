@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
+import click
 import pytest
 from plugin_helpers import example_site, make_dist, one_spec_module, run_tlf
 
 from tlf import __version__
+from tlf.cli import cli
 
 HELLO = ("import click\nfrom tlf.hookspecs import hookimpl\n"
          "@hookimpl\ndef tlf_register_commands(cli):\n"
@@ -58,8 +61,7 @@ def test_plugin_details() -> None:
     assert result.returncode == 0, result.stderr
     assert "policy bn-only" in result.stdout and "tlf-plugin-example 0.1.0" in result.stdout
     rows = json.loads(run_tlf("plugins", "smallcnn", "--json", paths=[example_site()]).stdout)["plugins"]
-    assert [(row["name"], row["details"]["feature_dim"], row["details"]["input_size"]) for row in rows] == [
-        ("smallcnn", 256, 32)]
+    assert [(row["name"], row["details"]) for row in rows] == [("smallcnn", {"weights": None})]
 
 
 def test_table_lists_every_kind() -> None:
@@ -133,3 +135,24 @@ def test_json_writes_custom_spec_fields_as_text(tmp_path: Path) -> None:
     result = run_tlf("plugins", "mine", "--json", paths=[site])
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["plugins"][0]["details"]["root"] == "/data/x"
+
+
+def _options(command: click.Command) -> list[click.Option]:
+    """Every option of ``command`` and of its subcommands, all the way down."""
+    found = [p for p in command.params if isinstance(p, click.Option)]
+    if isinstance(command, click.Group):
+        ctx = click.Context(command)
+        for name in command.list_commands(ctx):
+            found += _options(command.get_command(ctx, name))
+    return found
+
+
+def test_a_short_flag_means_one_thing_in_every_command() -> None:
+    """``-b`` is ``--backbone`` everywhere; the long names of one short flag may differ only
+    in form (``--policy``/``--policies``, ``--out`` DIR/``--output`` FILE)."""
+    meaning: dict[str, set[str]] = {}
+    for option in _options(cli):
+        longs = [o[2:] for o in option.opts if o.startswith("--")]
+        for short in (o for o in option.opts if not o.startswith("--")):
+            meaning.setdefault(short, set()).update(longs)
+    assert {s: sorted(ls) for s, ls in meaning.items() if len(os.path.commonprefix(sorted(ls))) < 3} == {}

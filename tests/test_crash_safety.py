@@ -19,7 +19,7 @@ from test_engine import FAST, make_colour_folder
 from test_plugins import plugin
 from tlf.errors import TlfError
 from tlf.pluginmanager import get_plugin_manager
-from tlf.rundir import RunDir, load_checkpoint
+from tlf.rundir import RunDirWriter, load_checkpoint
 
 TIMING = {"images_per_second", "epoch_seconds"}
 
@@ -48,7 +48,7 @@ def metrics(run_dir: Path) -> list[dict]:
 def _create(out: str, barrier, results) -> None:
     barrier.wait()
     try:
-        results.put(str(RunDir.create(out, "data", "net", "policy").path))
+        results.put(str(RunDirWriter.create(out, "data", "net", "policy").path))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent
         results.put(f"{type(exc).__name__}: {exc}")
 
@@ -70,32 +70,32 @@ def test_eight_concurrent_creations_get_eight_directories(tmp_path):
 
 
 def test_a_run_directory_appears_only_complete(tmp_path, monkeypatch):
-    run = RunDir.create(tmp_path, "d", "b", "p", files={"config.yaml": "epochs: 1\n", "classes.json": "[]\n"})
+    run = RunDirWriter.create(tmp_path, "d", "b", "p", files={"config.yaml": "epochs: 1\n", "classes.json": "[]\n"})
     assert {p.name for p in run.path.iterdir()} == {"config.yaml", "classes.json", ".lock"}
     run.unlock()
 
     def broken(self, name, text):  # as if the process died while filling the directory
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(RunDir, "write_text", broken)
+    monkeypatch.setattr(RunDirWriter, "write_text", broken)
     with pytest.raises(OSError):
-        RunDir.create(tmp_path, "d", "b", "p", name="second", files={"config.yaml": "epochs: 1\n"})
+        RunDirWriter.create(tmp_path, "d", "b", "p", name="second", files={"config.yaml": "epochs: 1\n"})
     assert sorted(p.name for p in tmp_path.iterdir()) == [run.path.name]
 
 
 def test_a_folder_left_empty_by_an_interrupted_start_is_taken_over(tmp_path):
     (tmp_path / "named").mkdir()  # what an older tlf left when killed before config.yaml
-    run = RunDir.create(tmp_path, "d", "b", "p", name="named", files={"config.yaml": "epochs: 1\n"})
+    run = RunDirWriter.create(tmp_path, "d", "b", "p", name="named", files={"config.yaml": "epochs: 1\n"})
     assert (run.path / "config.yaml").is_file() and run.path == tmp_path / "named"
     run.unlock()
     with pytest.raises(TlfError, match="already exists"):
-        RunDir.create(tmp_path, "d", "b", "p", name="named", files={"config.yaml": "epochs: 1\n"})
+        RunDirWriter.create(tmp_path, "d", "b", "p", name="named", files={"config.yaml": "epochs: 1\n"})
 
 
 def test_a_run_being_trained_cannot_be_resumed_twice(colours, tmp_path):
     run = train(colours, tmp_path)
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from tlf.rundir import RunDir; "
-                               f"RunDir({str(run.directory)!r}).lock(); print('locked', flush=True); time.sleep(120)"],
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from tlf.rundir import RunDirWriter; "
+                               f"RunDirWriter({str(run.directory)!r}).lock(); print('locked', flush=True); time.sleep(120)"],
                               stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
@@ -138,7 +138,7 @@ class _FailingFile:
 @pytest.mark.parametrize("code, cause", [(errno.ENOSPC, "the disk is full"), (errno.EFBIG, "the file is too large"),
                                          (errno.EPERM, "permission denied")])
 def test_a_failed_checkpoint_write_is_one_line_and_keeps_the_previous_file(tmp_path, monkeypatch, code, cause):
-    run = RunDir(tmp_path)
+    run = RunDirWriter(tmp_path)
     run.save_checkpoint("last", {"epoch": 1, "weights": torch.zeros(4)})
     before = (tmp_path / "last.pt").read_bytes()
     fdopen = os.fdopen

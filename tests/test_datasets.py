@@ -419,7 +419,7 @@ def test_synthetic_defaults_and_structure():
 
 
 @pytest.mark.parametrize("argument, message", [
-    ("colour=3", "unknown synthetic option"), ("classes=9", "classes must be"), ("train=x", "integer"),
+    ("colour=3", "dataset 'synthetic': bad argument 'colour=3': unknown option 'colour'"), ("classes=9", "classes must be"), ("train=x", "integer"),
     ("size=4", "size must be"), ("val=0", "at least one"),
 ])
 def test_synthetic_bad_options(argument, message):

@@ -19,7 +19,7 @@ from tlf import __version__
 from tlf.errors import TlfError
 from tlf.export import TOLERANCE, export_onnx, normalize, quantize_int8
 from tlf.export import onnx_export
-from tlf.runtime import Classifier, decode_metadata
+from tlf.runtime import OnnxClassifier, decode_metadata
 
 # backbone -> input size: small enough for a fast CPU suite
 MODELS = {"efficientnet_lite0": 64, "resnet18": 64, "vgg11": 32}
@@ -66,7 +66,7 @@ def test_metadata_round_trip(exports):
     props = {p.key: p.value for p in onnx.load(report.path).metadata_props}
     assert all(json.loads(props[f"tlf.{k}"]) == v for k, v in expected.items())
     assert decode_metadata(props) == expected == report.metadata
-    assert Classifier(report.path).metadata == expected
+    assert OnnxClassifier(report.path).metadata == expected
 
 
 def test_fp16_export_halves_the_file_within_fp16_tolerance(tmp_path, exports):
@@ -77,7 +77,7 @@ def test_fp16_export_halves_the_file_within_fp16_tolerance(tmp_path, exports):
     assert 0.45 < report.size_bytes / fp32_size < 0.55
     sess = ort.InferenceSession(report.path, providers=["CPUExecutionProvider"])
     assert sess.get_inputs()[0].type == "tensor(float)"  # io stays float32
-    assert Classifier(report.path).metadata["precision"] == "fp16"
+    assert OnnxClassifier(report.path).metadata["precision"] == "fp16"
     with pytest.raises(TlfError, match="starts from fp32"):
         quantize_int8(report.path, tmp_path / "q.onnx", calibration_images=chw(shapes(2, 32)[0]),
                       eval_images=chw(shapes(2, 32)[0]), eval_labels=[0, 1])
@@ -90,7 +90,7 @@ def test_preprocessing_in_graph_takes_uint8(tmp_path):
     images = chw(shapes(5, 32, seed=3)[0])
     got = sess.run(None, {"input": images})[0]
     assert np.abs(got - torch_logits(model, images)).max() < 1e-4
-    clf = Classifier(report.path)
+    clf = OnnxClassifier(report.path)
     assert clf.in_graph and clf.preprocess(shapes(1, 40)[0][0]).dtype == np.uint8
 
 
@@ -105,7 +105,7 @@ def test_int8_quantization_reports_size_and_accuracy(tmp_path, exports):
     assert 0 <= q.fp32_accuracy <= 1 and 0 <= q.int8_accuracy <= 1 and 0 <= q.top1_agreement <= 1
     proto = onnx.load(q.path)
     assert any(n.op_type == "QuantizeLinear" for n in proto.graph.node)  # QDQ format
-    clf = Classifier(q.path)
+    clf = OnnxClassifier(q.path)
     assert clf.metadata["precision"] == "int8" and clf.classes == CLASSES
     assert len(clf.predict(images[:3], top_k=2)) == 3
 
@@ -126,7 +126,7 @@ class Drifting(nn.Module):
 def test_parity_gate_failure_shows_the_figures(tmp_path):
     meta = {"classes": CLASSES, "resize": 36, "mean": [0.5] * 3, "std": [0.5] * 3, "interpolation": "bilinear"}
     with pytest.raises(TlfError) as err:
-        export_onnx(Drifting(), tmp_path / "bad.onnx", input_size=32, metadata=meta, exporter="torchscript",
+        export_onnx(Drifting(), tmp_path / "bad.onnx", image_size=32, metadata=meta, exporter="torchscript",
                     sample_images=chw(shapes(4, 32)[0]))
     message = str(err.value)
     assert "parity gate" in message and "disagrees with PyTorch: max |logit diff|" in message and "torchscript" in message
@@ -150,11 +150,11 @@ def test_auto_falls_back_to_torchscript_and_says_why(tmp_path, monkeypatch):
 
 def test_random_inputs_are_reported_and_opset_is_honoured(tmp_path):
     model = build("resnet18")
-    report = export_onnx(model, tmp_path / "m.onnx", input_size=32, metadata=metadata_for(model, 32),
+    report = export_onnx(model, tmp_path / "m.onnx", image_size=32, metadata=metadata_for(model, 32),
                          exporter="torchscript", opset=17)
     assert report.opset == 17 and report.parity.inputs == "random" and report.notes
     with pytest.raises(TlfError, match="unknown exporter"):
-        export_onnx(model, tmp_path / "m.onnx", input_size=32, metadata=metadata_for(model, 32), exporter="jit")
+        export_onnx(model, tmp_path / "m.onnx", image_size=32, metadata=metadata_for(model, 32), exporter="jit")
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +174,7 @@ def test_cli_exports_a_run_with_int8(run_export, tmp_path):
     q = report["quantization"]
     assert q["path"] == str(run / "model.int8.onnx") and q["calibration_images"] == 12 and q["eval_images"] == 24
     assert q["size_ratio"] < 0.35 and q["accuracy_change"] == pytest.approx(q["int8_accuracy"] - q["fp32_accuracy"])
-    meta = Classifier(run / "model.onnx").metadata
+    meta = OnnxClassifier(run / "model.onnx").metadata
     assert meta["dataset"] == "synthetic:train=6,val=4" and meta["backbone"] == "resnet18" and meta["policy"] == "scratch"
     assert meta["val_accuracy"] == 0.25 and meta["crop"] == 32 and meta["downscale"] == "area"
     text = CliRunner().invoke(cli, ["export", str(run), "-o", str(tmp_path / "x.onnx"), "--exporter", "torchscript",
@@ -192,7 +192,7 @@ def test_runtime_predictions_equal_tlf_evaluate(run_export):
     run, report = run_export
     evaluation = tlf.evaluate(run, write=False, workers=0)
     splits = load_splits(read_run_config(run))  # the run's plan, typed
-    predictions = Classifier(run / "model.onnx").predict([splits.val.load(i) for i in range(len(splits.val))])
+    predictions = OnnxClassifier(run / "model.onnx").predict([splits.val.load(i) for i in range(len(splits.val))])
     predicted = np.array([p.indices[0] for p in predictions])
     assert len(set(predicted)) > 2  # the check means something: several classes predicted
     assert confusion_matrix(splits.val.labels, predicted, len(splits.classes)).tolist() == evaluation["confusion_matrix"]

@@ -107,10 +107,10 @@ def test_dataset_scan_reports_hostile_files_and_keeps_the_rest(tmp_path):
 
 def test_runtime_bounds_in_memory_images_too(tmp_path):
     from onnx_helpers import export_small
-    from tlf.runtime import Classifier
+    from tlf.runtime import OnnxClassifier
 
     _, report = export_small(tmp_path, "resnet18", 32, exporter="torchscript")
-    classifier = Classifier(report.path)
+    classifier = OnnxClassifier(report.path)
     with pytest.raises(TlfError, match="too elongated"):
         classifier.preprocess(np.zeros((1, 2000, 3), np.uint8))
     with pytest.raises(TlfError, match="too elongated"):

@@ -20,7 +20,7 @@ def inspect_json(*args: str) -> dict:
 
 
 def test_vgg16_shapes_at_32() -> None:
-    info = inspect_json("--backbone", "vgg16", "--input-size", "32", "--num-classes", "10")
+    info = inspect_json("--backbone", "vgg16", "--image-size", "32", "--num-classes", "10")
     shapes = [tuple(row["output_shape"]) for row in info["stages"]]
     assert shapes == [(64, 16, 16), (128, 8, 8), (256, 4, 4), (512, 2, 2), (512, 1, 1)]
     assert info["head"]["output_shape"] == [10] and info["weights"] is None
@@ -29,7 +29,7 @@ def test_vgg16_shapes_at_32() -> None:
 
 @pytest.mark.parametrize("backbone", ["vgg16", "resnet50", "convnext_tiny", "efficientnet_lite0"])
 def test_partial_conv5_freezes_exactly_conv1_to_conv4(backbone: str) -> None:
-    info = inspect_json("--backbone", backbone, "--policy", "partial:conv5", "--input-size", "32",
+    info = inspect_json("--backbone", backbone, "--policy", "partial:conv5", "--image-size", "32",
                         "--num-classes", "3")
     model = fresh_model(backbone)
     build_policy("partial:conv5").apply(model)
@@ -47,12 +47,12 @@ def test_partial_conv5_freezes_exactly_conv1_to_conv4(backbone: str) -> None:
 
 
 def test_table_output_and_train_bn() -> None:
-    result = CliRunner().invoke(cli, ["inspect", "-b", "resnet18", "-p", "transfer", "--input-size", "64",
+    result = CliRunner().invoke(cli, ["inspect", "-b", "resnet18", "-p", "transfer", "--image-size", "64",
                                       "--train-bn"], terminal_width=140)
     assert result.exit_code == 0, result.output
     for text in ("conv1", "conv5", "layer4", "head", "total", "(512, 2, 2)", "norm only"):
         assert text in result.output
-    info = inspect_json("-b", "resnet18", "-p", "transfer", "--input-size", "64", "--train-bn")
+    info = inspect_json("-b", "resnet18", "-p", "transfer", "--image-size", "64", "--train-bn")
     assert all(0 < row["trainable"] < row["params"] for row in info["stages"])
 
 
@@ -72,7 +72,7 @@ def test_weights_file_is_checked(tmp_path) -> None:
     torch.save(torchvision.models.resnet34().state_dict(), path)
     result = CliRunner().invoke(cli, ["inspect", "-b", "resnet18", "--weights", str(path)])
     assert result.exit_code == 1 and "do not fit" in result.output
-    info = inspect_json("-b", "resnet34", "--weights", str(path), "--input-size", "32", "-p", "transfer")
+    info = inspect_json("-b", "resnet34", "--weights", str(path), "--image-size", "32", "-p", "transfer")
     assert info["weights"] == str(path) and info["policy_defaults"] == {"lr": 1e-3, "epochs": 10, "augment": "none",
                                                                   "min_steps": 300, "head_lr_scale": 1.0}
 

@@ -10,7 +10,7 @@ from tlf.data.model_input import to_model_input
 from tlf.data.loaders import EpochSampler, build_loaders
 from tlf.errors import TlfError
 
-REQUEST = AugmentRequest(size=24, num_classes=3, seed=0)
+REQUEST = AugmentRequest(image_size=24, num_classes=3, seed=0)
 
 
 def _epochs(loader, n):

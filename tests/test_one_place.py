@@ -92,3 +92,22 @@ def test_the_guards_see_the_copies_they_forbid(tmp_path) -> None:
     assert sorted(p.split(": ")[1] for p in preprocessing_arithmetic(copy)) == [
         "ImageNet mean/std literal", "normalization constants", "pixel normalization", "short-side scale"]
     assert [items for _, items in string_collections(copy) if resumable_list(items)]
+
+
+def test_backbone_facts_live_only_in_the_meta() -> None:
+    """A backbone's size, mean/std, interpolation, crop and feature dimension are stated by
+    its BackboneMeta; the spec's ``weights`` is another fact (the source, not what was loaded)."""
+    from dataclasses import fields
+
+    from tlf.models import BackboneMeta
+    from tlf.specs import BackboneSpec
+    meta_facts = {f.name for f in fields(BackboneMeta)} - {"name", "weights"}
+    assert meta_facts & {f.name for f in fields(BackboneSpec)} == set()
+
+
+def test_backbone_families_leave_the_weights_choice_to_the_loader() -> None:
+    """"local file, else pretrained, else random" is decided in tlf.models.weights.load_weights."""
+    deciding = [f"{path.relative_to(ROOT)}:{number}" for path in SOURCES if "backbones" in path.parts
+                for number, line in enumerate(path.read_text().splitlines(), 1)
+                if "request.weights" in line or "request.pretrained" in line]
+    assert deciding == []

@@ -156,7 +156,7 @@ def test_example_augmentation_through_the_registry(monkeypatch: pytest.MonkeyPat
     import numpy as np
 
     registry = Registry(loaded(monkeypatch, example_site()))
-    request = augment.AugmentRequest(size=32, mean=(0.5,) * 3, std=(0.5,) * 3, interpolation="bilinear",
+    request = augment.AugmentRequest(image_size=32, mean=(0.5,) * 3, std=(0.5,) * 3, interpolation="bilinear",
                                      crop_pct=1.0, num_classes=2, seed=0)
     augmentation = registry.create("augmentations", "grayscale:1", request)
     assert augmentation.batch is None and not augmentation.crops
@@ -372,3 +372,20 @@ def test_global_registry_follows_new_registrations() -> None:
         del pm.infos["test-only"]
     with pytest.raises(TlfError):
         get_registry().find("test-only-data")
+
+
+def test_factory_and_parse_may_be_module_attr_references() -> None:
+    """Every kind's spec takes a "module:attr" factory (imported when built) or a plain callable,
+    and its ``parse`` turns ARG's text into the factory's argument."""
+    from tlf.arguments import integer
+    from tlf.errors import TlfError
+    from tlf.specs import PolicySpec
+    lazy = PolicySpec(name="p", description="d", factory="operator:add", argument="N", parse="tlf.arguments:integer")
+    assert lazy.build("3", 4) == 7
+    plain = PolicySpec(name="q", description="d", factory=lambda argument, request: (argument, request),
+                       argument="N", parse=integer)
+    assert plain.build("3", "request") == (3, "request") and plain.build(None, "request") == (None, "request")
+    with pytest.raises(TlfError, match=r"policy 'q': bad argument 'x': 'x' is not a valid integer"):
+        plain.build("x", "request")
+    with pytest.raises(ValueError, match="neither callable nor a 'module:attr' reference"):
+        PolicySpec(name="r", description="d", factory="operator add")

@@ -13,7 +13,7 @@ from PIL import Image
 from helpers_models import single_thread  # noqa: F401 (autouse: one torch thread, faster on a busy machine)
 from onnx_helpers import CLASSES, export_small, shapes
 from tlf.cli import cli
-from tlf.runtime import Classifier
+from tlf.runtime import OnnxClassifier
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def test_json_lines_predict_the_rest_and_report_broken_files(setup):
     good = [r for r in rows if "error" not in r]
     assert all(len(r["labels"]) == 2 and set(r["labels"]) <= set(CLASSES) for r in good)
     # same answers as the Python API
-    expected = Classifier(model).predict([r["path"] for r in good], top_k=2)
+    expected = OnnxClassifier(model).predict([r["path"] for r in good], top_k=2)
     assert [r["labels"] for r in good] == [p.labels for p in expected]
     assert np.allclose([r["probabilities"] for r in good], [p.probabilities for p in expected])
 

@@ -16,7 +16,7 @@ from onnx_helpers import CLASSES, chw, eval_pipeline, export_small, shapes
 from tlf.errors import TlfError
 from tlf.export import normalize
 from tlf.preprocessing import short_side_shape as resized_shape
-from tlf.runtime import Classifier, encode_metadata, resize, softmax
+from tlf.runtime import OnnxClassifier, encode_metadata, resize, softmax
 
 SIZE = 32
 
@@ -48,7 +48,7 @@ def test_resize_is_cv2_resize(interpolation, flag):
 def test_preprocessing_matches_the_eval_transform(exported):
     """Runtime vs tlf's (albumentations/cv2) eval transform on assorted image shapes, measured."""
     model, path = exported
-    clf = Classifier(path)
+    clf = OnnxClassifier(path)
     pipeline = eval_pipeline(model, SIZE)
     assert pipeline.resize_short == clf.preprocessing.resize
     images, _ = shapes(24, SIZE, seed=2, square=False)
@@ -64,7 +64,7 @@ def test_preprocessing_matches_the_eval_transform(exported):
 
 def test_predictions_equal_pytorch(exported):
     model, path = exported
-    clf = Classifier(path)
+    clf = OnnxClassifier(path)
     images, _ = shapes(9, SIZE, seed=4, square=False)
     pipeline = eval_pipeline(model, SIZE)
     meta = model.backbone.meta
@@ -81,7 +81,7 @@ def test_predictions_equal_pytorch(exported):
 
 def test_paths_pil_and_arrays_give_the_same_answer(exported, tmp_path):
     _, path = exported
-    clf = Classifier(path)
+    clf = OnnxClassifier(path)
     image = shapes(1, 50, seed=7, square=False)[0][0]
     Image.fromarray(image).save(tmp_path / "a.png")
     Image.fromarray(image).convert("RGBA").save(tmp_path / "b.png")
@@ -103,9 +103,9 @@ def test_corrupted_file_is_a_clear_error(exported, tmp_path):
     truncated = tmp_path / "truncated.onnx"
     truncated.write_bytes(data[: len(data) // 3])
     with pytest.raises(TlfError, match="not a loadable ONNX model"):
-        Classifier(truncated)
+        OnnxClassifier(truncated)
     with pytest.raises(TlfError, match="not found"):
-        Classifier(tmp_path / "nothing.onnx")
+        OnnxClassifier(tmp_path / "nothing.onnx")
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the TorchScript exporter's deprecation notice
@@ -113,7 +113,7 @@ def test_model_without_tlf_metadata_is_refused(tmp_path):
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
     torch.onnx.export(net, (torch.randn(1, 3, 16, 16),), str(tmp_path / "plain.onnx"), dynamo=False)
     with pytest.raises(TlfError, match="not a tlf export.*tlf.classes"):
-        Classifier(tmp_path / "plain.onnx")
+        OnnxClassifier(tmp_path / "plain.onnx")
 
 
 def test_wrong_input_rank_is_refused(tmp_path):
@@ -126,16 +126,25 @@ def test_wrong_input_rank_is_refused(tmp_path):
     onnx.helper.set_model_props(model, encode_metadata(meta))
     onnx.save(model, tmp_path / "rank2.onnx")
     with pytest.raises(TlfError, match="rank-2 input"):
-        Classifier(tmp_path / "rank2.onnx")
+        OnnxClassifier(tmp_path / "rank2.onnx")
 
 
 def test_providers(exported):
     _, path = exported
-    assert Classifier(path, threads=1).providers[-1] == "CPUExecutionProvider"
+    assert OnnxClassifier(path, threads=1).providers[-1] == "CPUExecutionProvider"
     with pytest.raises(TlfError, match="not available"):
-        Classifier(path, providers=["NoSuchExecutionProvider"])
+        OnnxClassifier(path, providers=["NoSuchExecutionProvider"])
 
 
 def test_resized_shape_rounds_like_albumentations():
     assert resized_shape(375, 500, 73) == (73, round(500 * 73 / 375))
     assert resized_shape(10, 1000, 3) == (3, 300)
+
+
+def test_preprocessing_round_trips_and_reads_files_of_older_runs():
+    from tlf.preprocessing import Preprocessing
+    p = Preprocessing(image_size=32, resize=36, mean=(0.5,) * 3, std=(0.25,) * 3)
+    assert Preprocessing.from_dict(p.to_dict()) == p
+    older = {k: v for k, v in p.to_dict().items() if k != "image_size"} | {"size": 32}  # before the rename
+    assert Preprocessing.from_dict(older) == p
+    assert Preprocessing.from_metadata(p.to_metadata()) == p

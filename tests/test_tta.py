@@ -73,11 +73,11 @@ def test_export_bakes_flip_into_the_graph(run_dir, tmp_path):
     from tlf.data.model_input import to_model_input
     from tlf.export.run import export_run
     from tlf.rundir import load_run
-    from tlf.runtime import Classifier
+    from tlf.runtime import OnnxClassifier
 
     report = export_run(run_dir, tmp_path / "flip.onnx", tta="flip", parity_images=4)
     assert report.parity.ok
-    onnx_model = Classifier(report.path)
+    onnx_model = OnnxClassifier(report.path)
     assert onnx_model.metadata["tta"] == "flip"
     run = load_run(run_dir)
     images = np.random.default_rng(0).integers(0, 256, (3, 3, 32, 32), dtype=np.uint8)

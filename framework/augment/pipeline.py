@@ -38,18 +38,18 @@ CV2_FLAGS = {  # OpenCV's flag for each of tlf.preprocessing.INTERPOLATIONS
 class AugmentRequest:
     """What augmentation factories need to know about the model and the data."""
 
-    size: int  # square input size of the backbone
+    image_size: int  # the square size the model sees
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     interpolation: str = "bilinear"
-    crop_pct: float = 0.875  # eval: resize the short side to size / crop_pct, then center crop
+    crop_pct: float = 0.875  # eval: resize the short side to image_size / crop_pct, then center crop
     resize: int | None = None  # the eval short side when fixed already (tlf.preprocessing.Preprocessing.resize)
     num_classes: int = 0
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.size < 1:
-            raise TlfError(f"input size must be positive, got {self.size}", hint="use e.g. --size 224")
+        if self.image_size < 1:
+            raise TlfError(f"image size must be positive, got {self.image_size}", hint="use e.g. --image-size 224")
         if not 0 < self.crop_pct <= 1:
             raise TlfError(f"crop_pct must be in (0, 1], got {self.crop_pct}", hint="use e.g. 0.875")
         if self.interpolation not in INTERPOLATIONS:
@@ -64,7 +64,7 @@ class AugmentRequest:
     @property
     def resize_short(self) -> int:
         """Short side the eval transform resizes to before its center crop."""
-        return self.resize if self.resize is not None else resize_for(self.size, self.crop_pct)
+        return self.resize if self.resize is not None else resize_for(self.image_size, self.crop_pct)
 
 
 @dataclass
@@ -72,7 +72,7 @@ class Augmentation:
     """What an augmentation plugin returns.
 
     ``image``: albumentations transforms, uint8 HWC in and out; when ``crops`` is True
-    they end with a ``size`` x ``size`` image (e.g. a random resized crop), otherwise
+    they end with an ``image_size`` x ``image_size`` image (e.g. a random resized crop), otherwise
     the pipeline resizes and center-crops before them. ``batch``: a callable applied
     to whole batches on the device, ``(x float NCHW, y int64 N or float NxC) -> (x, y
     float NxC)``.
@@ -97,18 +97,18 @@ def sample_seed(seed: int, epoch: int, index: int) -> int:
 class ImageTransform:
     """An albumentations ``Compose`` that can be reseeded per call; picklable for workers."""
 
-    def __init__(self, transforms: Sequence[Any], size: int, seed: int) -> None:
+    def __init__(self, transforms: Sequence[Any], image_size: int, seed: int) -> None:
         self.compose = A.Compose(list(transforms), seed=seed)
-        self.size = size
+        self.image_size = image_size
 
     def __call__(self, image: np.ndarray, seed: int | None = None) -> np.ndarray:
-        """``image`` uint8 HxWx3 -> uint8 size x size x 3; ``seed`` makes the draw reproducible."""
+        """``image`` uint8 HxWx3 -> uint8 image_size x image_size x 3; ``seed`` makes the draw reproducible."""
         if seed is not None:
             self.compose.set_random_state(np.random.default_rng(seed), random.Random(seed))
         out = self.compose(image=image)["image"]
-        if out.shape != (self.size, self.size, 3) or out.dtype != np.uint8:
+        if out.shape != (self.image_size, self.image_size, 3) or out.dtype != np.uint8:
             raise RuntimeError(f"augmentation produced {out.shape} {out.dtype}, expected "
-                               f"({self.size}, {self.size}, 3) uint8: a cropping plugin must end at the input size")
+                               f"({self.image_size}, {self.image_size}, 3) uint8: a cropping plugin must end at the image size")
         return out
 
 
@@ -138,12 +138,11 @@ class Pipeline:
         if len(croppers) > 1:
             raise TlfError(f"augmentations {' and '.join(map(repr, croppers))} both crop the image",
                            hint="keep one of them (e.g. 'basic+cutout', not 'basic+strong')")
-        size = request.size
-        self.eval_transform = ImageTransform(self._resize_crop(), size, request.seed)
+        self.eval_transform = ImageTransform(self._resize_crop(), request.image_size, request.seed)
         image_ops = [op for _, aug in sorted(parts, key=lambda p: not p[1].crops) for op in aug.image]
         if not croppers:
             image_ops = self._resize_crop() + image_ops
-        self.train_transform = ImageTransform(image_ops, size, request.seed)
+        self.train_transform = ImageTransform(image_ops, request.image_size, request.seed)
         batch = [aug.batch for _, aug in parts if aug.batch is not None]
         self.batch: Callable[..., Any] | None = (
             None if not batch else batch[0] if len(batch) == 1 else BatchChoice(batch, request.seed))
@@ -153,7 +152,7 @@ class Pipeline:
         r = self.request
         return [A.SmallestMaxSize(max_size=r.resize_short, interpolation=r.cv2_interpolation,
                                   area_for_downscale="image", p=1.0),
-                A.CenterCrop(r.size, r.size, p=1.0)]
+                A.CenterCrop(r.image_size, r.image_size, p=1.0)]
 
     @property
     def resize_short(self) -> int:
@@ -175,7 +174,7 @@ class Pipeline:
         return self.eval_transform(image)
 
     def __repr__(self) -> str:
-        return f"Pipeline({self.text!r}, size={self.request.size}, resize_short={self.resize_short})"
+        return f"Pipeline({self.text!r}, image_size={self.request.image_size}, resize_short={self.resize_short})"
 
 
 def parse_parts(text: str) -> list[str]:
@@ -197,6 +196,6 @@ def build_pipeline(text: str, request: AugmentRequest) -> Pipeline:
         if spec.name in seen:
             raise TlfError(f"augmentation {spec.name!r} is listed twice in {text!r}", hint="list it once")
         seen.add(spec.name)
-        augmentation = check_product("augmentations", spec, spec.factory(argument, request))
+        augmentation = check_product("augmentations", spec, spec.build(argument, request))
         parts.append((spec.name, augmentation))
     return Pipeline(text, request, parts)

@@ -39,11 +39,11 @@ def inspect_model(backbone: str, policy: str | None = None, image_size: int | No
     num_classes = check_value("num_classes", num_classes, int, Range(1))
     freeze_policy = build_policy(policy, train_bn) if policy else None
     model = build_model(backbone, num_classes, pretrained=pretrained, weights=weights, head=head,
-                        input_size=image_size)
+                        image_size=image_size)
     if freeze_policy is not None:
         freeze_policy.apply(model)
     meta = model.backbone.meta
-    size = image_size or meta.input_size
+    size = image_size or meta.image_size
     model.eval()
     by_stage: dict[str, list[str]] = {}
     for alias, stage in model.backbone.aliases.items():
@@ -65,9 +65,9 @@ def inspect_model(backbone: str, policy: str | None = None, image_size: int | No
     return {
         "backbone": meta.name, "policy": freeze_policy.name if freeze_policy else None,
         "policy_defaults": freeze_policy.defaults if freeze_policy else None,
-        "input_size": size, "num_classes": num_classes, "weights": meta.weights,
+        "image_size": size, "num_classes": num_classes, "weights": meta.weights,
         "meta": {"mean": list(meta.mean), "std": list(meta.std), "interpolation": meta.interpolation,
-                 "crop_pct": meta.crop_pct, "feature_dim": meta.feature_dim, "default_input_size": meta.input_size},
+                 "crop_pct": meta.crop_pct, "feature_dim": meta.feature_dim, "default_image_size": meta.image_size},
         "stages": rows, "head": head_row,
         "totals": {"params": total, "trainable": trainable, "frozen": total - trainable},
     }
@@ -76,8 +76,8 @@ def inspect_model(backbone: str, policy: str | None = None, image_size: int | No
 @click.command()
 @click.option("--backbone", "-b", required=True, help="Backbone name, e.g. resnet50 or timm:resnet18.")
 @click.option("--policy", "-p", default=None, help="Freeze policy to apply, e.g. transfer or partial:conv5.")
-@click.option("--image-size", "--input-size", "image_size", type=int, default=None,
-              help="Square input size, 32 or more (default: the backbone's); --input-size is the old name.")
+@click.option("--image-size", "image_size", type=int, default=None,
+              help="Square input size, 32 or more (default: the backbone's).")
 @click.option("--num-classes", type=int, default=10, show_default=True, help="Classes of the new head.")
 @click.option("--head", type=click.Choice(["linear", "mlp"]), default="linear", show_default=True, help="Head kind.")
 @click.option("--train-bn", is_flag=True, help="Frozen stages keep trainable norm affine parameters.")
@@ -96,7 +96,7 @@ def inspect(backbone: str, policy: str | None, image_size: int | None, num_class
     from rich.console import Console
     from rich.table import Table
 
-    title = f"{info['backbone']} at {info['input_size']}x{info['input_size']}"
+    title = f"{info['backbone']} at {info['image_size']}x{info['image_size']}"
     if info["policy"]:
         defaults = info["policy_defaults"]
         title += f", policy {info['policy']} (lr {defaults['lr']:g}, {defaults['epochs']} epochs)"

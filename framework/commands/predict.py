@@ -52,7 +52,7 @@ def _candidates(paths: tuple[str, ...]) -> Iterator[tuple[str, str | None]]:
 @click.argument("paths", nargs=-1, required=True)
 @click.option("-k", "--top-k", type=click.IntRange(min=1), default=5, show_default=True, help="Classes shown per image.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per image (errors included) instead of a table.")
-@click.option("-b", "--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Images per inference call.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Images per inference call.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime intra-op threads.")
 @click.option("--decode-threads", type=click.IntRange(min=1), default=None,
               help="Threads decoding and resizing images while the model runs (default: one per CPU).")
@@ -66,9 +66,9 @@ def predict(model: str, paths: tuple[str, ...], top_k: int, as_json: bool, batch
     cannot be read are reported one by one and the rest are still classified; the exit
     status is 1 when any file failed. Needs only onnxruntime, numpy, Pillow and OpenCV.
     """
-    from ..runtime import Classifier, default_threads, ordered_map
+    from ..runtime import OnnxClassifier, default_threads, ordered_map
 
-    classifier = Classifier(model, providers=providers or None, threads=threads)
+    classifier = OnnxClassifier(model, providers=providers or None, threads=threads)
     rows: list[dict] = []
     failures = 0
 

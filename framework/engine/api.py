@@ -10,7 +10,7 @@ from ..config import RunConfig
 
 def train(config: RunConfig | str | Path | None = None, *, resume: str | Path | None = None, quiet: bool = False,
           should_stop: Callable[[int, dict], bool] | None = None, **settings: Any):
-    """Train one run and return it (:class:`tlf.engine.trainer.Run`, with ``summary`` and ``directory``).
+    """Train one run and return it (:class:`tlf.engine.trainer.TrainingRun`, with ``summary`` and ``directory``).
 
     ``config`` is a RunConfig or a YAML/JSON file; keyword ``settings`` override it
     (``tlf.train(dataset="flowers", policy="partial:conv5", epochs=5)``). ``resume``
@@ -85,7 +85,7 @@ def evaluate(run_dir: str | Path, *, dataset: str | None = None, data_dir: str |
 
     from ..data.model_input import to_model_input
     from ..data.loaders import build_eval_loader
-    from ..rundir import RunDir, load_run
+    from ..rundir import RunDirWriter, load_run
     from .placement import place
     from .metrics import classification_report
     from .run_plots import plot_confusion
@@ -101,7 +101,7 @@ def evaluate(run_dir: str | Path, *, dataset: str | None = None, data_dir: str |
     config, splits, pipeline = run_data(run, dataset, data_dir)
     if tta == "flip+crops":  # the whole resized square, the crops are taken from it
         whole = dataclasses.replace(run.preprocessing, size=run.preprocessing.resize)
-        pipeline = pipeline_for(dataclasses.replace(config, image_size=whole.size), whole, len(run.classes),
+        pipeline = pipeline_for(dataclasses.replace(config, image_size=whole.image_size), whole, len(run.classes),
                                 augment="none")
     placement = place(device, precision)
     val_loader = build_eval_loader(splits, pipeline, batch_size=batch_size,
@@ -109,7 +109,7 @@ def evaluate(run_dir: str | Path, *, dataset: str | None = None, data_dir: str |
                                    seed=config.seed, cache=config.cache, pin_memory=placement.device.type == "cuda")
     layout = torch.channels_last if config.channels_last else torch.contiguous_format
     base = run.model.to(placement.device, memory_format=layout)  # Grad-CAM explains the model itself
-    model = with_tta(base, tta, run.preprocessing.size)
+    model = with_tta(base, tta, run.preprocessing.image_size)
     prep = run.preprocessing
 
     def to_input(images):
@@ -125,7 +125,7 @@ def evaluate(run_dir: str | Path, *, dataset: str | None = None, data_dir: str |
     analyse(report, logits.numpy(), labels.numpy(), val_loader.dataset.images, splits, insight or InsightOptions(),
             out=run.directory if write else None, model=base, transform=pipeline.eval_transform, to_input=to_input)
     if write:
-        out = RunDir(run.directory)
+        out = RunDirWriter(run.directory)
         out.write_json("evaluation.json", report)
         plot_confusion(report["confusion_matrix"], run.classes, run.directory / "confusion.png",
                        title=f"{config.dataset} · {config.backbone} · {checkpoint}")

@@ -18,7 +18,7 @@ from ..registry import get_registry
 
 
 @dataclass
-class RunParts:
+class TrainingParts:
     config: RunConfig  # the plan, its image size fixed from the backbone (tlf.plan.with_backbone), its
     # epochs and head lr multiplier from the data and the policy (tlf.adaptive_defaults.adapt)
     preprocessing: Preprocessing  # from the backbone's meta at the plan's image size
@@ -41,7 +41,7 @@ def pipeline_for(config: RunConfig, preprocessing: Preprocessing, num_classes: i
     """The train/eval pipeline of ``config``'s augmentations around ``preprocessing``'s eval view."""
     from ..augment import AugmentRequest, build_pipeline
     p = preprocessing
-    request = AugmentRequest(size=p.size, mean=p.mean, std=p.std, interpolation=p.interpolation, resize=p.resize,
+    request = AugmentRequest(image_size=p.image_size, mean=p.mean, std=p.std, interpolation=p.interpolation, resize=p.resize,
                              num_classes=num_classes, seed=config.seed)
     return build_pipeline(augment if augment is not None else config.augment, request)
 
@@ -60,7 +60,7 @@ def run_data(run: Any, dataset: str | None = None, data_dir: str | None = None) 
     return config, splits, pipeline_for(config, run.preprocessing, len(run.classes), augment="none")
 
 
-def build_parts(plan: RunConfig, placement, world, report) -> RunParts:
+def build_parts(plan: RunConfig, placement, world, report) -> TrainingParts:
     """Everything a run needs, built in data-flow order from its plan (:func:`tlf.plan.plan_run`)."""
     from ..data.loaders import build_loaders
     from ..models import build_model
@@ -71,7 +71,7 @@ def build_parts(plan: RunConfig, placement, world, report) -> RunParts:
     splits = load_splits(plan)
     model = build_model(plan.backbone, splits.num_classes, pretrained=policy.pretrained and plan.pretrained,
                         weights=Path(plan.weights) if plan.weights else None, head=plan.head,
-                        dropout=plan.dropout, input_size=plan.image_size)
+                        dropout=plan.dropout, image_size=plan.image_size)
     meta = model.backbone.meta
     config = with_backbone(plan, meta)
     preprocessing = Preprocessing.from_meta(meta, config.image_size)
@@ -91,4 +91,4 @@ def build_parts(plan: RunConfig, placement, world, report) -> RunParts:
         report.info(f"[yellow]skipped[/yellow] {problem.path}: {problem.reason}")
     if len(splits.problems) > 5:
         report.info(f"[yellow]skipped[/yellow] {len(splits.problems) - 5} more unreadable file(s); 'tlf data show' lists them")
-    return RunParts(config, preprocessing, splits, model, policy, pipeline, train_loader, val_loader, chosen)
+    return TrainingParts(config, preprocessing, splits, model, policy, pipeline, train_loader, val_loader, chosen)

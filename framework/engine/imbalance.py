@@ -67,5 +67,5 @@ def class_weights(setting: str, labels: np.ndarray, classes: list[str]) -> np.nd
         return _normalised(1.0 / present, counts)
     if setting == "effective":
         return _normalised((1 - EFFECTIVE_BETA) / (1 - EFFECTIVE_BETA ** present), counts)
-    return _from_file(Path(setting), classes)  # RunConfig.validate checked that it exists
+    return _from_file(Path(setting), classes)  # RunConfig.checked checked that it exists
 

@@ -17,7 +17,7 @@ from .. import __version__
 from ..config import RunConfig
 from ..errors import TlfError
 from ..pluginmanager import get_plugin_manager
-from ..rundir import PREPROCESSING_FILE, RunDir, load_checkpoint, read_run_config
+from ..rundir import PREPROCESSING_FILE, RunDirWriter, load_checkpoint, read_run_config
 from ..tracking import STEP_EVERY, LoggerRequest, Loggers, check_loggers
 from . import distributed as ddp
 from .placement import Placement, place
@@ -28,11 +28,11 @@ from .optim import build_optimizer, set_lr
 from .run_plots import plot_curves
 from .progress import Reporter
 from .schedules import Schedule
-from .assembly import RunParts, build_parts
+from .assembly import TrainingParts, build_parts
 
 
 @dataclass
-class Run:
+class TrainingRun:
     """What ``tlf.train`` returns and what lifecycle hooks receive."""
 
     config: RunConfig
@@ -92,7 +92,7 @@ class Trainer:
         self.placement: Placement = place(config.device, config.precision,
                                           self.world.local_rank if self.world.distributed else None)
         self.report = Reporter(quiet=quiet, enabled=self.world.is_main)
-        self.run_dir: RunDir | None = self._claim(resume_dir) if resume_dir is not None else None
+        self.run_dir: RunDirWriter | None = self._claim(resume_dir) if resume_dir is not None else None
         try:
             self._set_up(config, resume_dir, open_run_dir)
         except BaseException:
@@ -101,7 +101,7 @@ class Trainer:
 
     def _set_up(self, config: RunConfig, resume_dir: Path | None, open_run_dir: bool) -> None:
         seed_everything(config.seed + self.world.rank)
-        self.parts: RunParts = build_parts(config, self.placement, self.world, self.report)
+        self.parts: TrainingParts = build_parts(config, self.placement, self.world, self.report)
         self.config = self.parts.config
         self.model = self.parts.model
         self.policy = self.parts.policy
@@ -134,7 +134,7 @@ class Trainer:
         if resume_dir is not None:
             self._restore(resume_dir)
         self.run_dir = self._open_run_dir(resume_dir) if open_run_dir else None
-        self.run = Run(self.config, self.run_dir.path if self.run_dir else None, self.model, self.parts.splits.classes)
+        self.run = TrainingRun(self.config, self.run_dir.path if self.run_dir else None, self.model, self.parts.splits.classes)
 
     def close(self) -> None:
         """Release the run directory's lock (the process ending releases it too)."""
@@ -165,17 +165,17 @@ class Trainer:
             self.run_dir.write_yaml("config.yaml", self.config.to_dict())
             plot_lr_find(finding, self.run_dir.path / "lr_find.png")
 
-    def _claim(self, resume_dir: Path) -> RunDir | None:
+    def _claim(self, resume_dir: Path) -> RunDirWriter | None:
         """Lock a run directory to resume (main process) before anything reads or removes its files."""
         if not self.world.is_main:
             return None
-        run_dir = RunDir(resume_dir)
+        run_dir = RunDirWriter(resume_dir)
         run_dir.lock()
         for path in run_dir.remove_partial_files():
             self.report.info(f"removed {path.name}, left by the interrupted run")
         return run_dir
 
-    def _open_run_dir(self, resume_dir: Path | None) -> RunDir | None:
+    def _open_run_dir(self, resume_dir: Path | None) -> RunDirWriter | None:
         if not self.world.is_main:
             ddp.broadcast_object(None, self.world)
             return None
@@ -187,14 +187,14 @@ class Trainer:
         else:
             import yaml
             c = self.config
-            run_dir = RunDir.create(c.out, c.dataset, c.backbone, c.policy, c.name, files={
+            run_dir = RunDirWriter.create(c.out, c.dataset, c.backbone, c.policy, c.name, files={
                 "config.yaml": yaml.safe_dump(c.to_dict(), sort_keys=False),
                 "classes.json": json.dumps(self.parts.splits.classes, indent=2) + "\n",
                 PREPROCESSING_FILE: json.dumps(self.parts.preprocessing.to_dict(), indent=2) + "\n"})
         ddp.broadcast_object(str(run_dir.path), self.world)
         return run_dir
 
-    def _repair(self, run_dir: RunDir) -> None:
+    def _repair(self, run_dir: RunDirWriter) -> None:
         """Bring every file of a resumed run to the state of its last checkpoint, whatever the order
         in which an interrupted run's writes landed: the metrics files are rewritten from the
         checkpoint's history, and ``best.pt`` is restored when the history's best epoch is the last."""
@@ -374,8 +374,8 @@ class Trainer:
             try:
                 train = self._train_epoch(epoch, epochs, schedule)
                 train_seconds = time.perf_counter() - start
-                val = self.validate()
-                ema_val = self.validate(ema=True) if self.ema is not None else None
+                val = self.score_validation_set()
+                ema_val = self.score_validation_set(ema=True) if self.ema is not None else None
             except torch.cuda.OutOfMemoryError:
                 raise self._out_of_memory() from None
             row = {"epoch": epoch + 1, "train_loss": train["loss"], "train_acc": train["acc"],
@@ -510,7 +510,7 @@ class Trainer:
                        hint="lower --lr, set --grad-clip 1.0, or use --precision fp32; the last good checkpoint is kept")
 
     @torch.inference_mode()
-    def validate(self, ema: bool = False) -> dict:
+    def score_validation_set(self, ema: bool = False) -> dict:
         """Loss, accuracy and confusion matrix (``[true][predicted]`` counts) on the validation
         set of the model (or of its EMA weights), under torch.distributed summed over the
         ranks' shards, so every rank gets the same figures; and this process's logits and labels."""

@@ -3,8 +3,8 @@
 ``tlf.compare(dataset, backbones, policies, seeds=3, out=...)`` trains what is missing and
 writes comparison.{json,md,csv,png}; ``tlf.report(run_dirs)`` rebuilds them from runs.
 """
-from .results import Comparison, Group, RunResult, find_run_dirs, load_results, read_result, report
-from .runner import PlannedRun, compare, plan_runs, run_state, split_names
+from .results import ComparedRun, Comparison, Group, find_run_dirs, load_results, read_result, report
+from .runner import ComparisonCell, compare, plan_runs, run_state, split_names
 
-__all__ = ["Comparison", "Group", "PlannedRun", "RunResult", "compare", "find_run_dirs", "load_results", "plan_runs",
+__all__ = ["ComparedRun", "Comparison", "ComparisonCell", "Group", "compare", "find_run_dirs", "load_results", "plan_runs",
            "read_result", "report", "run_state", "split_names"]

@@ -27,7 +27,7 @@ FILES = ("comparison.json", "comparison.md", "comparison.csv", "comparison.png")
 
 
 @dataclass
-class RunResult:
+class ComparedRun:
     """One finished run as the comparison sees it."""
 
     directory: Path
@@ -43,7 +43,7 @@ class RunResult:
         return self.dataset, self.backbone, self.policy
 
 
-def read_result(run_dir: str | Path) -> RunResult:
+def read_result(run_dir: str | Path) -> ComparedRun:
     """A finished run directory: config.yaml, summary.json and metrics.jsonl."""
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
@@ -57,7 +57,7 @@ def read_result(run_dir: str | Path) -> RunResult:
     except ValueError as exc:
         raise TlfError(f"{run_dir} has a damaged summary.json or metrics.jsonl: {exc}",
                        hint="leave that run out, or delete its summary.json and resume it with 'tlf train --resume'") from None
-    return RunResult(run_dir, config.dataset, config.backbone, summary.get("policy") or config.policy,
+    return ComparedRun(run_dir, config.dataset, config.backbone, summary.get("policy") or config.policy,
                      config.seed, summary, [(int(r["epoch"]), float(r["val_acc"])) for r in rows])
 
 
@@ -101,7 +101,7 @@ class Group:
     dataset: str
     backbone: str
     policy: str
-    runs: list[RunResult]
+    runs: list[ComparedRun]
     stats: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -150,13 +150,13 @@ def _cell(stats: dict | None, kind: str) -> str:
 class Comparison:
     """Runs grouped by (dataset, backbone, policy), in the order the runs were given."""
 
-    runs: list[RunResult]
+    runs: list[ComparedRun]
     settings: dict[str, Any] = field(default_factory=dict)
     groups: list[Group] = field(init=False)
     directory: Path | None = field(init=False, default=None)  # where write() put the files
 
     def __post_init__(self) -> None:
-        keyed: dict[tuple[str, str, str], list[RunResult]] = {}
+        keyed: dict[tuple[str, str, str], list[ComparedRun]] = {}
         for run in self.runs:
             keyed.setdefault(run.key, []).append(run)
         self.groups = [Group(*key, sorted(runs, key=lambda r: r.seed)) for key, runs in keyed.items()]

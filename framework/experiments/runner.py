@@ -29,7 +29,7 @@ def _slug(text: str) -> str:
 
 
 @dataclass(frozen=True)
-class PlannedRun:
+class ComparisonCell:
     """One cell of a comparison."""
 
     backbone: str
@@ -51,7 +51,7 @@ def split_names(values: str | Sequence[str] | None) -> list[str]:
     return list(dict.fromkeys(n for n in names if n))
 
 
-def plan_runs(dataset: str, backbones: Sequence[str], policies: Sequence[str], seeds: Sequence[int]) -> list[PlannedRun]:
+def plan_runs(dataset: str, backbones: Sequence[str], policies: Sequence[str], seeds: Sequence[int]) -> list[ComparisonCell]:
     """Every run of the comparison, seed by seed, under canonical names; every name is checked
     (unknown ones raise TlfError with suggestions) before anything runs."""
     get_registry().resolve("datasets", dataset)
@@ -63,8 +63,8 @@ def plan_runs(dataset: str, backbones: Sequence[str], policies: Sequence[str], s
         raise TlfError("no seed to run", hint="pass --seeds 1 or more")
     backbones = list(dict.fromkeys(canonical_name("backbones", b) for b in backbones))
     policies = list(dict.fromkeys(canonical_name("policies", p) for p in policies))
-    runs = [PlannedRun(b, p, s) for s in seeds for b in backbones for p in policies]
-    seen: dict[str, PlannedRun] = {}
+    runs = [ComparisonCell(b, p, s) for s in seeds for b in backbones for p in policies]
+    seen: dict[str, ComparisonCell] = {}
     for run in runs:
         other = seen.setdefault(run.name, run)
         if other is not run:
@@ -171,7 +171,7 @@ def _best_accuracy(path: Path) -> float | None:
     return read_json(summary).get("best_val_accuracy") if summary.is_file() else None
 
 
-def _run_cells(cells: Any, runs: list[PlannedRun], runs_dir: Path, shared: dict, asked: set, dataset: str,
+def _run_cells(cells: Any, runs: list[ComparisonCell], runs_dir: Path, shared: dict, asked: set, dataset: str,
                resume_settings: dict, quiet: bool, say: Callable[[str], None]) -> None:
     """Train each cell: finished ones are skipped, interrupted ones resumed, the rest started."""
     from ..engine import api

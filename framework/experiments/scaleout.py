@@ -17,14 +17,14 @@ from typing import Any, Iterator, Sequence
 
 from ..errors import TlfError
 from ..tuning.storage import open_storage, require_optuna, safe_url
-from .runner import PlannedRun
+from .runner import ComparisonCell
 
 CELLS_ATTR = "tlf_compare_cells"
 CELL_ATTR = "tlf_cell"
 WAIT_FOR_GRID = 60.0  # seconds a worker waits for the creating worker to enqueue the grid
 
 
-def _study(storage_url: str, name: str, runs: Sequence[PlannedRun]) -> tuple[Any, Any]:
+def _study(storage_url: str, name: str, runs: Sequence[ComparisonCell]) -> tuple[Any, Any]:
     """The shared study of the grid, created and filled by exactly one worker."""
     optuna = require_optuna()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -51,8 +51,8 @@ def _study(storage_url: str, name: str, runs: Sequence[PlannedRun]) -> tuple[Any
     return study, storage
 
 
-def claimed_cells(runs: Sequence[PlannedRun], storage_url: str, name: str, say: Any,
-                  value_of: Any) -> Iterator[tuple[int, PlannedRun]]:
+def claimed_cells(runs: Sequence[ComparisonCell], storage_url: str, name: str, say: Any,
+                  value_of: Any) -> Iterator[tuple[int, ComparisonCell]]:
     """``(index, cell)`` for each cell this worker claims, until none is waiting.
 
     When the caller asks for the next cell, the previous one is told COMPLETE with

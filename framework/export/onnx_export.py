@@ -215,7 +215,7 @@ def check_parity(path: Path, reference: np.ndarray, inputs: np.ndarray, precisio
     return Parity(len(inputs), source, list(PARITY_BATCHES), diff, scale, tolerance, float(agree.mean()), decisive, prob_diff)
 
 
-def export_onnx(model: nn.Module, path: str | Path, *, input_size: int, metadata: dict[str, Any],
+def export_onnx(model: nn.Module, path: str | Path, *, image_size: int, metadata: dict[str, Any],
                 opset: int | None = None, exporter: str = "auto", fp16: bool = False,
                 include_preprocessing: bool = False, sample_images: np.ndarray | None = None) -> ExportReport:
     """Export ``model`` (float NCHW normalized in, logits out) to ``path`` with a dynamic batch axis.
@@ -236,19 +236,19 @@ def export_onnx(model: nn.Module, path: str | Path, *, input_size: int, metadata
     missing = [k for k in REQUIRED_KEYS if k not in metadata and k not in ("crop", "preprocessing_in_graph")]
     if missing:
         raise ValueError(f"metadata lacks {missing}")
-    preprocessing = Preprocessing.from_metadata({**metadata, "crop": input_size}, source="export")
+    preprocessing = Preprocessing.from_metadata({**metadata, "crop": image_size}, source="export")
     preprocessing.check_runtime("export")
     path = Path(path)
     precision = "fp16" if fp16 else "fp32"
     notes: list[str] = []
     if sample_images is None:
-        sample_images = np.random.default_rng(0).integers(0, 256, (16, 3, input_size, input_size), dtype=np.uint8)
+        sample_images = np.random.default_rng(0).integers(0, 256, (16, 3, image_size, image_size), dtype=np.uint8)
         source = "random"
         notes.append("parity checked on random noise: no validation images were given")
     else:
         source = "validation"
-        if sample_images.dtype != np.uint8 or sample_images.shape[1:] != (3, input_size, input_size):
-            raise ValueError(f"sample_images must be uint8 N x 3 x {input_size} x {input_size}, got "
+        if sample_images.dtype != np.uint8 or sample_images.shape[1:] != (3, image_size, image_size):
+            raise ValueError(f"sample_images must be uint8 N x 3 x {image_size} x {image_size}, got "
                              f"{sample_images.shape} {sample_images.dtype}")
 
     meta = {**metadata, **preprocessing.to_metadata(),

@@ -22,7 +22,7 @@ def eval_views(image_set: Any, pipeline: Any, limit: int, seed: int | None = Non
     """
     n = len(image_set)
     if n == 0:
-        return np.zeros((0, 3, pipeline.request.size, pipeline.request.size), np.uint8), np.zeros(0, np.int64)
+        return np.zeros((0, 3, pipeline.request.image_size, pipeline.request.image_size), np.uint8), np.zeros(0, np.int64)
     if limit >= n:
         index = np.arange(n)
     elif seed is None:
@@ -88,7 +88,7 @@ def export_run(run_dir: str | Path, output: str | Path | None = None, *, opset: 
     }
     path = Path(output) if output else Path(run_dir) / "model.onnx"
     from ..models.tta import with_tta
-    report = export_onnx(with_tta(run.model, tta, preprocessing.size).eval(), path, input_size=preprocessing.size,
+    report = export_onnx(with_tta(run.model, tta, preprocessing.image_size).eval(), path, image_size=preprocessing.image_size,
                          metadata=metadata, opset=opset, exporter=exporter,
                          fp16=fp16, include_preprocessing=include_preprocessing, sample_images=samples)
     if quantize == "int8":

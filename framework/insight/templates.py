@@ -41,7 +41,7 @@ px, median {{ data.val_sizes.width_median }} × {{ data.val_sizes.height_median 
 <p>This run used <b>{{ policy }}</b>. The four strategies:</p>
 <table>{% for name, description in strategies %}<tr{% if name == policy_family %} class="this"{% endif %}>
 <th>{{ name }}</th><td>{{ description }}</td></tr>{% endfor %}</table>
-{% if inspect %}<p>What {{ policy }} froze on {{ inspect.backbone }} at {{ inspect.input_size }} px (as <code>tlf inspect</code> shows it):</p>
+{% if inspect %}<p>What {{ policy }} froze on {{ inspect.backbone }} at {{ inspect.image_size }} px (as <code>tlf inspect</code> shows it):</p>
 <table><tr><th>stage</th><th>output</th><th>params</th><th>trainable</th><th>state</th></tr>
 {% for row in inspect.rows %}<tr><td>{{ row.name }}</td><td>{{ row.output_shape|join('×') }}</td>
 <td class="n">{{ "{:,}".format(row.params) }}</td><td class="n">{{ "{:,}".format(row.trainable) }}</td><td>{{ row.state }}</td></tr>{% endfor %}

@@ -32,11 +32,11 @@ class BackboneMeta:
     """How a backbone wants its input, and which weights it holds."""
 
     name: str  # as written by the user, e.g. "resnet50" or "timm:resnet18"
-    input_size: int
+    image_size: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     interpolation: str  # "bilinear" | "bicubic" | "nearest"
-    crop_pct: float  # eval: resize the short side to input_size / crop_pct, then center-crop
+    crop_pct: float  # eval: resize the short side to image_size / crop_pct, then center-crop
     feature_dim: int  # channels of conv5's output
     weights: str | None  # the source actually loaded; None = random init
 

@@ -57,23 +57,23 @@ class Classifier(nn.Module):
         return self.head(self.backbone(x))
 
 
-def feature_shape(backbone: Backbone, input_size: int) -> tuple[int, int, int]:
-    """(C, h, w) of conv5's output for a square input of ``input_size``."""
+def feature_shape(backbone: Backbone, image_size: int) -> tuple[int, int, int]:
+    """(C, h, w) of conv5's output for a square input of ``image_size``."""
     was_training = backbone.training
     backbone.eval()
     with torch.no_grad():
-        out = backbone(torch.zeros(1, 3, input_size, input_size))
+        out = backbone(torch.zeros(1, 3, image_size, image_size))
     backbone.train(was_training)
     return tuple(out.shape[1:])
 
 
 def build_model(backbone: str, num_classes: int, *, pretrained: bool, weights: Path | str | None = None,
-                head: str = "linear", dropout: float = 0.2, input_size: int | None = None) -> Classifier:
+                head: str = "linear", dropout: float = 0.2, image_size: int | None = None) -> Classifier:
     """Build backbone ``backbone`` (a registry name, e.g. ``"resnet50"`` or ``"timm:resnet18"``)
     with a new ``head`` for ``num_classes`` classes.
 
     ``weights`` (a local file) replaces the backbone's own pretrained weights.
-    ``input_size`` only matters to the ``mlp`` head, whose size follows the feature map's.
+    ``image_size`` only matters to the ``mlp`` head, whose size follows the feature map's.
     """
     from ..registry import get_registry
 
@@ -85,6 +85,6 @@ def build_model(backbone: str, num_classes: int, *, pretrained: bool, weights: P
     body: Backbone = get_registry().create("backbones", backbone, request)
     norm, body.pre_logits = body.pre_logits, nn.Identity()  # the linear head takes the pooled-feature norm over
     if head == "mlp":
-        return Classifier(body, build_head(head, feature_shape(body, input_size or body.meta.input_size),
+        return Classifier(body, build_head(head, feature_shape(body, image_size or body.meta.image_size),
                                            num_classes, dropout), num_classes)
     return Classifier(body, build_head(head, (body.meta.feature_dim, 1, 1), num_classes, dropout, norm), num_classes)

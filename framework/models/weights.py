@@ -1,13 +1,15 @@
-"""Getting pretrained weights into a native model: torchvision's and timm's own APIs,
-local files, and positional mapping for files whose key names differ.
+"""Getting weights into a native model: :func:`load_weights` decides where they come from
+(a local file, else the family's pretrained source, else random) and says which; the rest
+reads files, downloads into the torch hub cache, and maps files whose key names differ.
 
 Everything is loaded with ``torch.load(..., weights_only=True)``.
 """
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
@@ -16,6 +18,35 @@ from ..errors import TlfError
 from ..rundir import load_error
 
 StateDict = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Pretrained:
+    """A family's pretrained weights: where they came from (kept in ``BackboneMeta.weights``)
+    and the state dict."""
+
+    source: str
+    state_dict: Mapping[str, torch.Tensor]
+
+
+def load_weights(model: nn.Module, request: Any, pretrained: Callable[[], Pretrained],
+                 ignore: tuple[str, ...] = ()) -> str | None:
+    """Load ``request.weights`` (a local file) into ``model``, else, with ``request.pretrained``,
+    what the family's ``pretrained()`` fetches, else nothing (random init). Tensors under the
+    ``ignore`` prefixes (the old classifier) are skipped; a file whose key names are another
+    implementation's is mapped by position. Returns where the weights came from, ``None`` for random.
+    """
+    if request.weights is not None:
+        source, state = str(request.weights), read_state_dict(request.weights)
+    elif request.pretrained:
+        fetched = pretrained()
+        source, state = fetched.source, fetched.state_dict
+    else:
+        return None
+    if not set(state) & set(model.state_dict()):
+        state = positional(state, model, source)
+    load_into(model, state, source, ignore)
+    return source
 
 
 def read_state_dict(path: Path | str) -> StateDict:

@@ -8,7 +8,7 @@ import albumentations as A  # noqa: E402  (after tlf.augment)
 
 
 def _random_crop(request: AugmentRequest) -> list:
-    return [A.RandomResizedCrop((request.size, request.size), scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3),
+    return [A.RandomResizedCrop((request.image_size, request.image_size), scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3),
                                 interpolation=request.cv2_interpolation, area_for_downscale="image", p=1.0),
             A.HorizontalFlip(p=0.5)]
 
@@ -65,18 +65,12 @@ def _ops(fraction: float, request: AugmentRequest) -> list:
     ]
 
 
-def randaugment(argument: str | None, request: AugmentRequest) -> Augmentation:
+def randaugment(argument: tuple[int, ...] | None, request: AugmentRequest) -> Augmentation:
     n, m = 2, 9
     if argument:
-        try:
-            values = [int(v) for v in argument.split(",")]
-        except ValueError:
-            values = []
-        if not 1 <= len(values) <= 2:
-            values = [0]
-        n, m = values[0], values[1] if len(values) == 2 else m
+        n, m = argument[0], argument[1] if len(argument) == 2 else m
         if not (1 <= n <= 14 and 0 <= m <= 10):
-            raise TlfError(f"bad randaugment argument {argument!r}",
+            raise TlfError(f"bad randaugment argument {','.join(map(str, argument))!r}",
                            hint="write 'randaugment:N,M' with 1 <= N <= 14 ops and magnitude 0 <= M <= 10")
     return Augmentation(image=[A.SomeOf(_ops(m / 10, request), n=n, replace=False, p=1.0)])
 
@@ -85,20 +79,11 @@ def trivialaugment(argument: str | None, request: AugmentRequest) -> Augmentatio
     return Augmentation(image=[A.OneOf(_ops(1.0, request), p=1.0)])
 
 
-def _alpha(name: str, argument: str | None, default: float) -> float:
-    if not argument:
-        return default
-    try:
-        return float(argument)
-    except ValueError:
-        raise TlfError(f"{name} alpha must be a number, got {argument!r}", hint=f"e.g. '{name}:{default}'") from None
-
-
-def mixup(argument: str | None, request: AugmentRequest) -> Augmentation:
+def mixup(argument: float | None, request: AugmentRequest) -> Augmentation:
     from tlf.augment.mixing import MixUp
-    return Augmentation(batch=MixUp(_alpha("mixup", argument, 0.2), request.num_classes, request.seed))
+    return Augmentation(batch=MixUp(0.2 if argument is None else argument, request.num_classes, request.seed))
 
 
-def cutmix(argument: str | None, request: AugmentRequest) -> Augmentation:
+def cutmix(argument: float | None, request: AugmentRequest) -> Augmentation:
     from tlf.augment.mixing import CutMix
-    return Augmentation(batch=CutMix(_alpha("cutmix", argument, 1.0), request.num_classes, request.seed))
+    return Augmentation(batch=CutMix(1.0 if argument is None else argument, request.num_classes, request.seed))

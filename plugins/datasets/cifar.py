@@ -133,7 +133,7 @@ def read_cifar10(folder: Path, fix: str = "extract cifar-10-python.tar.gz again"
     return classes, read_split(folder, TRAIN_BATCHES, fix), read_split(folder, TEST_BATCH, fix)
 
 
-def cifar10(request: DatasetRequest) -> Splits:
+def cifar10(argument: None, request: DatasetRequest) -> Splits:
     """CIFAR-10: the five training batches as train, the test batch as val, as uint8 arrays."""
     folder = locate(request, "cifar10", CIFAR10, FOLDER)
     fix = (f"extract cifar-10-python.tar.gz again into {request.data_dir}, or leave out --data-dir to download it"

@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 
+from tlf.arguments import integer_options
 from tlf.data.dataset import ArrayImageSet, DatasetRequest, Splits
 from tlf.errors import TlfError
 
@@ -17,24 +18,13 @@ DEFAULTS = {"train": 80, "val": 20, "size": 64, "classes": len(SHAPES)}
 SUPERSAMPLE = 4  # shapes are drawn at 4x and downscaled, for anti-aliased edges
 
 
-def parse_options(argument: str | None) -> dict[str, int]:
-    """``"train=80,val=20,size=64,classes=6"`` (any subset; a bare number sets ``train``) -> dict."""
-    options = dict(DEFAULTS)
-    for item in (argument or "").split(","):
-        item = item.strip()
-        if not item:
-            continue
-        key, sep, value = item.partition("=")
-        if not sep:
-            key, value = "train", item
-        key = key.strip()
-        if key not in DEFAULTS:
-            raise TlfError(f"unknown synthetic option {key!r}", hint=f"options: {', '.join(DEFAULTS)}")
-        try:
-            options[key] = int(value)
-        except ValueError:
-            raise TlfError(f"synthetic option {key} must be an integer, got {value!r}",
-                           hint="e.g. synthetic:train=80,val=20,size=64") from None
+# the spec's parse: "train=80,val=20,size=64,classes=6" (any subset; a bare number sets train) -> dict
+parse_options = integer_options(tuple(DEFAULTS), bare="train")
+
+
+def checked_options(given: dict[str, int] | None) -> dict[str, int]:
+    """The defaults with ``given`` on top, in range."""
+    options = {**DEFAULTS, **(given or {})}
     if not 2 <= options["classes"] <= len(SHAPES):
         raise TlfError(f"synthetic classes must be 2..{len(SHAPES)}, got {options['classes']}", hint="e.g. classes=4")
     if options["train"] < 1 or options["val"] < 1:
@@ -124,12 +114,12 @@ def generate(per_class: int, classes: int, size: int, seed: int, split: int) -> 
     return images, labels.astype(np.int64)
 
 
-def synthetic(argument: str | None, request: DatasetRequest) -> Splits:
-    """The synthetic shapes dataset (options: see :func:`parse_options`), seeded by ``request.seed``."""
-    o = parse_options(argument)
+def synthetic(argument: dict[str, int] | None, request: DatasetRequest) -> Splits:
+    """The synthetic shapes dataset (``argument``: :data:`parse_options`' dict), seeded by ``request.seed``."""
+    o = checked_options(argument)
     x_train, y_train = generate(o["train"], o["classes"], o["size"], request.seed, 0)
     x_val, y_val = generate(o["val"], o["classes"], o["size"], request.seed, 1)
-    name = "synthetic" if argument is None else f"synthetic:{argument}"
+    name = "synthetic" if argument is None else "synthetic:" + ",".join(f"{k}={v}" for k, v in argument.items())
     return Splits(name=name, classes=list(SHAPES[:o["classes"]]),
                   train=ArrayImageSet(x_train, y_train, name=f"{name}/train"),
                   val=ArrayImageSet(x_val, y_val, name=f"{name}/val"),

@@ -7,17 +7,9 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from tlf.errors import TlfError
+from tlf.arguments import integer, number
 from tlf.hookspecs import hookimpl
 from tlf.specs import PolicySpec
-
-
-def _number(text: str, kind: type, policy: str, example: str) -> Any:
-    try:
-        return kind(text)
-    except ValueError:
-        raise TlfError(f"policy {policy!r} takes a {'whole ' if kind is int else ''}number, got {text!r}",
-                       hint=f"write it as {example}") from None
 
 
 def _scratch(argument: None, request: Any) -> Any:
@@ -40,16 +32,14 @@ def _partial(argument: str | None, request: Any) -> Any:
     return Partial(argument or "conv5", train_bn=request.train_bn)
 
 
-def _gradual(argument: str | None, request: Any) -> Any:
+def _gradual(argument: int | None, request: Any) -> Any:
     from tlf.policies import Gradual
-    every = _number(argument, int, "gradual", "gradual:2") if argument else 2
-    return Gradual(every, train_bn=request.train_bn)
+    return Gradual(2 if argument is None else argument, train_bn=request.train_bn)
 
 
-def _discriminative(argument: str | None, request: Any) -> Any:
+def _discriminative(argument: float | None, request: Any) -> Any:
     from tlf.policies import Discriminative
-    decay = _number(argument, float, "discriminative", "discriminative:0.5") if argument else 0.5
-    return Discriminative(decay, train_bn=request.train_bn)
+    return Discriminative(0.5 if argument is None else argument, train_bn=request.train_bn)
 
 
 @hookimpl
@@ -65,7 +55,7 @@ def tlf_register_policies(register: Callable[..., None]) -> None:
                         factory=_init, aliases=("full",)))
     register(PolicySpec(name="gradual", description="start frozen, unfreeze one more stage from conv5 down "
                                                     "every N epochs (default 2)",
-                        factory=_gradual, argument="N"))
+                        factory=_gradual, argument="N", parse=integer))
     register(PolicySpec(name="discriminative", description="every layer trains; convK's lr = lr * DECAY^(6-K) "
                                                            "(default 0.5)",
-                        factory=_discriminative, argument="DECAY"))
+                        factory=_discriminative, argument="DECAY", parse=number))

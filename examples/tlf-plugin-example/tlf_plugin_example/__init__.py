@@ -54,10 +54,6 @@ def tlf_register_backbones(register: Callable[..., None]) -> None:
         name="smallcnn",
         description="Small CNN from the course: five conv3x3+ReLU+maxpool blocks, no pretrained weights",
         factory=_smallcnn,
-        feature_dim=256,
-        input_size=32,
-        mean=(0.5, 0.5, 0.5),
-        std=(0.5, 0.5, 0.5),
     ))
 
 

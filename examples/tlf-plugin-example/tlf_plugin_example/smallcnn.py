@@ -36,7 +36,7 @@ def make_smallcnn(request: BackboneRequest) -> Backbone:
     ins = (3, *CHANNELS[:-1])
     stages = OrderedDict((f"conv{i}", nn.Sequential(OrderedDict([(f"block{i}", block(c_in, c_out))])))
                          for i, (c_in, c_out) in enumerate(zip(ins, CHANNELS), start=1))  # alias blockN -> convN
-    meta = BackboneMeta(name="smallcnn", input_size=32, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
+    meta = BackboneMeta(name="smallcnn", image_size=32, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
                         interpolation="bilinear", crop_pct=1.0, feature_dim=CHANNELS[-1],
                         weights=str(request.weights) if request.weights else None)
     backbone = Backbone(stages, meta)
