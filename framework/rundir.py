@@ -220,12 +220,16 @@ def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text())
 
 
-# what every checkpoint the trainer writes (best.pt and last.pt alike) holds
-CHECKPOINT_KEYS = ("model", "optimizer", "scaler", "rng", "epoch", "history", "best_acc", "elapsed", "classes")
+# what a checkpoint must hold to rebuild the model, and to resume training (the trainer writes
+# both sets into best.pt and last.pt alike)
+MODEL_KEYS = ("model", "classes", "epoch")
+RESUME_KEYS = (*MODEL_KEYS, "optimizer", "scaler", "rng", "history", "best_acc", "elapsed")
 
 
-def load_checkpoint(run_dir: str | Path, which: str = "last", map_location: str = "cpu") -> dict:
-    """A checkpoint of a run, loaded with ``weights_only=True`` and checked to be one tlf wrote."""
+def load_checkpoint(run_dir: str | Path, which: str = "last", map_location: str = "cpu",
+                    needs: tuple[str, ...] = MODEL_KEYS) -> dict:
+    """A checkpoint of a run, loaded with ``weights_only=True`` and checked to hold the keys
+    ``needs`` (what the caller reads)."""
     import torch
     path = Path(run_dir) / f"{which}.pt"
     if not path.is_file():
@@ -234,7 +238,7 @@ def load_checkpoint(run_dir: str | Path, which: str = "last", map_location: str 
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:
         raise load_error(path, exc) from None
-    missing = [key for key in CHECKPOINT_KEYS if not isinstance(state, dict) or key not in state]
+    missing = [key for key in needs if not isinstance(state, dict) or key not in state]
     if missing:
         raise TlfError(f"{path} is not a tlf checkpoint: it lacks {', '.join(map(repr, missing))}",
                        hint="it was not written by 'tlf train' (a plain state dict goes to --weights); "

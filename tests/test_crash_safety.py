@@ -200,7 +200,7 @@ def test_a_checkpoint_that_is_not_a_tlf_checkpoint_is_one_line(colours, tmp_path
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output and result.exception.__class__ is SystemExit
     line = result.output.strip().splitlines()[-1]
-    assert line.startswith("Error: ") and f"{which}.pt is not a tlf checkpoint" in line and "'optimizer'" in line
+    assert line.startswith("Error: ") and f"{which}.pt is not a tlf checkpoint" in line and "'model'" in line
 
 
 # --- resume repairs ----------------------------------------------------------------------------

@@ -100,7 +100,7 @@ def evaluate(run_dir: str | Path, *, dataset: str | None = None, data_dir: str |
     run = load_run(run_dir, checkpoint)
     config, splits, pipeline = run_data(run, dataset, data_dir)
     if tta == "flip+crops":  # the whole resized square, the crops are taken from it
-        whole = dataclasses.replace(run.preprocessing, size=run.preprocessing.resize)
+        whole = dataclasses.replace(run.preprocessing, image_size=run.preprocessing.resize)
         pipeline = pipeline_for(dataclasses.replace(config, image_size=whole.image_size), whole, len(run.classes),
                                 augment="none")
     placement = place(device, precision)

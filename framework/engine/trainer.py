@@ -17,7 +17,7 @@ from .. import __version__
 from ..config import RunConfig
 from ..errors import TlfError
 from ..pluginmanager import get_plugin_manager
-from ..rundir import PREPROCESSING_FILE, RunDirWriter, load_checkpoint, read_run_config
+from ..rundir import PREPROCESSING_FILE, RESUME_KEYS, RunDirWriter, load_checkpoint, read_run_config
 from ..tracking import STEP_EVERY, LoggerRequest, Loggers, check_loggers
 from . import distributed as ddp
 from .placement import Placement, place
@@ -224,7 +224,7 @@ class Trainer:
         if not (Path(resume_dir) / "last.pt").exists():
             self.report.info(f"{resume_dir} has no checkpoint yet (stopped during epoch 1): starting it again")
             return
-        state = load_checkpoint(resume_dir, "last", map_location=str(self.device))
+        state = load_checkpoint(resume_dir, "last", map_location=str(self.device), needs=RESUME_KEYS)
         for epoch in range(state["epoch"] + 1):
             self.policy.on_epoch_start(self.model, epoch, self.optimizer)
         self.model.load_state_dict(state["model"])
