@@ -123,7 +123,8 @@ def test_hooks_cannot_rewrite_the_run_and_sys_exit_in_a_hook_does_not_end_it(tmp
      (None,), "NoneType"),
     ("backbones", BackboneSpec(name="text-net", description="returns a string", factory=lambda arg, request: "net"),
      (None,), "str"),
-    ("policies", PolicySpec(name="int-policy", description="returns a number", factory=lambda arg: 3), (), "int"),
+    ("policies", PolicySpec(name="int-policy", description="returns a number", factory=lambda arg, request: 3),
+     (None,), "int"),
 ])
 def test_factory_products_are_checked_naming_plugin_and_package(kind: str, spec: Any, args: tuple,
                                                                  returned: str) -> None:

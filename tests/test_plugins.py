@@ -306,7 +306,7 @@ def test_lifecycle_hooks_get_their_arguments_and_a_failing_one_does_not_stop_the
     ({"aliases": "abc"}, "aliases must be a tuple"),
     ({"aliases": ("ok", "")}, "invalid datasets plugin name ''"),
     ({"description": ""}, "one-line description"),
-    ({"factory": "not callable"}, "is not callable"),
+    ({"factory": "not callable"}, "is neither callable nor a 'module:attr' reference"),
     ({"argument_required": True}, "needs an argument metavar"),
 ])
 def test_invalid_specs_are_refused(fields: dict, message: str) -> None:
