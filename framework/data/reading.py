@@ -106,7 +106,10 @@ def open_image(path: str | Path) -> Iterator[Any]:
                 img.close()
                 raise _Refused(why)
         except Exception as exc:  # a broken file can make any decoder raise anything; report it with its type
-            raise UnreadableImage(path, str(exc) if isinstance(exc, _Refused) else _reason(exc)) from None
+            # PIL names the file object ("<_io.BufferedReader name=26>", a descriptor number that
+            # differs from run to run); the report names the path already
+            reason = str(exc) if isinstance(exc, _Refused) else _reason(exc).replace(f" {file!r}", "")
+            raise UnreadableImage(path, reason) from None
         with img:
             yield img
 
