@@ -267,8 +267,6 @@ def _write(images: ImageSet, pipeline: Any, layout: Plan, data_path: Path, index
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    for problem in problems:
-        notice(f"[yellow]skipped[/yellow] unreadable image {problem.path}: {problem.reason}")
     return n
 
 
