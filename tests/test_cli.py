@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 import pytest
-from _data_helpers import make_class_tree
 from plugin_helpers import example_site, make_dist, one_spec_module, run_tlf
 
 from tlf import __version__
@@ -158,38 +157,3 @@ def test_a_short_flag_means_one_thing_in_every_command() -> None:
             meaning.setdefault(short, set()).update(longs)
     assert {s: sorted(ls) for s, ls in meaning.items() if len(os.path.commonprefix(sorted(ls))) < 3} == {}
 
-
-UNCHECKED = """from pathlib import Path
-from tlf.hookspecs import hookimpl
-from tlf.specs import DatasetSpec
-ROOT = Path({root!r})
-
-def unchecked(argument, request):
-    from tlf.data import FileImageSet, Splits
-    classes = sorted(p.name for p in ROOT.iterdir())
-    train = sorted(ROOT.glob("*/*"))
-    val = [p for p in train if p.name != "broken.jpg"]
-    label = lambda paths: [classes.index(p.parent.name) for p in paths]
-    return Splits("unchecked", classes, FileImageSet(train, label(train)), FileImageSet(val, label(val)), root=ROOT)
-
-@hookimpl
-def tlf_register_datasets(register):
-    register(DatasetSpec(name="unchecked", description="files the loaders meet unscanned", factory=unchecked))
-"""
-
-
-@pytest.mark.parametrize("cache", ["ram", "off"])
-def test_an_unreadable_image_is_reported_once(tmp_path: Path, cache: str) -> None:
-    """A dataset plugin that does not scan its files: the decode cache (ram) or the streaming
-    loader (off, two epochs) meets the broken one, and the run says so once."""
-    root = make_class_tree(tmp_path / "images", {"a": 4, "b": 4})
-    (root / "a" / "broken.jpg").write_bytes(b"not a jpeg")
-    site = make_dist(tmp_path / "site", "tlf-unchecked", "1.0", {"tlf_unchecked": UNCHECKED.format(root=str(root))},
-                     {"unchecked": "tlf_unchecked"})
-    result = run_tlf("train", "--dataset", "unchecked", "--backbone", "efficientnet_lite0", "--policy", "transfer",
-                     "--epochs", "2", "--image-size", "32", "--batch-size", "4", "--workers", "0", "--device", "cpu",
-                     "--augment", "none", "--cache", cache, "--no-report", "--out", str(tmp_path / "runs"),
-                     paths=[site])
-    assert result.returncode == 0, result.stderr
-    assert result.stderr.count("broken.jpg") == 1, result.stderr
-    assert "skipped 1 unreadable image(s): " in result.stderr

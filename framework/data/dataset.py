@@ -45,13 +45,10 @@ def report_skipped(problems: Sequence[Problem]) -> None:
     few are (:func:`tlf.messages.notice`); nothing when there are none."""
     if not problems:
         return
-    from rich.markup import escape
-
     from ..messages import notice
-    named = ", ".join(escape(f"{p.path} ({p.reason})") for p in problems[:SHOWN_PROBLEMS])
+    named = ", ".join(f"{p.path} ({p.reason})" for p in problems[:SHOWN_PROBLEMS])
     more = f" and {len(problems) - SHOWN_PROBLEMS} more" if len(problems) > SHOWN_PROBLEMS else ""
-    notice(f"[yellow]skipped[/yellow] {len(problems)} unreadable image(s): {named}{more}; "
-           "'tlf data show' lists them", markup=True)
+    notice(f"skipped {len(problems)} unreadable image(s): {named}{more}; 'tlf data show' lists them")
 
 
 class ImageSet:
