@@ -34,6 +34,18 @@ def test_suggestion_lands_in_the_descending_part_of_a_known_curve():
     assert abs(np.log10(lr) + 2.5) < 0.1
 
 
+def test_a_dip_of_the_first_noisy_steps_is_not_the_suggestion():
+    """flowers' range test (transfer, 184 steps from 1e-7) began with a 0.02 dip over its first
+    three steps, steeper point-to-point than the real descent; the suggestion was 1.3e-7."""
+    lrs = np.logspace(-7, 0.4, 184)
+    x = np.log10(lrs)
+    losses = np.where(x < -4, 1.70, 1.70 - 0.65 * (1 - np.cos(np.pi * np.clip((x + 4) / 3, 0, 1))) / 2)
+    losses = np.where(x > -1, losses[np.argmin(np.abs(x + 1))] + 3 * (x + 1) ** 2, losses)
+    losses[1:4] -= [0.02, 0.015, 0.005]  # the first steps' noise, as the smoothed curve showed it
+    lr = suggest(list(lrs), list(losses))
+    assert 1e-3 < lr < 1e-1
+
+
 def test_a_loss_rising_from_the_start_is_an_error():
     lrs = list(np.logspace(-6, 1, 50))
     with pytest.raises(TlfError, match="did not fall"):

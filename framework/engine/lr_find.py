@@ -4,7 +4,8 @@ The lr grows exponentially from ``START`` to ``END`` over at most ``STEPS`` opti
 steps of the run's own training batches (with the feature cache when the run has one);
 the loss is smoothed with an exponential moving average (bias-corrected) and the test
 stops when it exceeds ``DIVERGE`` times its minimum. The suggestion is the lr where the
-smoothed loss falls fastest against log(lr), before its minimum (fastai's "steep" rule).
+smoothed loss falls fastest against log(lr), before its minimum (fastai's "steep" rule), each
+slope a line fitted over half a decade of lr.
 Model, optimizer, GradScaler and RNG states are restored afterwards, so the run then
 starts from exactly the weights it would have had without the test.
 
@@ -24,7 +25,8 @@ from ..errors import TlfError
 START, END, STEPS = 1e-7, 10.0, 200
 SMOOTHING = 0.98
 DIVERGE = 4.0
-RULE = "steepest descent of the smoothed loss against log(lr), before its minimum"
+WINDOW = 0.5  # decades of lr over which each slope is fitted
+RULE = "steepest descent of the smoothed loss against log(lr) (slope fitted over half a decade), before its minimum"
 
 
 @dataclass
@@ -47,8 +49,17 @@ def suggest(lrs: list[float], losses: list[float]) -> float:
         raise TlfError(f"the loss did not fall in the lr range test: it rose from the start "
                        f"(lr {lrs[0]:.1e} to {lrs[min(lowest + 1, len(lrs) - 1)]:.1e})",
                        hint="check the data and labels, or pass a fixed --lr instead of auto")
-    slopes = np.gradient(losses_arr[:lowest + 1], np.log10(np.asarray(lrs[:lowest + 1], dtype=float)))
-    return float(lrs[int(np.argmin(slopes))])
+    x, y = np.log10(np.asarray(lrs[:lowest + 1], dtype=float)), losses_arr[:lowest + 1]
+    # A point-to-point slope picks the noise of the first steps (the average is young there and
+    # the lr too small to matter); a line fitted over WINDOW decades does not. Centres whose
+    # window would start before the test are left out when there are others.
+    centres = [i for i in range(len(x)) if x[i] - x[0] >= WINDOW / 2] or list(range(len(x)))
+
+    def slope(i: int) -> float:
+        near = np.abs(x - x[i]) <= WINDOW / 2
+        return float(np.polyfit(x[near], y[near], 1)[0]) if near.sum() >= 2 else 0.0
+
+    return float(lrs[min(centres, key=slope)])
 
 
 def find_lr(trainer, steps: int = STEPS, start: float = START, end: float = END) -> LrFinding:
