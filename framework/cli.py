@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import sys
-import warnings
 from importlib import import_module
 from typing import Any
 
@@ -12,7 +11,7 @@ import click
 from ._version import __version__
 from .errors import TlfError
 from .heap import keep_freed_memory
-from .pluginmanager import LOAD_ENV, PluginLoadWarning
+from .pluginmanager import LOAD_ENV
 
 # command name -> "module:attribute"; imported only when the command runs or --help lists it
 COMMANDS = {
@@ -83,18 +82,6 @@ def _add_plugin_commands(group: click.Group) -> None:
             group.add_command(command, name)
 
 
-def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-                  file: Any = None, line: str | None = None) -> None:
-    """Plugin warnings as one line on stderr; others as Python shows them."""
-    if issubclass(category, PluginLoadWarning):
-        click.echo(f"Warning: {message}", err=True)
-    else:
-        _python_show_warning(message, category, filename, lineno, file, line)
-
-
-_python_show_warning = warnings.showwarning
-
-
 @click.group(cls=TlfGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="tlf")
 def cli() -> None:
@@ -108,7 +95,6 @@ def cli() -> None:
 def main() -> None:
     """Console-script entry point."""
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # offline: no version check at import
-    warnings.showwarning = _show_warning
     keep_freed_memory()
     try:
         _add_plugin_commands(cli)

@@ -5,8 +5,8 @@ entry-point group.
 list of distribution names (set but empty: none). tlf's own built-ins always load.
 
 A plugin that fails (its module raises on import, it implements a hook that does not
-exist, its registration hook or a lifecycle hook raises) is reported with a
-:class:`PluginLoadWarning` naming the plugin and its package, recorded in
+exist, its registration hook or a lifecycle hook raises) is reported with
+:func:`tlf.messages.warn` naming the plugin and its package, recorded in
 :attr:`PluginManager.infos`, and skipped: it is unregistered, so none of its hooks is called
 again and the registry, rebuilt, holds none of its specs or commands. "Raises" means any
 ``BaseException`` but ``KeyboardInterrupt``: a plugin's ``sys.exit()`` must not end tlf.
@@ -19,7 +19,6 @@ import copy
 import difflib
 import os
 import re
-import warnings
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib.metadata import entry_points
@@ -27,16 +26,12 @@ from typing import Any
 
 import pluggy
 
-from . import hookspecs
+from . import hookspecs, messages
 
 ENTRY_POINT_GROUP = "tlf"
 LOAD_ENV = "TLF_LOAD_PLUGINS"
 BUILTIN_DIST = "tlf"
 HOOK_NAMES = tuple(sorted(name for name in vars(hookspecs) if name.startswith("tlf_")))
-
-
-class PluginLoadWarning(UserWarning):
-    """A plugin failed to load or to register and was skipped."""
 
 
 def plugin_failure(exc: BaseException) -> bool:
@@ -136,8 +131,7 @@ class PluginManager(pluggy.PluginManager):
                     raise
                 self.fail(name, f"failed to load: {type(exc).__name__}: {exc}")
         for missing in sorted((allowed or set()) - found):
-            warnings.warn(f"{LOAD_ENV} names {missing!r}, which provides no tlf plugins (is it installed?)",
-                          PluginLoadWarning, stacklevel=2)
+            messages.warn(f"{LOAD_ENV} names {missing!r}, which provides no tlf plugins (is it installed?)")
 
     def register_object(self, plugin: object, name: str, distribution: str = "__main__", version: str = "") -> None:
         """Register a plugin object directly (tests, notebooks, scripts); errors propagate."""
@@ -151,7 +145,7 @@ class PluginManager(pluggy.PluginManager):
         if self.get_plugin(name) is not None:
             self.unregister(name=name)
         label = f"{info.distribution} {info.version}".strip()
-        warnings.warn(f"plugin {name!r} from package {label} {error}; skipped", PluginLoadWarning, stacklevel=3)
+        messages.warn(f"plugin {name!r} from package {label} {error}; skipped")
 
     def package_of(self, plugin_name: str) -> str:
         """The distribution that provided plugin ``plugin_name``."""

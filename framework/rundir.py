@@ -32,7 +32,7 @@ from .config import RunConfig
 from .errors import TlfError
 from .preprocessing import Preprocessing
 
-CHECKPOINTS = ("best", "last")
+CHECKPOINTS = ("best", "last")  # the checkpoints a run keeps (best.pt, last.pt): --checkpoint's choices
 PREPROCESSING_FILE = "preprocessing.json"  # the run's tlf.preprocessing.Preprocessing
 
 

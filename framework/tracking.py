@@ -7,25 +7,20 @@ written whatever ``--log`` says; loggers send the same figures elsewhere.
 
 The trainer opens the loggers on rank 0 only, once the run directory exists, and calls
 them at the places where it calls the lifecycle hooks. A logger that raises (server down,
-disk full) is reported once by name with a :class:`LoggerWarning` and dropped; the
+disk full) is reported once by name (:func:`tlf.messages.warn`) and dropped; the
 training goes on.
 """
 from __future__ import annotations
 
 import importlib.util
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import messages
 from .errors import TlfError
-from .pluginmanager import PluginLoadWarning
 
 STEP_EVERY = 10  # optimizer steps between step-level logs (each costs one device sync)
-
-
-class LoggerWarning(PluginLoadWarning):
-    """A logger failed; the run goes on without it."""
 
 
 @dataclass(frozen=True)
@@ -133,5 +128,4 @@ class Loggers:
 
 
 def _warn(label: str, what: str, exc: BaseException) -> None:
-    warnings.warn(f"logger {label!r} {what}: {type(exc).__name__}: {exc}; the run goes on without it",
-                  LoggerWarning, stacklevel=3)
+    messages.warn(f"logger {label!r} {what}: {type(exc).__name__}: {exc}; the run goes on without it")

@@ -31,3 +31,13 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def warnings_shown(capsys):
+    """``warnings_shown()``: the ``Warning: ...`` lines tlf showed on stderr since the last call
+    (:func:`tlf.messages.warn`, through the default channel or a run's Reporter), without the prefix."""
+    def shown() -> list[str]:
+        err = capsys.readouterr().err
+        return [line.removeprefix("Warning: ") for line in err.splitlines() if line.startswith("Warning: ")]
+    return shown

@@ -61,6 +61,22 @@ def test_stores_short_side_resized_variable_aspect_ratios_exactly_as_eval(tmp_pa
     assert cached.nbytes == total == cached.data_path.stat().st_size
 
 
+def test_images_the_plan_had_no_size_for_are_appended(tmp_path):
+    """A header that could not be read (planned 0x0) but an image that decodes: stored after the plan."""
+    images = file_set(tmp_path / "img", 5, sizes=((48, 64), (64, 40)))
+    layout = decode_cache.plan(images, 27)
+    planned = layout.shapes.copy()
+    planned[1] = planned[3] = 0
+    slot = planned[:, 0] * planned[:, 1] * 3
+    unplanned = decode_cache.Plan(planned, np.concatenate([[0], np.cumsum(slot)[:-1]]).astype(np.int64),
+                                  int(slot.sum()))
+    cached = decode_cache.build(images, PIPELINE, tmp_path / "cache", layout=unplanned).images
+    assert len(cached) == 5 and cached.nbytes == layout.nbytes == cached.data_path.stat().st_size
+    assert list(cached.offsets[[1, 3]]) == [unplanned.nbytes, unplanned.nbytes + layout.shapes[1].prod() * 3]
+    for i in range(5):
+        assert np.array_equal(cached.load(i), PIPELINE.resize(images.load(i)))
+
+
 def test_invalidated_when_a_file_changes(tmp_path):
     images = file_set(tmp_path / "img", 6)
     old = decode_cache.build(images, PIPELINE, tmp_path / "cache").images

@@ -156,3 +156,4 @@ def test_a_short_flag_means_one_thing_in_every_command() -> None:
         for short in (o for o in option.opts if not o.startswith("--")):
             meaning.setdefault(short, set()).update(longs)
     assert {s: sorted(ls) for s, ls in meaning.items() if len(os.path.commonprefix(sorted(ls))) < 3} == {}
+

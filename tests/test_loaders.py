@@ -1,14 +1,23 @@
 """Loaders: uint8 batches, reproducible per seed, new augmentations per epoch, device normalization."""
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
+from click.testing import CliRunner
 
+from _data_helpers import make_class_tree
 from imagefiles import array_set, file_set
 from tlf.augment import AugmentRequest, build_pipeline
-from tlf.data import Splits
+from tlf.cli import cli
+from tlf.data import FileImageSet, Problem, Splits
+from tlf.data.dataset import report_skipped
 from tlf.data.model_input import to_model_input
 from tlf.data.loaders import EpochSampler, build_loaders
 from tlf.errors import TlfError
+from tlf.hookspecs import hookimpl
+from tlf.pluginmanager import get_plugin_manager
+from tlf.specs import DatasetSpec
 
 REQUEST = AugmentRequest(image_size=24, num_classes=3, seed=0)
 
@@ -70,17 +79,62 @@ def test_epochs_advance_without_set_epoch_and_set_epoch_replays():
     assert all(torch.equal(a, b) for a, b in zip(e0, [x for x, _ in train]))
 
 
-def test_streaming_replaces_an_unreadable_image_with_a_notice(tmp_path, capsys):
+def test_streaming_replaces_an_unreadable_image_with_one_notice(tmp_path, capsys):
     images = file_set(tmp_path / "img", 4)
     images.paths[1].write_bytes(b"broken")
     splits = Splits("s", ["a", "b", "c"], images, images)
     pipeline = build_pipeline("none", REQUEST)
     _, val = build_loaders(splits, pipeline, batch_size=4, workers=0, seed=0, cache="off")
     x, _ = next(iter(val))
+    next(iter(val))  # met again: not reported again
     err = capsys.readouterr().err
-    assert "skipped unreadable image" in err and "img001.png" in err, err
+    assert "skipped 1 unreadable image(s): " in err and err.count("img001.png") == 1, err
     assert torch.equal(x[1], x[2])  # image 2 stands in for image 1
     assert np.array_equal(x[2].permute(1, 2, 0).numpy(), pipeline.eval(images.load(2)))
+
+
+def test_skipped_images_are_one_line_with_the_count_and_the_first_three(capsys):
+    report_skipped([Problem(f"/d/[{i}].jpg", "truncated") for i in range(5)])  # brackets: plain text, not markup
+    assert capsys.readouterr().err == ("skipped 5 unreadable image(s): /d/[0].jpg (truncated), /d/[1].jpg (truncated), "
+                                       "/d/[2].jpg (truncated) and 2 more; 'tlf data show' lists them\n")
+    report_skipped([])
+    assert capsys.readouterr().err == ""
+
+
+def unchecked_dataset(root):
+    """A dataset plugin that hands out its files unscanned (as a third-party one may): the loaders
+    meet ``broken.jpg`` themselves, in the train images only."""
+    def factory(argument, request):
+        classes = sorted(p.name for p in root.iterdir())
+        train = sorted(root.glob("*/*"))
+        val = [p for p in train if p.name != "broken.jpg"]
+        labels = lambda paths: [classes.index(p.parent.name) for p in paths]  # noqa: E731
+        return Splits("unchecked", classes, FileImageSet(train, labels(train)), FileImageSet(val, labels(val)), root)
+    return DatasetSpec(name="unchecked", description="files the loaders meet unscanned", factory=factory)
+
+
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize("cache", ["ram", "off"])
+def test_tlf_train_reports_an_unreadable_image_once(tmp_path, cache):
+    """The decode cache (ram) or the streaming loader (off, two epochs) meets the broken image:
+    `tlf train` names it once (it used to be twice: by the cache and by the run's set-up, or once an epoch)."""
+    root = make_class_tree(tmp_path / "images", {"a": 4, "b": 4})
+    (root / "a" / "broken.jpg").write_bytes(b"not a jpeg")
+    spec = unchecked_dataset(root)
+    pm = get_plugin_manager()
+    pm.register_object(SimpleNamespace(tlf_register_datasets=hookimpl(lambda register: register(spec))),
+                       "test-unchecked")
+    try:
+        result = CliRunner().invoke(cli, ["train", "--dataset", "unchecked", "--backbone", "efficientnet_lite0",
+                                          "--policy", "transfer", "--epochs", "2", "--image-size", "32",
+                                          "--batch-size", "4", "--workers", "0", "--device", "cpu", "--augment",
+                                          "none", "--cache", cache, "--no-report", "--out", str(tmp_path / "runs")])
+    finally:
+        pm.unregister(name="test-unchecked")
+        pm.infos.pop("test-unchecked", None)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("broken.jpg") == 1, result.stderr
+    assert "skipped 1 unreadable image(s): " in result.stderr
 
 
 def test_eval_loader_is_deterministic(file_splits):

@@ -82,6 +82,34 @@ def test_preprocessing_arithmetic_lives_only_in_tlf_preprocessing() -> None:
     assert copies == [], f"preprocessing written outside tlf.preprocessing: {copies}"
 
 
+def other_message_channels(path: Path) -> list[str]:
+    """Places in ``path`` that talk to the user past :mod:`tlf.messages`: stdlib ``logging``,
+    ``warnings.warn`` (or a ``showwarning`` hook) and ``print``. ``warnings.catch_warnings`` is
+    fine: it silences a library's warnings, it tells the user nothing."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        modules = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+            [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+        if any(m == "logging" or m.startswith("logging.") for m in modules):
+            found.append(f"{node.lineno}: logging")
+        if isinstance(node, ast.ImportFrom) and node.module == "warnings" and \
+                {a.name for a in node.names} & {"warn", "warn_explicit", "showwarning"}:
+            found.append(f"{node.lineno}: warnings")
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "warnings" \
+                and node.attr in ("warn", "warn_explicit", "showwarning"):
+            found.append(f"{node.lineno}: warnings")
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print":
+            found.append(f"{node.lineno}: print")
+    return found
+
+
+def test_messages_reach_the_user_through_tlf_messages_only() -> None:
+    """One channel (tlf.messages: the run's Reporter, else stderr), so --quiet, logs and library
+    users see the same messages; a second channel is how a skipped image came to be reported twice."""
+    others = [f"{path.relative_to(ROOT)}:{place}" for path in SOURCES for place in other_message_channels(path)]
+    assert others == [], f"messages past tlf.messages (use tlf.messages.notice or warn): {others}"
+
+
 def test_the_guards_see_the_copies_they_forbid(tmp_path) -> None:
     """Each guard flags the kind of copy the code had before (so the tests above can fail)."""
     copy = tmp_path / "copy.py"
@@ -92,6 +120,12 @@ def test_the_guards_see_the_copies_they_forbid(tmp_path) -> None:
     assert sorted(p.split(": ")[1] for p in preprocessing_arithmetic(copy)) == [
         "ImageNet mean/std literal", "normalization constants", "pixel normalization", "short-side scale"]
     assert [items for _, items in string_collections(copy) if resumable_list(items)]
+    channels = tmp_path / "channels.py"
+    channels.write_text("import logging\nimport warnings\nfrom logging import getLogger\n"
+                        "warnings.warn('skipped x')\nwarnings.showwarning = print\nprint('skipped x')\n"
+                        "with warnings.catch_warnings():\n    warnings.simplefilter('ignore')\n")
+    assert sorted(p.split(": ")[1] for p in other_message_channels(channels)) == [
+        "logging", "logging", "print", "warnings", "warnings"]
 
 
 def test_backbone_facts_live_only_in_the_meta() -> None:

@@ -54,13 +54,9 @@ def compare(dataset: str | None, backbone: tuple[str, ...], backbones: tuple[str
     Writes OUT/comparison.md, .csv, .json and .png. With --storage, start the same command
     once per GPU or machine: the workers split the grid, and no cell runs twice.
     """
-    from rich.console import Console
-
     from ..experiments import compare as run_comparison
-    console = Console(stderr=True)
     comparison = run_comparison(dataset, [*backbone, *backbones], policies, seeds=seeds, seed=seed, out=out,
-                                config=config_file, quiet=quiet, storage=storage, study=study,
-                                log=lambda message: console.print(message, highlight=False, markup=False), **settings)
+                                config=config_file, quiet=quiet, storage=storage, study=study, **settings)
     _show(comparison, as_json)
 
 

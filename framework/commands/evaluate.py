@@ -6,6 +6,7 @@ import json
 import click
 
 from ..config import PRECISIONS
+from ..rundir import CHECKPOINTS
 
 TTA_MODES = ("none", "flip", "flip+crops")  # as tlf.models.tta.TTA_MODES, which imports torch (not for --help)
 
@@ -14,7 +15,7 @@ TTA_MODES = ("none", "flip", "flip+crops")  # as tlf.models.tta.TTA_MODES, which
 @click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
 @click.option("--dataset", "-d", help="Evaluate on another dataset with the same classes.")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Use an existing copy of the dataset here.")
-@click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True)
+@click.option("--checkpoint", type=click.Choice(CHECKPOINTS), default="best", show_default=True)
 @click.option("--top-k", type=int, default=5, show_default=True, help="Also report top-k accuracy.")
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)

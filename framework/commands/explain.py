@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ..errors import TlfError
+from ..rundir import CHECKPOINTS
 
 
 @click.command()
@@ -15,7 +16,7 @@ from ..errors import TlfError
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--class", "target", metavar="NAME", help="Also draw the heat map of this class.")
 @click.option("--out", "-o", type=click.Path(file_okay=False), help="Folder for the overlays (default: RUN_DIR/explain).")
-@click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True)
+@click.option("--checkpoint", type=click.Choice(CHECKPOINTS), default="best", show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per image (errors included) instead of lines.")
 def explain(run_dir: str, paths: tuple[str, ...], target: str | None, out: str | None, checkpoint: str, device: str,

@@ -5,6 +5,8 @@ import json
 
 import click
 
+from ..rundir import CHECKPOINTS
+
 EXPORTERS = ("auto", "dynamo", "torchscript")  # as tlf.export.EXPORTERS, which imports torch (not for --help)
 
 
@@ -23,7 +25,7 @@ def _mb(n: int) -> str:
               help="Also write a static int8 (QDQ) copy, <output>.int8.onnx, calibrated on training images.")
 @click.option("--include-preprocessing", is_flag=True,
               help="Take raw uint8 RGB N x 3 x S x S input: cast, /255 and normalization happen in the graph.")
-@click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True)
+@click.option("--checkpoint", type=click.Choice(CHECKPOINTS), default="best", show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Where the run's dataset is, if it moved.")
 @click.option("--parity-images", type=click.IntRange(min=1), default=64, show_default=True,
               help="Validation images the ONNX model is compared with PyTorch on.")

@@ -47,14 +47,10 @@ def tune(space: str, trials: int | None, timeout: float | None, study: str | Non
     Runs go to OUT/runs/trial-NNNN; OUT gets tune.json, trials.csv, history.png,
     importance.png and best.yaml, which 'tlf train --config OUT/best.yaml' takes.
     """
-    from rich.console import Console
-
     from ..tuning import tune as run_tune
-    console = Console(stderr=True)
     result = run_tune(space, trials=trials if trials is not None or timeout is not None else 10, timeout=timeout,
                       study=study, storage=storage, out=out, sampler=sampler, pruner=pruner, config=config_file,
-                      quiet=quiet, say=lambda message: console.print(message, highlight=False, markup=False),
-                      **settings)
+                      quiet=quiet, **settings)
     if as_json:
         click.echo(json.dumps(result, default=str))
         return

@@ -212,64 +212,90 @@ def _alive(pid: int) -> bool:
 
 def _write(images: ImageSet, pipeline: Any, layout: Plan, data_path: Path, index_path: Path,
            threads: int | None) -> int:
-    """Decode every image into a new cache file (parallel threads); returns images decoded."""
-    from .reading import UnreadableImage
-
-    n = len(images)
-    shapes = np.zeros((n, 2), dtype=np.int32)
-    valid = np.zeros(n, dtype=bool)
-    problems: list[Problem] = []
+    """Decode every image into a new cache: the data file, then its index, each written under a
+    temporary name and renamed into place (nothing is left behind on failure); returns images decoded."""
     fd, tmp = tempfile.mkstemp(dir=data_path.parent, prefix=data_path.name, suffix=".tmp")
     os.close(fd)
-    offsets = layout.offsets.copy()
     try:
-        extra = 0  # images whose header could not be read go after the planned layout
-        with open(tmp, "r+b") as f:
-            f.truncate(max(layout.nbytes, 1))
-        mm = np.memmap(tmp, dtype=np.uint8, mode="r+", shape=(max(layout.nbytes, 1),))
-
-        def decode(i: int) -> np.ndarray | Problem | None:
-            try:
-                image = pipeline.resize(images.load(i))
-            except UnreadableImage as exc:
-                return Problem(images.key(i), getattr(exc, "reason", str(exc)))
-            h, w = image.shape[:2]
-            if h * w * 3 != layout.shapes[i, 0] * layout.shapes[i, 1] * 3:
-                return image  # size unknown when planned: appended below
-            mm[offsets[i]:offsets[i] + image.size] = image.reshape(-1)
-            shapes[i] = h, w
-            valid[i] = True
-            return None
-
-        with ThreadPoolExecutor(threads or os.cpu_count()) as pool:
-            leftovers = [(i, r) for i, r in enumerate(pool.map(decode, range(n))) if r is not None]
-        mm.flush()
-        del mm
-        late = [(i, r) for i, r in leftovers if isinstance(r, np.ndarray)]
-        if late:  # rare: headers unreadable but the image decoded, or a file changed meanwhile
-            with open(tmp, "r+b") as f:
-                f.seek(layout.nbytes)
-                for i, image in late:
-                    offsets[i] = layout.nbytes + extra
-                    f.write(np.ascontiguousarray(image).tobytes())
-                    extra += image.size
-                    shapes[i] = image.shape[:2]
-                    valid[i] = True
-        problems = [r for _, r in leftovers if isinstance(r, Problem)]
+        slots, late, problems = _decode_planned(images, pipeline.resize, layout, Path(tmp), threads)
+        _append_late(Path(tmp), slots, late)
         meta = {"version": CACHE_VERSION, "fingerprint": images.fingerprint(), "short": pipeline.resize_short,
-                "interpolation": pipeline.request.interpolation, "count": n, "nbytes": layout.nbytes + extra,
+                "interpolation": pipeline.request.interpolation, "count": len(images), "nbytes": slots.nbytes,
                 "problems": [{"path": p.path, "reason": p.reason} for p in problems]}
-        fd, tmp_index = tempfile.mkstemp(dir=index_path.parent, prefix=index_path.name, suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, offsets=offsets, shapes=shapes, valid=valid, meta=np.array(json.dumps(meta)))
+        tmp_index = _write_index(index_path, slots, meta)
         os.replace(tmp, data_path)
         os.replace(tmp_index, index_path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    for problem in problems:
-        notice(f"[yellow]skipped[/yellow] unreadable image {problem.path}: {problem.reason}")
-    return n
+    return len(images)
+
+
+@dataclass
+class _Slots:
+    """Where each decoded image lies in the cache file: the index's arrays, and the file's size."""
+
+    offsets: np.ndarray  # N int64
+    shapes: np.ndarray  # Nx2 int32 (height, width)
+    valid: np.ndarray  # N bool: decoded and in the file
+    nbytes: int
+
+
+def _decode_planned(images: ImageSet, resize: Any, layout: Plan, path: Path,
+                    threads: int | None) -> tuple[_Slots, list[tuple[int, np.ndarray]], list[Problem]]:
+    """Decode every image (parallel threads) straight into its planned place in ``path``.
+
+    Returns the slots filled, the images whose size differed from the plan (``(index, image)``:
+    headers unreadable but the image decoded, or a file changed meanwhile) and the unreadable ones."""
+    from .reading import UnreadableImage
+
+    n = len(images)
+    slots = _Slots(layout.offsets.copy(), np.zeros((n, 2), dtype=np.int32), np.zeros(n, dtype=bool), layout.nbytes)
+    with open(path, "r+b") as f:
+        f.truncate(max(layout.nbytes, 1))
+    mm = np.memmap(path, dtype=np.uint8, mode="r+", shape=(max(layout.nbytes, 1),))
+
+    def decode(i: int) -> np.ndarray | Problem | None:
+        try:
+            image = resize(images.load(i))
+        except UnreadableImage as exc:
+            return Problem(images.key(i), getattr(exc, "reason", str(exc)))
+        h, w = image.shape[:2]
+        if h * w * 3 != layout.shapes[i, 0] * layout.shapes[i, 1] * 3:
+            return image  # size unknown when planned: appended afterwards
+        mm[slots.offsets[i]:slots.offsets[i] + image.size] = image.reshape(-1)
+        slots.shapes[i] = h, w
+        slots.valid[i] = True
+        return None
+
+    with ThreadPoolExecutor(threads or os.cpu_count()) as pool:
+        leftovers = [(i, r) for i, r in enumerate(pool.map(decode, range(n))) if r is not None]
+    mm.flush()
+    del mm
+    late = [(i, r) for i, r in leftovers if isinstance(r, np.ndarray)]
+    return slots, late, [r for _, r in leftovers if isinstance(r, Problem)]
+
+
+def _append_late(path: Path, slots: _Slots, late: list[tuple[int, np.ndarray]]) -> None:
+    """Write the images the plan had no place for after the planned layout (rare), and record their slots."""
+    if not late:
+        return
+    with open(path, "r+b") as f:
+        f.seek(slots.nbytes)
+        for i, image in late:
+            slots.offsets[i] = slots.nbytes
+            f.write(np.ascontiguousarray(image).tobytes())
+            slots.nbytes += image.size
+            slots.shapes[i] = image.shape[:2]
+            slots.valid[i] = True
+
+
+def _write_index(index_path: Path, slots: _Slots, meta: dict[str, Any]) -> str:
+    """The index (slots and ``meta``), written under a temporary name beside ``index_path``; returns that name."""
+    fd, tmp = tempfile.mkstemp(dir=index_path.parent, prefix=index_path.name, suffix=".tmp")
+    with os.fdopen(fd, "wb") as f:
+        np.savez(f, offsets=slots.offsets, shapes=slots.shapes, valid=slots.valid, meta=np.array(json.dumps(meta)))
+    return tmp
 
 
 def ram_directory() -> Path:

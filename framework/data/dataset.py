@@ -37,6 +37,20 @@ class Problem:
     reason: str
 
 
+SHOWN_PROBLEMS = 3  # skipped files named in the one-line report; 'tlf data show' lists them all
+
+
+def report_skipped(problems: Sequence[Problem]) -> None:
+    """Tell the user, in one line, how many unreadable files were skipped and which the first
+    few are (:func:`tlf.messages.notice`); nothing when there are none."""
+    if not problems:
+        return
+    from ..messages import notice
+    named = ", ".join(f"{p.path} ({p.reason})" for p in problems[:SHOWN_PROBLEMS])
+    more = f" and {len(problems) - SHOWN_PROBLEMS} more" if len(problems) > SHOWN_PROBLEMS else ""
+    notice(f"skipped {len(problems)} unreadable image(s): {named}{more}; 'tlf data show' lists them")
+
+
 class ImageSet:
     """A labelled set of images. Subclasses implement ``__len__``, ``load`` and ``key``."""
 

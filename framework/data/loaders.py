@@ -19,7 +19,7 @@ from ..augment import ImageTransform, Pipeline, sample_seed
 from ..errors import TlfError
 from ..messages import notice
 from . import cache as decode_cache
-from .dataset import ArrayImageSet, ImageSet, Splits
+from .dataset import ArrayImageSet, ImageSet, Problem, Splits, report_skipped
 
 
 CACHE_MODES = ("auto", "ram", "disk", "off")
@@ -34,6 +34,7 @@ class ImageDataset(Dataset):
         self.transform = transform
         self.seed = seed
         self.train = train
+        self.skipped: set[int] = set()  # images found unreadable while streaming, in this process
 
     def __len__(self) -> int:
         return len(self.images)
@@ -45,15 +46,17 @@ class ImageDataset(Dataset):
         return torch.from_numpy(self.transform(image, seed)), int(self.images.labels[index])
 
     def _load(self, index: int) -> np.ndarray:
-        """Streaming from files: an unreadable image is reported and replaced by the next one."""
+        """Streaming from files: an unreadable image is replaced by the next one, and reported
+        the first time this process meets it (each loader worker is a process of its own)."""
         from .reading import UnreadableImage
         for attempt in range(len(self.images)):
             i = (index + attempt) % len(self.images)
             try:
                 return self.images.load(i)
             except UnreadableImage as exc:
-                notice(f"[yellow]skipped[/yellow] unreadable image {self.images.key(i)}: "
-                       f"{getattr(exc, 'reason', exc)}")
+                if i not in self.skipped:
+                    self.skipped.add(i)
+                    report_skipped([Problem(self.images.key(i), getattr(exc, "reason", str(exc)))])
         raise TlfError("no readable image in the dataset", hint="'tlf data show' lists the problems")
 
 
@@ -181,6 +184,7 @@ def _decoded(splits: Splits, pipeline: Pipeline, sets: Sequence[ImageSet], *, wo
     sources = [_source(images, splits, pipeline, mode, layouts) for images in sets]
     if rank0_first and torch.distributed.get_rank() == 0:
         torch.distributed.barrier()
+    report_skipped(splits.problems)  # the dataset's scan and the decode cache's, once
     return sources, mode
 
 

@@ -87,8 +87,4 @@ def build_parts(plan: RunConfig, placement, world, report) -> TrainingParts:
     config, chosen = adapt(config, policy.defaults, -(-len(train_loader) // config.accumulate))
     if chosen:
         report.info(describe(chosen, len(splits.train)))
-    for problem in splits.problems[:5]:
-        report.info(f"[yellow]skipped[/yellow] {problem.path}: {problem.reason}")
-    if len(splits.problems) > 5:
-        report.info(f"[yellow]skipped[/yellow] {len(splits.problems) - 5} more unreadable file(s); 'tlf data show' lists them")
     return TrainingParts(config, preprocessing, splits, model, policy, pipeline, train_loader, val_loader, chosen)

@@ -1,7 +1,8 @@
 """Progress display: rich bars on a terminal, one line per epoch in logs, nothing when quiet.
 
-The :class:`Reporter` is the one channel for messages to the user: code below the engine
-(data loading, caches) reaches the current one through :func:`tlf.messages.notice`.
+The :class:`Reporter` is the one channel for messages to the user while a run lives: code
+below the engine (data loading, caches, plugins, loggers) reaches the current one through
+:func:`tlf.messages.notice` and :func:`tlf.messages.warn`.
 """
 from __future__ import annotations
 
@@ -14,18 +15,26 @@ from .. import messages
 
 
 class Reporter:
-    """Prints what the user should see of a run (on stderr); the newest one receives
-    :func:`tlf.messages.notice`."""
+    """Prints what the user should see of a run (on stderr, one line per message); the newest
+    one is :mod:`tlf.messages`' channel. ``enabled=False`` (ranks other than 0) prints nothing;
+    ``quiet`` prints warnings only."""
 
     def __init__(self, quiet: bool = False, enabled: bool = True) -> None:
         self.quiet = quiet or not enabled
+        self.enabled = enabled
         self.console = Console(stderr=True)
         self.live = self.console.is_terminal and not self.quiet
-        messages.use(self.info)
+        messages.use(self)
 
     def info(self, message: str) -> None:
+        """``message`` (rich markup), unless quiet."""
         if not self.quiet:
-            self.console.print(message, highlight=False)
+            self.console.print(message, highlight=False, soft_wrap=True)
+
+    def warn(self, message: str) -> None:
+        """``Warning: message`` (plain text), even when quiet."""
+        if self.enabled:
+            self.console.print(messages.warning_line(message), highlight=False, soft_wrap=True)
 
     @contextmanager
     def epoch(self, description: str, total: int) -> Iterator:

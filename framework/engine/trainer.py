@@ -217,7 +217,7 @@ class Trainer:
                 run_dir.copy_checkpoint("last", "best")
             self.report.info(f"repaired best.pt: epoch {best_epoch}, from last.pt")
         else:
-            self.report.info(f"warning: best.pt of epoch {best_epoch} is missing and cannot be rebuilt; "
+            self.report.warn(f"best.pt of epoch {best_epoch} is missing and cannot be rebuilt; "
                              f"best.pt will hold the next improvement (last.pt is complete)")
 
     def _restore(self, resume_dir: Path) -> None:

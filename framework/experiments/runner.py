@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from .. import messages
 from ..config import RESUMABLE, RunConfig, load_config, read_config_file
 from ..errors import TlfError
 from ..plan import canonical_name
@@ -133,7 +134,7 @@ def compare(dataset: str | None = None, backbones: str | Sequence[str] | None = 
                      list(range(seed, seed + seeds)))
     out = Path(out) if out is not None else Path("comparisons") / _slug(dataset)
     runs_dir = out / "runs"
-    say = log or (lambda message: None)
+    say = log or messages.notice
     shared = {k: v for k, v in base.to_dict().items() if k not in ("dataset", "backbone", "policy", "seed", "out", "name")}
     resume_settings = {k: shared[k] for k in RESUMABLE}
 

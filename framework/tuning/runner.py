@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import Any, Callable
 
+from .. import messages
 from ..config import load_config
 from ..errors import TlfError
 from ..tracking import check_loggers
@@ -114,7 +115,7 @@ def tune(space: str | Path | dict, *, trials: int | None = 10, timeout: float | 
     out = Path(out) if out is not None else Path("tuning") / _slug(name)
     out.mkdir(parents=True, exist_ok=True)
     url = storage or default_storage(out)
-    say = say or (lambda message: None)
+    say = say or messages.notice
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # tlf says what happened, on one line per trial
     try:
