@@ -205,3 +205,13 @@ def test_to_model_input_normalizes_on_the_device():
     nhwc = images.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)  # how loader batches are laid out
     for channels_last in (True, False):
         assert torch.allclose(to_model_input(nhwc, mean, std, "cpu", channels_last=channels_last), expected, atol=1e-5)
+
+
+def test_a_crop_of_the_whole_image_from_a_read_only_cache_comes_back_writable():
+    """CIFAR at 32 px: RandomResizedCrop sometimes draws the whole 32x32 image, albumentations
+    then hands back the decode cache's read-only array itself, and torch.from_numpy warned
+    "The given NumPy array is not writable" in every loader worker of the run."""
+    image = array_set(1, 24, 24).images[0]
+    image.setflags(write=False)  # as the disk decode cache maps it
+    transform = build_pipeline("basic", REQUEST).train_transform
+    assert all(transform(image, seed).flags.writeable for seed in range(3000))

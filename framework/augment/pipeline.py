@@ -109,7 +109,9 @@ class ImageTransform:
         if out.shape != (self.image_size, self.image_size, 3) or out.dtype != np.uint8:
             raise RuntimeError(f"augmentation produced {out.shape} {out.dtype}, expected "
                                f"({self.image_size}, {self.image_size}, 3) uint8: a cropping plugin must end at the image size")
-        return out
+        # a transform that changes nothing (a crop of the whole image at its size) returns its
+        # input: the decode cache's read-only map, which torch.from_numpy warns about
+        return out if out.flags.writeable else out.copy()
 
 
 class BatchChoice:
