@@ -275,80 +275,120 @@ class Trainer:
             raise
 
     def _fit(self) -> dict:
-        config = self.config
-        epochs = config.epochs
-        if self.world.is_main:
-            get_plugin_manager().notify("tlf_on_run_start", run=self.run)
-            total, trainable = count_params(self.model)
-            self.report.info(f"[bold]tlf[/bold] {config.dataset} · {config.backbone} · {self.policy.name} · "
-                             f"{len(self.parts.splits.train)} train / {len(self.parts.splits.val)} val images · "
-                             f"{len(self.parts.splits.classes)} classes · {trainable:,}/{total:,} trainable params · "
-                             f"{self.device.type} {self.placement.precision}")
+        planned = self.config  # the loggers' parameters: the plan as the run began (lr "auto" before the finder)
+        epochs = planned.epochs
+        self._announce()
         if self.start_epoch >= epochs:
             self.report.info(f"run already finished all {epochs} epochs")
             return self._finish()
         self.prepare()
-        if config.lr == "auto":
+        if planned.lr == "auto":
             self._auto_lr()
-        steps_per_epoch = -(-self._batches_per_epoch() // config.accumulate)  # optimizer steps
-        schedule = Schedule(config.schedule, epochs * steps_per_epoch, round(config.warmup_epochs * steps_per_epoch))
-        if self.schedule_state is not None:
-            schedule.load_state_dict(self.schedule_state)
-        self.schedule = schedule
-        self.step = self.start_epoch * steps_per_epoch  # checkpoints are taken at epoch ends
-        if self.world.is_main:
-            self.loggers = Loggers.open(config.loggers, LoggerRequest(
-                self.run_dir.path, config.to_dict(), list(self.parts.splits.classes), list(self.history), self.step,
-                resumed=self.start_epoch > 0))
-        stale = 0
+        schedule = self._start_schedule()
+        self._open_loggers(planned.to_dict())
+        stale = 0  # epochs since the best one
         for epoch in range(self.start_epoch, epochs):
-            if self.policy.on_epoch_start(self.model, epoch, self.optimizer):
-                frozen = ", ".join(self.model.frozen_stages) or "none"
-                self.report.info(f"epoch {epoch + 1}: {self.policy.name} unfroze a stage; frozen now: {frozen}")
-                self._wrap()
-            start = time.perf_counter()
-            try:
-                train = self._train_epoch(epoch, epochs, schedule)
-                train_seconds = time.perf_counter() - start
-                val = self.score_validation_set()
-                ema_val = self.score_validation_set(ema=True) if self.ema is not None else None
-            except torch.cuda.OutOfMemoryError:
-                raise self._out_of_memory() from None
-            row = {"epoch": epoch + 1, "train_loss": train["loss"], "train_acc": train["acc"],
-                   "val_loss": val["loss"], "val_acc": val["acc"], "lr": max(g["lr"] for g in self.optimizer.param_groups),
-                   "images_per_second": round(train["images"] / max(train_seconds, 1e-9), 1),
-                   "epoch_seconds": round(time.perf_counter() - start, 3)}
-            if ema_val is not None:
-                row.update(ema_val_loss=ema_val["loss"], ema_val_acc=ema_val["acc"])
-            self.history.append(row)
+            self._unfreeze(epoch)
+            row, scores = self._run_epoch(epoch, epochs, schedule)
             accuracy, weights = best_of(row)
-            improved = accuracy > self.best_acc
-            if improved:
-                self.best_acc = accuracy
-                stale = 0
-                scored = ema_val if weights == "ema" else val
-                self.run.best_val_logits = None if self.world.distributed else (scored["logits"], scored["labels"])
-            else:
-                stale += 1
+            improved = self._record(row, accuracy, scores[weights])
+            stale = 0 if improved else stale + 1
             if schedule.end_of_epoch(accuracy) and self.world.is_main:
                 self.report.info(f"epoch {epoch + 1}: plateau schedule lowered the lr to x{schedule.scale:g}")
             self._checkpoint(epoch, improved, weights)
             if self.world.is_main:
-                ema_note = f" (EMA {row['ema_val_acc']:.3f})" if ema_val is not None else ""
-                self.report.info(f"epoch {epoch + 1}/{epochs}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.3f}"
-                                 f"  val loss {row['val_loss']:.4f} acc {row['val_acc']:.3f}{ema_note}  "
-                                 f"{row['images_per_second']:.0f} img/s{'  *' if improved else ''}")
-                get_plugin_manager().notify("tlf_on_epoch_end", run=self.run, epoch=epoch + 1, metrics=row)
-                self.loggers.log_epoch(self.step, row)
-                if self.loggers:
-                    self.loggers.log_confusion(self.step, epoch + 1, val["confusion"].tolist())
-            if self.should_stop is not None and self.should_stop(epoch + 1, row):
-                self.report.info(f"stopped after epoch {epoch + 1} (asked by the caller, e.g. a tuner's pruner)")
-                break
-            if config.patience is not None and stale >= config.patience:
-                self.report.info(f"early stop: val accuracy did not improve for {config.patience} epoch(s)")
+                self._publish_epoch(epoch, epochs, row, scores["raw"]["confusion"], improved)
+            reason = self._stop_reason(epoch, row, stale)
+            if reason:
+                self.report.info(reason)
                 break
         return self._finish()
+
+    def _announce(self) -> None:
+        """The lifecycle hook ``tlf_on_run_start`` and the run's one-line description (main process)."""
+        if not self.world.is_main:
+            return
+        get_plugin_manager().notify("tlf_on_run_start", run=self.run)
+        total, trainable = count_params(self.model)
+        splits = self.parts.splits
+        self.report.info(f"[bold]tlf[/bold] {self.config.dataset} · {self.config.backbone} · {self.policy.name} · "
+                         f"{len(splits.train)} train / {len(splits.val)} val images · "
+                         f"{len(splits.classes)} classes · {trainable:,}/{total:,} trainable params · "
+                         f"{self.device.type} {self.placement.precision}")
+
+    def _start_schedule(self) -> Schedule:
+        """The lr schedule over the run's optimizer steps (a resumed one's state restored), and the
+        step count at the first epoch to train (checkpoints are taken at epoch ends)."""
+        c = self.config
+        steps_per_epoch = -(-self._batches_per_epoch() // c.accumulate)  # optimizer steps
+        self.schedule = Schedule(c.schedule, c.epochs * steps_per_epoch, round(c.warmup_epochs * steps_per_epoch))
+        if self.schedule_state is not None:
+            self.schedule.load_state_dict(self.schedule_state)
+        self.step = self.start_epoch * steps_per_epoch
+        return self.schedule
+
+    def _open_loggers(self, params: dict) -> None:
+        """The ``--log`` loggers (main process), told the run's ``params``, classes and history so far."""
+        if self.world.is_main:
+            self.loggers = Loggers.open(self.config.loggers, LoggerRequest(
+                self.run_dir.path, params, list(self.parts.splits.classes), list(self.history), self.step,
+                resumed=self.start_epoch > 0))
+
+    def _unfreeze(self, epoch: int) -> None:
+        """The policy's change at the start of ``epoch`` (gradual unfreezing), and the module rewrapped."""
+        if self.policy.on_epoch_start(self.model, epoch, self.optimizer):
+            frozen = ", ".join(self.model.frozen_stages) or "none"
+            self.report.info(f"epoch {epoch + 1}: {self.policy.name} unfroze a stage; frozen now: {frozen}")
+            self._wrap()
+
+    def _run_epoch(self, epoch: int, epochs: int, schedule: Schedule) -> tuple[dict, dict[str, dict | None]]:
+        """Train one epoch, then score the validation set: the epoch's metrics row and the
+        scores of the ``raw`` weights and the ``ema`` ones (None without EMA)."""
+        start = time.perf_counter()
+        try:
+            train = self._train_epoch(epoch, epochs, schedule)
+            train_seconds = time.perf_counter() - start
+            val = self.score_validation_set()
+            ema_val = self.score_validation_set(ema=True) if self.ema is not None else None
+        except torch.cuda.OutOfMemoryError:
+            raise self._out_of_memory() from None
+        row = {"epoch": epoch + 1, "train_loss": train["loss"], "train_acc": train["acc"],
+               "val_loss": val["loss"], "val_acc": val["acc"], "lr": max(g["lr"] for g in self.optimizer.param_groups),
+               "images_per_second": round(train["images"] / max(train_seconds, 1e-9), 1),
+               "epoch_seconds": round(time.perf_counter() - start, 3)}
+        if ema_val is not None:
+            row.update(ema_val_loss=ema_val["loss"], ema_val_acc=ema_val["acc"])
+        return row, {"raw": val, "ema": ema_val}
+
+    def _record(self, row: dict, accuracy: float, scored: dict) -> bool:
+        """Add the epoch's ``row`` to the history; True when its ``accuracy`` is the best so far
+        (then the ``scored`` weights' logits are kept for the end-of-run evaluation)."""
+        self.history.append(row)
+        if not accuracy > self.best_acc:
+            return False
+        self.best_acc = accuracy
+        self.run.best_val_logits = None if self.world.distributed else (scored["logits"], scored["labels"])
+        return True
+
+    def _publish_epoch(self, epoch: int, epochs: int, row: dict, confusion: torch.Tensor, improved: bool) -> None:
+        """The epoch's line, the ``tlf_on_epoch_end`` hook and the loggers' metrics and confusion matrix."""
+        ema_note = f" (EMA {row['ema_val_acc']:.3f})" if "ema_val_acc" in row else ""
+        self.report.info(f"epoch {epoch + 1}/{epochs}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.3f}"
+                         f"  val loss {row['val_loss']:.4f} acc {row['val_acc']:.3f}{ema_note}  "
+                         f"{row['images_per_second']:.0f} img/s{'  *' if improved else ''}")
+        get_plugin_manager().notify("tlf_on_epoch_end", run=self.run, epoch=epoch + 1, metrics=row)
+        self.loggers.log_epoch(self.step, row)
+        if self.loggers:
+            self.loggers.log_confusion(self.step, epoch + 1, confusion.tolist())
+
+    def _stop_reason(self, epoch: int, row: dict, stale: int) -> str | None:
+        """Why the run ends after ``epoch``: the caller asked (a tuner's pruner), or ``stale`` epochs
+        without improvement reached the patience; None to go on."""
+        if self.should_stop is not None and self.should_stop(epoch + 1, row):
+            return f"stopped after epoch {epoch + 1} (asked by the caller, e.g. a tuner's pruner)"
+        if self.config.patience is not None and stale >= self.config.patience:
+            return f"early stop: val accuracy did not improve for {self.config.patience} epoch(s)"
+        return None
 
     def _batches(self, epoch: int):
         loader = self.parts.train_loader
