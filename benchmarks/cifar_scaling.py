@@ -136,8 +136,8 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--val", type=int, default=1000, help="validation images (test/), the same for every size")
     parser.add_argument("--work", type=Path, default=Path("/tmp/cifar-scaling"))
-    parser.add_argument("extra", nargs="*", help="more `tlf train` options, after --")
-    args = parser.parse_args()
+    args, extra = parser.parse_known_args()  # the rest: more `tlf train` options, after --
+    args.extra = [a for a in extra if a != "--"]
     args.work.mkdir(parents=True, exist_ok=True)
     out = args.work / "scaling.json"
     rows = json.loads(out.read_text()) if out.exists() else []

@@ -136,6 +136,8 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=Path("dataset_size.jsonl"))
     args = parser.parse_args()
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+    from tlf.heap import keep_freed_memory
+    keep_freed_memory()  # as the tlf command does, for the plain loop too
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     cells = [c.strip() for c in args.cells.split(",") if c.strip()]
     unknown = sorted(set(cells) - set(CELLS))

@@ -21,6 +21,7 @@ _LAZY = {
     "compare": "tlf.experiments",
     "report": "tlf.experiments",
     "tune": "tlf.tuning",
+    "keep_freed_memory": "tlf.heap",
 }
 
 __all__ = ["__version__", "TlfError", *_LAZY]

@@ -11,6 +11,7 @@ import click
 
 from ._version import __version__
 from .errors import TlfError
+from .heap import keep_freed_memory
 from .pluginmanager import LOAD_ENV, PluginLoadWarning
 
 # command name -> "module:attribute"; imported only when the command runs or --help lists it
@@ -108,6 +109,7 @@ def main() -> None:
     """Console-script entry point."""
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # offline: no version check at import
     warnings.showwarning = _show_warning
+    keep_freed_memory()
     try:
         _add_plugin_commands(cli)
     except TlfError as exc:
