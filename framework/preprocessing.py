@@ -21,6 +21,13 @@ from .errors import TlfError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# tlf's fallback where nothing states a model's input (an AugmentRequest or Preprocessing made
+# without a backbone's meta, a hint): ImageNet's usual eval view, the 224 px centre crop of the short
+# side resized to 256. Backbones state theirs in their BackboneMeta, from their library's recipe (and
+# that library's own fallback: timm's resolve_data_config, torchvision's weights' transforms()).
+DEFAULT_IMAGE_SIZE = 224
+DEFAULT_CROP_PCT = 0.875
+DEFAULT_INTERPOLATION = "bilinear"
 # resampling methods by name: the training pipelines know all of them (OpenCV flags in
 # tlf.augment.pipeline); tlf.runtime reimplements RUNTIME_INTERPOLATIONS, so only those export
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "area", "lanczos")
@@ -54,7 +61,7 @@ class Preprocessing:
     resize: int  # the short side before the crop
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
-    interpolation: str = "bilinear"  # enlarging
+    interpolation: str = DEFAULT_INTERPOLATION  # enlarging
     downscale: str = DOWNSCALE  # shrinking
 
     def __post_init__(self) -> None:

@@ -80,6 +80,29 @@ def test_feature_cache_matches_live_path(colour_data, tmp_path):
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
 
 
+def test_feature_cache_plan_decides_whether_and_over_how_many_views():
+    """tlf.engine.features.plan_feature_cache: the trainer's one decision on caching frozen features."""
+    from types import SimpleNamespace as NS
+
+    from tlf.engine.features import CachePlan, plan_feature_cache
+
+    stages = ["conv1", "conv2", "conv3", "conv4", "conv5"]
+    model = NS(backbone=NS(stage_names=stages), frozen_stages=stages[:4])
+    policy = NS(name="partial", changes_during_training=False)
+    fixed, cropped = NS(batch=None, deterministic_train=True), NS(batch=None, deterministic_train=False)
+    assert plan_feature_cache("auto", model, policy, fixed, False, 10) == CachePlan(4, 1)
+    assert plan_feature_cache("auto", model, policy, cropped, False, 10) == CachePlan(4, 4)
+    assert plan_feature_cache("auto", model, policy, cropped, False, 2) == CachePlan(4, 2)
+    assert plan_feature_cache("6", model, policy, fixed, False, 3) == CachePlan(4, 3)
+    assert plan_feature_cache("auto", model, policy, cropped, False, 10, resumed_views=3) == CachePlan(4, 3)
+    assert plan_feature_cache("off", model, policy, fixed, False, 10) is None
+    assert plan_feature_cache("auto", model, policy, fixed, True, 10) is None  # torch.distributed
+    assert plan_feature_cache("auto", NS(backbone=model.backbone, frozen_stages=[]), policy, fixed, False, 10) is None
+    assert plan_feature_cache("auto", model, NS(name="gradual", changes_during_training=True), fixed, False, 10) is None
+    with pytest.raises(TlfError, match="--feature-cache 2 cannot be used: batch-level augmentation"):
+        plan_feature_cache("2", model, policy, NS(batch=object(), deterministic_train=True), False, 10)
+
+
 def test_feature_cache_build_reports_every_image():
     """The feature cache is the long silent stage of a big frozen run: it advances a progress bar."""
     from tlf.engine.features import FeatureCache

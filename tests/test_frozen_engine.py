@@ -145,8 +145,8 @@ def test_training_through_onnxruntime_equals_torch(colour_data, tmp_path, policy
         assert json.loads((trainer.run_dir.path / "summary.json").read_text())["frozen_engine"] == engine
         trainers[engine] = trainer
     ort_run, torch_run = trainers["onnxruntime"], trainers["torch"]
-    for a, b in zip(ort_run.feature_cache.features + ort_run.val_cache.features,
-                    torch_run.feature_cache.features + torch_run.val_cache.features):
+    for a, b in zip(ort_run.cached.train.features + ort_run.cached.val.features,
+                    torch_run.cached.train.features + torch_run.cached.val.features):
         scale = max(1.0, float(b.abs().max()))  # the parity gate's tolerance
         torch.testing.assert_close(a, b, rtol=0, atol=onnx_prefix.TOLERANCE * scale)
     if policy != "transfer":
@@ -233,6 +233,6 @@ def test_training_through_int8_records_the_engine(colour_data, tmp_path):
     assert summary["frozen_engine"] == "onnxruntime-int8" and summary["feature_cache"], summary
     reference = Trainer(plan_run(None, dict(out=str(tmp_path / "torch"), frozen_engine="torch", **settings)), quiet=True)
     reference.fit()
-    for a, b in zip(trainer.feature_cache.features + trainer.val_cache.features,
-                    reference.feature_cache.features + reference.val_cache.features):
+    for a, b in zip(trainer.cached.train.features + trainer.cached.val.features,
+                    reference.cached.train.features + reference.cached.val.features):
         assert 0 < relative_error(a, b) <= 0.2

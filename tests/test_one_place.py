@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 from tlf.config import RESUMABLE
+from tlf.preprocessing import DEFAULT_CROP_PCT, DEFAULT_IMAGE_SIZE
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted(p for folder in ("framework", "plugins") for p in (ROOT / folder).rglob("*.py"))
@@ -145,3 +147,69 @@ def test_backbone_families_leave_the_weights_choice_to_the_loader() -> None:
                 for number, line in enumerate(path.read_text().splitlines(), 1)
                 if "request.weights" in line or "request.pretrained" in line]
     assert deciding == []
+
+
+# preprocessing settings a module could give a fallback of its own
+PREPROCESSING_SETTINGS = {"image_size", "input_size", "resize", "resize_size", "crop", "crop_size", "crop_pct",
+                          "interpolation"}
+DEFAULT_IN_TEXT = re.compile(rf"(?<![\d.])({DEFAULT_IMAGE_SIZE}|{re.escape(str(DEFAULT_CROP_PCT))})(?![\d])")
+
+
+def _literal(node: ast.AST | None) -> bool:
+    """A constant other than None, or a tuple/list of constants."""
+    if isinstance(node, ast.Constant):
+        return node.value is not None
+    return isinstance(node, (ast.Tuple, ast.List)) and bool(node.elts) and all(isinstance(e, ast.Constant) for e in node.elts)
+
+
+def _argument_defaults(node: ast.FunctionDef | ast.AsyncFunctionDef) -> list[tuple[str, ast.AST]]:
+    args = node.args
+    positional = args.posonlyargs + args.args
+    pairs = list(zip(positional[len(positional) - len(args.defaults):], args.defaults))
+    pairs += [(a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None]
+    return [(a.arg, d) for a, d in pairs]
+
+
+def default_preprocessing(path: Path) -> list[str]:
+    """Places in ``path`` that state a fallback preprocessing of their own: the default image
+    size or crop (224, 0.875) as a number or in text, or a literal default for a preprocessing
+    setting (a field's, an argument's, ``.get("input_size", (3, 224, 224))``)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Constant) and type(node.value) in (int, float) \
+                and node.value in (DEFAULT_IMAGE_SIZE, DEFAULT_CROP_PCT):
+            found.append(f"{node.lineno}: the default size or crop {node.value}")
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and DEFAULT_IN_TEXT.search(node.value):
+            found.append(f"{node.lineno}: the default size or crop in text")
+        elif isinstance(node, ast.AnnAssign) and _name(node.target) in PREPROCESSING_SETTINGS and _literal(node.value):
+            found.append(f"{node.lineno}: a default {_name(node.target)}")
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            found += [f"{node.lineno}: a default {name}" for name, default in _argument_defaults(node)
+                      if name in PREPROCESSING_SETTINGS and _literal(default)]
+        elif isinstance(node, ast.Call) and _name(node.func) == "get" and len(node.args) == 2 \
+                and isinstance(node.args[0], ast.Constant) and node.args[0].value in PREPROCESSING_SETTINGS \
+                and _literal(node.args[1]):
+            found.append(f"{node.lineno}: a fallback {node.args[0].value}")
+    return found
+
+
+def test_the_default_preprocessing_lives_only_in_tlf_preprocessing() -> None:
+    """The fallback image size, crop and interpolation: tlf.preprocessing.DEFAULT_*, nowhere else
+    (a backbone's own come from its library's recipe and that library's fallback)."""
+    copies = [f"{path.relative_to(ROOT)}:{place}" for path in SOURCES if path != ROOT / "framework" / "preprocessing.py"
+              for place in default_preprocessing(path)]
+    assert copies == [], (f"a second default preprocessing: {copies}; use tlf.preprocessing.DEFAULT_IMAGE_SIZE, "
+                          "DEFAULT_CROP_PCT or DEFAULT_INTERPOLATION")
+
+
+def test_the_default_preprocessing_guard_sees_the_copies_it_forbids(tmp_path) -> None:
+    """Each kind of copy the code had before is flagged."""
+    copy = tmp_path / "copy.py"
+    copy.write_text("def meta(cfg, image_size: int = 64):\n"
+                    "    return int(cfg.get('input_size', (3, 224, 224))[-1]), cfg.get('crop_pct', 0.875)\n"
+                    "class Request:\n    interpolation: str = 'bilinear'\n    crop_pct: float = 0.9\n"
+                    "HINT = f'use e.g. --image-size 224 ({0})'\n")
+    assert sorted(p.split(": ", 1)[1] for p in default_preprocessing(copy)) == [
+        "a default crop_pct", "a default image_size", "a default interpolation", "a fallback crop_pct",
+        "a fallback input_size", "the default size or crop 0.875", "the default size or crop 224",
+        "the default size or crop 224", "the default size or crop in text"]

@@ -21,7 +21,8 @@ import cv2
 import numpy as np
 
 from ..errors import TlfError
-from ..preprocessing import IMAGENET_MEAN, IMAGENET_STD, INTERPOLATIONS, resize_for
+from ..preprocessing import (DEFAULT_CROP_PCT, DEFAULT_IMAGE_SIZE, DEFAULT_INTERPOLATION, IMAGENET_MEAN, IMAGENET_STD,
+                             INTERPOLATIONS, resize_for)
 from ..preprocessing import short_side_shape as scaled_shape
 from ..registry import check_product, get_registry
 
@@ -41,17 +42,18 @@ class AugmentRequest:
     image_size: int  # the square size the model sees
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
-    interpolation: str = "bilinear"
-    crop_pct: float = 0.875  # eval: resize the short side to image_size / crop_pct, then center crop
+    interpolation: str = DEFAULT_INTERPOLATION
+    crop_pct: float = DEFAULT_CROP_PCT  # eval: resize the short side to image_size / crop_pct, then center crop
     resize: int | None = None  # the eval short side when fixed already (tlf.preprocessing.Preprocessing.resize)
     num_classes: int = 0
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.image_size < 1:
-            raise TlfError(f"image size must be positive, got {self.image_size}", hint="use e.g. --image-size 224")
+            raise TlfError(f"image size must be positive, got {self.image_size}",
+                           hint=f"use e.g. --image-size {DEFAULT_IMAGE_SIZE}")
         if not 0 < self.crop_pct <= 1:
-            raise TlfError(f"crop_pct must be in (0, 1], got {self.crop_pct}", hint="use e.g. 0.875")
+            raise TlfError(f"crop_pct must be in (0, 1], got {self.crop_pct}", hint=f"use e.g. {DEFAULT_CROP_PCT}")
         if self.interpolation not in INTERPOLATIONS:
             raise TlfError(f"unknown interpolation {self.interpolation!r}",
                            hint=f"choose one of: {', '.join(INTERPOLATIONS)}")

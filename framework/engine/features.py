@@ -8,17 +8,30 @@ the live path would compute for the same input crop.
 The pass runs on a *frozen engine* (:func:`choose_engine`): torch, or on the CPU the prefix
 exported to onnxruntime (:mod:`tlf.engine.onnx_prefix`), which computes the same fp32
 features 2.3-3.3x faster there (docs/performance.md).
+
+The trainer asks :func:`plan_feature_cache` whether its run caches and over how many views,
+and :func:`cache_features` for the caches and the trainable remainder (:class:`CachedFeatures`).
 """
 from __future__ import annotations
 
 import os
-from typing import Callable, Iterable, Iterator, Sequence
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
 from ..errors import TlfError
+
+if TYPE_CHECKING:
+    from ..augment import Pipeline
+    from ..config import RunConfig
+    from ..policies import FreezePolicy
+    from .assembly import TrainingParts
+    from .placement import Placement
+    from .progress import Reporter
 
 
 def frozen_prefix(model: nn.Module) -> int:
@@ -180,3 +193,113 @@ class FeatureCache:
     def steps_per_epoch(self, batch_size: int, drop_last: bool = True) -> int:
         n = len(self)
         return n // batch_size if drop_last and n >= batch_size else -(-n // batch_size)
+
+
+@dataclass(frozen=True)
+class CachePlan:
+    """How a run caches its frozen features: the frozen stages run once, over ``views`` augmented
+    views of the training set (views cycle over epochs)."""
+
+    prefix: int  # leading frozen backbone stages
+    views: int
+
+
+@dataclass
+class CachedFeatures:
+    """A run's cached frozen features and the trainable rest of the network that consumes them."""
+
+    train: FeatureCache
+    val: FeatureCache | None  # None when the validation features did not fit: validation runs live
+    remainder: nn.Module  # compiled when the run compiles
+    ema_remainder: nn.Module | None  # the same over the EMA weights
+    views: int
+    engine: str  # what ran the frozen pass
+
+    @property
+    def nbytes(self) -> int:
+        return self.train.nbytes + (self.val.nbytes if self.val is not None else 0)
+
+
+def plan_feature_cache(setting: str, model: nn.Module, policy: FreezePolicy, pipeline: Pipeline, distributed: bool,
+                       epochs_left: int, resumed_views: int | None = None) -> CachePlan | None:
+    """Whether a run caches the frozen prefix's features, and over how many views: ``setting`` is
+    ``--feature-cache`` (``auto``, ``off`` or a number of views); None when the cache is off or
+    would change training; a number of views that cannot be honoured is a :class:`TlfError`. A
+    resumed run keeps the ``resumed_views`` it started with."""
+    prefix = frozen_prefix(model)
+    why_not = _why_not_cached(setting, prefix, pipeline, distributed, policy)
+    if why_not:
+        if setting.isdigit():
+            raise TlfError(f"--feature-cache {setting} cannot be used: {why_not}", hint="use --feature-cache auto or off")
+        return None
+    if resumed_views is not None:
+        return CachePlan(prefix, resumed_views)
+    views = int(setting) if setting.isdigit() else 1 if pipeline.deterministic_train else min(4, epochs_left)
+    return CachePlan(prefix, max(1, min(views, epochs_left)))
+
+
+def _why_not_cached(setting: str, prefix: int, pipeline: Pipeline, distributed: bool, policy: FreezePolicy) -> str | None:
+    if setting == "off":
+        return "off by --feature-cache off"
+    if prefix == 0:
+        return "no frozen stages"
+    if pipeline.batch is not None:
+        return "batch-level augmentation (mixup/cutmix) needs the images"
+    if distributed:
+        return "not used with torch.distributed"
+    if policy.changes_during_training:
+        return f"policy {policy.name} changes the frozen set during training"
+    return None
+
+
+def cache_features(plan: CachePlan, parts: TrainingParts, config: RunConfig, placement: Placement,
+                   ema_model: nn.Module | None, to_input: Callable, report: Reporter) -> CachedFeatures | None:
+    """Run ``plan``'s frozen prefix of ``parts.model`` once over the training views and the
+    validation set, on the frozen engine ``config.frozen_engine`` chooses (:func:`choose_engine`);
+    None (and a note) when the training features do not fit in :func:`memory_budget`."""
+    start = time.perf_counter()
+    sample, calibration = _engine_samples(parts.train_loader, config.frozen_engine)
+    prep = parts.preprocessing
+    engine, note = choose_engine(config.frozen_engine, _prefix_module(parts.model, plan.prefix), to_input,
+                                 placement.amp_dtype, placement.device, sample, prep.mean, prep.std,
+                                 f"{config.backbone}-{plan.prefix}", config.channels_last, calibration)
+    report.info(f"frozen engine: {note}")
+    store, device = placement.amp_dtype or torch.float32, placement.device
+    train_loader, val_loader = parts.train_loader, parts.val_loader
+    passes = ordered_passes(train_loader, plan.views)
+    with report.epoch("feature cache", sum(map(len, passes)) + len(val_loader)) as advance:
+        train = FeatureCache.build(engine, passes, len(train_loader.dataset), store, device, memory_budget(device), advance)
+        if train is None:
+            report.info("feature cache: skipped, the frozen features do not fit in memory")
+            return None
+        val = FeatureCache.build(engine, [val_loader], len(val_loader.dataset), store, device, memory_budget(device), advance)
+    remainder = Remainder(parts.model, plan.prefix)
+    cached = CachedFeatures(train, val, torch.compile(remainder) if config.compile else remainder,
+                            Remainder(ema_model, plan.prefix) if ema_model is not None else None, plan.views, engine.name)
+    report.info(f"feature cache: {plan.prefix} frozen stage(s) run once over {plan.views} view(s) of the training set "
+                f"and the validation set ({cached.nbytes / 2**20:.0f} MiB, {time.perf_counter() - start:.1f}s)")
+    return cached
+
+
+def _prefix_module(model: nn.Module, prefix: int) -> nn.Sequential:
+    """The first ``prefix`` stages; with the whole backbone frozen and a global-average-pool head,
+    the pool too (pooled features are cached, and the head's pool is the identity on 1x1 maps)."""
+    modules = list(model.backbone.stages.children())[:prefix]
+    pool = getattr(model.head, "pool", None)
+    if prefix == len(model.backbone.stage_names) and isinstance(pool, nn.AdaptiveAvgPool2d) \
+            and pool.output_size in (1, (1, 1)):
+        modules.append(pool)
+    return nn.Sequential(*modules)
+
+
+def _engine_samples(loader: DataLoader, frozen_engine: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A uint8 batch of up to 8 training images (the engines' parity check), and for
+    ``onnxruntime-int8`` its calibration images, spread over the training set."""
+    dataset = loader.dataset
+    sample = loader.collate_fn([dataset[(0, i)] for i in range(min(8, len(dataset)))])[0]
+    if frozen_engine != "onnxruntime-int8":
+        return sample, None
+    from .onnx_int8 import CALIBRATION_IMAGES
+    n = len(dataset)
+    picks = sorted({i * n // CALIBRATION_IMAGES for i in range(min(n, CALIBRATION_IMAGES))})
+    return sample, loader.collate_fn([dataset[(0, i)] for i in picks])[0]

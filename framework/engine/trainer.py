@@ -21,7 +21,7 @@ from ..rundir import PREPROCESSING_FILE, RESUME_KEYS, RunDirWriter, load_checkpo
 from ..tracking import STEP_EVERY, LoggerRequest, Loggers, check_loggers
 from . import distributed as ddp
 from .placement import Placement, place
-from .features import FeatureCache, Remainder, choose_engine, frozen_prefix, memory_budget, ordered_passes
+from .features import CachedFeatures, cache_features, plan_feature_cache
 from .ema import WeightEma
 from .imbalance import class_weights
 from .optim import build_optimizer, set_lr
@@ -123,14 +123,10 @@ class Trainer:
             weight=None if weights is None else torch.tensor(weights, dtype=torch.float32, device=self.device),
             label_smoothing=self.config.label_smoothing)
         self.ema = WeightEma(self.model, self.config.ema) if self.config.ema else None
-        self.ema_remainder: nn.Module | None = None
         self.schedule_state: dict | None = None  # a resumed plateau schedule's state
         self.schedule: Schedule | None = None
-        self.feature_cache: FeatureCache | None = None
-        self.val_cache: FeatureCache | None = None
-        self.remainder: nn.Module | None = None
-        self.cache_views: int | None = None  # views of the feature cache; saved, so a resumed run uses the same
-        self.frozen_engine: str | None = None  # what ran the cached frozen pass
+        self.cached: CachedFeatures | None = None  # the frozen features, when the run caches them
+        self.resumed_cache_views: int | None = None  # the views a resumed run's cache started with
         if resume_dir is not None:
             self._restore(resume_dir)
         self.run_dir = self._open_run_dir(resume_dir) if open_run_dir else None
@@ -238,7 +234,7 @@ class Trainer:
         self.history = list(state["history"])
         self.best_acc = float(state["best_acc"])
         self.earlier_seconds = float(state["elapsed"])
-        self.cache_views = state.get("feature_cache_views")
+        self.resumed_cache_views = state.get("feature_cache_views")
         self.defaults_chosen = state.get("defaults_chosen", self.defaults_chosen)
 
     def _wrap(self) -> None:
@@ -257,72 +253,12 @@ class Trainer:
         return to_model_input(images, prep.mean, prep.std, self.device, channels_last=self.config.channels_last)
 
     def _maybe_cache_features(self, epochs_left: int) -> None:
-        """Build the frozen-prefix feature cache when it is allowed, useful and fits."""
-        setting = self.config.feature_cache
-        prefix = frozen_prefix(self.model)
-        why_not = None
-        if setting == "off":
-            why_not = "off by --feature-cache off"
-        elif prefix == 0:
-            why_not = "no frozen stages"
-        elif self.parts.pipeline.batch is not None:
-            why_not = "batch-level augmentation (mixup/cutmix) needs the images"
-        elif self.world.distributed:
-            why_not = "not used with torch.distributed"
-        elif self.policy.changes_during_training:
-            why_not = f"policy {self.policy.name} changes the frozen set during training"
-        if why_not:
-            if setting.isdigit():
-                raise TlfError(f"--feature-cache {setting} cannot be used: {why_not}",
-                               hint="use --feature-cache auto or off")
-            return
-        if self.cache_views is not None:  # resumed: the views the run started with
-            views = self.cache_views
-        else:
-            views = int(setting) if setting.isdigit() else 1 if self.parts.pipeline.deterministic_train else min(4, epochs_left)
-            views = max(1, min(views, epochs_left))
-        modules = list(self.model.backbone.stages.children())[:prefix]
-        pool = getattr(self.model.head, "pool", None)
-        if prefix == len(self.model.backbone.stage_names) and isinstance(pool, nn.AdaptiveAvgPool2d) \
-                and pool.output_size in (1, (1, 1)):
-            modules.append(pool)  # cache pooled features; the head's pool is then the identity on 1x1 maps
-        prefix_module = nn.Sequential(*modules)
-        start = time.perf_counter()
-        train_loader, val_loader = self.parts.train_loader, self.parts.val_loader
-        prep = self.parts.preprocessing
-        sample = train_loader.collate_fn([train_loader.dataset[(0, i)] for i in range(min(8, len(train_loader.dataset)))])[0]
-        calibration = None
-        if self.config.frozen_engine == "onnxruntime-int8":  # training images spread over the set
-            from .onnx_int8 import CALIBRATION_IMAGES
-            n = len(train_loader.dataset)
-            picks = sorted({i * n // CALIBRATION_IMAGES for i in range(min(n, CALIBRATION_IMAGES))})
-            calibration = train_loader.collate_fn([train_loader.dataset[(0, i)] for i in picks])[0]
-        engine, note = choose_engine(self.config.frozen_engine, prefix_module, self._to_input, self.placement.amp_dtype,
-                                     self.device, sample, prep.mean, prep.std, f"{self.config.backbone}-{prefix}",
-                                     self.config.channels_last, calibration)
-        self.report.info(f"frozen engine: {note}")
-        store = self.placement.amp_dtype or torch.float32
-        passes = ordered_passes(train_loader, views)
-        with self.report.epoch("feature cache", sum(map(len, passes)) + len(val_loader)) as advance:
-            cache = FeatureCache.build(engine, passes, len(train_loader.dataset), store, self.device,
-                                       memory_budget(self.device), advance)
-            if cache is None:
-                self.report.info("feature cache: skipped, the frozen features do not fit in memory")
-                return
-            self.feature_cache = cache
-            self.cache_views = views
-            self.frozen_engine = engine.name
-            self.val_cache = FeatureCache.build(engine, [val_loader], len(val_loader.dataset), store, self.device,
-                                                memory_budget(self.device), advance)
-        self.remainder = Remainder(self.model, prefix)
-        if self.config.compile:
-            self.remainder = torch.compile(self.remainder)
-        if self.ema is not None:
-            self.ema_remainder = Remainder(self.ema.model, prefix)
-        cached = cache.nbytes + (self.val_cache.nbytes if self.val_cache else 0)
-        seconds = time.perf_counter() - start
-        self.report.info(f"feature cache: {prefix} frozen stage(s) run once over {views} view(s) of the training set "
-                         f"and the validation set ({cached / 2**20:.0f} MiB, {seconds:.1f}s)")
+        """The frozen-prefix feature cache, when :func:`plan_feature_cache` allows it and it fits."""
+        plan = plan_feature_cache(self.config.feature_cache, self.model, self.policy, self.parts.pipeline,
+                                  self.world.distributed, epochs_left, self.resumed_cache_views)
+        if plan is not None:
+            self.cached = cache_features(plan, self.parts, self.config, self.placement,
+                                         self.ema.model if self.ema is not None else None, self._to_input, self.report)
 
     # ---- the loop -----------------------------------------------------------------------
     def prepare(self) -> None:
@@ -339,98 +275,138 @@ class Trainer:
             raise
 
     def _fit(self) -> dict:
-        config = self.config
-        epochs = config.epochs
-        if self.world.is_main:
-            get_plugin_manager().notify("tlf_on_run_start", run=self.run)
-            total, trainable = count_params(self.model)
-            self.report.info(f"[bold]tlf[/bold] {config.dataset} · {config.backbone} · {self.policy.name} · "
-                             f"{len(self.parts.splits.train)} train / {len(self.parts.splits.val)} val images · "
-                             f"{len(self.parts.splits.classes)} classes · {trainable:,}/{total:,} trainable params · "
-                             f"{self.device.type} {self.placement.precision}")
+        planned = self.config  # the loggers' parameters: the plan as the run began (lr "auto" before the finder)
+        epochs = planned.epochs
+        self._announce()
         if self.start_epoch >= epochs:
             self.report.info(f"run already finished all {epochs} epochs")
             return self._finish()
         self.prepare()
-        if config.lr == "auto":
+        if planned.lr == "auto":
             self._auto_lr()
-        steps_per_epoch = -(-self._batches_per_epoch() // config.accumulate)  # optimizer steps
-        schedule = Schedule(config.schedule, epochs * steps_per_epoch, round(config.warmup_epochs * steps_per_epoch))
-        if self.schedule_state is not None:
-            schedule.load_state_dict(self.schedule_state)
-        self.schedule = schedule
-        self.step = self.start_epoch * steps_per_epoch  # checkpoints are taken at epoch ends
-        if self.world.is_main:
-            self.loggers = Loggers.open(config.loggers, LoggerRequest(
-                self.run_dir.path, config.to_dict(), list(self.parts.splits.classes), list(self.history), self.step,
-                resumed=self.start_epoch > 0))
-        stale = 0
+        schedule = self._start_schedule()
+        self._open_loggers(planned.to_dict())
+        stale = 0  # epochs since the best one
         for epoch in range(self.start_epoch, epochs):
-            if self.policy.on_epoch_start(self.model, epoch, self.optimizer):
-                frozen = ", ".join(self.model.frozen_stages) or "none"
-                self.report.info(f"epoch {epoch + 1}: {self.policy.name} unfroze a stage; frozen now: {frozen}")
-                self._wrap()
-            start = time.perf_counter()
-            try:
-                train = self._train_epoch(epoch, epochs, schedule)
-                train_seconds = time.perf_counter() - start
-                val = self.score_validation_set()
-                ema_val = self.score_validation_set(ema=True) if self.ema is not None else None
-            except torch.cuda.OutOfMemoryError:
-                raise self._out_of_memory() from None
-            row = {"epoch": epoch + 1, "train_loss": train["loss"], "train_acc": train["acc"],
-                   "val_loss": val["loss"], "val_acc": val["acc"], "lr": max(g["lr"] for g in self.optimizer.param_groups),
-                   "images_per_second": round(train["images"] / max(train_seconds, 1e-9), 1),
-                   "epoch_seconds": round(time.perf_counter() - start, 3)}
-            if ema_val is not None:
-                row.update(ema_val_loss=ema_val["loss"], ema_val_acc=ema_val["acc"])
-            self.history.append(row)
+            self._unfreeze(epoch)
+            row, scores = self._run_epoch(epoch, epochs, schedule)
             accuracy, weights = best_of(row)
-            improved = accuracy > self.best_acc
-            if improved:
-                self.best_acc = accuracy
-                stale = 0
-                scored = ema_val if weights == "ema" else val
-                self.run.best_val_logits = None if self.world.distributed else (scored["logits"], scored["labels"])
-            else:
-                stale += 1
+            improved = self._record(row, accuracy, scores[weights])
+            stale = 0 if improved else stale + 1
             if schedule.end_of_epoch(accuracy) and self.world.is_main:
                 self.report.info(f"epoch {epoch + 1}: plateau schedule lowered the lr to x{schedule.scale:g}")
             self._checkpoint(epoch, improved, weights)
             if self.world.is_main:
-                ema_note = f" (EMA {row['ema_val_acc']:.3f})" if ema_val is not None else ""
-                self.report.info(f"epoch {epoch + 1}/{epochs}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.3f}"
-                                 f"  val loss {row['val_loss']:.4f} acc {row['val_acc']:.3f}{ema_note}  "
-                                 f"{row['images_per_second']:.0f} img/s{'  *' if improved else ''}")
-                get_plugin_manager().notify("tlf_on_epoch_end", run=self.run, epoch=epoch + 1, metrics=row)
-                self.loggers.log_epoch(self.step, row)
-                if self.loggers:
-                    self.loggers.log_confusion(self.step, epoch + 1, val["confusion"].tolist())
-            if self.should_stop is not None and self.should_stop(epoch + 1, row):
-                self.report.info(f"stopped after epoch {epoch + 1} (asked by the caller, e.g. a tuner's pruner)")
-                break
-            if config.patience is not None and stale >= config.patience:
-                self.report.info(f"early stop: val accuracy did not improve for {config.patience} epoch(s)")
+                self._publish_epoch(epoch, epochs, row, scores["raw"]["confusion"], improved)
+            reason = self._stop_reason(epoch, row, stale)
+            if reason:
+                self.report.info(reason)
                 break
         return self._finish()
+
+    def _announce(self) -> None:
+        """The lifecycle hook ``tlf_on_run_start`` and the run's one-line description (main process)."""
+        if not self.world.is_main:
+            return
+        get_plugin_manager().notify("tlf_on_run_start", run=self.run)
+        total, trainable = count_params(self.model)
+        splits = self.parts.splits
+        self.report.info(f"[bold]tlf[/bold] {self.config.dataset} · {self.config.backbone} · {self.policy.name} · "
+                         f"{len(splits.train)} train / {len(splits.val)} val images · "
+                         f"{len(splits.classes)} classes · {trainable:,}/{total:,} trainable params · "
+                         f"{self.device.type} {self.placement.precision}")
+
+    def _start_schedule(self) -> Schedule:
+        """The lr schedule over the run's optimizer steps (a resumed one's state restored), and the
+        step count at the first epoch to train (checkpoints are taken at epoch ends)."""
+        c = self.config
+        steps_per_epoch = -(-self._batches_per_epoch() // c.accumulate)  # optimizer steps
+        self.schedule = Schedule(c.schedule, c.epochs * steps_per_epoch, round(c.warmup_epochs * steps_per_epoch))
+        if self.schedule_state is not None:
+            self.schedule.load_state_dict(self.schedule_state)
+        self.step = self.start_epoch * steps_per_epoch
+        return self.schedule
+
+    def _open_loggers(self, params: dict) -> None:
+        """The ``--log`` loggers (main process), told the run's ``params``, classes and history so far."""
+        if self.world.is_main:
+            self.loggers = Loggers.open(self.config.loggers, LoggerRequest(
+                self.run_dir.path, params, list(self.parts.splits.classes), list(self.history), self.step,
+                resumed=self.start_epoch > 0))
+
+    def _unfreeze(self, epoch: int) -> None:
+        """The policy's change at the start of ``epoch`` (gradual unfreezing), and the module rewrapped."""
+        if self.policy.on_epoch_start(self.model, epoch, self.optimizer):
+            frozen = ", ".join(self.model.frozen_stages) or "none"
+            self.report.info(f"epoch {epoch + 1}: {self.policy.name} unfroze a stage; frozen now: {frozen}")
+            self._wrap()
+
+    def _run_epoch(self, epoch: int, epochs: int, schedule: Schedule) -> tuple[dict, dict[str, dict | None]]:
+        """Train one epoch, then score the validation set: the epoch's metrics row and the
+        scores of the ``raw`` weights and the ``ema`` ones (None without EMA)."""
+        start = time.perf_counter()
+        try:
+            train = self._train_epoch(epoch, epochs, schedule)
+            train_seconds = time.perf_counter() - start
+            val = self.score_validation_set()
+            ema_val = self.score_validation_set(ema=True) if self.ema is not None else None
+        except torch.cuda.OutOfMemoryError:
+            raise self._out_of_memory() from None
+        row = {"epoch": epoch + 1, "train_loss": train["loss"], "train_acc": train["acc"],
+               "val_loss": val["loss"], "val_acc": val["acc"], "lr": max(g["lr"] for g in self.optimizer.param_groups),
+               "images_per_second": round(train["images"] / max(train_seconds, 1e-9), 1),
+               "epoch_seconds": round(time.perf_counter() - start, 3)}
+        if ema_val is not None:
+            row.update(ema_val_loss=ema_val["loss"], ema_val_acc=ema_val["acc"])
+        return row, {"raw": val, "ema": ema_val}
+
+    def _record(self, row: dict, accuracy: float, scored: dict) -> bool:
+        """Add the epoch's ``row`` to the history; True when its ``accuracy`` is the best so far
+        (then the ``scored`` weights' logits are kept for the end-of-run evaluation)."""
+        self.history.append(row)
+        if not accuracy > self.best_acc:
+            return False
+        self.best_acc = accuracy
+        self.run.best_val_logits = None if self.world.distributed else (scored["logits"], scored["labels"])
+        return True
+
+    def _publish_epoch(self, epoch: int, epochs: int, row: dict, confusion: torch.Tensor, improved: bool) -> None:
+        """The epoch's line, the ``tlf_on_epoch_end`` hook and the loggers' metrics and confusion matrix."""
+        ema_note = f" (EMA {row['ema_val_acc']:.3f})" if "ema_val_acc" in row else ""
+        self.report.info(f"epoch {epoch + 1}/{epochs}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.3f}"
+                         f"  val loss {row['val_loss']:.4f} acc {row['val_acc']:.3f}{ema_note}  "
+                         f"{row['images_per_second']:.0f} img/s{'  *' if improved else ''}")
+        get_plugin_manager().notify("tlf_on_epoch_end", run=self.run, epoch=epoch + 1, metrics=row)
+        self.loggers.log_epoch(self.step, row)
+        if self.loggers:
+            self.loggers.log_confusion(self.step, epoch + 1, confusion.tolist())
+
+    def _stop_reason(self, epoch: int, row: dict, stale: int) -> str | None:
+        """Why the run ends after ``epoch``: the caller asked (a tuner's pruner), or ``stale`` epochs
+        without improvement reached the patience; None to go on."""
+        if self.should_stop is not None and self.should_stop(epoch + 1, row):
+            return f"stopped after epoch {epoch + 1} (asked by the caller, e.g. a tuner's pruner)"
+        if self.config.patience is not None and stale >= self.config.patience:
+            return f"early stop: val accuracy did not improve for {self.config.patience} epoch(s)"
+        return None
 
     def _batches(self, epoch: int):
         loader = self.parts.train_loader
         loader.set_epoch(epoch)
-        if self.feature_cache is not None:  # the loader's sample order, the cached features
+        if self.cached is not None:  # the loader's sample order, the cached features
             order = torch.tensor([index for _, index in loader.sampler])
-            return self.feature_cache.batches(epoch, self.config.batch_size, order), self.remainder
+            return self.cached.train.batches(epoch, self.config.batch_size, order), self.cached.remainder
         return ((self._to_input(x), y.to(self.device, non_blocking=True)) for x, y in loader), self.forward_model
 
     def _batches_per_epoch(self) -> int:
-        if self.feature_cache is not None:
-            return self.feature_cache.steps_per_epoch(self.config.batch_size)
+        if self.cached is not None:
+            return self.cached.train.steps_per_epoch(self.config.batch_size)
         return len(self.parts.train_loader)
 
     def _train_epoch(self, epoch: int, epochs: int, schedule) -> dict:
         self.model.train()
         batches, module = self._batches(epoch)
-        batch_aug = self.parts.pipeline.batch if self.feature_cache is None else None
+        batch_aug = self.parts.pipeline.batch if self.cached is None else None
         sums = torch.zeros(4, device=self.device, dtype=torch.float64)  # loss*n, correct, n, non-finite
         total = self._batches_per_epoch()
         accumulate = self.config.accumulate
@@ -483,7 +459,7 @@ class Trainer:
     def training_step(self, module: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
         """One optimizer step on one batch, outside the run's step count and EMA (the lr finder's)."""
         self.optimizer.zero_grad(set_to_none=True)
-        _, loss = self._forward_loss(module, x, y, self.parts.pipeline.batch if self.feature_cache is None else None)
+        _, loss = self._forward_loss(module, x, y, self.parts.pipeline.batch if self.cached is None else None)
         self.scaler.scale(loss).backward()
         self._apply_gradients()
         return loss.item()
@@ -514,9 +490,9 @@ class Trainer:
         """Loss, accuracy and confusion matrix (``[true][predicted]`` counts) on the validation
         set of the model (or of its EMA weights), under torch.distributed summed over the
         ranks' shards, so every rank gets the same figures; and this process's logits and labels."""
-        if self.val_cache is not None:
-            batches = self.val_cache.batches(0, self.config.batch_size, drop_last=False)
-            remainder = self.ema_remainder if ema else self.remainder
+        if self.cached is not None and self.cached.val is not None:
+            batches = self.cached.val.batches(0, self.config.batch_size, drop_last=False)
+            remainder = self.cached.ema_remainder if ema else self.cached.remainder
             logits, labels = predict_logits(remainder, batches, lambda features: features, self.placement)
         else:
             model = self.ema.model if ema else self.model
@@ -542,7 +518,7 @@ class Trainer:
                  "history": self.history, "best_acc": self.best_acc, "elapsed": self.wall_seconds(),
                  "config": self.config.to_dict(), "classes": list(self.parts.splits.classes), "tlf_version": __version__,
                  "schedule": self.schedule.state_dict() if self.schedule else None, "weights": "raw",
-                 "feature_cache_views": self.cache_views if self.feature_cache is not None else None,
+                 "feature_cache_views": self.cached.views if self.cached is not None else None,
                  "defaults_chosen": self.defaults_chosen}
         if self.ema is not None:
             state["ema"] = self.ema.state_dict()
@@ -584,8 +560,8 @@ class Trainer:
                 "seconds": round(self.wall_seconds(), 2),
                 "images_per_second": round(np.median([r["images_per_second"] for r in self.history]), 1) if self.history else None,
                 "total_params": total, "trainable_params": trainable, "device": str(self.device),
-                "precision": self.placement.precision, "feature_cache": self.feature_cache is not None,
-                "frozen_engine": self.frozen_engine,
+                "precision": self.placement.precision, "feature_cache": self.cached is not None,
+                "frozen_engine": self.cached.engine if self.cached is not None else None,
                 "tlf_version": __version__,
             }
             self.run_dir.write_json("summary.json", summary)

@@ -122,6 +122,39 @@ def compare(dataset: str | None = None, backbones: str | Sequence[str] | None = 
     split the cells, none run twice (:mod:`tlf.experiments.scaleout`); the comparison files
     cover the finished runs this worker can see in ``out``.
     """
+    grid = _plan_grid(dataset, backbones, policies, seeds, seed, out, config, settings)
+    say = log or messages.notice
+    _train_grid(grid, storage, study, quiet, say)
+    comparison = load_results(_finished_paths(grid, storage is not None, say), settings=grid.record())
+    comparison.write(grid.out)
+    return comparison
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """A comparison's cells, where they live and the settings they share."""
+
+    dataset: str  # canonical name
+    cells: list[ComparisonCell]
+    seeds: list[int]
+    out: Path
+    shared: dict[str, Any]  # every setting but a run's identity and place, the same in every cell
+    asked: set[str]  # the settings given explicitly (a run found in ``out`` must have them)
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.out / "runs"
+
+    def record(self) -> dict[str, Any]:
+        """The comparison's settings, as its files state them."""
+        return {"dataset": self.dataset, "backbones": list(dict.fromkeys(c.backbone for c in self.cells)),
+                "policies": list(dict.fromkeys(c.policy for c in self.cells)), "seeds": self.seeds, **self.shared}
+
+
+def _plan_grid(dataset: str | None, backbones: str | Sequence[str] | None, policies: str | Sequence[str], seeds: int,
+               seed: int, out: str | Path | None, config: str | Path | None, settings: dict[str, Any]) -> _Grid:
+    """Check the arguments, resolve the shared settings (``settings`` over the ``config`` file) and
+    plan every cell under canonical names, before anything runs."""
     from ..setting_checks import RANGES, Range, check_value
 
     seeds = check_value("seeds", seeds, int, Range(1))
@@ -130,39 +163,40 @@ def compare(dataset: str | None = None, backbones: str | Sequence[str] | None = 
     base = load_config(config, **settings)
     asked = set(settings) | (set(read_config_file(config)) if config is not None else set())
     dataset = canonical_name("datasets", dataset or base.dataset)
-    runs = plan_runs(dataset, split_names(backbones) or [base.backbone], split_names(policies),
-                     list(range(seed, seed + seeds)))
-    out = Path(out) if out is not None else Path("comparisons") / _slug(dataset)
-    runs_dir = out / "runs"
-    say = log or messages.notice
-    shared = {k: v for k, v in base.to_dict().items() if k not in ("dataset", "backbone", "policy", "seed", "out", "name")}
-    resume_settings = {k: shared[k] for k in RESUMABLE}
+    seed_list = list(range(seed, seed + seeds))
+    cells = plan_runs(dataset, split_names(backbones) or [base.backbone], split_names(policies), seed_list)
+    shared = {k: v for k, v in base.to_dict().items() if k not in (*IDENTITY, "out", "name")}
+    return _Grid(dataset, cells, seed_list, Path(out) if out is not None else Path("comparisons") / _slug(dataset),
+                 shared, asked)
 
-    cells: Any = enumerate(runs, 1)
+
+def _train_grid(grid: _Grid, storage: str | None, study: str | None, quiet: bool, say: Callable[[str], None]) -> None:
+    """Train every cell in order or, with an Optuna ``storage``, the cells this worker claims."""
+    cells: Any = enumerate(grid.cells, 1)
     if storage is not None:
         from .scaleout import claimed_cells
-        cells = claimed_cells(runs, storage, study or f"compare-{_slug(out.resolve().name)}", say,
-                              lambda run: _best_accuracy(runs_dir / run.name))
+        cells = claimed_cells(grid.cells, storage, study or f"compare-{_slug(grid.out.resolve().name)}", say,
+                              lambda cell: _best_accuracy(grid.runs_dir / cell.name))
     try:
-        _run_cells(cells, runs, runs_dir, shared, asked, dataset, resume_settings, quiet, say)
+        for index, cell in cells:
+            _run_cell(grid, index, cell, quiet, say)
     finally:
         getattr(cells, "close", lambda: None)()  # a claimed cell left unfinished goes back to the queue
 
-    settings_record = {"dataset": dataset, "backbones": list(dict.fromkeys(r.backbone for r in runs)),
-                       "policies": list(dict.fromkeys(r.policy for r in runs)),
-                       "seeds": list(range(seed, seed + seeds)), **shared}
-    paths = [runs_dir / run.name for run in runs]
-    if storage is not None:
-        missing = [p.name for p in paths if run_state(p) != "finished"]
-        if missing:
-            say(f"{len(missing)} cell(s) not finished in {runs_dir} (other workers, or other machines' folders): "
-                f"{', '.join(missing)}; 'tlf report {out}' once they are")
-            paths = [p for p in paths if p.name not in missing]
-            if not paths:
-                raise TlfError("no finished cell to compare yet", hint=f"run 'tlf report {out}' when the workers are done")
-    comparison = load_results(paths, settings=settings_record)
-    comparison.write(out)
-    return comparison
+
+def _finished_paths(grid: _Grid, shared_storage: bool, say: Callable[[str], None]) -> list[Path]:
+    """The run directories to compare: every cell's, or with ``shared_storage`` (workers) the finished ones."""
+    paths = [grid.runs_dir / cell.name for cell in grid.cells]
+    if not shared_storage:
+        return paths
+    missing = [p.name for p in paths if run_state(p) != "finished"]
+    if missing:
+        say(f"{len(missing)} cell(s) not finished in {grid.runs_dir} (other workers, or other machines' folders): "
+            f"{', '.join(missing)}; 'tlf report {grid.out}' once they are")
+        paths = [p for p in paths if p.name not in missing]
+        if not paths:
+            raise TlfError("no finished cell to compare yet", hint=f"run 'tlf report {grid.out}' when the workers are done")
+    return paths
 
 
 def _best_accuracy(path: Path) -> float | None:
@@ -172,30 +206,27 @@ def _best_accuracy(path: Path) -> float | None:
     return read_json(summary).get("best_val_accuracy") if summary.is_file() else None
 
 
-def _run_cells(cells: Any, runs: list[ComparisonCell], runs_dir: Path, shared: dict, asked: set, dataset: str,
-               resume_settings: dict, quiet: bool, say: Callable[[str], None]) -> None:
-    """Train each cell: finished ones are skipped, interrupted ones resumed, the rest started."""
+def _run_cell(grid: _Grid, index: int, cell: ComparisonCell, quiet: bool, say: Callable[[str], None]) -> None:
+    """Train one cell: skipped when finished, resumed when interrupted, started otherwise."""
     from ..engine import api
 
-    for index, run in cells:
-        path = runs_dir / run.name
-        state = run_state(path)
-        label = f"[{index}/{len(runs)}] {run.backbone} · {run.policy} · seed {run.seed}"
-        wanted = {**shared, "dataset": dataset, "backbone": run.backbone, "policy": run.policy, "seed": run.seed}
-        if state in ("finished", "interrupted"):
-            _check_same_settings(path, wanted, asked & set(wanted))
-        if state == "finished":
-            say(f"{label}: finished earlier, skipped")
-            continue
-        if state == "interrupted":
-            say(f"{label}: resuming {path}")
-            api.train(resume=path, quiet=quiet, **resume_settings)
-            _release_memory()
-            continue
+    path = grid.runs_dir / cell.name
+    state = run_state(path)
+    label = f"[{index}/{len(grid.cells)}] {cell.backbone} · {cell.policy} · seed {cell.seed}"
+    wanted = {**grid.shared, "dataset": grid.dataset, "backbone": cell.backbone, "policy": cell.policy, "seed": cell.seed}
+    if state in ("finished", "interrupted"):
+        _check_same_settings(path, wanted, grid.asked & set(wanted))
+    if state == "finished":
+        say(f"{label}: finished earlier, skipped")
+        return
+    if state == "interrupted":
+        say(f"{label}: resuming {path}")
+        api.train(resume=path, quiet=quiet, **{k: grid.shared[k] for k in RESUMABLE})
+    else:
         if state == "empty":
             say(f"{label}: {path} has no checkpoint yet, starting it again")
             shutil.rmtree(path)
         else:
             say(f"{label}: training")
-        api.train(RunConfig(**wanted), quiet=quiet, out=str(runs_dir), name=run.name)
-        _release_memory()
+        api.train(RunConfig(**wanted), quiet=quiet, out=str(grid.runs_dir), name=cell.name)
+    _release_memory()

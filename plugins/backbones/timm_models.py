@@ -17,7 +17,6 @@ from torch import nn
 from tlf.errors import TlfError
 from tlf.models import STAGES, Backbone, BackboneMeta, BackboneRequest, sequential
 from tlf.models.weights import Pretrained, load_weights
-from tlf.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 
 from .timm_weights import pretrained
 
@@ -108,14 +107,14 @@ def create(name: str) -> nn.Module:
 
 def wrap(model: nn.Module, name: str, meta_name: str, source: str | None) -> Backbone:
     """A :class:`Backbone` from timm model ``model`` (already holding its weights)."""
+    from timm.data import resolve_data_config
+
     stages = split(model, name)
     _check(model, stages, name)
-    cfg: dict[str, Any] = model.pretrained_cfg
     aliases = {unit: stage for stage, seq in stages.items() for unit in seq._modules}
-    meta = BackboneMeta(name=meta_name, image_size=int(cfg.get("input_size", (3, 224, 224))[-1]),
-                        mean=tuple(cfg.get("mean", IMAGENET_MEAN)),
-                        std=tuple(cfg.get("std", IMAGENET_STD)),
-                        interpolation=cfg.get("interpolation", "bicubic"), crop_pct=float(cfg.get("crop_pct", 0.875)),
+    cfg: dict[str, Any] = resolve_data_config(model=model)  # the pretrained config, timm's defaults where it is silent
+    meta = BackboneMeta(name=meta_name, image_size=int(cfg["input_size"][-1]), mean=tuple(cfg["mean"]),
+                        std=tuple(cfg["std"]), interpolation=cfg["interpolation"], crop_pct=float(cfg["crop_pct"]),
                         feature_dim=int(model.num_features), weights=source)
     return Backbone(stages, meta, aliases, _pre_logits(model))
 

@@ -110,10 +110,9 @@ def build(name: str, request: BackboneRequest) -> Backbone:
                           ignore=OLD_CLASSIFIER[family])
     split = {"vgg": _vgg, "resnet": _resnet, "convnext": _convnext}.get(family) or _cut_features(name)
     stages, aliases, feature_dim, pre_logits = split(native)
-    transform = default.transforms.keywords  # functools.partial(ImageClassification, crop_size=..., ...)
-    crop, resize = transform["crop_size"], transform.get("resize_size", 256)
-    interpolation = transform.get("interpolation")
+    transform = default.transforms()  # the weights' ImageClassification preset, torchvision's defaults filled in
+    crop, resize = transform.crop_size[0], transform.resize_size[0]
     meta = BackboneMeta(name=name, image_size=crop, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-                        interpolation=interpolation.value if interpolation is not None else "bilinear",
-                        crop_pct=round(crop / resize, 4), feature_dim=feature_dim, weights=source)
+                        interpolation=transform.interpolation.value, crop_pct=round(crop / resize, 4),
+                        feature_dim=feature_dim, weights=source)
     return Backbone(stages, meta, aliases, pre_logits)
