@@ -69,6 +69,12 @@ def test_evaluate_with_tta(run_dir, tta):
     assert report["images"] == plain["images"]
 
 
+def test_an_unknown_tta_is_a_tlf_error_naming_the_choices(run_dir):
+    import tlf
+    with pytest.raises(tlf.TlfError, match="invalid tta 'mirror'"):
+        tlf.evaluate(run_dir, workers=0, device="cpu", write=False, tta="mirror")
+
+
 def test_export_bakes_flip_into_the_graph(run_dir, tmp_path):
     from tlf.data.model_input import to_model_input
     from tlf.export.run import export_run

@@ -6,7 +6,6 @@ from typing import Any
 
 import click
 
-from ..errors import TlfError
 
 
 def _count(params: Any) -> tuple[int, int]:

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import messages
+from ..errors import TlfError
 from ..config import RunConfig
 
 
