@@ -3,15 +3,17 @@
 glibc serves each allocation above its mmap threshold (128 KiB, adapting up to 32 MiB) with
 a fresh ``mmap`` and unmaps it when freed. A training or inference step of a convolutional
 network on the CPU allocates and frees activations of tens of MiB each, so every step faults
-in and zeroes the same pages again: measured on the 2-core machine, EfficientNet-Lite0 at
-224 px, batch 32, 2 threads (3 training steps and 3 forward passes), 12-19 s of the 27 s wall
-time went to the kernel (3-4.6 M page faults). With large allocations served from the heap
-and freed memory kept (up to ``TRIM_THRESHOLD`` at its top), the same work took 14-18 s with
-0.3 s in the kernel, for 10-13% more peak resident memory (docs/performance.md).
+in and zeroes the same pages again. Measured on the 2-core machine with
+``benchmarks/heap.py`` (EfficientNet-Lite0 at its native size, batch 32, 2 threads, 3 training
+steps and 3 forward passes): 13-18.5 s of kernel CPU time in 23-28 s of wall time (3.2-4.3 M
+page faults). With large allocations served from the heap and freed memory kept (up to
+``TRIM_THRESHOLD`` at its top), the same work took 14.6-14.9 s with 0.3-0.5 s in the kernel,
+for 13-14% more peak resident memory (docs/performance.md).
 
-Hand-written because no library sets this: it is two ``mallopt`` calls through ctypes, and
-torch documents only the environment-variable form (``MALLOC_*_`` set before the process
-starts). Only glibc has these options; elsewhere (macOS, Windows, musl) nothing changes.
+Hand-written because no library sets this. It is two ``mallopt`` calls through ctypes. glibc's
+environment variables for the same options (``MALLOC_MMAP_MAX_``, ``MALLOC_TRIM_THRESHOLD_``)
+take effect only when set before the process starts, which a command cannot do for itself.
+Only glibc has these options; elsewhere (macOS, Windows, musl) nothing changes.
 """
 from __future__ import annotations
 
