@@ -258,3 +258,15 @@ def test_under_torchrun_rank_0_alone_logs_and_the_confusion_matrix_covers_every_
     saved = json.loads(Path(client.download_artifacts(record["run_id"], "confusion/epoch-002.json",
                                                       str(tmp_path / "download"))).read_text())
     assert sum(map(sum, saved["matrix"])) == 20  # both ranks' halves of the 20 val images
+
+
+def test_loggers_are_told_the_lr_that_lr_auto_chose(tmp_path: Path, extra_logger: Any) -> None:
+    told: list[dict] = []
+
+    def record(argument: Any, request: Any) -> Logger:
+        told.append(request.config)
+        return Logger()
+
+    extra_logger("told", record)
+    run = tlf.train(epochs=1, out=str(tmp_path), quiet=True, loggers="told", **{**FAST, "lr": "auto"})
+    assert [c["lr"] for c in told] == [run.summary["lr"]] and isinstance(run.summary["lr"], float)

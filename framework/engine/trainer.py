@@ -274,17 +274,16 @@ class Trainer:
             raise
 
     def _fit(self) -> dict:
-        planned = self.config  # the loggers' parameters: the plan as the run began (lr "auto" before the finder)
-        epochs = planned.epochs
+        epochs = self.config.epochs
         self._announce()
         if self.start_epoch >= epochs:
             self.report.info(f"run already finished all {epochs} epochs")
             return self._finish()
         self.prepare()
-        if planned.lr == "auto":
-            self._auto_lr()
+        if self.config.lr == "auto":
+            self._auto_lr()  # the loggers below are told the lr it chose
         schedule = self._start_schedule()
-        self._open_loggers(planned.to_dict())
+        self._open_loggers()
         stale = 0  # epochs since the best one
         for epoch in range(self.start_epoch, epochs):
             self._unfreeze(epoch)
@@ -326,11 +325,11 @@ class Trainer:
         self.step = self.start_epoch * steps_per_epoch
         return self.schedule
 
-    def _open_loggers(self, params: dict) -> None:
-        """The ``--log`` loggers (main process), told the run's ``params``, classes and history so far."""
+    def _open_loggers(self) -> None:
+        """The ``--log`` loggers (main process), told the run's settings, classes and history so far."""
         if self.world.is_main:
             self.loggers = Loggers.open(self.config.loggers, LoggerRequest(
-                self.run_dir.path, params, list(self.parts.splits.classes), list(self.history), self.step,
+                self.run_dir.path, self.config.to_dict(), list(self.parts.splits.classes), list(self.history), self.step,
                 resumed=self.start_epoch > 0))
 
     def _unfreeze(self, epoch: int) -> None:
