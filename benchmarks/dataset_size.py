@@ -17,7 +17,9 @@ the whole ``DATA/val``. On it, one after another in this process:
   training; validated once, after the last epoch;
 - ``POLICY-old``: ``tlf train`` with the policy's fixed defaults given as flags
   (``--epochs`` the policy's number, ``--head-lr-scale 1``): tlf before the adaptive defaults;
-- ``POLICY-new``: ``tlf train`` with nothing but the policy (the adaptive defaults).
+- ``POLICY-new``: ``tlf train`` with nothing but the policy (the adaptive defaults);
+  ``--set KEY=VALUE`` (repeatable) gives the tlf cells a setting beside it, to probe a
+  candidate default (e.g. ``--set lr=1e-3``); the row records it.
 
 Every tlf run uses ``--image-size 128 --cache ram`` and otherwise the defaults. Prints
 one JSON line per cell as it finishes (also appended to ``--results``, so an interrupted
@@ -103,27 +105,40 @@ def plain(tree: Path, size: int, epochs: int = 10, batch: int = 32, lr: float = 
             "seconds": round(time.perf_counter() - start, 1), "lr": lr}
 
 
-def tlf_cell(tree: Path, size: int, policy: str, old: bool, out: Path) -> dict:
-    """``tlf train`` at the old fixed defaults (given as flags) or the adaptive ones."""
+def tlf_cell(tree: Path, size: int, policy: str, old: bool, out: Path, settings: dict) -> dict:
+    """``tlf train`` at the old fixed defaults (given as flags) or the adaptive ones, plus ``settings``."""
     import tlf
     from tlf.policies import build_policy
 
     fixed = {"epochs": int(build_policy(policy).defaults["epochs"]), "head_lr_scale": 1.0} if old else {}
     run = tlf.train(dataset=f"folder:{tree}", policy=policy, image_size=size, cache="ram", out=str(out), quiet=True,
-                    **fixed)
+                    **{**fixed, **settings})
     s = run.summary
     return {"best_val_accuracy": s["best_val_accuracy"], "last_val_accuracy": s["last_val_accuracy"],
             "epochs": s["epochs"], "seconds": s["seconds"], "lr": s["lr"], "head_lr_scale": s["head_lr_scale"],
-            "defaults_chosen": s["defaults_chosen"]}
+            "defaults_chosen": s["defaults_chosen"], **({"set": settings} if settings else {})}
 
 
 def table(rows: list[dict]) -> str:
     lines = ["| train images | run | val accuracy (best / last) | epochs | wall s |", "| ---: | --- | --- | ---: | ---: |"]
     for r in rows:
         best = "" if r["best_val_accuracy"] is None else f"{r['best_val_accuracy']:.3f} / "
-        lines.append(f"| {r['train_images']} | {r['cell']} | {best}{r['last_val_accuracy']:.3f} | {r['epochs']} "
+        run = " ".join([r["cell"], *(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                                     for k, v in r.get("set", {}).items())])
+        lines.append(f"| {r['train_images']} | {run} | {best}{r['last_val_accuracy']:.3f} | {r['epochs']} "
                      f"| {r['seconds']:.0f} |")
     return "\n".join(lines)
+
+
+def parse_setting(item: str, parser: argparse.ArgumentParser) -> tuple[str, float | str]:
+    """``KEY=VALUE`` as (key, number or text); a malformed one is the parser's error."""
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        parser.error(f"--set {item!r}: give KEY=VALUE, e.g. lr=1e-3")
+    try:
+        return key.replace("-", "_"), float(value)
+    except ValueError:
+        return key.replace("-", "_"), value
 
 
 def main() -> None:
@@ -133,6 +148,8 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--cells", default=",".join(CELLS), help=f"which of {', '.join(CELLS)}")
     parser.add_argument("--skip", default="", help="CELL@SIZE pairs to leave out, e.g. plain@all,init-new@all")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting for every tlf cell, e.g. lr=1e-3 (a number or text)")
     parser.add_argument("--results", type=Path, default=Path("dataset_size.jsonl"))
     args = parser.parse_args()
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
@@ -143,6 +160,7 @@ def main() -> None:
     unknown = sorted(set(cells) - set(CELLS))
     if unknown:
         parser.error(f"unknown cell(s) {', '.join(unknown)}; choose from {', '.join(CELLS)}")
+    settings = dict(parse_setting(item, parser) for item in args.set)
     rows = []
     with tempfile.TemporaryDirectory() as work:
         os.environ["TLF_HOME"] = str(Path(work) / "tlf_home")  # no caches from earlier runs
@@ -157,7 +175,7 @@ def main() -> None:
                 else:
                     policy, kind = cell.rsplit("-", 1)
                     result = tlf_cell(tree, args.image_size, POLICIES[policy], kind == "old",
-                                      Path(work) / "runs" / f"{size}-{cell}")
+                                      Path(work) / "runs" / f"{size}-{cell}", settings)
                 row = {"train_images": train_images, "size": size, "cell": cell, "image_size": args.image_size,
                        "load_average": os.getloadavg()[0], **result}
                 rows.append(row)

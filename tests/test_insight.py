@@ -113,12 +113,12 @@ def test_end_of_training_evaluation_reuses_the_best_epochs_logits(policy, tmp_pa
     assert run.best_val_logits is not None
     fresh = tlf.evaluate(run.directory, device="cpu", write=False)
 
-    import tlf.engine.trainer as trainer
+    import tlf.engine.eval_engine as eval_engine
 
     def no_second_pass(*args, **kwargs):
         raise AssertionError("the validation images were run through the model again")
 
-    monkeypatch.setattr(trainer, "predict_logits", no_second_pass)
+    monkeypatch.setattr(eval_engine, "evaluation_logits", no_second_pass)
     reused = tlf.evaluate(run.directory, device="cpu", write=False, logits=run.best_val_logits)
     assert reused["confusion_matrix"] == fresh["confusion_matrix"]
     assert reused["accuracy"] == fresh["accuracy"] == run.summary["best_val_accuracy"]

@@ -9,6 +9,7 @@ from ..config import PRECISIONS
 from ..rundir import CHECKPOINTS
 
 TTA_MODES = ("none", "flip", "flip+crops")  # as tlf.models.tta.TTA_MODES, which imports torch (not for --help)
+ENGINES = ("auto", "torch", "onnxruntime")  # as tlf.engine.eval_engine.ENGINES (torch again)
 
 
 @click.command()
@@ -25,6 +26,10 @@ TTA_MODES = ("none", "flip", "flip+crops")  # as tlf.models.tta.TTA_MODES, which
 @click.option("--tta", type=click.Choice(TTA_MODES), default="none", show_default=True,
               help="Test-time augmentation: average the probabilities of each image and its mirror image (flip), "
                    "or of 5 crops and their mirror images (flip+crops, 10 views).")
+@click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True,
+              help="What runs the images through the model: auto is onnxruntime on the CPU at fp32 (exported once "
+                   "per checkpoint and cached, checked against torch on the first batch; torch if it does not "
+                   "export or match), torch on GPUs.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the report as one JSON object, and also write predictions.jsonl (one object per image).")
 @click.option("--top-losses", type=click.IntRange(min=1), default=16, show_default=True,
@@ -35,7 +40,7 @@ TTA_MODES = ("none", "flip", "flip+crops")  # as tlf.models.tta.TTA_MODES, which
 @click.option("--report/--no-report", "html_report", default=True, show_default=True,
               help="Write RUN_DIR/report.html.")
 def evaluate(run_dir: str, dataset: str | None, data_dir: str | None, checkpoint: str, top_k: int, batch_size: int,
-             device: str, precision: str, tta: str, as_json: bool, top_losses: int, label_errors: float | None,
+             device: str, precision: str, tta: str, engine: str, as_json: bool, top_losses: int, label_errors: float | None,
              html_report: bool) -> None:
     """Accuracy, balanced accuracy, macro F1, per-class precision/recall/F1, top-k and confusion
     matrix of RUN_DIR's model, and what it got wrong: per-image predictions, most-confused pairs
@@ -47,7 +52,7 @@ def evaluate(run_dir: str, dataset: str | None, data_dir: str | None, checkpoint
     from ..engine.api import evaluate as run_evaluation
     from ..insight.evaluation import InsightOptions
     report = run_evaluation(run_dir, dataset=dataset, data_dir=data_dir, checkpoint=checkpoint, top_k=top_k,
-                            batch_size=batch_size, device=device, precision=precision, tta=tta,
+                            batch_size=batch_size, device=device, precision=precision, tta=tta, engine=engine,
                             insight=InsightOptions(top_losses=top_losses, label_errors=label_errors, jsonl=as_json))
     if html_report:
         from ..insight.report import write_run_report

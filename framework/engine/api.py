@@ -58,14 +58,15 @@ def lr_find(config: RunConfig | str | Path | None = None, *, plot: str | Path | 
 def evaluate(run_dir: str | Path, *, dataset: str | None = None, data_dir: str | None = None, checkpoint: str = "best",
              top_k: int = 5, batch_size: int = 64, device: str = "auto", precision: str = "auto",
              workers: int | None = None, write: bool = True, tta: str = "none",
-             insight: Any = None, logits: tuple[Any, Any] | None = None) -> dict:
+             insight: Any = None, logits: tuple[Any, Any] | None = None, engine: str = "auto") -> dict:
     """Accuracy, per-class precision/recall/F1, top-k and the confusion matrix of a run's model
     on the validation split of its dataset (or of ``dataset``). Writes evaluation.json and
     confusion.png into the run directory unless ``write`` is False. ``precision`` "fp32"
     scores the weights exactly as the exported ONNX model computes them. ``tta`` "flip"
     averages the probabilities of each image and its mirror image; "flip+crops" those of the
     centre and four corner crops of the image resized for evaluation (before its centre crop)
-    and of their mirror images.
+    and of their mirror images. ``engine`` runs the images through the model
+    (:mod:`tlf.engine.eval_engine`: ``auto`` is onnxruntime on the CPU at fp32, torch elsewhere).
 
     Per-image results (:mod:`tlf.insight.evaluation`: predictions.csv, top losses, most
     confused pairs, galleries with Grad-CAM) follow ``insight``, a
@@ -94,8 +95,10 @@ def evaluate(run_dir: str | Path, *, dataset: str | None = None, data_dir: str |
     from .assembly import run_data
     from ..models.tta import TTA_MODES, with_tta
     from .assembly import pipeline_for
-    from .trainer import predict_logits
+    from ..setting_checks import check_choice
+    from .eval_engine import ENGINES, evaluation_logits
 
+    engine = check_choice("engine", engine, ENGINES)
     if tta not in TTA_MODES:
         raise TlfError(f"invalid tta {tta!r}", hint=f"choose one of: {', '.join(TTA_MODES)}")
     run = load_run(run_dir, checkpoint)
@@ -116,12 +119,15 @@ def evaluate(run_dir: str | Path, *, dataset: str | None = None, data_dir: str |
     def to_input(images):
         return to_model_input(images, prep.mean, prep.std, placement.device, channels_last=config.channels_last)
 
-    if not _reusable(logits, val_loader.dataset, tta, dataset):
-        logits = predict_logits(model, val_loader, to_input, placement)
+    if _reusable(logits, val_loader.dataset, tta, dataset):
+        engine_note = "none: the logits training computed with these weights"
+    else:
+        *logits, engine_note = evaluation_logits(engine, model, val_loader, to_input, placement, prep.mean, prep.std,
+                                                 f"{config.backbone}-{tta}-model")
     logits, labels = logits
     report = classification_report(logits.numpy(), labels.numpy(), run.classes, top_k=top_k)
     report.update({"run_dir": str(run.directory), "checkpoint": checkpoint, "dataset": config.dataset,
-                   "precision": placement.precision, "tta": tta})
+                   "precision": placement.precision, "tta": tta, "engine": engine_note})
     from ..insight.evaluation import InsightOptions, analyse
     analyse(report, logits.numpy(), labels.numpy(), val_loader.dataset.images, splits, insight or InsightOptions(),
             out=run.directory if write else None, model=base, transform=pipeline.eval_transform, to_input=to_input)
