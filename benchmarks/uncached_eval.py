@@ -46,7 +46,7 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name in args.models:
         torch.manual_seed(0)
-        model = build_model(name, 5, pretrained=False, input_size=args.size).eval().to(memory_format=torch.channels_last)
+        model = build_model(name, 5, pretrained=False, image_size=args.size).eval().to(memory_format=torch.channels_last)
         meta = model.backbone.meta
 
         def torch_pass() -> float:

@@ -38,28 +38,29 @@ def test_epochs_reach_the_minimum_steps_within_the_cap(steps_per_epoch, epochs):
 
 
 def test_unset_values_are_chosen_from_the_policy_and_explicit_ones_win():
-    defaults = build_policy("init").defaults
-    plan = tlf.RunConfig(policy="init", lr=1e-4)
+    defaults = build_policy("partial:conv5").defaults
+    plan = tlf.RunConfig(policy="partial:conv5", lr=3e-4)
     adapted, choices = adapt(plan, defaults, steps_per_epoch=4)
-    assert (adapted.epochs, adapted.head_lr_scale) == (60, 10.0)
+    assert (adapted.epochs, adapted.head_lr_scale) == (60, 3.0)
     assert [c.setting for c in choices] == ["epochs", "head_lr_scale"]
     assert choices[0].policy_default == 15 and "300 optimizer steps" in choices[0].why
-    given = tlf.RunConfig(policy="init", lr=1e-4, epochs=15, head_lr_scale=1.0)  # today's defaults, by flags
+    given = tlf.RunConfig(policy="partial:conv5", lr=3e-4, epochs=15, head_lr_scale=1.0)  # the fixed ones, by flags
     assert adapt(given, defaults, steps_per_epoch=4) == (given, [])
     assert build_policy("transfer").defaults["head_lr_scale"] == 1.0
-    assert build_policy("partial:conv5").defaults["head_lr_scale"] == 3.0
+    assert build_policy("init").defaults["head_lr_scale"] == 1.0
 
 
-def test_the_head_group_trains_at_its_multiple_of_the_pretrained_stages_lr(colours, tmp_path):
-    trainer = Trainer(plan_run(tlf.RunConfig(dataset=colours, policy="init", lr=1e-4, out=str(tmp_path), **FAST)),
-                      quiet=True, open_run_dir=False)
+def test_the_head_group_trains_at_its_multiple_of_the_trained_stages_lr(colours, tmp_path):
+    trainer = Trainer(plan_run(tlf.RunConfig(dataset=colours, policy="partial:conv4", lr=1e-4, out=str(tmp_path),
+                                             **FAST)), quiet=True, open_run_dir=False)
     steps = len(trainer.parts.train_loader)  # 72 images at batch 8: 9 steps an epoch
     assert trainer.config.epochs == -(-300 // steps) == 34
     lrs = {g["name"]: g["lr"] for g in trainer.optimizer.param_groups}
-    assert lrs["head"] == pytest.approx(1e-3) and lrs["head.no_decay"] == pytest.approx(1e-3)
-    assert [lr for name, lr in lrs.items() if name.startswith("conv")] == [pytest.approx(1e-4)] * (len(lrs) - 2)
-    old = Trainer(plan_run(tlf.RunConfig(dataset=colours, policy="init", lr=1e-4, epochs=15, head_lr_scale=1.0,
-                                         out=str(tmp_path), **FAST)), quiet=True, open_run_dir=False)
+    assert lrs["head"] == pytest.approx(3e-4) and lrs["head.no_decay"] == pytest.approx(3e-4)
+    stages = [lr for name, lr in lrs.items() if name.startswith("conv")]
+    assert len(stages) == len(lrs) - 2 >= 2 and stages == [pytest.approx(1e-4)] * len(stages)
+    old = Trainer(plan_run(tlf.RunConfig(dataset=colours, policy="partial:conv4", lr=1e-4, epochs=15,
+                                         head_lr_scale=1.0, out=str(tmp_path), **FAST)), quiet=True, open_run_dir=False)
     assert old.config.epochs == 15 and old.defaults_chosen == []
     assert [g["lr"] for g in old.optimizer.param_groups] == [pytest.approx(1e-4)] * len(lrs)
 
