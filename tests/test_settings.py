@@ -164,7 +164,8 @@ def test_export_opset_beyond_onnx(tmp_path) -> None:
 def test_plan_is_resolved_once_and_immutable(tmp_path) -> None:
     from tlf.plan import plan_run, resume_plan
     plan = plan_run(None, {"dataset": "synthetic", "policy": "finetune", "augment": "basic", "out": str(tmp_path)})
-    assert (plan.policy, plan.lr, plan.augment) == ("partial:conv5", 3e-4, "basic")
+    from tlf.policies import build_policy
+    assert (plan.policy, plan.lr, plan.augment) == ("partial:conv5", build_policy("partial").defaults["lr"], "basic")
     assert isinstance(plan.workers, int) and plan.image_size is None  # fixed from the backbone when it is built
     assert plan.epochs is None and plan.head_lr_scale is None  # fixed from the training set (tlf.adaptive_defaults)
     with pytest.raises(Exception):
