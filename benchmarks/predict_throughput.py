@@ -119,7 +119,7 @@ def main() -> None:
     cases = [("4000x3000 -> 256 short side, area", rng.integers(0, 256, (3000, 4000, 3), dtype=np.uint8), 256, 341, "area"),
              ("213x160 -> 256 short side, bicubic", rng.integers(0, 256, (160, 213, 3), dtype=np.uint8), 256, 341, "bicubic")]
     flags = {"area": cv2.INTER_AREA, "bicubic": cv2.INTER_CUBIC}
-    print(f"\n| resize | cv2.resize ms | tlf.runtime.resize ms | ratio | before (numpy port) ms | ratio |")
+    print("\n| resize | cv2.resize ms | tlf.runtime.resize ms | ratio | before (numpy port) ms | ratio |")
     print("|---|---:|---:|---:|---:|---:|")
     for label, image, h, w, method in cases:
         repeat = 5 if image.size > 1e6 else 200
