@@ -16,7 +16,8 @@ the whole ``DATA/val``. On it, one after another in this process:
   new classifier, AdamW lr 1e-3 with OneCycleLR, 10 epochs, batch 32, every layer
   training; validated once, after the last epoch;
 - ``POLICY-old``: ``tlf train`` with the policy's fixed defaults given as flags
-  (``--epochs`` the policy's number, ``--head-lr-scale 1``): tlf before the adaptive defaults;
+  (``--epochs`` the policy's number, ``--head-lr-scale 1`` and the lr of then, ``LR_BEFORE``):
+  tlf before the adaptive defaults;
 - ``POLICY-new``: ``tlf train`` with nothing but the policy (the adaptive defaults);
   ``--set KEY=VALUE`` (repeatable) gives the tlf cells a setting beside it, to probe a
   candidate default (e.g. ``--set lr=1e-3``); the row records it.
@@ -42,6 +43,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 POLICIES = {"transfer": "transfer", "partial": "partial:conv5", "init": "init"}
+# the lrs of the fixed defaults (before the sixth session moved partial and init to 1e-3)
+LR_BEFORE = {"transfer": 1e-3, "partial:conv5": 3e-4, "init": 1e-4}
 CELLS = ("plain", *(f"{p}-{d}" for p in POLICIES for d in ("old", "new")))
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 
@@ -110,7 +113,8 @@ def tlf_cell(tree: Path, size: int, policy: str, old: bool, out: Path, settings:
     import tlf
     from tlf.policies import build_policy
 
-    fixed = {"epochs": int(build_policy(policy).defaults["epochs"]), "head_lr_scale": 1.0} if old else {}
+    fixed = {"epochs": int(build_policy(policy).defaults["epochs"]), "head_lr_scale": 1.0,
+             "lr": LR_BEFORE[policy]} if old else {}
     run = tlf.train(dataset=f"folder:{tree}", policy=policy, image_size=size, cache="ram", out=str(out), quiet=True,
                     **{**fixed, **settings})
     s = run.summary
