@@ -38,7 +38,7 @@ def test_a_model_that_does_not_export_is_evaluated_by_torch_with_the_reason(run_
 
     monkeypatch.setattr(onnx_prefix, "export", unsupported)
     report = _evaluate(run_dir)
-    assert report["engine"].startswith("torch: the frozen prefix does not export to ONNX (Exporting the operator")
+    assert report["engine"].startswith("torch: the model does not export to ONNX (Exporting the operator")
     assert report["accuracy"] == _evaluate(run_dir, engine="torch")["accuracy"]
 
 

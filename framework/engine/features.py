@@ -97,8 +97,8 @@ class TorchPrefix:
 
 def choose_engine(setting: str, prefix: nn.Module, to_input: Callable, amp_dtype: torch.dtype | None,
                   device: torch.device, sample: torch.Tensor, mean: Sequence[float], std: Sequence[float],
-                  label: str, channels_last: bool = False,
-                  calibration: torch.Tensor | None = None) -> tuple[Callable[[torch.Tensor], torch.Tensor], str]:
+                  label: str, channels_last: bool = False, calibration: torch.Tensor | None = None,
+                  what: str = "the frozen prefix") -> tuple[Callable[[torch.Tensor], torch.Tensor], str]:
     """The engine for the frozen pass and a note on the choice.
 
     ``setting`` is ``--frozen-engine``: ``auto`` takes onnxruntime fp32 on the CPU whatever the
@@ -111,7 +111,7 @@ def choose_engine(setting: str, prefix: nn.Module, to_input: Callable, amp_dtype
     disagrees with torch on ``sample`` (a uint8 batch), falls back to torch with the reason in the
     note; an int8 file that cannot be made or misses its gate falls back to onnxruntime fp32.
     ``channels_last``: onnxruntime's features in that memory format, as torch's are (the trainable
-    rest then runs as fast on them)."""
+    rest then runs as fast on them). ``what`` names ``prefix`` in the notes."""
     torch_engine = TorchPrefix(prefix, to_input, amp_dtype, device)
     if setting == "torch":
         return torch_engine, "torch, by --frozen-engine torch"
@@ -124,7 +124,7 @@ def choose_engine(setting: str, prefix: nn.Module, to_input: Callable, amp_dtype
     with torch.inference_mode():
         reference = prefix.eval()(to_input(sample)).float()
     threads = torch.get_num_threads()
-    engine, note = onnx_prefix(prefix, sample, reference, mean, std, label, threads, channels_last)
+    engine, note = onnx_prefix(prefix, sample, reference, mean, std, label, threads, channels_last, what)
     if engine is None:
         return torch_engine, f"torch: {note}"
     if setting != "onnxruntime-int8":

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .onnx_prefix import OnnxPrefix, cached_path, open_session
+from .onnx_prefix import OnnxPrefix, cached_path, open_session, prune
 
 # relative L2 error of the features: the error must stay below the features' own size. It catches a
 # broken quantization (NaN, a wrong graph), not int8's imprecision: pretrained Lite0 on flowers
@@ -60,6 +60,7 @@ def int8_prefix(fp32: OnnxPrefix, calibration: torch.Tensor, sample: torch.Tenso
         except Exception as exc:  # a truncated or corrupted file: onnxruntime's own error types
             ok, figures = False, type(exc).__name__
         if ok:
+            os.utime(path)  # recently used: prune keeps it
             return engine, f"reused the cached int8 file, {figures}"
         note = f"quantized again (the cached file failed: {figures})"
     else:
@@ -69,6 +70,7 @@ def int8_prefix(fp32: OnnxPrefix, calibration: torch.Tensor, sample: torch.Tenso
         inputs = np.ascontiguousarray(calibration.permute(0, 2, 3, 1).numpy())
         write_qdq(fp32.path, tmp, fp32.input_name, inputs)
         os.replace(tmp, path)
+        prune(path.parent, keep=path)
         engine = OnnxPrefix(open_session(path, threads), path, channels_last, name="onnxruntime-int8")
         ok, figures = parity(engine, reference, sample)
     except Exception as exc:

@@ -25,6 +25,8 @@ from ..preprocessing import affine
 # parity gate: max |feature diff| <= TOLERANCE x max(1, max |torch feature|), as tlf export's fp32 gate
 TOLERANCE = 1e-4
 FORMAT = 1  # bump when the exported graph's contract (input layout, normalization) changes
+# disk the cached exports may take: a few dozen Lite0 prefixes (9-14 MB) or ten ResNet-50s (~100 MB)
+CACHE_BYTES = 1 << 30
 
 
 class Uint8Prefix(nn.Module):
@@ -128,14 +130,17 @@ def parity(engine: OnnxPrefix, reference: torch.Tensor, sample: torch.Tensor) ->
 
 
 def onnx_prefix(prefix: nn.Module, sample: torch.Tensor, reference: torch.Tensor, mean: Sequence[float],
-                std: Sequence[float], label: str, threads: int,
-                channels_last: bool = False) -> tuple[OnnxPrefix | None, str]:
+                std: Sequence[float], label: str, threads: int, channels_last: bool = False,
+                what: str = "the frozen prefix") -> tuple[OnnxPrefix | None, str]:
     """An onnxruntime engine for ``prefix`` that passed the parity gate on ``sample`` (uint8
     N x 3 x H x W) against ``reference`` (torch's fp32 features of it), and a note saying what was
-    done; ``(None, why)`` when the prefix does not export or does not match.
+    done; ``(None, why)`` when the prefix does not export or does not match (``what`` names it
+    in that note).
 
     A cached file is reused only when its fingerprint matches and it passes the gate; a cached
-    file that does not load or does not match is exported again."""
+    file that does not load or does not match is exported again. Files are used and written
+    with a fresh modification time, and the cache keeps the most recently used ones within
+    :data:`CACHE_BYTES` (:func:`prune`)."""
     wrapped = Uint8Prefix(prefix, mean, std).eval()
     height, width = sample.shape[2:]
     path = cached_path(label, fingerprint(wrapped, height, width, mean, std))
@@ -147,10 +152,22 @@ def onnx_prefix(prefix: nn.Module, sample: torch.Tensor, reference: torch.Tensor
         except Exception as exc:  # a truncated or corrupted file: onnxruntime's own error types
             ok, figures = False, f"{type(exc).__name__}"
         if ok:
+            os.utime(path)
             return engine, f"{note}, parity {figures}"
         note = f"re-exported (the cached file failed: {figures.splitlines()[0] if figures else 'unreadable'})"
     else:
         note = "exported once for this backbone and weights"
+    engine, figures = exported_engine(wrapped, sample, reference, path, threads, channels_last, what)
+    if engine is None:
+        return None, figures
+    prune(path.parent, keep=path)
+    return engine, f"{note}, parity {figures}"
+
+
+def exported_engine(wrapped: Uint8Prefix, sample: torch.Tensor, reference: torch.Tensor, path: Path, threads: int,
+                    channels_last: bool = False, what: str = "the frozen prefix") -> tuple[OnnxPrefix | None, str]:
+    """Export ``wrapped`` to ``path`` and check it against ``reference`` on ``sample``: the engine
+    and the parity figures, or ``(None, why)`` (a file that fails the gate is deleted)."""
     try:
         with torch.inference_mode(False), torch.no_grad():
             export(wrapped, sample[:2].permute(0, 2, 3, 1).contiguous(), path)
@@ -158,8 +175,29 @@ def onnx_prefix(prefix: nn.Module, sample: torch.Tensor, reference: torch.Tensor
         ok, figures = parity(engine, reference, sample)
     except Exception as exc:
         text = str(exc).strip().splitlines()
-        return None, f"the frozen prefix does not export to ONNX ({text[0] if text else type(exc).__name__})"
+        return None, f"{what} does not export to ONNX ({text[0] if text else type(exc).__name__})"
     if not ok:
         path.unlink(missing_ok=True)
-        return None, f"the exported prefix disagrees with torch: {figures}"
-    return engine, f"{note}, parity {figures}"
+        return None, f"the export of {what} disagrees with torch: {figures}"
+    return engine, figures
+
+
+def prune(folder: Path, keep: Path, budget: int | None = None) -> list[Path]:
+    """Delete the least recently used ``*.onnx`` files of ``folder`` until the rest fit in
+    ``budget`` bytes (default :data:`CACHE_BYTES`); ``keep`` always stays. The deleted paths."""
+    budget = CACHE_BYTES if budget is None else budget
+    files = []
+    for path in folder.glob("*.onnx"):
+        try:
+            stat = path.stat()
+        except OSError:  # deleted by another run meanwhile
+            continue
+        files.append((path == keep, stat.st_mtime, stat.st_size, path))
+    files.sort(reverse=True)  # keep first, then newest first
+    total, deleted = 0, []
+    for kept, _, size, path in files:
+        total += size
+        if total > budget and not kept:
+            path.unlink(missing_ok=True)
+            deleted.append(path)
+    return deleted

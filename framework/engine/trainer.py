@@ -21,6 +21,7 @@ from ..tracking import STEP_EVERY, LoggerRequest, Loggers, check_loggers
 from . import distributed as ddp
 from .placement import Placement, place
 from .features import CachedFeatures, cache_features, plan_feature_cache
+from .eval_engine import ValidationEngine
 from .ema import WeightEma
 from .imbalance import class_weights
 from .optim import build_optimizer, set_lr
@@ -126,6 +127,9 @@ class Trainer:
         self.schedule: Schedule | None = None
         self.cached: CachedFeatures | None = None  # the frozen features, when the run caches them
         self.resumed_cache_views: int | None = None  # the views a resumed run's cache started with
+        prep = self.parts.preprocessing
+        self.validation = ValidationEngine(self.config.frozen_engine, self.placement, prep.mean, prep.std,
+                                           self.world.distributed, self.report.info)
         if resume_dir is not None:
             self._restore(resume_dir)
         self.run_dir = self._open_run_dir(resume_dir) if open_run_dir else None
@@ -494,7 +498,7 @@ class Trainer:
             logits, labels = predict_logits(remainder, batches, lambda features: features, self.placement)
         else:
             model = self.ema.model if ema else self.model
-            logits, labels = predict_logits(model, self.parts.val_loader, self._to_input, self.placement)
+            logits, labels = self.validation.logits(model, self.parts.val_loader, self._to_input)
         sums = torch.zeros(3, dtype=torch.float64)
         n = len(self.parts.splits.classes)
         confusion = torch.zeros(n * n, dtype=torch.int64)  # [true * n + predicted]
@@ -560,6 +564,8 @@ class Trainer:
                 "total_params": total, "trainable_params": trainable, "device": str(self.device),
                 "precision": self.placement.precision, "feature_cache": self.cached is not None,
                 "frozen_engine": self.cached.engine if self.cached is not None else None,
+                "validation_engine": "torch, on the cached features" if self.cached is not None and self.cached.val is not None
+                else self.validation.note,
                 "tlf_version": __version__,
             }
             self.run_dir.write_json("summary.json", summary)
