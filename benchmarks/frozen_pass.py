@@ -102,6 +102,8 @@ def main() -> None:
                         help="Engines timed beside torch fp32 (int8: onnxruntime static QDQ, calibrated on random "
                              "images, and dynamic quantization of the same export).")
     args = parser.parse_args()
+    from tlf.heap import keep_freed_memory
+    keep_freed_memory()  # as every tlf command does: torch's pass without glibc's page faults
     torch.set_num_threads(args.threads)
     os.environ.setdefault("TLF_HOME", tempfile.mkdtemp(prefix="tlf-bench-"))
     load_before = os.getloadavg()[0]

@@ -68,6 +68,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--limit", type=int, default=None, help="Use only the first N images.")
     args = parser.parse_args()
+    from tlf.heap import keep_freed_memory
+    keep_freed_memory()  # as every tlf command does: torch's pass without glibc's page faults
 
     from tlf.augment import AugmentRequest, build_pipeline
     from tlf.data.model_input import to_model_input

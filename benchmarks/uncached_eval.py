@@ -31,6 +31,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch and onnxruntime threads.")
     args = parser.parse_args()
+    from tlf.heap import keep_freed_memory
+    keep_freed_memory()  # as every tlf command does: torch's pass without glibc's page faults
     torch.set_num_threads(args.threads)
     os.environ.setdefault("TLF_HOME", tempfile.mkdtemp(prefix="tlf-eval-"))
     from tlf.data.model_input import to_model_input

@@ -78,7 +78,9 @@ SETTINGS: dict[str, Callable] = {
                                   help="What runs the cached frozen pass: auto (onnxruntime fp32 on the CPU, "
                                        "where it is 2.3-3.3x faster, also for bf16 runs; torch on GPUs), torch, onnxruntime, or "
                                        "onnxruntime-int8 (opt-in: the prefix quantized to int8, calibrated on "
-                                       "training images; its features are not fp32's)."),
+                                       "training images; its features are not fp32's). Without a feature cache "
+                                       "(init, scratch) it also picks what runs the validation pass on the CPU at "
+                                       "fp32 (auto: the faster of one pass of each)."),
     "head": click.option("--head", type=click.Choice(["linear", "mlp"]),
                          help="New head: linear (GAP+dropout+linear) or mlp."),
     "dropout": click.option("--dropout", type=float, help="Dropout before the head's last layer."),
