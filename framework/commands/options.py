@@ -76,7 +76,7 @@ SETTINGS: dict[str, Callable] = {
                                   help="Frozen-prefix feature cache: auto, off, or a number of augmented views."),
     "frozen_engine": click.option("--frozen-engine", type=click.Choice(FROZEN_ENGINES),
                                   help="What runs the cached frozen pass: auto (onnxruntime fp32 on the CPU, "
-                                       "where it is 2.3-3.3x faster, also for bf16 runs; torch on GPUs), torch, onnxruntime, or "
+                                       "where it is faster: 1.2-1.5x on AVX2, 2.5x with AMX; also for bf16 runs; torch on GPUs), torch, onnxruntime, or "
                                        "onnxruntime-int8 (opt-in: the prefix quantized to int8, calibrated on "
                                        "training images; its features are not fp32's). Without a feature cache "
                                        "(init, scratch) it also picks what runs the validation pass on the CPU at "

@@ -7,7 +7,8 @@ the live path would compute for the same input crop.
 
 The pass runs on a *frozen engine* (:func:`choose_engine`): torch, or on the CPU the prefix
 exported to onnxruntime (:mod:`tlf.engine.onnx_prefix`), which computes the same fp32
-features 2.3-3.3x faster there (docs/performance.md).
+features faster there: 1.2-1.5x torch's pass on an AVX2 CPU, 2.5x on one with AMX
+(docs/performance.md).
 
 The trainer asks :func:`plan_feature_cache` whether its run caches and over how many views,
 and :func:`cache_features` for the caches and the trainable remainder (:class:`CachedFeatures`).
@@ -102,7 +103,7 @@ def choose_engine(setting: str, prefix: nn.Module, to_input: Callable, amp_dtype
     """The engine for the frozen pass and a note on the choice.
 
     ``setting`` is ``--frozen-engine``: ``auto`` takes onnxruntime fp32 on the CPU whatever the
-    run's precision (measured 2.3-3.3x torch's fp32 pass; bf16 autocast, which ``--precision bf16``
+    run's precision (measured 1.2-1.5x torch's fp32 pass on an AVX2 CPU, 2.5x with AMX; bf16 autocast, which ``--precision bf16``
     would use, was slower in every measurement: 30x slower than torch fp32 on a CPU without native
     bf16, 104.7 against onnxruntime's 121.5 img/s on Lite0 with AMX; and its features are not
     fp32's, docs/performance.md) and torch on GPUs; ``onnxruntime`` asks for it (CPU runs only); ``onnxruntime-int8`` asks for the
