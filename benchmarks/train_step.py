@@ -33,13 +33,14 @@ def trainable(backbone: str, from_stage: str | None, size: int) -> tuple[nn.Modu
     model = build_model(backbone, 5, pretrained=False, image_size=size)
     if from_stage is None:
         return model, (3, size, size)
-    names = list(model.backbone.stages._modules)
+    stages = dict(model.backbone.stages.named_children())
+    names = list(stages)
     start = names.index(from_stage)
     with torch.no_grad():
         x = torch.zeros(1, 3, size, size)
         for name in names[:start]:
-            x = model.backbone.stages._modules[name](x)
-    return nn.Sequential(*[model.backbone.stages._modules[n] for n in names[start:]], model.head), tuple(x.shape[1:])
+            x = stages[name](x)
+    return nn.Sequential(*[stages[n] for n in names[start:]], model.head), tuple(x.shape[1:])
 
 
 def step_fn(variant: str, args: argparse.Namespace) -> tuple:

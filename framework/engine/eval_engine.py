@@ -24,7 +24,7 @@ from .placement import Placement
 ENGINES = ("auto", "torch", "onnxruntime")
 PARITY_IMAGES = 8  # images of the first batch the export is checked on
 # a torch validation pass shorter than this is never worth an export: Lite0's export and
-# session at 224 px took 3.1 s (docs/performance.md, "Evaluation through onnxruntime")
+# session at 224 px took 3.1-3.4 s (docs/performance.md, "Uncached evaluation through onnxruntime")
 EXPORT_SECONDS = 3.0
 
 
@@ -46,17 +46,33 @@ def evaluation_logits(setting: str, model: nn.Module, loader: Iterable, to_input
     from .features import choose_engine
 
     model.eval()
-    engine, note = None, "no images"
+    notes = ["no images"]
+
+    def build(sample: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+        engine, notes[0] = choose_engine("onnxruntime", model, to_input, None, placement.device, sample,
+                                         mean, std, label, what="the model")
+        return engine
+
+    return *engine_pass(loader, build), notes[0]
+
+
+def engine_pass(loader: Iterable,
+                build: Callable[[torch.Tensor], Callable | None]) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Float logits and labels of every batch of ``loader`` through the engine ``build`` makes
+    from the first batch's :data:`PARITY_IMAGES` images (so the images are read once); None
+    when ``build`` returns None."""
+    engine = None
     outs, labels = [], []
     for images, y in loader:
         if engine is None:
-            engine, note = choose_engine("onnxruntime", model, to_input, None, placement.device,
-                                         images[:PARITY_IMAGES], mean, std, label, what="the model")
+            engine = build(images[:PARITY_IMAGES])
+            if engine is None:
+                return None
         outs.append(engine(images).float())
         labels.append(y)
     if not outs:
-        return torch.zeros(0, 0), torch.zeros(0, dtype=torch.long), note
-    return torch.cat(outs), torch.cat(labels), note
+        return torch.zeros(0, 0), torch.zeros(0, dtype=torch.long)
+    return torch.cat(outs), torch.cat(labels)
 
 
 class ValidationEngine:
@@ -124,22 +140,15 @@ class ValidationEngine:
         from .onnx_prefix import Uint8Prefix, exported_engine
 
         model.eval()
-        outs, labels = [], []
         with tempfile.TemporaryDirectory(prefix="tlf-validation-") as folder:
-            engine = None
-            for images, y in loader:
+            def build(sample: torch.Tensor) -> Callable | None:
+                with torch.inference_mode():
+                    reference = model(to_input(sample)).float()
+                engine, why = exported_engine(Uint8Prefix(model, self.mean, self.std).eval(), sample, reference,
+                                              Path(folder) / "model.onnx", torch.get_num_threads(), what="the model")
                 if engine is None:
-                    sample = images[:PARITY_IMAGES]
-                    with torch.inference_mode():
-                        reference = model(to_input(sample)).float()
-                    engine, why = exported_engine(Uint8Prefix(model, self.mean, self.std).eval(), sample, reference,
-                                                  Path(folder) / "model.onnx", torch.get_num_threads(), what="the model")
-                    if engine is None:
-                        self.choice, self.note = "torch", f"torch: {why}"
-                        self.report(f"validation engine: {self.note}")
-                        return None
-                outs.append(engine(images).float())
-                labels.append(y)
-        if not outs:
-            return torch.zeros(0, 0), torch.zeros(0, dtype=torch.long)
-        return torch.cat(outs), torch.cat(labels)
+                    self.choice, self.note = "torch", f"torch: {why}"
+                    self.report(f"validation engine: {self.note}")
+                return engine
+
+            return engine_pass(loader, build)
