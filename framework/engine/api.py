@@ -110,7 +110,7 @@ def evaluate(run_dir: str | Path, *, dataset: str | None = None, data_dir: str |
     placement = place(device, precision)
     val_loader = build_eval_loader(splits, pipeline, batch_size=batch_size,
                                    workers=default_workers(placement.device.type) if workers is None else workers,
-                                   seed=config.seed, cache=config.cache, pin_memory=placement.device.type == "cuda")
+                                   seed=config.seed, cache=config.cache, pin_memory=placement.pin_memory)
     layout = torch.channels_last if config.channels_last else torch.contiguous_format
     base = run.model.to(placement.device, memory_format=layout)  # Grad-CAM explains the model itself
     model = with_tta(base, tta, run.preprocessing.image_size)
