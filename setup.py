@@ -16,6 +16,7 @@ PACKAGE_DIR = {"tlf": "framework", "tlf.plugins": "plugins"}
 TRACKING = {
     "tensorboard": ["tensorboard>=2.14"],
     "mlflow": ["mlflow-skinny>=2.16", "sqlalchemy>=2", "alembic>=1.11"],
+    "wandb": ["wandb>=0.19"],
     "tune": ["optuna>=4.9"],
 }
 

@@ -1,7 +1,7 @@
 """Experiment tracking: the ``--log NAME[,NAME...]`` loggers a training run writes to.
 
 Loggers are plugins of their own kind (``tlf_register_loggers``, :class:`tlf.specs.LoggerSpec`);
-the built-ins ``tensorboard`` and ``mlflow`` register through the same entry points as
+the built-ins ``tensorboard``, ``mlflow`` and ``wandb`` register through the same entry points as
 third-party ones. The run directory's own files (metrics.jsonl, curves.png, ...) are
 written whatever ``--log`` says; loggers send the same figures elsewhere.
 

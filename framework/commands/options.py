@@ -100,7 +100,7 @@ SETTINGS: dict[str, Callable] = {
     "patience": click.option("--patience", type=int,
                              help="Stop when val accuracy has not improved for this many epochs."),
     "loggers": click.option("--log", "--loggers", "loggers",  # torchrun's parser takes --log for its --log-dir
-                            help="Also log to these trackers, comma-separated: tensorboard, mlflow[:URI] "
+                            help="Also log to these trackers, comma-separated: tensorboard, mlflow[:URI], wandb[:PROJECT] "
                                  "('tlf plugins --kind loggers' lists them; default: the run directory only; "
                                  "under torchrun write --loggers)."),
 }
