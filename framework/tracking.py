@@ -21,6 +21,14 @@ from . import messages
 from .errors import TlfError
 
 STEP_EVERY = 10  # optimizer steps between step-level logs (each costs one device sync)
+# the run directory's files a tracker keeps a copy of when the run ends (those it has by then)
+RUN_FILES = ("config.yaml", "classes.json", "metrics.jsonl", "summary.json", "curves.png", "confusion.png",
+             "model.onnx", "report.html")
+
+
+def run_files(run_dir: Path) -> list[Path]:
+    """The :data:`RUN_FILES` that ``run_dir`` has."""
+    return [run_dir / name for name in RUN_FILES if (run_dir / name).is_file()]
 
 
 @dataclass(frozen=True)

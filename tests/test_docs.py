@@ -62,6 +62,7 @@ def test_the_site_builds_strictly_with_every_page_of_the_nav(site: Path) -> None
     api = (site / "api" / "index.html").read_text()
     for name in ("tlf.engine.api.train", "OnnxClassifier", "RunConfig", "FinishedRun"):
         assert name in api
+    assert ":class:" not in api  # the docstrings' Sphinx roles are shown as code
     keys = (site / "configuration" / "index.html").read_text()
     from tlf.config import RunConfig
     assert all(f"<code>{field}</code>" in keys for field in RunConfig.__dataclass_fields__)

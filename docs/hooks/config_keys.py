@@ -7,6 +7,8 @@ import dataclasses
 import typing
 from typing import Any
 
+import click
+
 MARKER = "<!-- tlf:config-keys -->"
 
 
@@ -15,7 +17,7 @@ def _flag_help() -> dict[str, tuple[str, str]]:
     from tlf.commands.train import train
     found = {}
     for param in train.params:
-        if isinstance(param, __import__("click").Option) and param.name:
+        if isinstance(param, click.Option) and param.name:
             flags = ", ".join(f"`{flag}`" for flag in [*param.opts, *param.secondary_opts])
             found[param.name] = (flags, " ".join((param.help or "").split()))
     return found

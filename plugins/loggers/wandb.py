@@ -19,11 +19,9 @@ import os
 from typing import Any
 
 from tlf.rundir import atomic_write
-from tlf.tracking import Logger, LoggerRequest
+from tlf.tracking import Logger, LoggerRequest, run_files
 
 RUN_FILE = "wandb.json"
-FILES = ("config.yaml", "classes.json", "metrics.jsonl", "summary.json", "curves.png", "confusion.png",
-         "model.onnx", "report.html")
 STEP_KEYS = ("train/*", "lr/*")  # logged against the optimizer step
 EPOCH_KEYS = ("epoch/*", "val/*")  # logged against the epoch
 
@@ -84,10 +82,8 @@ class WandbLogger(Logger):
 
     def finish(self, summary: dict[str, Any] | None, status: str) -> None:
         if summary is not None:
-            for name in FILES:
-                path = self.request.run_dir / name
-                if path.is_file():
-                    self.run.save(str(path), base_path=str(self.request.run_dir), policy="now")
+            for path in run_files(self.request.run_dir):
+                self.run.save(str(path), base_path=str(self.request.run_dir), policy="now")
             best = summary.get("best_val_accuracy")
             if best is not None:
                 self.run.summary["best_val_accuracy"] = float(best)
