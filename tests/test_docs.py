@@ -82,6 +82,7 @@ def test_the_cli_reference_lists_every_command_and_option(site: Path) -> None:
 
     assert {"train", "evaluate", "export", "predict", "compare", "tune", "data"} <= set(tlf.commands)
     walk(tlf, "tlf")
+    assert "Sentinel" not in page  # click's "no default" marker is not shown as a default
 
 
 def test_a_broken_link_fails_the_build(tmp_path: Path) -> None:
@@ -108,3 +109,19 @@ def test_pages_say_session_only_of_onnxruntime_sessions(page: Path) -> None:
     found = [text[max(0, m.start() - 40):m.end() + 20] for m in SESSION.finditer(text)
              if not INFERENCE.search(text[max(0, m.start() - 20):m.start()])]
     assert found == [], "the docs describe tlf, not how it was made"
+
+
+def test_the_cli_reference_shows_the_built_in_and_the_plugin_commands(tmp_path: Path) -> None:
+    """mkdocs-click lists a group's loaded commands when it has any: with a plugin command
+    added to the lazy group, the built-ins would drop out of the reference."""
+    pytest.importorskip("mkdocs_click")
+    from plugin_helpers import make_dist, run_tlf
+    hello = ("import click\nfrom tlf.hookspecs import hookimpl\n@hookimpl\ndef tlf_register_commands(cli):\n"
+             "    @cli.command(name='hello')\n    def hello():\n        'Say hello.'\n")
+    site = make_dist(tmp_path, "tlf-hello", "1.0", {"tlf_hello": hello}, {"hello": "tlf_hello"})
+    code = ("from mkdocs_click._docs import make_command_docs\nfrom tlf.cli_reference import tlf\n"
+            "print('\\n'.join(make_command_docs('tlf', tlf, depth=1, style='table', list_subcommands=True)))")
+    done = run_tlf(code=code, paths=[site])
+    assert done.returncode == 0, done.stderr
+    titles = re.findall(r"^#+ ([\w-]+)$", done.stdout, flags=re.MULTILINE)
+    assert {"hello", "train", "export", "data", "download"} <= set(titles)
