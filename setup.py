@@ -16,7 +16,7 @@ PACKAGE_DIR = {"tlf": "framework", "tlf.plugins": "plugins"}
 TRACKING = {
     "tensorboard": ["tensorboard>=2.14"],
     "mlflow": ["mlflow-skinny>=2.16", "sqlalchemy>=2", "alembic>=1.11"],
-    "wandb": ["wandb>=0.19"],
+    "wandb": ["wandb>=0.19.10"],  # reinit="create_new": one W&B run per tlf run in one process
     "tune": ["optuna>=4.9"],
 }
 # the documentation site (mkdocs.yml; `mkdocs serve`): pages, API reference from docstrings, CLI reference
@@ -59,6 +59,7 @@ setup(
             *sorted({req for reqs in TRACKING.values() for req in reqs}),
             *DOCS,  # tests/test_docs.py builds the site with --strict
             "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29",  # tests/test_notebook.py runs the quickstart notebook
+            "wandb>=0.31",  # tests/test_tracking.py reads offline runs back with `wandb leet inspect`
             "pytest>=8",
             "psycopg[binary]>=3.1",  # tests/test_tune.py: an unreachable PostgreSQL study storage
             "setuptools>=64",  # the tests build and install examples/tlf-plugin-example
