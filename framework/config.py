@@ -18,7 +18,7 @@ from .errors import TlfError
 
 OPTIMIZERS = ("adamw", "sgd")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
-DEVICES = ("auto", "cuda", "cpu")
+DEVICES = ("auto", "cuda", "mps", "cpu")
 FROZEN_ENGINES = ("auto", "torch", "onnxruntime", "onnxruntime-int8")
 CACHES = ("auto", "ram", "disk", "off")
 SAMPLERS = ("shuffle", "balanced")

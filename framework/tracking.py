@@ -1,7 +1,7 @@
 """Experiment tracking: the ``--log NAME[,NAME...]`` loggers a training run writes to.
 
 Loggers are plugins of their own kind (``tlf_register_loggers``, :class:`tlf.specs.LoggerSpec`);
-the built-ins ``tensorboard`` and ``mlflow`` register through the same entry points as
+the built-ins ``tensorboard``, ``mlflow`` and ``wandb`` register through the same entry points as
 third-party ones. The run directory's own files (metrics.jsonl, curves.png, ...) are
 written whatever ``--log`` says; loggers send the same figures elsewhere.
 
@@ -21,6 +21,14 @@ from . import messages
 from .errors import TlfError
 
 STEP_EVERY = 10  # optimizer steps between step-level logs (each costs one device sync)
+# the run directory's files a tracker keeps a copy of when the run ends (those it has by then)
+RUN_FILES = ("config.yaml", "classes.json", "metrics.jsonl", "summary.json", "curves.png", "confusion.png",
+             "model.onnx", "report.html")
+
+
+def run_files(run_dir: Path) -> list[Path]:
+    """The :data:`RUN_FILES` that ``run_dir`` has."""
+    return [run_dir / name for name in RUN_FILES if (run_dir / name).is_file()]
 
 
 @dataclass(frozen=True)

@@ -270,3 +270,73 @@ def test_loggers_are_told_the_lr_that_lr_auto_chose(tmp_path: Path, extra_logger
     extra_logger("told", record)
     run = tlf.train(epochs=1, out=str(tmp_path), quiet=True, loggers="told", **{**FAST, "lr": "auto"})
     assert [c["lr"] for c in told] == [run.summary["lr"]] and isinstance(run.summary["lr"], float)
+
+
+@pytest.fixture
+def wandb_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """W&B without an account or a network: offline mode, its own folders under tmp_path."""
+    pytest.importorskip("wandb")
+    for name, value in {"WANDB_MODE": "offline", "WANDB_SILENT": "true", "WANDB_X_DISABLE_STATS": "true",
+                        "WANDB_CONFIG_DIR": tmp_path / "wandb-config", "WANDB_CACHE_DIR": tmp_path / "wandb-cache",
+                        "WANDB_DATA_DIR": tmp_path / "wandb-data"}.items():
+        monkeypatch.setenv(name, str(value))
+    monkeypatch.delenv("WANDB_PROJECT", raising=False)
+
+
+def wandb_records(run_dir: Path) -> list[dict]:
+    """Every record of the run's offline W&B logs, oldest first, read by W&B's own reader."""
+    records = []
+    for offline in sorted((run_dir / "wandb").glob("offline-run-*")):
+        done = subprocess.run([str(Path(sys.executable).parent / "wandb"), "leet", "inspect", "--json", str(offline)],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        records += [json.loads(line) for line in done.stdout.splitlines()]
+    return records
+
+
+def wandb_history(run_dir: Path, key: str, axis: str) -> list[tuple[int, Any]]:
+    rows = [r["history"]["item"] for r in wandb_records(run_dir) if r["type"] == "history"]
+    return [(row[axis], row[key]) for row in rows if key in row]
+
+
+def test_wandb_offline_reads_back_equal_metrics_jsonl_with_each_epochs_confusion_matrix(tmp_path: Path,
+                                                                                       wandb_offline: None) -> None:
+    run = tlf.train(epochs=2, out=str(tmp_path), quiet=True, loggers="wandb", **FAST)
+    rows = metrics_rows(run.directory)
+    for key in ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "images_per_second"):
+        assert wandb_history(run.directory, f"epoch/{key}", "epoch") == [(r["epoch"], pytest.approx(r[key], rel=1e-12))
+                                                                         for r in rows]
+    assert [step for step, _ in wandb_history(run.directory, "train/loss", "step")] == logged_steps(2)
+    confusion = wandb_history(run.directory, "val/confusion.path", "epoch")  # W&B flattens an image's record
+    assert [epoch for epoch, _ in confusion] == [1, 2]
+    files = next((run.directory / "wandb").glob("offline-run-*")) / "files"
+    assert all(nonblank((files / path).read_bytes()) for _, path in confusion)
+
+    records = wandb_records(run.directory)
+    started = next(r["run"] for r in records if r["type"] == "run")
+    config = json.loads(json.dumps(started["config"]["update"]))
+    assert started["project"] == "synthetic" and started["display_name"] == run.directory.name
+    assert config["lr"] == 0.01 and config["policy"] == "transfer"
+    assert json.loads((run.directory / "wandb.json").read_text())["run_id"] == started["run_id"]
+    summary = {k: v for r in records if r["type"] == "summary" for k, v in r["summary"].get("update", {}).items()}
+    assert summary["best_val_accuracy"] == pytest.approx(run.summary["best_val_accuracy"])
+    saved = {f["path"] for r in records if r["type"] == "files" for f in r["files"]["files"]}
+    assert {"config.yaml", "metrics.jsonl", "summary.json", "curves.png"} <= saved
+    assert next(r["exit"]["exit_code"] for r in records if r["type"] == "exit") in (0, None)
+
+
+def test_a_resumed_run_sends_each_epoch_and_step_to_wandb_exactly_once(tmp_path: Path, extra_logger: Any,
+                                                                       wandb_offline: None) -> None:
+    extra_logger("interrupt", lambda argument, request: Interrupt(3 * STEPS_PER_EPOCH))
+    with pytest.raises(KeyboardInterrupt):  # in epoch 3, after W&B was sent step 30
+        tlf.train(epochs=3, out=str(tmp_path), name="run", quiet=True, loggers="wandb:tlf-test,interrupt", **FAST)
+    run_dir = tmp_path / "run"
+    assert [step for step, _ in wandb_history(run_dir, "train/loss", "step")] == logged_steps(3)
+
+    run = tlf.train(resume=run_dir, quiet=True, loggers="wandb")
+    rows = metrics_rows(run.directory)
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert [step for step, _ in wandb_history(run_dir, "train/loss", "step")] == logged_steps(3)
+    assert wandb_history(run_dir, "epoch/val_acc", "epoch") == [(r["epoch"], pytest.approx(r["val_acc"])) for r in rows]
+    runs = [r["run"] for r in wandb_records(run_dir) if r["type"] == "run"]
+    assert len(runs) == 2 and {(r["run_id"], r["project"]) for r in runs} == {(runs[0]["run_id"], "tlf-test")}

@@ -62,9 +62,10 @@ SETTINGS: dict[str, Callable] = {
     "label_smoothing": click.option("--label-smoothing", type=float, help="Label smoothing of the training loss."),
     "grad_clip": click.option("--grad-clip", type=float, help="Clip the gradient norm to this value."),
     "seed": click.option("--seed", type=int, help="Seed of splits, augmentations and initialisation."),
-    "device": click.option("--device", type=click.Choice(DEVICES), help="Where to train (auto: CUDA when available)."),
+    "device": click.option("--device", type=click.Choice(DEVICES),
+                           help="Where to train (auto: CUDA, else Apple's mps, else the CPU)."),
     "precision": click.option("--precision", type=click.Choice(PRECISIONS),
-                              help="auto: bf16 on GPUs that have it, fp32 on CPU (on CPUs with AMX, bf16 "
+                              help="auto: bf16 on GPUs that have it, fp32 on the CPU and mps (on CPUs with AMX, bf16 "
                                    "trains large backbones such as resnet50 or vgg16 much faster)."),
     "channels_last": click.option("--channels-last/--no-channels-last", default=None,
                                   help="NHWC memory format (default: on; faster on GPUs and for most CPU "
@@ -100,7 +101,7 @@ SETTINGS: dict[str, Callable] = {
     "patience": click.option("--patience", type=int,
                              help="Stop when val accuracy has not improved for this many epochs."),
     "loggers": click.option("--log", "--loggers", "loggers",  # torchrun's parser takes --log for its --log-dir
-                            help="Also log to these trackers, comma-separated: tensorboard, mlflow[:URI] "
+                            help="Also log to these trackers, comma-separated: tensorboard, mlflow[:URI], wandb[:PROJECT] "
                                  "('tlf plugins --kind loggers' lists them; default: the run directory only; "
                                  "under torchrun write --loggers)."),
 }

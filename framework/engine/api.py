@@ -11,7 +11,8 @@ from ..config import RunConfig
 
 def train(config: RunConfig | str | Path | None = None, *, resume: str | Path | None = None, quiet: bool = False,
           should_stop: Callable[[int, dict], bool] | None = None, **settings: Any):
-    """Train one run and return it (:class:`tlf.engine.trainer.TrainingRun`, with ``summary`` and ``directory``).
+    """Train one run and return it (:class:`tlf.engine.finished.FinishedRun`, with ``summary`` and
+    ``directory``; a notebook shows it as its summary table and curves).
 
     ``config`` is a RunConfig or a YAML/JSON file; keyword ``settings`` override it
     (``tlf.train(dataset="flowers", policy="partial:conv5", epochs=5)``). ``resume``
@@ -22,6 +23,7 @@ def train(config: RunConfig | str | Path | None = None, *, resume: str | Path | 
     as early stopping does (``tlf tune`` prunes trials with it).
     """
     from ..plan import plan_run
+    from .finished import FinishedRun
     from .trainer import Trainer
 
     plan = plan_run(config, settings, resume)
@@ -32,7 +34,7 @@ def train(config: RunConfig | str | Path | None = None, *, resume: str | Path | 
             trainer.fit()
         finally:
             trainer.close()  # the run directory's lock
-    return trainer.run
+    return FinishedRun.of(trainer.run)
 
 
 def lr_find(config: RunConfig | str | Path | None = None, *, plot: str | Path | None = None, steps: int = 200,
@@ -110,7 +112,7 @@ def evaluate(run_dir: str | Path, *, dataset: str | None = None, data_dir: str |
     placement = place(device, precision)
     val_loader = build_eval_loader(splits, pipeline, batch_size=batch_size,
                                    workers=default_workers(placement.device.type) if workers is None else workers,
-                                   seed=config.seed, cache=config.cache, pin_memory=placement.device.type == "cuda")
+                                   seed=config.seed, cache=config.cache, pin_memory=placement.pin_memory)
     layout = torch.channels_last if config.channels_last else torch.contiguous_format
     base = run.model.to(placement.device, memory_format=layout)  # Grad-CAM explains the model itself
     model = with_tta(base, tta, run.preprocessing.image_size)

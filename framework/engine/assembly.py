@@ -82,7 +82,7 @@ def build_parts(plan: RunConfig, placement, world, report) -> TrainingParts:
     pipeline = pipeline_for(config, preprocessing, splits.num_classes)
     train_loader, val_loader = build_loaders(splits, pipeline, batch_size=config.batch_size, workers=config.workers,
                                              seed=config.seed, cache=config.cache, distributed=world.distributed,
-                                             pin_memory=placement.device.type == "cuda",
+                                             pin_memory=placement.pin_memory,
                                              balanced=config.sampler == "balanced")
     config, chosen = adapt(config, policy.defaults, -(-len(train_loader) // config.accumulate))
     if chosen:

@@ -28,7 +28,7 @@ def init_world(device: str) -> World:
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size <= 1:
         return World()
-    use_cuda = device != "cpu" and torch.cuda.is_available()
+    use_cuda = device in ("auto", "cuda") and torch.cuda.is_available()
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if not dist.is_initialized():
         if use_cuda:

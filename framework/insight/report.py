@@ -27,7 +27,7 @@ def _environment():
     return jinja2.Environment(autoescape=True)
 
 
-def _data_uri(path: Path, photo: bool = False) -> str | None:
+def data_uri(path: Path, photo: bool = False) -> str | None:
     """``path`` as a data: URI; ``photo`` re-encodes it as JPEG (a gallery of photos is ~5x
     smaller so, and the page stays light to open and send)."""
     if not path.is_file():
@@ -91,9 +91,9 @@ def run_page(run_dir: str | Path) -> str:
     summary = _json(run_dir / "summary.json") or {}
     evaluation = _json(run_dir / "evaluation.json")
     classes = _json(run_dir / "classes.json") or []
-    images = {key: _data_uri(run_dir / name, photo=key in GALLERIES) for key, name in IMAGES.items()}
+    images = {key: data_uri(run_dir / name, photo=key in GALLERIES) for key, name in IMAGES.items()}
     if evaluation:
-        images["confusion"] = _data_uri(run_dir / ("confusion_top.png" if evaluation.get("confusion_shown")
+        images["confusion"] = data_uri(run_dir / ("confusion_top.png" if evaluation.get("confusion_shown")
                                                    else "confusion.png"))
     data = evaluation.get("data") if evaluation else None
     counts = [(c, data["train_counts"].get(c, 0), data["val_counts"].get(c, 0)) for c in classes] if data else []
@@ -143,7 +143,7 @@ def write_comparison_report(comparison: Any) -> Path:
     text = _environment().from_string(templates.COMPARE).render(
         title=f"Strategy comparison: {comparison.title()}", directory=str(directory), version=__version__,
         written=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), header=header, rows=rows,
-        note=comparison.note(), image=_data_uri(directory / "comparison.png"), runs=runs)
+        note=comparison.note(), image=data_uri(directory / "comparison.png"), runs=runs)
     path = directory / "report.html"
     atomic_write(path, lambda f: f.write(text))
     return path
@@ -184,7 +184,7 @@ def write_tune_report(folder: str | Path, result: dict[str, Any]) -> Path:
         sections=[("best", "best trial"), ("trials", "trials"), ("history", "history"), ("importance", "importance")],
         note=result.get("note"), best=best, best_config=best_config, counts=f"{len(trials)} trials: {counts}",
         params=names, trials=trials,
-        images={key: _data_uri(directory / f"{key}.png") for key in ("history", "importance")})
+        images={key: data_uri(directory / f"{key}.png") for key in ("history", "importance")})
     path = directory / "report.html"
     atomic_write(path, lambda f: f.write(text))
     return path

@@ -1,4 +1,4 @@
-"""Built-in loggers: TensorBoard and MLflow. Registration only: each factory imports its
+"""Built-in loggers: TensorBoard, MLflow and Weights & Biases. Registration only: each factory imports its
 implementation (and the tracker's package) when a run asks for it with ``--log``."""
 from __future__ import annotations
 
@@ -18,6 +18,11 @@ def _mlflow(argument: str | None, request: Any) -> Any:
     return MlflowLogger(request, argument)
 
 
+def _wandb(argument: str | None, request: Any) -> Any:
+    from .wandb import WandbLogger
+    return WandbLogger(request, argument)
+
+
 @hookimpl
 def tlf_register_loggers(register: Callable[[LoggerSpec], None]) -> None:
     register(LoggerSpec(
@@ -28,3 +33,8 @@ def tlf_register_loggers(register: Callable[[LoggerSpec], None]) -> None:
         name="mlflow", factory=_mlflow, argument="TRACKING_URI",
         description="MLflow run: params, tags, per-epoch metrics, artifacts (default store: OUT/mlflow.db)",
         modules=("mlflow", "sqlalchemy", "alembic"), install="'tlf[mlflow]'"))
+    register(LoggerSpec(
+        name="wandb", factory=_wandb, argument="PROJECT",
+        description="Weights & Biases run: config, per-step and per-epoch metrics, confusion matrices, files "
+                    "(WANDB_MODE=offline: no account needed)",
+        modules=("wandb",), install="'tlf[wandb]'"))

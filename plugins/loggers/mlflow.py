@@ -17,11 +17,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tlf.tracking import Logger, LoggerRequest
+from tlf.tracking import Logger, LoggerRequest, run_files
 
 RUN_FILE = "mlflow.json"
-ARTIFACTS = ("config.yaml", "classes.json", "metrics.jsonl", "summary.json", "curves.png", "confusion.png",
-             "model.onnx", "report.html")
 TAGS = ("dataset", "backbone", "policy")
 CONFUSION_DIR = "confusion"  # artifacts: each epoch's validation confusion matrix
 STATUS = {"finished": "FINISHED", "failed": "FAILED", "killed": "KILLED"}
@@ -101,10 +99,8 @@ class MlflowLogger(Logger):
 
     def finish(self, summary: dict[str, Any] | None, status: str) -> None:
         if summary is not None:
-            for name in ARTIFACTS:
-                path = self.request.run_dir / name
-                if path.is_file():
-                    self.client.log_artifact(self.run_id, str(path))
+            for path in run_files(self.request.run_dir):
+                self.client.log_artifact(self.run_id, str(path))
             best = summary.get("best_val_accuracy")
             if best is not None:
                 self.client.log_metric(self.run_id, "best_val_accuracy", float(best))
