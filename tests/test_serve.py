@@ -210,3 +210,146 @@ def test_start_up_errors_are_one_line(exported, tmp_path):
             result = CliRunner().invoke(cli, ["serve", *args, "--port", str(port) if "--port" in args else "0"])
             assert result.exit_code == 1 and problem in result.output, (problem, result.output)
             assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+# --- a real server: uvicorn in a child process on 127.0.0.1 -------------------------------------
+
+STOPPED = (0, -15)  # uvicorn stops gracefully on SIGTERM, then re-raises it (exit status -15)
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def server(exported):
+    """(process, base URL) of ``tlf serve`` with small limits, ready."""
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "tlf", "serve", str(exported[0]), "--port", str(port),
+                                "--max-files", "4", "--max-body-mb", "0.2", "--timeout", "1.5", "--max-wait-ms", "2",
+                                "--no-access-log"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            if httpx.get(f"{url}/readyz").status_code == 200:
+                break
+        except httpx.TransportError:
+            assert process.poll() is None, process.stderr.read()
+            time.sleep(0.1)
+    yield process, url
+    if process.poll() is None:
+        process.kill()
+    process.wait()
+    process.stderr.close()
+
+
+def raw_request(url: str, **request) -> tuple[bytes, bytes]:
+    """(head, body) of a request as the bytes a client sends."""
+    import httpx
+    built = httpx.Request("POST", f"{url}/v1/predict", **request)
+    head = f"POST /v1/predict HTTP/1.1\r\nHost: x\r\n" + "".join(f"{k}: {v}\r\n" for k, v in built.headers.items()
+                                                                 if k.lower() != "host")
+    return (head + "\r\n").encode(), built.read()
+
+
+def slow_client(url: str, body: tuple[bytes, bytes], pause: float, then=lambda: None) -> bytes:
+    """Send the head and half the body, wait ``pause`` s (calling ``then``), send the rest; the answer."""
+    import socket
+    import time
+    head, content = body
+    port = int(url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(head + content[: len(content) // 2])
+        time.sleep(pause / 2)
+        then()
+        time.sleep(pause / 2)
+        try:
+            conn.sendall(content[len(content) // 2:])
+        except OSError:
+            pass  # the server answered and closed already
+        return conn.recv(65536)
+
+
+def rss_mb(pid: int) -> float:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_load_with_hostile_requests_keeps_answering_in_bounded_memory_without_torch(exported, server):
+    """Bounded load on 127.0.0.1: 8 client threads, good requests mixed with every bad one of
+    bad_requests, bombs and slow clients; two rounds, so the second shows whether memory grows."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    from tlf.runtime import OnnxClassifier
+
+    process, url = server
+    images, _ = shapes(8, 40, seed=9, square=False)
+    expected = [p.label for p in OnnxClassifier(exported[0]).predict(images)]
+    good = encoded(images[0])
+    hostile = list(bad_requests(good).items())
+
+    def good_request(i: int) -> None:
+        pair = [images[i % 8], images[(i + 3) % 8]]
+        answer = httpx.post(f"{url}/v1/predict", files=files(pair), timeout=30)
+        assert answer.status_code == 200, answer.text
+        assert [p["label"] for p in answer.json()["predictions"]] == [expected[i % 8], expected[(i + 3) % 8]]
+
+    def bad_request(i: int) -> None:
+        name, request = hostile[i % len(hostile)]
+        answer = httpx.post(f"{url}/v1/predict", timeout=30, **request)
+        assert 400 <= answer.status_code < 500, (name, answer.status_code, answer.text)
+
+    def slow(i: int) -> None:
+        answer = slow_client(url, raw_request(url, files=files(images[:1])), pause=2.5)
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+
+    jobs = [(good_request, i) for i in range(60)] + [(bad_request, i) for i in range(2 * len(hostile))] + [(slow, i) for i in range(3)]
+    jobs = [jobs[i] for i in np.random.default_rng(0).permutation(len(jobs))]
+    memory = []
+    for _ in range(2):
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda job: job[0](job[1]), jobs))
+        memory.append(rss_mb(process.pid))
+        assert httpx.get(f"{url}/healthz").status_code == 200
+    assert memory[1] - memory[0] < 50, f"the server's memory grew from {memory[0]:.0f} to {memory[1]:.0f} MB"
+    text = httpx.get(f"{url}/metrics").text
+    assert 'tlf_requests_total{route="/v1/predict",status="200"} 120.0' in text
+    loaded = {line.split()[-1] for line in open(f"/proc/{process.pid}/maps") if len(line.split()) > 5}
+    assert not [path for path in loaded if "/torch/" in path], "the serving process loaded torch"
+    assert any("onnxruntime" in path for path in loaded)  # the check sees Python's extension modules
+    process.terminate()
+    assert process.wait(timeout=30) in STOPPED, process.stderr.read()
+
+
+def test_shutdown_finishes_the_request_in_flight(exported, server):
+    import signal
+    process, url = server
+    images, _ = shapes(1, 40)
+    answer = slow_client(url, raw_request(url, files=files(images)), pause=0.6,
+                         then=lambda: process.send_signal(signal.SIGTERM))
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
+    assert process.wait(timeout=30) in STOPPED
+
+
+def test_a_run_directory_is_exported_with_the_parity_gate_then_reused(tmp_path):
+    from onnx_helpers import make_run
+    run = make_run(tmp_path, "resnet18", 32)
+    served = load_models((str(run),))[run.name]
+    exported = run / "model.onnx"
+    assert served.classifier.path == exported and served.classifier.classes == json.loads((run / "classes.json").read_text())
+    stamp = exported.stat().st_mtime_ns
+    assert load_models((f"named={run}",))["named"].version == served.version
+    assert exported.stat().st_mtime_ns == stamp  # up to date: not exported again
