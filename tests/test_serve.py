@@ -353,3 +353,30 @@ def test_a_run_directory_is_exported_with_the_parity_gate_then_reused(tmp_path):
     stamp = exported.stat().st_mtime_ns
     assert load_models((f"named={run}",))["named"].version == served.version
     assert exported.stat().st_mtime_ns == stamp  # up to date: not exported again
+
+
+def test_web_page_classifies_a_picked_image(exported, server, tmp_path):
+    """Headless Chromium loads the page, picks an image in its file input and shows the prediction."""
+    from devtools import Browser
+
+    from tlf.runtime import OnnxClassifier
+
+    _, url = server
+    images, _ = shapes(1, 48, seed=4)
+    path = tmp_path / "picked.png"
+    path.write_bytes(encoded(images[0]))
+    expected = OnnxClassifier(exported[0]).predict([path], top_k=3)[0]
+    browser = Browser()
+    try:
+        browser.call("Page.navigate", url=f"{url}/")
+        assert browser.wait_for("document.getElementById('status') && document.getElementById('status').textContent == 'ready'")
+        assert browser.evaluate("document.getElementById('meta').textContent").count("circle, square, stripes") == 1
+        browser.pick_files("#files", [str(path)])
+        labels = browser.wait_for("[...document.querySelectorAll('.card .label')].map(e => e.textContent)")
+        shown = browser.evaluate("[...document.querySelectorAll('.card .prob')].map(e => e.textContent)")
+        title = browser.evaluate("document.querySelector('.card h3').textContent")
+    finally:
+        browser.close()
+    assert labels == expected.labels[:len(labels)] and len(labels) == 3
+    assert shown[0] == f"{100 * expected.probability:.1f}%" and title == "picked.png"
+    assert not [line for line in browser.console() if "Content Security Policy" in line or "Error" in line], browser.console()
