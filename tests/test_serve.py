@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -226,9 +227,24 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture
-def server(exported):
-    """(process, base URL) of ``tlf serve`` with small limits, ready."""
+# every other requirement of tlf is made unimportable in the server: what the Dockerfile's image holds
+BLOCKING = """import sys
+blocked = set(sys.argv[1].split(",")) - {""}
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in blocked:
+            raise ImportError(f"{name} is not in the runtime image")
+sys.meta_path.insert(0, Block())
+from tlf.cli import main
+sys.argv = ["tlf", "serve", *sys.argv[2:]]
+main()
+"""
+
+
+@contextmanager
+def serving(model: Path, *options: str, blocked: frozenset[str] = frozenset()):
+    """(process, base URL) of ``tlf serve MODEL OPTIONS`` on a free port, once ready; ``blocked``
+    modules cannot be imported in it."""
     import subprocess
     import sys
     import time
@@ -236,22 +252,30 @@ def server(exported):
     import httpx
 
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "tlf", "serve", str(exported[0]), "--port", str(port),
-                                "--max-files", "4", "--max-body-mb", "0.2", "--timeout", "1.5", "--max-wait-ms", "2",
-                                "--no-access-log"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen([sys.executable, "-c", BLOCKING, ",".join(blocked), str(model), "--port", str(port),
+                                *options], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if httpx.get(f"{url}/readyz").status_code == 200:
-                break
-        except httpx.TransportError:
-            assert process.poll() is None, process.stderr.read()
-            time.sleep(0.1)
-    yield process, url
-    if process.poll() is None:
-        process.kill()
-    process.wait()
-    process.stderr.close()
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(f"{url}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                assert process.poll() is None, process.stderr.read()
+                time.sleep(0.1)
+        yield process, url
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        process.stderr.close()
+
+
+@pytest.fixture
+def server(exported):
+    """(process, base URL) of ``tlf serve`` with small limits, ready."""
+    with serving(exported[0], "--no-access-log", "--max-files", "4", "--max-body-mb", "0.2", "--timeout", "1.5", "--max-wait-ms", "2") as found:
+        yield found
 
 
 def raw_request(url: str, **request) -> tuple[bytes, bytes]:
@@ -382,3 +406,35 @@ def test_web_page_classifies_a_picked_image(exported, server, tmp_path):
     assert labels == expected.labels[:len(labels)] and len(labels) == 3
     assert shown[0] == f"{100 * expected.probability:.1f}%" and title == "picked.png"
     assert not [line for line in browser.console() if "Content Security Policy" in line or "Error" in line], browser.console()
+
+
+def image_requirements() -> set[str]:
+    """The packages the Dockerfile installs into the runtime image, canonical names."""
+    from tlf.pluginmanager import canonical_dist_name
+    text = (Path(__file__).resolve().parent.parent / "Dockerfile").read_text().replace("\\\n", " ")
+    line = next(part for part in text.split("&&") if "pip install" in part and "--no-deps" not in part)
+    return {canonical_dist_name(word) for word in line.split("pip install", 1)[1].split()}
+
+
+def test_the_runtime_image_packages_serve_a_model(exported):
+    """What the Dockerfile installs is enough: tlf's other requirements (torch, timm, onnx, ...)
+    cannot be imported in this server, which still answers."""
+    import importlib.metadata as md
+    import re
+
+    import httpx
+
+    from tlf.pluginmanager import canonical_dist_name
+    needed = image_requirements()
+    left_out = {canonical_dist_name(re.split(r"[<>=!~; \[]", req)[0]) for req in md.requires("tlf") if "extra ==" not in req} - needed
+    modules = {module for module, dists in md.packages_distributions().items()
+               if {canonical_dist_name(d) for d in dists} & left_out}
+    assert {"torch", "timm", "albumentations", "onnx"} <= modules and "onnxruntime" not in modules
+    images, _ = shapes(2, 40)
+    with serving(exported[0], blocked=frozenset(modules)) as (process, url):
+        answer = httpx.post(f"{url}/v1/predict", files=files(images))
+        assert answer.status_code == 200 and len(answer.json()["predictions"]) == 2
+        assert httpx.get(f"{url}/openapi.json").status_code == 200 and httpx.get(f"{url}/").status_code == 200
+        process.terminate()
+        log = [json.loads(line) for line in process.stderr.read().splitlines() if line.startswith("{")]
+    assert {"path": "/v1/predict", "status": 200} in [{k: e[k] for k in ("path", "status")} for e in log]  # the access log
