@@ -7,7 +7,7 @@ Model: EfficientNet-Lite0 with random weights (speed does not depend on them), e
 ``tlf.export.export_onnx`` at ``--image-size`` px (224 by default). Servers, each a ``tlf serve`` process on 127.0.0.1 with
 the same model and stack:
 
-- **micro-batching**: the defaults (``--max-batch 8 --max-wait-ms 2``);
+- **micro-batching**: the defaults (``--max-batch 8 --max-wait-ms 5``);
 - **one inference per request**: ``--max-batch 1 --max-wait-ms 0`` (each image its own
   onnxruntime call, the naive server).
 

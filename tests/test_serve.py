@@ -177,23 +177,45 @@ def test_metrics_count_requests_errors_and_batches(exported):
     assert 'tlf_request_seconds_count{route="/v1/predict"} 2.0' in text
 
 
-def test_micro_batching_shares_one_model_call_and_keeps_order():
-    calls: list[int] = []
-
+def recording_batcher(calls: list[int], max_wait_s: float) -> MicroBatcher:
     def run(batch: np.ndarray) -> list[float]:
         calls.append(len(batch))
         return [float(x[0]) for x in batch]
+    return MicroBatcher(run, max_batch=8, max_wait_s=max_wait_s, max_queue=64)
+
+
+def test_micro_batching_shares_one_model_call_and_keeps_order():
+    calls: list[int] = []
 
     async def main() -> list[list[float]]:
-        batcher = MicroBatcher(run, max_batch=8, max_wait_s=5.0, max_queue=64)
+        batcher = recording_batcher(calls, max_wait_s=60.0)
         batcher.start()
         answers = await asyncio.gather(*(batcher.submit([np.array([i]), np.array([-i])]) for i in range(6)))
         await batcher.stop()
         return answers
 
-    answers = asyncio.run(main())
+    answers = asyncio.run(asyncio.wait_for(main(), 30))
     assert answers == [[float(i), float(-i)] for i in range(6)]
-    assert calls == [8, 4]  # 12 images from 6 concurrent requests, batches capped at 8, no 5 s wait
+    assert calls == [8, 4]  # 12 images from 6 concurrent requests, batches capped at 8, nothing more expected
+
+
+def test_a_batch_waits_for_images_being_decoded_and_a_lone_one_does_not():
+    calls: list[int] = []
+
+    async def main() -> None:
+        batcher = recording_batcher(calls, max_wait_s=60.0)
+        batcher.start()
+        assert await asyncio.wait_for(batcher.submit([np.array([1])]), 30) == [1.0]  # not held for 60 s
+
+        async def late() -> list[float]:
+            with batcher.expecting(1):
+                await asyncio.sleep(0.2)  # still decoding when the first image is queued
+            return await batcher.submit([np.array([3])])
+        assert await asyncio.wait_for(asyncio.gather(batcher.submit([np.array([2])]), late()), 30) == [[2.0], [3.0]]
+        await batcher.stop()
+
+    asyncio.run(main())
+    assert calls == [1, 2]
 
 
 def test_start_up_errors_are_one_line(exported, tmp_path):

@@ -40,7 +40,7 @@ def check_port(host: str, port: int) -> None:
 @click.option("--max-batch", type=click.IntRange(min=1), default=D.max_batch, show_default=True,
               help="Most images per model call (micro-batching across requests).")
 @click.option("--max-wait-ms", type=click.FloatRange(min=0), default=D.max_wait_ms, show_default=True,
-              help="How long a batch's first image waits for others.")
+              help="How long a batch waits for images of other requests still being decoded.")
 @click.option("--max-queue", type=click.IntRange(min=1), default=D.max_queue, show_default=True,
               help="Images waiting for the model; more: 503 with Retry-After.")
 @click.option("--max-body-mb", type=click.FloatRange(min=0, min_open=True), default=D.max_body_bytes / 2**20,

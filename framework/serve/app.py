@@ -81,10 +81,11 @@ class Server:
     async def classify(self, model: ServedModel, uploads: list[Upload]) -> list[Prediction]:
         """Predictions for ``uploads`` (every class, most likely first): decoded on the decode
         threads, then queued for the model's batcher."""
-        loop = asyncio.get_running_loop()
+        loop, batcher = asyncio.get_running_loop(), self.batchers[model.name]
         prepare = lambda upload: model.classifier.preprocess(decode(upload, self.settings.max_pixels))  # noqa: E731
-        arrays = await asyncio.gather(*(loop.run_in_executor(self.decoder, prepare, u) for u in uploads))
-        return await self.batchers[model.name].submit(arrays)
+        with batcher.expecting(len(uploads)):
+            arrays = await asyncio.gather(*(loop.run_in_executor(self.decoder, prepare, u) for u in uploads))
+        return await batcher.submit(arrays)
 
 
 def _top_k(request: Request, settings: ServeSettings) -> int:
@@ -188,8 +189,10 @@ def _client_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+    """A bug: the client learns nothing of the server's insides (uvicorn logs the traceback)."""
     request.state.error_kind = "internal"
-    return JSONResponse({"error": {"kind": "internal", "message": f"{type(exc).__name__}: {exc}"}}, status_code=500)
+    return JSONResponse({"error": {"kind": "internal", "message": "internal error; the server's log has the details"}},
+                        status_code=500)
 
 
 ROUTES = [Route("/", page, include_in_schema=False), Route("/healthz", healthz), Route("/readyz", readyz),

@@ -1,7 +1,9 @@
 """Dynamic micro-batching: images from concurrent requests share one model call.
 
-The first image waits at most ``max_wait_s`` for others, a batch holds at most ``max_batch``
-images, and at most ``max_queue`` images wait: a request that would overflow the queue is
+A batch takes the images queued, then waits for the images still being decoded
+(:meth:`MicroBatcher.expecting`) at most ``max_wait_s``: a lone request is never held back, and
+concurrent ones share a call. A batch holds at most ``max_batch`` images, and at most
+``max_queue`` images wait: a request that would overflow the queue is
 refused at once (:class:`QueueFull`, answered 503 with ``Retry-After``) instead of the queue
 growing without bound. Batches run one at a time on one thread (onnxruntime spreads each over
 its intra-op threads). Hand-written: the ASGI libraries have no batcher, and the serving
@@ -11,8 +13,9 @@ from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -39,6 +42,7 @@ class MicroBatcher:
         self.run, self.max_batch, self.max_wait_s, self.on_batch = run, max_batch, max_wait_s, on_batch
         self.max_queue = max_queue
         self._queue: asyncio.Queue[_Item] | None = None
+        self._incoming = 0  # images being decoded that will be submitted
         self._task: asyncio.Task | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="tlf-infer")
 
@@ -60,6 +64,15 @@ class MicroBatcher:
             await asyncio.gather(self._task, return_exceptions=True)
         self._executor.shutdown(wait=True)
 
+    @contextmanager
+    def expecting(self, images: int) -> Iterator[None]:
+        """Around the decoding of ``images`` about to be submitted: batches wait for them."""
+        self._incoming += images
+        try:
+            yield
+        finally:
+            self._incoming -= images
+
     async def submit(self, arrays: Sequence[np.ndarray]) -> list[Any]:
         """Queue ``arrays`` (all or none) and wait for their results."""
         assert self._queue is not None, "MicroBatcher.start() was not called"
@@ -76,7 +89,8 @@ class MicroBatcher:
                 item.future.cancel()  # a request given up on (timeout, client gone): its images are skipped
 
     async def _collect(self) -> list[_Item]:
-        """The next batch: the first item, then what arrives within max_wait_s, up to max_batch."""
+        """The next batch: the first item, what is queued, then what is being decoded and arrives
+        within max_wait_s; up to max_batch."""
         assert self._queue is not None
         batch = [await self._queue.get()]
         loop = asyncio.get_running_loop()
@@ -84,7 +98,7 @@ class MicroBatcher:
         while len(batch) < self.max_batch:
             if self._queue.empty():
                 remaining = deadline - loop.time()
-                if remaining <= 0:
+                if remaining <= 0 or self._incoming == 0:
                     break
                 try:
                     batch.append(await asyncio.wait_for(self._queue.get(), remaining))

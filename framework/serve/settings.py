@@ -18,7 +18,7 @@ class ServeSettings:
     port: int = 8000
     workers: int = 1
     max_batch: int = 8  # images per onnxruntime call (on CPUs, larger batches cost more per image: docs/performance.md)
-    max_wait_ms: float = 2.0  # how long the first image of a batch waits for others
+    max_wait_ms: float = 5.0  # how long a batch waits for images still being decoded
     max_queue: int = 256  # images waiting for the model; beyond: 503 with Retry-After
     max_body_bytes: int = 20 * 2**20
     max_files: int = 32  # images per request
