@@ -12,16 +12,19 @@ the same model and stack:
   onnxruntime call, the naive server).
 
 For 1, 8 and 32 concurrent clients (threads, one image per request, keep-alive connections),
-each for ``--seconds``: images/s and p50/p99 latency. The clients run on the same machine as
+each for ``--seconds`` split into ``--rounds`` turns that alternate between the two servers
+(both up at once; the one not measured is idle): images/s and p50/p99 latency. The clients run on the same machine as
 the server, so on a small CPU they take some of its time: compare rows, not absolute figures.
-``tlf predict`` is ``OnnxClassifier.predict`` (batch 32, decode pool) over the same files in
-this process.
+First, onnxruntime alone: ms per image at batch 1 to 32 (whether batching can pay on this
+machine at all). ``tlf predict`` is ``OnnxClassifier.predict`` (batch 32, decode pool) over the same files in
+this process (median of 3).
 """
 from __future__ import annotations
 
 import argparse
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -73,8 +76,8 @@ def start(model: Path, extra: list[str]) -> tuple[subprocess.Popen, str]:
             time.sleep(0.2)
 
 
-def load(url: str, bodies: list[bytes], clients: int, seconds: float) -> tuple[float, float, float]:
-    """(images/s, p50 ms, p99 ms) of ``clients`` threads posting one image at a time."""
+def load(url: str, bodies: list[bytes], clients: int, seconds: float) -> tuple[int, float, list[float]]:
+    """(images answered, seconds, latencies) of ``clients`` threads posting one image at a time."""
     latencies: list[float] = []
     lock, stop = threading.Lock(), time.perf_counter() + seconds
 
@@ -95,17 +98,45 @@ def load(url: str, bodies: list[bytes], clients: int, seconds: float) -> tuple[f
         thread.start()
     for thread in threads:
         thread.join()
-    elapsed = time.perf_counter() - t0
-    ms = np.percentile(latencies, [50, 99]) * 1000
-    return len(latencies) / elapsed, float(ms[0]), float(ms[1])
+    return len(latencies), time.perf_counter() - t0, latencies
+
+
+def interleaved(urls: dict[str, str], bodies: list[bytes], clients: int, seconds: float, rounds: int) -> dict:
+    """name -> (images/s, p50 ms, p99 ms), the servers measured in turn, ``rounds`` times each,
+    so load from other processes hits them alike."""
+    done = {name: [0, 0.0, []] for name in urls}
+    for _ in range(rounds):
+        for name, url in urls.items():
+            count, elapsed, latencies = load(url, bodies, clients, seconds / rounds)
+            done[name][0] += count
+            done[name][1] += elapsed
+            done[name][2] += latencies
+    return {name: (count / elapsed, *(np.percentile(latencies, [50, 99]) * 1000))
+            for name, (count, elapsed, latencies) in done.items()}
+
+
+def batch_costs(classifier, paths: list[str], sizes: tuple[int, ...] = (1, 2, 4, 8, 16, 32), rounds: int = 5) -> dict[int, float]:
+    """Median ms per image of onnxruntime alone at each batch size (32 images, interleaved rounds):
+    whether batching can pay on this machine at all."""
+    x = np.stack([classifier.preprocess(p) for p in (paths * 32)[:32]])
+    times: dict[int, list[float]] = {b: [] for b in sizes}
+    classifier.logits(x[:8])
+    for _ in range(rounds):
+        for b in sizes:
+            t0 = time.perf_counter()
+            for i in range(0, 32, b):
+                classifier.logits(x[i:i + b])
+            times[b].append((time.perf_counter() - t0) / 32 * 1000)
+    return {b: statistics.median(t) for b, t in times.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("images", type=Path, help="Folder of images (searched recursively).")
     parser.add_argument("--limit", type=int, default=64)
-    parser.add_argument("--seconds", type=float, default=8.0, help="Per measurement.")
-    parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--seconds", type=float, default=9.0, help="Per server and number of clients.")
+    parser.add_argument("--rounds", type=int, default=3, help="Interleaved rounds the seconds are split into.")
+    parser.add_argument("--clients", type=int, nargs="*", default=[1, 8, 32], help="Concurrent clients (none: model alone).")
     parser.add_argument("--image-size", type=int, default=224, help="The model's input size (px).")
     args = parser.parse_args()
     from tlf.data.reading import is_image_file
@@ -117,20 +148,31 @@ def main() -> None:
         model = export_lite0(Path(tmp) / "lite0.onnx", paths, args.image_size)
         classifier = OnnxClassifier(model)
         classifier.predict(paths[:8])
-        t0 = time.perf_counter()
-        classifier.predict(paths, batch_size=32)
-        predict_rate = len(paths) / (time.perf_counter() - t0)
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            classifier.predict(paths, batch_size=32)
+            times.append(time.perf_counter() - t0)
+        predict_rate = len(paths) / statistics.median(times)
         print(f"{len(paths)} images from {args.images}, efficientnet_lite0 {args.image_size} px, {os.cpu_count()} CPUs, "
               f"load average {os.getloadavg()[0]:.1f}; tlf predict (batch 32): {predict_rate:.1f} images/s\n")
+        costs = batch_costs(classifier, paths)
+        print("| onnxruntime alone, batch | " + " | ".join(map(str, costs)) + " |")
+        print("|---|" + "---:|" * len(costs))
+        print("| ms per image | " + " | ".join(f"{ms:.2f}" for ms in costs.values()) + " |\n")
+        if not args.clients:
+            return
         print("| server | clients | images/s | vs tlf predict | p50 ms | p99 ms |")
         print("|---|---:|---:|---:|---:|---:|")
-        for name, extra in SERVERS.items():
-            process, url = start(model, extra)
-            try:
-                for clients in args.clients:
-                    rate, p50, p99 = load(url, bodies, clients, args.seconds)
+        servers = {name: start(model, extra) for name, extra in SERVERS.items()}
+        try:
+            for clients in args.clients:
+                results = interleaved({name: url for name, (_, url) in servers.items()}, bodies, clients,
+                                      args.seconds, args.rounds)
+                for name, (rate, p50, p99) in results.items():
                     print(f"| {name} | {clients} | {rate:.1f} | {rate / predict_rate:.2f}x | {p50:.0f} | {p99:.0f} |", flush=True)
-            finally:
+        finally:
+            for process, _ in servers.values():
                 process.terminate()
                 process.wait()
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
 import numpy as np
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -45,13 +45,11 @@ class Server:
                          for name, model in models.items()}
         self.decoder = ThreadPoolExecutor(settings.decode_threads or default_threads(), thread_name_prefix="tlf-decode")
 
-    def _runner(self, model: ServedModel):
+    @staticmethod
+    def _runner(model: ServedModel) -> Callable[[np.ndarray], list[Prediction]]:
         classifier = model.classifier
-
-        def run(batch: np.ndarray) -> list[Prediction]:
-            self.metrics.images.labels(model.name).inc(len(batch))
-            return classifier.classify(batch, top_k=len(classifier.classes))  # every class; each request cuts its top-k
-        return run
+        # every class, most likely first: each request cuts its own top-k
+        return lambda batch: classifier.classify(batch, top_k=len(classifier.classes))
 
     @asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -123,6 +121,7 @@ async def predict(request: Request) -> JSONResponse:
                           RETRY_AFTER) from None
     except QueueFull as exc:
         raise ClientError(503, "queue_full", f"the server is busy: {exc}", RETRY_AFTER) from None
+    server.metrics.images.labels(model.name).inc(len(uploads))
     return JSONResponse({
         "model": {"name": model.name, "version": model.version, "preprocessing": model.preprocessing()},
         "predictions": [{"filename": name, "label": p.label, "probability": p.probability,

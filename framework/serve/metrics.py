@@ -29,7 +29,7 @@ class ServeMetrics:
         self.errors = Counter("tlf_errors", "Requests answered with an error, by kind", ["kind"], registry=self.registry)
         self.latency = Histogram("tlf_request_seconds", "Time from request to response", ["route"],
                                  buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.images = Counter("tlf_images", "Images classified", ["model"], registry=self.registry)
+        self.images = Counter("tlf_images", "Images classified for requests", ["model"], registry=self.registry)
         self.batch_size = Histogram("tlf_batch_size", "Images per model call", buckets=BATCH_BUCKETS, registry=self.registry)
         self.queue = Gauge("tlf_queue_depth", "Images waiting for the model", registry=self.registry)
         self.queue.set_function(queue_depth)
