@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -460,3 +461,21 @@ def test_the_runtime_image_packages_serve_a_model(exported):
         process.terminate()
         log = [json.loads(line) for line in process.stderr.read().splitlines() if line.startswith("{")]
     assert {"path": "/v1/predict", "status": 200} in [{k: e[k] for k in ("path", "status")} for e in log]  # the access log
+
+
+def test_workers_share_the_port(exported):
+    import httpx
+    images, _ = shapes(1, 40)
+    with serving(exported[0], "--workers", "2", "--no-access-log") as (process, url):
+        answers = [httpx.post(f"{url}/v1/predict", files=files(images)) for _ in range(4)]
+        children = [pid for pid in os.listdir("/proc") if pid.isdigit() and _parent(pid) == process.pid]
+    assert len(children) >= 2, children  # the worker processes (and multiprocessing's resource tracker)
+    assert [a.status_code for a in answers] == [200] * 4
+    assert len({a.json()["model"]["version"] for a in answers}) == 1
+
+
+def _parent(pid: str) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None

@@ -54,8 +54,10 @@ def check_port(host: str, port: int) -> None:
               help="Open connections and requests per worker; more: 503.")
 @click.option("--top-k", type=click.IntRange(min=1), default=D.top_k, show_default=True,
               help="Classes per image when a request does not say (?top_k=).")
-@click.option("--threads", type=click.IntRange(min=1), help="onnxruntime intra-op threads (default: one per CPU).")
-@click.option("--decode-threads", type=click.IntRange(min=1), help="Threads decoding images (default: one per CPU).")
+@click.option("--threads", type=click.IntRange(min=1),
+              help="onnxruntime intra-op threads per worker (default: the CPUs divided among the workers).")
+@click.option("--decode-threads", type=click.IntRange(min=1),
+              help="Threads decoding images per worker (default: the CPUs divided among the workers).")
 @click.option("--api-key-file", type=click.Path(dir_okay=False),
               help="File with one API key a line: requests (but /, /healthz, /readyz) must send one.")
 @click.option("--no-access-log", "access_log", is_flag=True, flag_value=False, default=True,
@@ -73,10 +75,13 @@ def serve(models: tuple[str, ...], max_body_mb: float, **options) -> None:
         import uvicorn
     except ImportError as exc:
         raise TlfError(f"tlf serve needs {exc.name}", hint="pip install 'tlf[serve]'") from None
+    from ..runtime import default_threads
     from ..serve.app import create_app
     from ..serve.guards import read_api_keys
     from ..serve.models import load_models
 
+    share = max(1, default_threads() // options["workers"])  # the CPUs, shared among the workers
+    options.update({key: options[key] or share for key in ("threads", "decode_threads")})
     settings = ServeSettings(models=models, max_body_bytes=int(max_body_mb * 2**20), **options)
     if settings.api_key_file:
         read_api_keys(settings.api_key_file)  # a bad file: one line now
