@@ -14,8 +14,8 @@ RUN pip install --no-deps . \
  && pip install onnxruntime numpy pillow opencv-python-headless click rich pluggy PyYAML starlette uvicorn python-multipart prometheus-client \
  && useradd --system --uid 10001 tlf
 USER tlf
-WORKDIR /home/tlf
+WORKDIR /models
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/readyz')"
 ENTRYPOINT ["tlf", "serve", "--host", "0.0.0.0", "--port", "8000"]
-CMD ["/models/model.onnx"]
+CMD ["model.onnx"]

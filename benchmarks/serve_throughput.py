@@ -1,7 +1,7 @@
 """``tlf serve`` under concurrent clients: micro-batching against one inference per request, and
 ``tlf predict``'s throughput on the same images, side by side in one run.
 
-    python benchmarks/serve_throughput.py ../shared/data/flower_photos/val --limit 64
+    python benchmarks/serve_throughput.py path/to/flower_photos/val --limit 64
 
 Model: EfficientNet-Lite0 with random weights (speed does not depend on them), exported by
 ``tlf.export.export_onnx`` at ``--image-size`` px (224 by default). Servers, each a ``tlf serve`` process on 127.0.0.1 with
