@@ -47,14 +47,16 @@ def files(images, fmt="PNG"):
 def test_served_predictions_equal_tlf_predict(exported, tmp_path):
     model, _ = exported
     images, _ = shapes(6, 40, seed=5, square=False)
-    for i, image in enumerate(images):
-        (tmp_path / f"{i}.png").write_bytes(encoded(image))
-    lines = CliRunner().invoke(cli, ["predict", str(model), *(str(tmp_path / f"{i}.png") for i in range(6)),
-                                     "--json", "-k", "3"]).output.splitlines()
-    expected = [json.loads(line) for line in lines]
+    names = [f"{i}.{'png' if i % 2 else 'jpeg'}" for i in range(6)]
+    data = [encoded(image, name.split(".")[1].upper()) for image, name in zip(images, names)]
+    for name, content in zip(names, data):
+        (tmp_path / name).write_bytes(content)
+    lines = CliRunner().invoke(cli, ["predict", str(model), *(str(tmp_path / n) for n in names), "--json", "-k", "3"]).output
+    expected = [json.loads(line) for line in lines.splitlines()]
     with client(model) as c:
-        multipart = c.post("/v1/predict?top_k=3", files=files(images)).json()["predictions"]
-        as_json = c.post("/v1/predict?top_k=3", json={"images": [base64.b64encode(encoded(i)).decode() for i in images]})
+        multipart = c.post("/v1/predict?top_k=3", files=[("file", (n, d, "image/*")) for n, d in zip(names, data)])
+        multipart = multipart.json()["predictions"]
+        as_json = c.post("/v1/predict?top_k=3", json={"images": [base64.b64encode(d).decode() for d in data]})
     for served in (multipart, as_json.json()["predictions"]):
         assert [p["labels"][0] for p in served] == [e["labels"][0] for e in expected]
         np.testing.assert_allclose([p["probabilities"] for p in served], [e["probabilities"] for e in expected], atol=1e-5)
