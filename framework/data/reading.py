@@ -21,12 +21,13 @@ Every file is opened through :func:`open_image`, which refuses before decoding a
 """
 from __future__ import annotations
 
+import io
 import os
 import stat
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Iterator
 
 import numpy as np
 
@@ -63,13 +64,14 @@ def _reason(exc: BaseException) -> str:
     return text if type(exc).__name__ in text else f"{type(exc).__name__}: {text}"
 
 
-def check_dimensions(width: int, height: int) -> str | None:
-    """Why an image of ``width`` x ``height`` pixels is refused (empty, too many pixels, too
-    elongated), or None when it is within the limits."""
+def check_dimensions(width: int, height: int, max_pixels: int | None = None) -> str | None:
+    """Why an image of ``width`` x ``height`` pixels is refused (empty, more than ``max_pixels``
+    pixels (default :data:`MAX_PIXELS`), too elongated), or None when it is within the limits."""
+    limit = MAX_PIXELS if max_pixels is None else min(max_pixels, MAX_PIXELS)
     if width < 1 or height < 1:
         return f"empty image ({width}x{height})"
-    if width * height > MAX_PIXELS:
-        return f"image too large ({width}x{height} = {width * height:,} pixels; the limit is {MAX_PIXELS:,})"
+    if width * height > limit:
+        return f"image too large ({width}x{height} = {width * height:,} pixels; the limit is {limit:,})"
     if max(width, height) > MAX_ASPECT * min(width, height):
         return f"image too elongated ({width}x{height}; sides may differ by at most {MAX_ASPECT}x)"
     return None
@@ -87,31 +89,38 @@ def open_image(path: str | Path) -> Iterator[Any]:
     a file swapped in between), so a FIFO or device is refused instead of blocking the reader.
     Raises :class:`UnreadableImage` for anything refused or undecodable at the header.
     """
-    from PIL import Image
-
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
         raise UnreadableImage(path, _reason(exc)) from None
     with os.fdopen(fd, "rb") as file:
-        try:
-            mode = os.fstat(fd).st_mode
-            if not stat.S_ISREG(mode):
-                raise _Refused(f"not a regular file ({_file_kind(mode)}); only regular files are read")
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                img = Image.open(file)
-            why = check_dimensions(*img.size)
-            if why:
-                img.close()
-                raise _Refused(why)
-        except Exception as exc:  # a broken file can make any decoder raise anything; report it with its type
-            # PIL names the file object ("<_io.BufferedReader name=26>", a descriptor number that
-            # differs from run to run); the report names the path already
-            reason = str(exc) if isinstance(exc, _Refused) else _reason(exc).replace(f" {file!r}", "")
-            raise UnreadableImage(path, reason) from None
-        with img:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise UnreadableImage(path, f"not a regular file ({_file_kind(mode)}); only regular files are read")
+        with _open_checked(file, path) as img:
             yield img
+
+
+@contextmanager
+def _open_checked(file: BinaryIO, path: str | Path, max_pixels: int | None = None) -> Iterator[Any]:
+    """``PIL.Image.open(file)`` (the header only) once its declared size passes :func:`check_dimensions`."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(file)
+        why = check_dimensions(*img.size, max_pixels)
+        if why:
+            img.close()
+            raise _Refused(why)
+    except Exception as exc:  # a broken file can make any decoder raise anything; report it with its type
+        # PIL names the file object ("<_io.BufferedReader name=26>", a descriptor number that
+        # differs from run to run); the report names the path already
+        reason = str(exc) if isinstance(exc, _Refused) else _reason(exc).replace(f" {file!r}", "")
+        raise UnreadableImage(path, reason) from None
+    with img:
+        yield img
 
 
 def _file_kind(mode: int) -> str:
@@ -151,17 +160,29 @@ def read_rgb(path: str | Path) -> np.ndarray:
 
     Raises :class:`UnreadableImage` for missing, corrupt, truncated, oversized or non-regular files.
     """
+    with open_image(path) as img:
+        return _decode(img, path)
+
+
+def decode_rgb(data: bytes, name: str, max_pixels: int | None = None) -> np.ndarray:
+    """:func:`read_rgb` for an image held in memory (an upload): ``name`` labels its errors;
+    ``max_pixels`` lowers :data:`MAX_PIXELS`. The declared size is checked before decoding."""
+    with _open_checked(io.BytesIO(data), name, max_pixels) as img:
+        return _decode(img, name)
+
+
+def _decode(img: Any, path: str | Path) -> np.ndarray:
+    """A checked, opened image decoded as HxWx3 uint8 RGB, EXIF orientation applied."""
     from PIL import Image, ImageOps
 
-    with open_image(path) as img:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                img.load()
-                ImageOps.exif_transpose(img, in_place=True)
-                arr = to_rgb(img)
-        except Exception as exc:  # a broken file can make any decoder raise anything; report it with its type
-            raise UnreadableImage(path, _reason(exc)) from None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img.load()
+            ImageOps.exif_transpose(img, in_place=True)
+            arr = to_rgb(img)
+    except Exception as exc:  # a broken file can make any decoder raise anything; report it with its type
+        raise UnreadableImage(path, _reason(exc)) from None
     return np.ascontiguousarray(arr)
 
 
