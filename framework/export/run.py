@@ -6,7 +6,11 @@ from typing import Any
 
 import numpy as np
 
+from ..data.run_data import run_data
 from ..errors import TlfError
+from ..models.trained import load_run
+from ..models.tta import with_tta
+from ..setting_checks import Range, check_value
 from .onnx_export import ExportReport, export_onnx
 from .quantize import quantize_int8
 
@@ -57,11 +61,6 @@ def export_run(run_dir: str | Path, output: str | Path | None = None, *, opset: 
     ``eval_images`` validation images. ``tta="flip"`` exports the model averaging the
     probabilities of each image and its mirror image, in the graph (metadata ``tta``).
     """
-    from ..engine.assembly import run_data
-    from ..rundir import load_run
-
-    from ..setting_checks import Range, check_value
-
     opset = check_value("opset", opset, int | None, Range(7, max_opset()))
     parity_images = check_value("parity_images", parity_images, int, Range(1))
     calibration_images = check_value("calibration_images", calibration_images, int, Range(1))
@@ -87,7 +86,6 @@ def export_run(run_dir: str | Path, output: str | Path | None = None, *, opset: 
         "policy": config.policy, "dataset": config.dataset, "val_accuracy": val_accuracy, "tta": tta,
     }
     path = Path(output) if output else Path(run_dir) / "model.onnx"
-    from ..models.tta import with_tta
     report = export_onnx(with_tta(run.model, tta, preprocessing.image_size).eval(), path, image_size=preprocessing.image_size,
                          metadata=metadata, opset=opset, exporter=exporter,
                          fp16=fp16, include_preprocessing=include_preprocessing, sample_images=samples)

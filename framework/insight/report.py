@@ -59,7 +59,7 @@ def _strategies() -> list[tuple[str, str]]:
 
 def _inspect(config: Any, classes: list[str]) -> tuple[dict | None, str]:
     """The ``tlf inspect`` table of the run's backbone under its policy, or why there is none."""
-    from ..commands.inspect import inspect_model
+    from ..inspection import inspect_model
     try:
         info = inspect_model(config.backbone, config.policy, config.image_size, len(classes), config.head,
                              train_bn=bool(config.train_bn))
