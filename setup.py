@@ -54,6 +54,7 @@ setup(
         "test": [
             *sorted({req for reqs in TRACKING.values() for req in reqs}),
             "pytest>=8",
+            "networkx>=3",  # tests/test_layers.py: import cycles (torch depends on it too)
             "psycopg[binary]>=3.1",  # tests/test_tune.py: an unreachable PostgreSQL study storage
             "setuptools>=64",  # the tests build and install examples/tlf-plugin-example
             "wheel",

@@ -2,12 +2,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..engine.run_plots import figure, save_figure
-
-if TYPE_CHECKING:
-    from .results import Comparison
+from .results import Comparison
 
 LINESTYLES = ("-", "--", ":", "-.")
 

@@ -6,7 +6,6 @@ ones (``last.pt`` present) and starts over runs that had not finished an epoch.
 """
 from __future__ import annotations
 
-import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,62 +15,14 @@ from .. import messages
 from ..config import RESUMABLE, RunConfig, load_config, read_config_file
 from ..errors import TlfError
 from ..plan import canonical_name
-from ..registry import get_registry
+from .cells import ComparisonCell, _slug, plan_runs, split_names
+from .comparison_files import write_comparison
 from .results import Comparison, load_results
 
 # a run found in OUT is reused when only these differ: how it runs (RESUMABLE) and where it lives; not
 # epochs (resumable to more): a run planned shorter is another run, its schedule would be stretched
 REUSABLE = (*(k for k in RESUMABLE if k != "epochs"), "out", "name")
 IDENTITY = ("dataset", "backbone", "policy", "seed")  # what makes a run the one planned
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.]+", "_", text).strip("_") or "x"
-
-
-@dataclass(frozen=True)
-class ComparisonCell:
-    """One cell of a comparison."""
-
-    backbone: str
-    policy: str
-    seed: int
-
-    @property
-    def name(self) -> str:
-        """The run directory's name inside ``OUT/runs``."""
-        return f"{_slug(self.backbone)}-{_slug(self.policy)}-s{self.seed}"
-
-
-def split_names(values: str | Sequence[str] | None) -> list[str]:
-    """``"a,b"`` or ``["a,b", "c"]`` -> ``["a", "b", "c"]`` (order kept, duplicates and blanks dropped)."""
-    if values is None:
-        return []
-    items = [values] if isinstance(values, str) else list(values)
-    names = [part.strip() for item in items for part in item.split(",")]
-    return list(dict.fromkeys(n for n in names if n))
-
-
-def plan_runs(dataset: str, backbones: Sequence[str], policies: Sequence[str], seeds: Sequence[int]) -> list[ComparisonCell]:
-    """Every run of the comparison, seed by seed, under canonical names; every name is checked
-    (unknown ones raise TlfError with suggestions) before anything runs."""
-    get_registry().resolve("datasets", dataset)
-    if not backbones:
-        raise TlfError("no backbone to compare", hint="pass --backbone NAME or --backbones A,B")
-    if not policies:
-        raise TlfError("no policy to compare", hint="pass --policies scratch,transfer,partial:conv5,init")
-    if not seeds:
-        raise TlfError("no seed to run", hint="pass --seeds 1 or more")
-    backbones = list(dict.fromkeys(canonical_name("backbones", b) for b in backbones))
-    policies = list(dict.fromkeys(canonical_name("policies", p) for p in policies))
-    runs = [ComparisonCell(b, p, s) for s in seeds for b in backbones for p in policies]
-    seen: dict[str, ComparisonCell] = {}
-    for run in runs:
-        other = seen.setdefault(run.name, run)
-        if other is not run:
-            raise TlfError(f"{other.backbone} · {other.policy} and {run.backbone} · {run.policy} would share the run "
-                           f"directory {run.name}", hint="list each backbone and policy once")
-    return runs
 
 
 def run_state(path: Path) -> str:
@@ -126,7 +77,7 @@ def compare(dataset: str | None = None, backbones: str | Sequence[str] | None = 
     say = log or messages.notice
     _train_grid(grid, storage, study, quiet, say)
     comparison = load_results(_finished_paths(grid, storage is not None, say), settings=grid.record())
-    comparison.write(grid.out)
+    write_comparison(comparison, grid.out)
     return comparison
 
 
