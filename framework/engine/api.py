@@ -40,7 +40,7 @@ def lr_find(config: RunConfig | str | Path | None = None, *, plot: str | Path | 
     """The lr range test for these settings (as :func:`train` takes them), without training:
     a :class:`tlf.engine.lr_find.LrFinding`; ``plot`` saves the loss-against-lr figure."""
     from .lr_find import find_lr
-    from .run_plots import plot_lr_find
+    from ..plots.training import plot_lr_find
     from .trainer import Trainer
 
     from ..plan import plan_run

@@ -25,7 +25,7 @@ from .eval_engine import ValidationEngine, predict_logits
 from .ema import WeightEma
 from .imbalance import class_weights
 from .optim import build_optimizer, set_lr
-from .run_plots import plot_curves
+from ..plots.training import plot_curves
 from .progress import Reporter
 from .schedules import Schedule
 from .assembly import TrainingParts, build_parts
@@ -136,7 +136,7 @@ class Trainer:
         import dataclasses
 
         from .lr_find import find_lr
-        from .run_plots import plot_lr_find
+        from ..plots.training import plot_lr_find
         finding = find_lr(self)
         finding.suggestion = ddp.broadcast_object(finding.suggestion, self.world)  # rank 0's, on every rank
         self.lr_finding = finding

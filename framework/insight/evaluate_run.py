@@ -17,7 +17,7 @@ from ..engine.placement import Placement, place
 from ..models.trained import TrainedModel, load_run
 from ..models.tta import TTA_MODES, with_tta
 from ..plan import default_workers
-from ..engine.run_plots import plot_confusion
+from ..plots.confusion import plot_confusion
 from ..rundir import CHECKPOINTS, RunDirWriter
 from ..setting_checks import RANGES, Range, check_choice, check_value
 from .evaluation import InsightOptions, analyse

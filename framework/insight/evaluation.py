@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ..data.dataset import FileImageSet, ImageSet, Splits
+from ..plots.confusion import plot_confusion
 from .gallery import Tile, plot_gallery, shorten
 from .gradcam import grad_cam
 from .predictions import Predictions, write_label_errors
@@ -89,8 +90,6 @@ def analyse(report: dict, logits: np.ndarray, labels: np.ndarray, images: ImageS
     write predictions.csv (+ .jsonl), top_losses.png and confused.png with Grad-CAM of
     ``model`` on ``transform``'s views of ``images``, label_errors.csv and, over
     CONFUSION_CAP classes, confusion_top.png."""
-    from ..engine.run_plots import plot_confusion
-
     classes = splits.classes
     preds = Predictions.from_logits(logits, labels, [images.key(i) for i in range(len(images))], classes)
     top = preds.top_losses(options.top_losses)

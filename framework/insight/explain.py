@@ -12,6 +12,7 @@ from ..data.run_data import pipeline_for
 from ..engine.placement import place
 from ..errors import TlfError
 from ..models.trained import load_run
+from ..plots.png import pyplot, save_figure
 from .gradcam import grad_cam, overlay
 
 
@@ -45,8 +46,6 @@ class Explainer:
     def explain(self, path: str | Path, out: Path) -> dict:
         """Write the overlay of one image into ``out``; the row ``tlf explain`` prints.
         An unreadable file raises :class:`tlf.data.reading.UnreadableImage`."""
-        from ..engine.run_plots import figure, save_figure
-
         path = Path(path)
         view = self.pipeline.eval_transform(read_rgb(path), None)
         x = self._input(view)
@@ -61,7 +60,7 @@ class Explainer:
             chosen, _ = grad_cam(self.model, x, torch.tensor([t]))
             panels.append((f"class: {self.target} {probs[t]:.0%}", overlay(view, chosen[0])))
             row["class_probability"] = float(probs[t])
-        plt = figure()
+        plt = pyplot()
         fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.5))
         for ax, (title, picture) in zip(axes, panels):
             ax.imshow(picture)
