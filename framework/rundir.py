@@ -19,7 +19,6 @@ import fcntl
 import io
 import json
 import os
-import re
 import secrets
 import shutil
 import tempfile
@@ -29,6 +28,7 @@ from typing import Any, Callable
 
 from .config import RunConfig
 from .errors import TlfError
+from .paths import slug
 
 CHECKPOINTS = ("best", "last")  # the checkpoints a run keeps (best.pt, last.pt): --checkpoint's choices
 PREPROCESSING_FILE = "preprocessing.json"  # the run's tlf.preprocessing.Preprocessing
@@ -82,10 +82,6 @@ def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "w") -> N
         raise
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.]+", "_", text).strip("_")[:60] or "run"
-
-
 class RunDirWriter:
     """A run directory being written."""
 
@@ -101,7 +97,7 @@ class RunDirWriter:
         complete or not at all; a name taken meanwhile (by a concurrent run) moves on to the
         next ``-N`` suffix, or is an error for an explicit ``name``."""
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        base = Path(out) / (name or "-".join(_slug(p) for p in (dataset, backbone, policy, stamp)))
+        base = Path(out) / (name or "-".join(slug(p, empty="run") for p in (dataset, backbone, policy, stamp)))
         try:
             base.parent.mkdir(parents=True, exist_ok=True)
             staging = base.parent / f".{base.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"

@@ -2,17 +2,13 @@
 for its run directory in ``OUT/runs``."""
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Sequence
 
 from ..errors import TlfError
+from ..paths import slug
 from ..plan import canonical_name
 from ..registry import get_registry
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.]+", "_", text).strip("_") or "x"
 
 
 @dataclass(frozen=True)
@@ -26,7 +22,7 @@ class ComparisonCell:
     @property
     def name(self) -> str:
         """The run directory's name inside ``OUT/runs``."""
-        return f"{_slug(self.backbone)}-{_slug(self.policy)}-s{self.seed}"
+        return f"{slug(self.backbone)}-{slug(self.policy)}-s{self.seed}"
 
 
 def split_names(values: str | Sequence[str] | None) -> list[str]:

@@ -14,8 +14,9 @@ from typing import Any, Callable, Sequence
 from .. import messages
 from ..config import RESUMABLE, RunConfig, load_config, read_config_file
 from ..errors import TlfError
+from ..paths import slug
 from ..plan import canonical_name
-from .cells import ComparisonCell, _slug, plan_runs, split_names
+from .cells import ComparisonCell, plan_runs, split_names
 from .comparison_files import write_comparison
 from .results import Comparison, load_results
 
@@ -117,7 +118,7 @@ def _plan_grid(dataset: str | None, backbones: str | Sequence[str] | None, polic
     seed_list = list(range(seed, seed + seeds))
     cells = plan_runs(dataset, split_names(backbones) or [base.backbone], split_names(policies), seed_list)
     shared = {k: v for k, v in base.to_dict().items() if k not in (*IDENTITY, "out", "name")}
-    return _Grid(dataset, cells, seed_list, Path(out) if out is not None else Path("comparisons") / _slug(dataset),
+    return _Grid(dataset, cells, seed_list, Path(out) if out is not None else Path("comparisons") / slug(dataset),
                  shared, asked)
 
 
@@ -126,7 +127,7 @@ def _train_grid(grid: _Grid, storage: str | None, study: str | None, quiet: bool
     cells: Any = enumerate(grid.cells, 1)
     if storage is not None:
         from .scaleout import claimed_cells
-        cells = claimed_cells(grid.cells, storage, study or f"compare-{_slug(grid.out.resolve().name)}", say,
+        cells = claimed_cells(grid.cells, storage, study or f"compare-{slug(grid.out.resolve().name)}", say,
                               lambda cell: _best_accuracy(grid.runs_dir / cell.name))
     try:
         for index, cell in cells:
