@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
+from ..config import RunConfig
 from .options import settings
 
 
 def _help_defaults() -> str:
-    from ..config import RunConfig
     d = RunConfig()
     return (f"Defaults: --dataset {d.dataset} --backbone {d.backbone} --policy {d.policy}; --augment, --epochs and "
             f"--lr come from the policy (transfer: none, 10 epochs, lr 1e-3; others: basic); on a small dataset "

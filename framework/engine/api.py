@@ -1,4 +1,4 @@
-"""The Python API of training, mirroring the CLI: ``tlf.train(...)`` and ``tlf.lr_find(...)``."""
+"""The Python API of training, mirroring the CLI: ``tlf.train(...)``, and :func:`lr_find` behind ``tlf lr-find``."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -6,6 +6,7 @@ ones (``last.pt`` present) and starts over runs that had not finished an epoch.
 """
 from __future__ import annotations
 
+import gc
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +17,12 @@ from ..config import RESUMABLE, RunConfig, load_config, read_config_file
 from ..errors import TlfError
 from ..paths import slug
 from ..plan import canonical_name
+from ..rundir import read_json, read_run_config
+from ..setting_checks import RANGES, Range, check_value
 from .cells import ComparisonCell, plan_runs, split_names
 from .comparison_files import write_comparison
 from .results import Comparison, load_results
+from .scaleout import claimed_cells
 
 # a run found in OUT is reused when only these differ: how it runs (RESUMABLE) and where it lives; not
 # epochs (resumable to more): a run planned shorter is another run, its schedule would be stretched
@@ -38,7 +42,6 @@ def run_state(path: Path) -> str:
 def _check_same_settings(path: Path, wanted: dict[str, Any], asked: set[str]) -> None:
     """A run found in OUT must have been made with the settings asked for now (those given
     explicitly, and the run's identity; defaults the engine resolves are not compared)."""
-    from ..rundir import read_run_config
     done = read_run_config(path).to_dict()
     differ = [f"{key}={done.get(key)!r} (asked {wanted[key]!r})" for key in (*IDENTITY, *sorted(asked))
               if key not in REUSABLE and done.get(key) != wanted[key]]
@@ -49,8 +52,6 @@ def _check_same_settings(path: Path, wanted: dict[str, Any], asked: set[str]) ->
 
 def _release_memory() -> None:
     """Drop the finished run's model, optimizer and feature cache before the next run starts."""
-    import gc
-
     import torch
     gc.collect()
     if torch.cuda.is_available():
@@ -107,7 +108,6 @@ def _plan_grid(dataset: str | None, backbones: str | Sequence[str] | None, polic
                seed: int, out: str | Path | None, config: str | Path | None, settings: dict[str, Any]) -> _Grid:
     """Check the arguments, resolve the shared settings (``settings`` over the ``config`` file) and
     plan every cell under canonical names, before anything runs."""
-    from ..setting_checks import RANGES, Range, check_value
 
     seeds = check_value("seeds", seeds, int, Range(1))
     seed = check_value("seed", seed, int, RANGES["seed"])
@@ -126,7 +126,6 @@ def _train_grid(grid: _Grid, storage: str | None, study: str | None, quiet: bool
     """Train every cell in order or, with an Optuna ``storage``, the cells this worker claims."""
     cells: Any = enumerate(grid.cells, 1)
     if storage is not None:
-        from .scaleout import claimed_cells
         cells = claimed_cells(grid.cells, storage, study or f"compare-{slug(grid.out.resolve().name)}", say,
                               lambda cell: _best_accuracy(grid.runs_dir / cell.name))
     try:
@@ -153,7 +152,6 @@ def _finished_paths(grid: _Grid, shared_storage: bool, say: Callable[[str], None
 
 def _best_accuracy(path: Path) -> float | None:
     """A finished run's best validation accuracy (None if it did not finish)."""
-    from ..rundir import read_json
     summary = path / "summary.json"
     return read_json(summary).get("best_val_accuracy") if summary.is_file() else None
 

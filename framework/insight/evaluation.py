@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ..data.dataset import FileImageSet, ImageSet, Splits
+from ..data.reading import image_size
 from ..plots.confusion import plot_confusion
 from .gallery import Tile, plot_gallery, shorten
 from .gradcam import grad_cam
@@ -32,7 +33,6 @@ def _sizes(images: ImageSet) -> list[tuple[int, int]]:
     """(width, height) of up to SIZE_SAMPLE evenly spaced images (file headers when on disk)."""
     picks = np.unique(np.linspace(0, len(images) - 1, min(len(images), SIZE_SAMPLE)).astype(int)) if len(images) else []
     if isinstance(images, FileImageSet):
-        from ..data.reading import image_size
         found = [image_size(images.paths[i]) for i in picks]
         return [s for s in found if s is not None]
     return [(int(a.shape[1]), int(a.shape[0])) for a in (images.load(int(i)) for i in picks)]

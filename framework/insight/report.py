@@ -12,7 +12,9 @@ from typing import Any
 
 from .. import __version__
 from ..errors import TlfError
+from ..registry import get_registry
 from ..rundir import atomic_write, read_json, read_run_config
+from ..tuning.results import format_value, local_run_dir
 from . import templates
 
 STRATEGIES = ("scratch", "transfer", "partial", "init")  # the four strategies of docs/strategies.md
@@ -51,7 +53,6 @@ def _json(path: Path) -> Any:
 
 
 def _strategies() -> list[tuple[str, str]]:
-    from ..registry import get_registry
     registry = get_registry()
     return [(name, registry.resolve("policies", name + (":conv5" if name == "partial" else ""))[0].description)
             for name in STRATEGIES]
@@ -153,7 +154,6 @@ def write_tune_report(folder: str | Path, result: dict[str, Any]) -> Path:
     """Write ``report.html`` into a tune folder (``result``: :func:`tlf.tuning.results.read_tune`):
     the best trial and its config, every trial, Optuna's history and importance plots; linking
     to each trial's run page (written for runs that have none)."""
-    from ..tuning.results import format_value, local_run_dir
     directory = Path(folder)
     names = sorted({p for t in result["trials"] for p in t["params"]})
     best_number = (result.get("best") or {}).get("number")
