@@ -10,12 +10,13 @@ The layers, lowest first (a module belongs to the layer of its longest matching 
 5. models: ``models``, ``policies``, ``inspection``
 6. plan: ``plan``, ``adaptive_defaults``
 7. export: ``export``
-8. engine: ``engine``
-9. search and comparison: ``tuning``, ``experiments``
-10. reports: ``insight``
-11. built-in plugins: ``tlf.plugins``
-12. commands: ``commands``
-13. command line: ``cli``, ``__main__``
+8. serving: ``serve``
+9. engine: ``engine``
+10. search and comparison: ``tuning``, ``experiments``
+11. reports: ``insight``
+12. built-in plugins: ``tlf.plugins``
+13. commands: ``commands``
+14. command line: ``cli``, ``cli_reference``, ``__main__``
 
 Every import counts: at module level, inside a function (a lazy import hides an edge, it
 does not remove it) and under ``TYPE_CHECKING``. The graph is read from the source with
@@ -41,12 +42,13 @@ LAYERS = [
     ("models", ("tlf.models", "tlf.policies", "tlf.inspection")),
     ("plan", ("tlf.plan", "tlf.adaptive_defaults")),
     ("export", ("tlf.export",)),
+    ("serving", ("tlf.serve",)),
     ("engine", ("tlf.engine",)),
     ("search and comparison", ("tlf.tuning", "tlf.experiments")),
     ("reports", ("tlf.insight",)),
     ("built-in plugins", ("tlf.plugins",)),
     ("commands", ("tlf.commands",)),
-    ("command line", ("tlf.cli", "tlf.__main__")),
+    ("command line", ("tlf.cli", "tlf.cli_reference", "tlf.__main__")),
 ]
 
 # imports that pointed up a layer once; the order above must keep ranking them as wrong
