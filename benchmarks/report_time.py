@@ -19,12 +19,12 @@ from tlf.data.model_input import to_model_input
 from tlf.data.loaders import build_eval_loader
 from tlf.engine.placement import place
 from tlf.engine.metrics import classification_report
-from tlf.engine.assembly import run_data
-from tlf.engine.trainer import predict_logits
+from tlf.data.run_data import run_data
+from tlf.engine.eval_engine import predict_logits
 from tlf.insight.evaluation import InsightOptions, analyse
 from tlf.insight.report import write_run_report
 from tlf.plan import default_workers
-from tlf.rundir import load_run
+from tlf.models.trained import load_run
 
 
 def main() -> None:

@@ -13,10 +13,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .engine.schedules import SCHEDULES
 from .errors import TlfError
 
 OPTIMIZERS = ("adamw", "sgd")
+SCHEDULES = ("cosine", "onecycle", "step", "constant", "plateau")  # tlf.engine.schedules.Schedule's shapes
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 DEVICES = ("auto", "cuda", "mps", "cpu")
 FROZEN_ENGINES = ("auto", "torch", "onnxruntime", "onnxruntime-int8")

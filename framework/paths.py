@@ -1,8 +1,12 @@
-"""Where tlf keeps downloads and caches: ``$TLF_HOME``, else the user's cache folder."""
+"""Where tlf keeps downloads and caches (``$TLF_HOME``, else the user's cache folder), and
+folder names made from user text."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+
+SLUG_LENGTH = 60  # characters kept of a name made from user text (file systems allow 255 bytes per name)
 
 
 def tlf_home() -> Path:
@@ -16,3 +20,10 @@ def tlf_home() -> Path:
 def cache_dir(*parts: str) -> Path:
     """A sub-folder of :func:`tlf_home` (not created)."""
     return tlf_home().joinpath(*parts)
+
+
+def slug(text: str, empty: str = "x") -> str:
+    """``text`` as one folder name: each run of characters other than letters, digits, ``_``,
+    ``.`` and ``-`` becomes ``_``, the ends lose ``_.-``, at most SLUG_LENGTH characters are
+    kept; ``empty`` when nothing is left (so ``..`` never names a parent folder)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_.-")[:SLUG_LENGTH] or empty

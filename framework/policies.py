@@ -15,6 +15,7 @@ from torch import nn
 from .errors import TlfError
 from .models.backbone import STAGES
 from .models.classifier import Classifier
+from .registry import get_registry
 
 Group = dict[str, Any]
 
@@ -28,7 +29,6 @@ class PolicyRequest:
 
 def build_policy(text: str, train_bn: bool = False) -> FreezePolicy:
     """The policy named ``text`` (``"partial:conv5"``), made by its plugin's factory."""
-    from .registry import get_registry
     return get_registry().create("policies", text, PolicyRequest(train_bn=train_bn))
 
 

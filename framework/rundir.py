@@ -19,18 +19,16 @@ import fcntl
 import io
 import json
 import os
-import re
 import secrets
 import shutil
 import tempfile
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
 from .config import RunConfig
 from .errors import TlfError
-from .preprocessing import Preprocessing
+from .paths import slug
 
 CHECKPOINTS = ("best", "last")  # the checkpoints a run keeps (best.pt, last.pt): --checkpoint's choices
 PREPROCESSING_FILE = "preprocessing.json"  # the run's tlf.preprocessing.Preprocessing
@@ -84,10 +82,6 @@ def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "w") -> N
         raise
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.]+", "_", text).strip("_")[:60] or "run"
-
-
 class RunDirWriter:
     """A run directory being written."""
 
@@ -103,7 +97,7 @@ class RunDirWriter:
         complete or not at all; a name taken meanwhile (by a concurrent run) moves on to the
         next ``-N`` suffix, or is an error for an explicit ``name``."""
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        base = Path(out) / (name or "-".join(_slug(p) for p in (dataset, backbone, policy, stamp)))
+        base = Path(out) / (name or "-".join(slug(p, empty="run") for p in (dataset, backbone, policy, stamp)))
         try:
             base.parent.mkdir(parents=True, exist_ok=True)
             staging = base.parent / f".{base.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
@@ -279,46 +273,3 @@ def read_run_config(run_dir: str | Path) -> RunConfig:
         raise TlfError(f"{path} must hold a mapping of settings, not {type(data).__name__}",
                        hint="restore the file from the run's checkpoint ('config' key) or start a new run")
     return RunConfig.from_dict(data, source=str(path)).checked()
-
-
-@dataclass
-class TrainedModel:
-    """A finished (or interrupted) run, ready for evaluation or export."""
-
-    directory: Path
-    config: RunConfig  # the run's plan
-    classes: list[str]
-    model: Any  # tlf.models.Classifier in eval mode
-    meta: Any  # tlf.models.BackboneMeta
-    preprocessing: Preprocessing
-    summary: dict
-    checkpoint: str
-
-
-def load_run(run_dir: str | Path, which: str = "best") -> TrainedModel:
-    """Rebuild a run's model with its ``best`` (or ``last``) weights, on the CPU, in eval mode."""
-    from .models import build_model
-    run_dir = Path(run_dir)
-    config = read_run_config(run_dir)
-    state = load_checkpoint(run_dir, which)
-    classes = list(state["classes"])
-    model = build_model(config.backbone, len(classes), pretrained=False, head=config.head,
-                        dropout=config.dropout, image_size=config.image_size)
-    model.load_state_dict(state["model"])
-    model.eval()
-    summary_path = run_dir / "summary.json"
-    summary = read_json(summary_path) if summary_path.is_file() else {}
-    meta = model.backbone.meta
-    return TrainedModel(run_dir, config, classes, model, meta, read_preprocessing(run_dir, meta, config.image_size),
-                     summary, which)
-
-
-def read_preprocessing(run_dir: Path, meta: Any, image_size: int | None) -> Preprocessing:
-    """The run's preprocessing.json; runs made before it existed: from the backbone's meta."""
-    path = Path(run_dir) / PREPROCESSING_FILE
-    if not path.is_file():
-        return Preprocessing.from_meta(meta, image_size)
-    try:
-        return Preprocessing.from_dict(read_json(path), source=str(path))
-    except ValueError as exc:
-        raise TlfError(f"{path} is damaged: {exc}", hint="delete it; tlf then derives it from the backbone") from None

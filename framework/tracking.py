@@ -19,6 +19,7 @@ from typing import Any
 
 from . import messages
 from .errors import TlfError
+from .registry import get_registry
 
 STEP_EVERY = 10  # optimizer steps between step-level logs (each costs one device sync)
 # the run directory's files a tracker keeps a copy of when the run ends (those it has by then)
@@ -75,7 +76,6 @@ def split_logger_names(text: str | None) -> list[str]:
 def check_loggers(text: str | None) -> list[tuple[Any, str | None]]:
     """Resolve every ``--log`` name (unknown ones raise TlfError with suggestions) and check
     that the packages each needs are installed, before any work is done."""
-    from .registry import get_registry
     resolved = []
     for name in split_logger_names(text):
         spec, argument = get_registry().resolve("loggers", name)

@@ -80,7 +80,7 @@ def make_run(tmp: Path, backbone: str = "resnet18", size: int = 32, dataset: str
     import yaml
 
     from tlf.config import RunConfig
-    from tlf.engine.assembly import load_splits
+    from tlf.data.run_data import load_splits
     from tlf.models import build_model
 
     config = RunConfig(dataset=dataset, backbone=backbone, policy="scratch", image_size=size, epochs=1, lr=0.01)

@@ -51,7 +51,7 @@ def test_two_workers_split_the_grid_with_no_cell_run_twice(tmp_path: Path) -> No
 def test_a_worker_with_another_grid_is_refused(tmp_path: Path) -> None:
     import tlf
     from tlf.errors import TlfError
-    from tlf.experiments.runner import plan_runs
+    from tlf.experiments.cells import plan_runs
     from tlf.experiments.scaleout import _study
 
     storage = f"sqlite:///{tmp_path / 'grid.db'}"

@@ -13,8 +13,9 @@ def run_dir(tmp_path_factory):
 
 
 def _evaluate(run_dir, **kw):
+    """``tlf.evaluate`` with one settings object, changed by keywords as the API allows."""
     import tlf
-    return tlf.evaluate(run_dir, workers=0, device="cpu", write=False, batch_size=5, **kw)
+    return tlf.evaluate(run_dir, tlf.EvaluationSettings(workers=0, device="cpu", write=False, batch_size=5), **kw)
 
 
 def test_onnxruntime_scores_as_torch_does_and_its_export_is_reused(run_dir):

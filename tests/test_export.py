@@ -186,7 +186,7 @@ def test_runtime_predictions_equal_tlf_evaluate(run_export):
     """The deployed model (tlf.runtime, its own preprocessing) scores the validation set as tlf evaluate does."""
     import tlf
     from tlf.engine.metrics import confusion_matrix
-    from tlf.engine.assembly import load_splits
+    from tlf.data.run_data import load_splits
     from tlf.rundir import read_run_config
 
     run, report = run_export

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tlf.insight.run_view import run_html
+from tlf.engine.run_view import run_html
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "notebooks" / "quickstart.ipynb"
 

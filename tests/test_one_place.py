@@ -213,3 +213,28 @@ def test_the_default_preprocessing_guard_sees_the_copies_it_forbids(tmp_path) ->
         "a default crop_pct", "a default image_size", "a default interpolation", "a fallback crop_pct",
         "a fallback input_size", "the default size or crop 0.875", "the default size or crop 224",
         "the default size or crop 224", "the default size or crop in text"]
+
+
+def slug_functions(path: Path) -> list[str]:
+    """Functions in ``path`` whose name says they make names safe for files (``_slug``, ``slugify``, ...)."""
+    return [f"{node.lineno}: {node.name}" for node in ast.walk(ast.parse(path.read_text(), str(path)))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and "slug" in node.name.lower()]
+
+
+def test_folder_names_from_user_text_are_made_only_in_tlf_paths(tmp_path) -> None:
+    """Run directories, comparison cells and tune folders are named by tlf.paths.slug alone."""
+    copies = [f"{path.relative_to(ROOT)}:{place}" for path in SOURCES if path != ROOT / "framework" / "paths.py"
+              for place in slug_functions(path)]
+    assert copies == [], f"a second slug function: {copies}; use tlf.paths.slug"
+    copy = tmp_path / "copy.py"
+    copy.write_text("import re\ndef _slug(text):\n    return re.sub('[^a-z]+', '_', text)\n")
+    assert slug_functions(copy) == ["2: _slug"]
+
+
+def test_slug_keeps_a_folder_name_safe() -> None:
+    from tlf.paths import SLUG_LENGTH, slug
+    assert slug("partial:conv5") == "partial_conv5"
+    assert slug("timm:resnet18.a1_in1k") == "timm_resnet18.a1_in1k"
+    assert slug("my-study") == "my-study"
+    assert slug("..") == "x" and slug("/", empty="run") == "run"
+    assert len(slug("a" * 300)) == SLUG_LENGTH

@@ -173,3 +173,22 @@ def test_plan_is_resolved_once_and_immutable(tmp_path) -> None:
     assert plan_run(plan) == plan  # resolving a plan again changes nothing
     with pytest.raises(TlfError, match="cannot change lr when resuming"):
         resume_plan(tmp_path, {"lr": 0.1})
+
+
+@pytest.mark.parametrize("kind, values, message", [
+    ("EvaluationSettings", {"top_k": 0}, "top_k must be at least 1"),
+    ("EvaluationSettings", {"checkpoint": "worst"}, "invalid checkpoint 'worst'"),
+    ("EvaluationSettings", {"tta": "mirror"}, "invalid tta 'mirror'"),
+    ("ExportSettings", {"quantize": "int4"}, "unknown quantization 'int4'"),
+    ("ExportSettings", {"fp16": True, "quantize": "int8"}, "--fp16 and --quantize int8 are alternatives"),
+    ("ExportSettings", {"parity_images": 0}, "parity_images must be at least 1"),
+    ("ExportSettings", {"checkpoint": "worst"}, "invalid checkpoint 'worst'"),
+])
+def test_evaluate_and_export_settings_are_checked_before_any_work(kind, values, message, tmp_path) -> None:
+    """A bad field of tlf.EvaluationSettings / tlf.ExportSettings is a one-line error before the run is read."""
+    chosen = getattr(tlf, kind)(**values)
+    with pytest.raises(TlfError, match=message):
+        chosen.checked()
+    call = tlf.evaluate if kind == "EvaluationSettings" else tlf.export_run
+    with pytest.raises(TlfError, match=message):
+        call(tmp_path / "no-run", settings=chosen)

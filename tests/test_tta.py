@@ -78,7 +78,7 @@ def test_an_unknown_tta_is_a_tlf_error_naming_the_choices(run_dir):
 def test_export_bakes_flip_into_the_graph(run_dir, tmp_path):
     from tlf.data.model_input import to_model_input
     from tlf.export.run import export_run
-    from tlf.rundir import load_run
+    from tlf.models.trained import load_run
     from tlf.runtime import OnnxClassifier
 
     report = export_run(run_dir, tmp_path / "flip.onnx", tta="flip", parity_images=4)

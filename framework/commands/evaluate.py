@@ -49,17 +49,26 @@ def evaluate(run_dir: str, dataset: str | None, data_dir: str | None, checkpoint
     Writes evaluation.json, confusion.png, predictions.csv, top_losses.png and confused.png
     (with Grad-CAM) and report.html into RUN_DIR.
     """
-    from ..engine.api import evaluate as run_evaluation
+    from ..insight.evaluate_run import EvaluationSettings, evaluate as run_evaluation
     from ..insight.evaluation import InsightOptions
-    report = run_evaluation(run_dir, dataset=dataset, data_dir=data_dir, checkpoint=checkpoint, top_k=top_k,
-                            batch_size=batch_size, device=device, precision=precision, tta=tta, engine=engine,
-                            insight=InsightOptions(top_losses=top_losses, label_errors=label_errors, jsonl=as_json))
+    settings = EvaluationSettings(dataset=dataset, data_dir=data_dir, checkpoint=checkpoint, top_k=top_k,
+                                  batch_size=batch_size, device=device, precision=precision, tta=tta, engine=engine,
+                                  insight=InsightOptions(top_losses=top_losses, label_errors=label_errors,
+                                                         jsonl=as_json))
+    report = run_evaluation(run_dir, settings)
     if html_report:
         from ..insight.report import write_run_report
         write_run_report(run_dir)
     if as_json:
         click.echo(json.dumps(report))
         return
+    _print_report(report, checkpoint)
+    written = ["evaluation.json", "confusion.png", *report.get("files", []), *(["report.html"] if html_report else [])]
+    click.echo(f"wrote into {run_dir}: {', '.join(written)}")
+
+
+def _print_report(report: dict, checkpoint: str) -> None:
+    """The per-class table, the confusion matrix, the summary line and the mistakes, on the terminal."""
     from rich.console import Console
     from rich.table import Table
 
@@ -83,5 +92,3 @@ def evaluate(run_dir: str, dataset: str | None, data_dir: str | None, checkpoint
                f"balanced accuracy {report['balanced_accuracy']:.4f}  macro F1 {report['macro_f1']:.4f}")
     from .mistakes import print_errors
     print_errors(console, report)
-    written = ["evaluation.json", "confusion.png", *report.get("files", []), *(["report.html"] if html_report else [])]
-    click.echo(f"wrote into {run_dir}: {', '.join(written)}")

@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import click
 import numpy as np
@@ -66,25 +66,28 @@ def predict(model: str, paths: tuple[str, ...], top_k: int, as_json: bool, batch
     cannot be read are reported one by one and the rest are still classified; the exit
     status is 1 when any file failed. Needs only onnxruntime, numpy, Pillow and OpenCV.
     """
-    from ..runtime import OnnxClassifier, default_threads, ordered_map
+    from ..runtime import OnnxClassifier
 
     classifier = OnnxClassifier(model, providers=providers or None, threads=threads)
     rows: list[dict] = []
     failures = 0
-
-    def emit(row: dict) -> None:
-        nonlocal failures
+    for row in _classified(classifier, paths, top_k, batch_size, decode_threads):
         failures += "error" in row
         if as_json:
             click.echo(json.dumps(row))
         else:
             rows.append(row)
+    if not as_json:
+        _print_table(rows, model)
+    if failures:
+        sys.exit(1)
 
-    def flush(batch: list[tuple[str, np.ndarray]]) -> None:
-        if batch:
-            for (path, _), pred in zip(batch, classifier.classify(np.stack([a for _, a in batch]), top_k)):
-                emit({"path": path, **pred.to_dict()})
-            batch.clear()
+
+def _classified(classifier: Any, paths: tuple[str, ...], top_k: int, batch_size: int,
+                decode_threads: int | None) -> Iterator[dict]:
+    """One row per file of ``paths``, in their order: its top-k classes, or why it could not be read.
+    Files are decoded on ``decode_threads`` while the model runs on the previous batch."""
+    from ..runtime import default_threads, ordered_map
 
     def prepare(item: tuple[str, str | None]) -> tuple[str, np.ndarray | None, str | None]:
         path, problem = item
@@ -95,20 +98,22 @@ def predict(model: str, paths: tuple[str, ...], top_k: int, as_json: bool, batch
                 problem = getattr(exc, "reason", exc.message)
         return path, None, problem
 
+    def flush(batch: list[tuple[str, np.ndarray]]) -> Iterator[dict]:
+        if batch:
+            for (path, _), pred in zip(batch, classifier.classify(np.stack([a for _, a in batch]), top_k)):
+                yield {"path": path, **pred.to_dict()}
+            batch.clear()
+
     batch: list[tuple[str, np.ndarray]] = []
     for path, array, problem in ordered_map(prepare, expand(paths), decode_threads or default_threads(), 2 * batch_size):
         if array is not None:
             batch.append((path, array))
         if problem is not None:
-            flush(batch)  # keep output in input order
-            emit({"path": path, "error": problem})
+            yield from flush(batch)  # keep output in input order
+            yield {"path": path, "error": problem}
         if len(batch) >= batch_size:
-            flush(batch)
-    flush(batch)
-    if not as_json:
-        _print_table(rows, model)
-    if failures:
-        sys.exit(1)
+            yield from flush(batch)
+    yield from flush(batch)
 
 
 def _print_table(rows: list[dict], model: str) -> None:

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
+from ..config import RunConfig
 from .options import settings
 
 
 def _help_defaults() -> str:
-    from ..config import RunConfig
     d = RunConfig()
     return (f"Defaults: --dataset {d.dataset} --backbone {d.backbone} --policy {d.policy}; --augment, --epochs and "
             f"--lr come from the policy (transfer: none, 10 epochs, lr 1e-3; others: basic); on a small dataset "
@@ -55,10 +55,11 @@ def train(config_file: str | None, resume: str | None, quiet: bool, as_json: boo
     if summary is None:  # a non-zero rank under torchrun
         return
     if html_report and summary["epochs"]:
-        from ..engine.api import evaluate
+        from ..insight.evaluate_run import EvaluationSettings, evaluate
         from ..insight.report import write_run_report
-        evaluate(run.directory, device=run.config.device, precision=run.config.precision, workers=run.config.workers,
-                 batch_size=run.config.batch_size, logits=run.best_val_logits)
+        evaluate(run.directory, EvaluationSettings(device=run.config.device, precision=run.config.precision,
+                                                   workers=run.config.workers, batch_size=run.config.batch_size),
+                 logits=run.best_val_logits)
         write_run_report(run.directory)
     if as_json:
         click.echo(json.dumps(summary))

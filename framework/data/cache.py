@@ -29,9 +29,11 @@ from typing import Any
 import numpy as np
 
 from ..augment import short_side_shape
+from ..errors import TlfError
 from ..messages import notice
 from ..paths import cache_dir
 from .dataset import ArrayImageSet, FileImageSet, ImageSet, Problem
+from .reading import UnreadableImage, image_size
 
 
 CACHE_VERSION = 1
@@ -49,7 +51,6 @@ def parse_bytes(text: str) -> int:
 def cache_budget() -> int:
     """Bytes the decode cache may use: ``$TLF_CACHE_BUDGET`` or a quarter of the RAM."""
     if os.environ.get(BUDGET_ENV):
-        from ..errors import TlfError
         try:
             return parse_bytes(os.environ[BUDGET_ENV])
         except ValueError:
@@ -63,7 +64,6 @@ def _probe(images: ImageSet, index: int) -> tuple[int, int] | None:
     if isinstance(images, ArrayImageSet):
         return images.images.shape[1], images.images.shape[2]
     if isinstance(images, FileImageSet):
-        from .reading import image_size
         size = image_size(images.paths[index])  # None when unreadable or refused: the decode pass reports why
         return (size[1], size[0]) if size else None
     return images.load(index).shape[:2]
@@ -247,8 +247,6 @@ def _decode_planned(images: ImageSet, resize: Any, layout: Plan, path: Path,
 
     Returns the slots filled, the images whose size differed from the plan (``(index, image)``:
     headers unreadable but the image decoded, or a file changed meanwhile) and the unreadable ones."""
-    from .reading import UnreadableImage
-
     n = len(images)
     slots = _Slots(layout.offsets.copy(), np.zeros((n, 2), dtype=np.int32), np.zeros(n, dtype=bool), layout.nbytes)
     with open(path, "r+b") as f:

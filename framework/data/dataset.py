@@ -5,15 +5,19 @@ decode cache and the feature cache only ever see this interface.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from ..messages import notice
+from ..paths import cache_dir
+from .reading import read_rgb
+
 
 def _default_cache() -> Path:
-    from ..paths import cache_dir
     return cache_dir("datasets")
 
 
@@ -45,7 +49,6 @@ def report_skipped(problems: Sequence[Problem]) -> None:
     few are (:func:`tlf.messages.notice`); nothing when there are none."""
     if not problems:
         return
-    from ..messages import notice
     named = ", ".join(f"{p.path} ({p.reason})" for p in problems[:SHOWN_PROBLEMS])
     more = f" and {len(problems) - SHOWN_PROBLEMS} more" if len(problems) > SHOWN_PROBLEMS else ""
     notice(f"skipped {len(problems)} unreadable image(s): {named}{more}; 'tlf data show' lists them")
@@ -85,14 +88,12 @@ class FileImageSet(ImageSet):
         return len(self.paths)
 
     def load(self, index: int) -> np.ndarray:
-        from .reading import read_rgb
         return read_rgb(self.paths[index])
 
     def key(self, index: int) -> str:
         return str(self.paths[index])
 
     def fingerprint(self) -> str:
-        import hashlib
         h = hashlib.sha256()
         for path, label in zip(self.paths, self.labels):
             st = path.stat()
@@ -122,7 +123,6 @@ class ArrayImageSet(ImageSet):
         return f"{self.name}[{index}]"
 
     def fingerprint(self) -> str:
-        import hashlib
         h = hashlib.sha256(self.images.tobytes())
         h.update(self.labels.tobytes())
         return h.hexdigest()[:16]

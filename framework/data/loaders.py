@@ -14,12 +14,14 @@ import cv2
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data.distributed import DistributedSampler
 
 from ..augment import ImageTransform, Pipeline, sample_seed
 from ..errors import TlfError
 from ..messages import notice
 from . import cache as decode_cache
 from .dataset import ArrayImageSet, ImageSet, Problem, Splits, report_skipped
+from .reading import UnreadableImage
 
 
 CACHE_MODES = ("auto", "ram", "disk", "off")
@@ -48,7 +50,6 @@ class ImageDataset(Dataset):
     def _load(self, index: int) -> np.ndarray:
         """Streaming from files: an unreadable image is replaced by the next one, and reported
         the first time this process meets it (each loader worker is a process of its own)."""
-        from .reading import UnreadableImage
         for attempt in range(len(self.images)):
             i = (index + attempt) % len(self.images)
             try:
@@ -82,7 +83,6 @@ class EpochSampler(Sampler):
         self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.float64)
         self.rank, self.world = 0, 1
         if distributed:
-            from torch.utils.data.distributed import DistributedSampler
             self.dist = DistributedSampler(range(size), shuffle=True, seed=seed, drop_last=drop_last)
             self.rank, self.world = self.dist.rank, self.dist.num_replicas
 
@@ -197,7 +197,6 @@ def _loader_options(workers: int, pin_memory: bool | None, prefetch: int) -> dic
 def _eval_loader(dataset: ImageDataset, batch_size: int, distributed: bool, options: dict[str, Any]) -> DataLoader:
     sampler = None
     if distributed:
-        from torch.utils.data.distributed import DistributedSampler
         sampler = DistributedSampler(dataset, shuffle=False)  # pads to equal shares
     return DataLoader(dataset, batch_size=batch_size, shuffle=False, drop_last=False, sampler=sampler,
                       generator=torch.Generator().manual_seed(dataset.seed), **options)

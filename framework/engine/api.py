@@ -1,4 +1,4 @@
-"""The Python API, mirroring the CLI: ``tlf.train(...)`` and ``tlf.evaluate(...)``."""
+"""The Python API of training, mirroring the CLI: ``tlf.train(...)``, and :func:`lr_find` behind ``tlf lr-find``."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -42,7 +42,7 @@ def lr_find(config: RunConfig | str | Path | None = None, *, plot: str | Path | 
     """The lr range test for these settings (as :func:`train` takes them), without training:
     a :class:`tlf.engine.lr_find.LrFinding`; ``plot`` saves the loss-against-lr figure."""
     from .lr_find import find_lr
-    from .run_plots import plot_lr_find
+    from ..plots.training import plot_lr_find
     from .trainer import Trainer
 
     from ..plan import plan_run
@@ -55,97 +55,3 @@ def lr_find(config: RunConfig | str | Path | None = None, *, plot: str | Path | 
     if plot is not None:
         plot_lr_find(finding, Path(plot))
     return finding
-
-
-def evaluate(run_dir: str | Path, *, dataset: str | None = None, data_dir: str | None = None, checkpoint: str = "best",
-             top_k: int = 5, batch_size: int = 64, device: str = "auto", precision: str = "auto",
-             workers: int | None = None, write: bool = True, tta: str = "none",
-             insight: Any = None, logits: tuple[Any, Any] | None = None, engine: str = "auto") -> dict:
-    """Accuracy, per-class precision/recall/F1, top-k and the confusion matrix of a run's model
-    on the validation split of its dataset (or of ``dataset``). Writes evaluation.json and
-    confusion.png into the run directory unless ``write`` is False. ``precision`` "fp32"
-    scores the weights exactly as the exported ONNX model computes them. ``tta`` "flip"
-    averages the probabilities of each image and its mirror image; "flip+crops" those of the
-    centre and four corner crops of the image resized for evaluation (before its centre crop)
-    and of their mirror images. ``engine`` runs the images through the model
-    (:mod:`tlf.engine.eval_engine`: ``auto`` is onnxruntime on the CPU at fp32, torch elsewhere).
-
-    Per-image results (:mod:`tlf.insight.evaluation`: predictions.csv, top losses, most
-    confused pairs, galleries with Grad-CAM) follow ``insight``, a
-    :class:`~tlf.insight.evaluation.InsightOptions` (default: its defaults).
-
-    ``logits``: the (logits, labels) of the validation split that training already computed
-    with this checkpoint's weights (``TrainingRun.best_val_logits``), so the images are not run
-    through the model again; they are used only when their labels are the split's, in order."""
-    import dataclasses
-
-    import torch
-
-    from ..setting_checks import RANGES, Range, check_value
-
-    top_k = check_value("top_k", top_k, int, Range(1))
-    batch_size = check_value("batch_size", batch_size, int, RANGES["batch_size"])
-    workers = check_value("workers", workers, int | None, RANGES["workers"])
-
-    from ..data.model_input import to_model_input
-    from ..data.loaders import build_eval_loader
-    from ..rundir import RunDirWriter, load_run
-    from .placement import place
-    from .metrics import classification_report
-    from .run_plots import plot_confusion
-    from ..plan import default_workers
-    from .assembly import run_data
-    from ..models.tta import TTA_MODES, with_tta
-    from .assembly import pipeline_for
-    from ..setting_checks import check_choice
-    from .eval_engine import ENGINES, evaluation_logits
-
-    engine = check_choice("engine", engine, ENGINES)
-    if tta not in TTA_MODES:
-        raise TlfError(f"invalid tta {tta!r}", hint=f"choose one of: {', '.join(TTA_MODES)}")
-    run = load_run(run_dir, checkpoint)
-    config, splits, pipeline = run_data(run, dataset, data_dir)
-    if tta == "flip+crops":  # the whole resized square, the crops are taken from it
-        whole = dataclasses.replace(run.preprocessing, image_size=run.preprocessing.resize)
-        pipeline = pipeline_for(dataclasses.replace(config, image_size=whole.image_size), whole, len(run.classes),
-                                augment="none")
-    placement = place(device, precision)
-    val_loader = build_eval_loader(splits, pipeline, batch_size=batch_size,
-                                   workers=default_workers(placement.device.type) if workers is None else workers,
-                                   seed=config.seed, cache=config.cache, pin_memory=placement.pin_memory)
-    layout = torch.channels_last if config.channels_last else torch.contiguous_format
-    base = run.model.to(placement.device, memory_format=layout)  # Grad-CAM explains the model itself
-    model = with_tta(base, tta, run.preprocessing.image_size)
-    prep = run.preprocessing
-
-    def to_input(images):
-        return to_model_input(images, prep.mean, prep.std, placement.device, channels_last=config.channels_last)
-
-    if _reusable(logits, val_loader.dataset, tta, dataset):
-        engine_note = "none: the logits training computed with these weights"
-    else:
-        *logits, engine_note = evaluation_logits(engine, model, val_loader, to_input, placement, prep.mean, prep.std,
-                                                 f"{config.backbone}-{tta}-model")
-    logits, labels = logits
-    report = classification_report(logits.numpy(), labels.numpy(), run.classes, top_k=top_k)
-    report.update({"run_dir": str(run.directory), "checkpoint": checkpoint, "dataset": config.dataset,
-                   "precision": placement.precision, "tta": tta, "engine": engine_note})
-    from ..insight.evaluation import InsightOptions, analyse
-    analyse(report, logits.numpy(), labels.numpy(), val_loader.dataset.images, splits, insight or InsightOptions(),
-            out=run.directory if write else None, model=base, transform=pipeline.eval_transform, to_input=to_input)
-    if write:
-        out = RunDirWriter(run.directory)
-        out.write_json("evaluation.json", report)
-        plot_confusion(report["confusion_matrix"], run.classes, run.directory / "confusion.png",
-                       title=f"{config.dataset} · {config.backbone} · {checkpoint}")
-    return report
-
-
-def _reusable(logits: tuple[Any, Any] | None, val_set: Any, tta: str, dataset: str | None) -> bool:
-    """Whether precomputed validation ``logits`` stand for this evaluation: no TTA, the run's
-    own dataset, one row per image and the same labels in the same order."""
-    if logits is None or tta != "none" or dataset is not None:
-        return False
-    import torch
-    labels = torch.as_tensor(list(val_set.images.labels), dtype=torch.long)
-    return len(logits[0]) == len(labels) and torch.equal(logits[1].cpu(), labels)

@@ -1,7 +1,6 @@
 """Assembling a run from its plan: policy -> dataset -> model -> freezing -> pipeline -> loaders."""
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,11 +9,9 @@ import torch
 
 from ..adaptive_defaults import Choice, adapt, describe
 from ..config import RunConfig
-from ..errors import TlfError
-from ..data import DatasetRequest, Splits
-from ..paths import cache_dir
+from ..data import Splits
+from ..data.run_data import load_splits, pipeline_for
 from ..preprocessing import Preprocessing
-from ..registry import get_registry
 
 
 @dataclass
@@ -29,35 +26,6 @@ class TrainingParts:
     train_loader: Any
     val_loader: Any
     defaults_chosen: list[Choice]  # the size-adaptive defaults applied to the plan (tlf.adaptive_defaults)
-
-
-def load_splits(config: RunConfig) -> Splits:
-    request = DatasetRequest(cache_dir=cache_dir("datasets"), data_dir=Path(config.data_dir) if config.data_dir else None,
-                             download=config.download, val_split=config.val_split, seed=config.seed, strict=config.strict)
-    return get_registry().create("datasets", config.dataset, request)
-
-
-def pipeline_for(config: RunConfig, preprocessing: Preprocessing, num_classes: int, augment: str | None = None):
-    """The train/eval pipeline of ``config``'s augmentations around ``preprocessing``'s eval view."""
-    from ..augment import AugmentRequest, build_pipeline
-    p = preprocessing
-    request = AugmentRequest(image_size=p.image_size, mean=p.mean, std=p.std, interpolation=p.interpolation, resize=p.resize,
-                             num_classes=num_classes, seed=config.seed)
-    return build_pipeline(augment if augment is not None else config.augment, request)
-
-
-def run_data(run: Any, dataset: str | None = None, data_dir: str | None = None) -> tuple[RunConfig, Splits, Any]:
-    """A finished run's config, its dataset (or ``dataset``, which must have the same classes)
-    and its evaluation pipeline."""
-    plan = run.config
-    config = dataclasses.replace(plan, dataset=dataset or plan.dataset,
-                                 data_dir=data_dir if dataset or data_dir else plan.data_dir)
-    splits = load_splits(config)
-    if splits.classes != run.classes:
-        raise TlfError(f"the classes of {config.dataset} ({', '.join(splits.classes)}) differ from the run's "
-                       f"({', '.join(run.classes)})",
-                       hint="use the dataset the run was trained on (--data-dir), or one with the same class folders")
-    return config, splits, pipeline_for(config, run.preprocessing, len(run.classes), augment="none")
 
 
 def build_parts(plan: RunConfig, placement, world, report) -> TrainingParts:

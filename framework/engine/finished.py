@@ -15,5 +15,5 @@ class FinishedRun(TrainingRun):
         return cls(**{field.name: getattr(run, field.name) for field in dataclasses.fields(run)})
 
     def _repr_html_(self) -> str:
-        from ..insight.run_view import run_html
+        from .run_view import run_html
         return run_html(self.directory, self.summary)

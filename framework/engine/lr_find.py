@@ -19,8 +19,11 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from ..errors import TlfError
+from .optim import set_lr
+from .rng import rng_state, set_rng_state
 
 START, END, STEPS = 1e-7, 10.0, 200
 SMOOTHING = 0.98
@@ -64,11 +67,6 @@ def suggest(lrs: list[float], losses: list[float]) -> float:
 
 def find_lr(trainer, steps: int = STEPS, start: float = START, end: float = END) -> LrFinding:
     """Run the range test with ``trainer``'s model, optimizer and batches, then restore them."""
-    import torch
-
-    from .optim import set_lr
-    from .trainer import rng_state, set_rng_state
-
     if not any(p.requires_grad for p in trainer.model.parameters()):
         raise TlfError(f"--lr auto needs trainable parameters, and policy {trainer.policy.name} trains none",
                        hint="pass --lr VALUE, or a policy that trains something (e.g. transfer)")

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import math
 
-SCHEDULES = ("cosine", "onecycle", "step", "constant", "plateau")
+from ..config import SCHEDULES
+
 ONECYCLE_START = 0.3  # fraction of the steps spent rising (torch's OneCycleLR pct_start)
 ONECYCLE_DIV = 25.0  # start at lr / 25, end at lr / 25e4 (torch's div_factor, final_div_factor)
 ONECYCLE_FINAL_DIV = 1e4

@@ -21,14 +21,15 @@ from ..tracking import STEP_EVERY, LoggerRequest, Loggers, check_loggers
 from . import distributed as ddp
 from .placement import Placement, place
 from .features import CachedFeatures, cache_features, plan_feature_cache
-from .eval_engine import ValidationEngine
+from .eval_engine import ValidationEngine, predict_logits
 from .ema import WeightEma
 from .imbalance import class_weights
 from .optim import build_optimizer, set_lr
-from .run_plots import plot_curves
+from ..plots.training import plot_curves
 from .progress import Reporter
 from .schedules import Schedule
 from .assembly import TrainingParts, build_parts
+from .rng import rng_state, set_rng_state
 
 
 @dataclass
@@ -50,23 +51,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def rng_state() -> dict:
-    state = {"python": random.getstate(), "numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64)),
-             "numpy_pos": int(np.random.get_state()[2]), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), state["numpy_pos"], 0, 0.0))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def count_params(model: nn.Module) -> tuple[int, int]:
@@ -152,7 +136,7 @@ class Trainer:
         import dataclasses
 
         from .lr_find import find_lr
-        from .run_plots import plot_lr_find
+        from ..plots.training import plot_lr_find
         finding = find_lr(self)
         finding.suggestion = ddp.broadcast_object(finding.suggestion, self.world)  # rank 0's, on every rank
         self.lr_finding = finding
@@ -582,17 +566,3 @@ def best_of(row: dict) -> tuple[float, str]:
     if row.get("ema_val_acc", -1.0) > row["val_acc"]:
         return row["ema_val_acc"], "ema"
     return row["val_acc"], "raw"
-
-
-def predict_logits(model: nn.Module, loader, to_input, placement: Placement) -> tuple[torch.Tensor, torch.Tensor]:
-    """Float logits and labels (on the CPU) of every batch of ``loader``."""
-    model.eval()
-    amp = placement.amp_dtype
-    outs, labels = [], []
-    with torch.inference_mode(), torch.autocast(placement.device.type, dtype=amp or torch.float32, enabled=amp is not None):
-        for images, y in loader:
-            outs.append(model(to_input(images)).float())
-            labels.append(y)
-    if not outs:
-        return torch.zeros(0, 0), torch.zeros(0, dtype=torch.long)
-    return torch.cat(outs).cpu(), torch.cat(labels).cpu()

@@ -2,12 +2,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from ..engine.run_plots import figure, save_figure
-
-if TYPE_CHECKING:
-    from .results import Comparison
+from ..plots.png import pyplot, save_figure
+from .results import Comparison
 
 LINESTYLES = ("-", "--", ":", "-.")
 
@@ -15,7 +12,7 @@ LINESTYLES = ("-", "--", ":", "-.")
 def plot_comparison(comparison: Comparison, path: Path) -> None:
     """Left: mean validation accuracy per epoch (band: min..max over seeds); right: last-epoch
     validation accuracy, mean with sample-std error bars, grouped by backbone, one colour per policy."""
-    plt = figure()
+    plt = pyplot()
     from matplotlib.ticker import MaxNLocator
     policies, backbones, datasets = comparison.policies, comparison.backbones, comparison.datasets
     colors = {p: plt.get_cmap("tab10")(i % 10) for i, p in enumerate(policies)}

@@ -1,5 +1,5 @@
 """Comparison results: runs read back from their directories, grouped by (dataset, backbone,
-policy) and summarised as mean ± std over seeds, written as JSON, Markdown, CSV and a PNG."""
+policy) and summarised as mean ± std over seeds, as JSON, Markdown and CSV text."""
 from __future__ import annotations
 
 import csv
@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import TlfError
-from ..rundir import atomic_write, read_json, read_run_config
+from ..rundir import read_json, read_run_config
 
 # summary.json field -> (column title, kind of value)
 METRICS = {
@@ -23,7 +23,6 @@ METRICS = {
     "seconds": ("wall time (s)", "float"),
     "images_per_second": ("images/s", "float"),
 }
-FILES = ("comparison.json", "comparison.md", "comparison.csv", "comparison.png")
 
 
 @dataclass
@@ -153,7 +152,7 @@ class Comparison:
     runs: list[ComparedRun]
     settings: dict[str, Any] = field(default_factory=dict)
     groups: list[Group] = field(init=False)
-    directory: Path | None = field(init=False, default=None)  # where write() put the files
+    directory: Path | None = field(init=False, default=None)  # where write_comparison put the files
 
     def __post_init__(self) -> None:
         keyed: dict[tuple[str, str, str], list[ComparedRun]] = {}
@@ -268,38 +267,9 @@ class Comparison:
             tables.append(table)
         return tables
 
-    def write(self, out: str | Path) -> list[Path]:
-        """comparison.json, .md, .csv and .png in ``out``; returns their paths."""
-        from .comparison_plots import plot_comparison
-        out = Path(out)
-        texts = {"comparison.json": json.dumps(self.to_dict(), indent=2) + "\n", "comparison.md": self.markdown(),
-                 "comparison.csv": self.csv()}
-        for name, text in texts.items():
-            atomic_write(out / name, lambda f, text=text: f.write(text))
-        plot_comparison(self, out / "comparison.png")
-        self.directory = out
-        return [out / name for name in FILES]
-
 
 def load_results(run_dirs: Sequence[str | Path], settings: dict[str, Any] | None = None) -> Comparison:
     """A :class:`Comparison` of finished run directories."""
     if not run_dirs:
         raise TlfError("no finished runs to compare", hint="pass run directories that have a summary.json")
     return Comparison([read_result(d) for d in run_dirs], settings or {})
-
-
-def report(paths: Sequence[str | Path], out: str | Path | None = None) -> Comparison:
-    """Rebuild the comparison files from existing runs (run directories, folders of them, or
-    comparison folders). ``out`` defaults to the comparison folder, else the runs' common parent."""
-    import os
-    found, skipped = find_run_dirs(paths)
-    comparison = load_results(found, settings={"report_of": [str(p) for p in paths],
-                                               "skipped_unfinished": [str(p) for p in skipped]})
-    if out is None:
-        single = Path(paths[0]) if len(paths) == 1 else None
-        if single is not None and (single / "runs").is_dir():
-            out = single
-        else:
-            out = Path(os.path.commonpath([str(d.resolve().parent) for d in found]))
-    comparison.write(out)
-    return comparison

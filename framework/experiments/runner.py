@@ -6,7 +6,7 @@ ones (``last.pt`` present) and starts over runs that had not finished an epoch.
 """
 from __future__ import annotations
 
-import re
+import gc
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,63 +15,19 @@ from typing import Any, Callable, Sequence
 from .. import messages
 from ..config import RESUMABLE, RunConfig, load_config, read_config_file
 from ..errors import TlfError
+from ..paths import slug
 from ..plan import canonical_name
-from ..registry import get_registry
+from ..rundir import read_json, read_run_config
+from ..setting_checks import RANGES, Range, check_value
+from .cells import ComparisonCell, plan_runs, split_names
+from .comparison_files import write_comparison
 from .results import Comparison, load_results
+from .scaleout import claimed_cells
 
 # a run found in OUT is reused when only these differ: how it runs (RESUMABLE) and where it lives; not
 # epochs (resumable to more): a run planned shorter is another run, its schedule would be stretched
 REUSABLE = (*(k for k in RESUMABLE if k != "epochs"), "out", "name")
 IDENTITY = ("dataset", "backbone", "policy", "seed")  # what makes a run the one planned
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.]+", "_", text).strip("_") or "x"
-
-
-@dataclass(frozen=True)
-class ComparisonCell:
-    """One cell of a comparison."""
-
-    backbone: str
-    policy: str
-    seed: int
-
-    @property
-    def name(self) -> str:
-        """The run directory's name inside ``OUT/runs``."""
-        return f"{_slug(self.backbone)}-{_slug(self.policy)}-s{self.seed}"
-
-
-def split_names(values: str | Sequence[str] | None) -> list[str]:
-    """``"a,b"`` or ``["a,b", "c"]`` -> ``["a", "b", "c"]`` (order kept, duplicates and blanks dropped)."""
-    if values is None:
-        return []
-    items = [values] if isinstance(values, str) else list(values)
-    names = [part.strip() for item in items for part in item.split(",")]
-    return list(dict.fromkeys(n for n in names if n))
-
-
-def plan_runs(dataset: str, backbones: Sequence[str], policies: Sequence[str], seeds: Sequence[int]) -> list[ComparisonCell]:
-    """Every run of the comparison, seed by seed, under canonical names; every name is checked
-    (unknown ones raise TlfError with suggestions) before anything runs."""
-    get_registry().resolve("datasets", dataset)
-    if not backbones:
-        raise TlfError("no backbone to compare", hint="pass --backbone NAME or --backbones A,B")
-    if not policies:
-        raise TlfError("no policy to compare", hint="pass --policies scratch,transfer,partial:conv5,init")
-    if not seeds:
-        raise TlfError("no seed to run", hint="pass --seeds 1 or more")
-    backbones = list(dict.fromkeys(canonical_name("backbones", b) for b in backbones))
-    policies = list(dict.fromkeys(canonical_name("policies", p) for p in policies))
-    runs = [ComparisonCell(b, p, s) for s in seeds for b in backbones for p in policies]
-    seen: dict[str, ComparisonCell] = {}
-    for run in runs:
-        other = seen.setdefault(run.name, run)
-        if other is not run:
-            raise TlfError(f"{other.backbone} · {other.policy} and {run.backbone} · {run.policy} would share the run "
-                           f"directory {run.name}", hint="list each backbone and policy once")
-    return runs
 
 
 def run_state(path: Path) -> str:
@@ -86,7 +42,6 @@ def run_state(path: Path) -> str:
 def _check_same_settings(path: Path, wanted: dict[str, Any], asked: set[str]) -> None:
     """A run found in OUT must have been made with the settings asked for now (those given
     explicitly, and the run's identity; defaults the engine resolves are not compared)."""
-    from ..rundir import read_run_config
     done = read_run_config(path).to_dict()
     differ = [f"{key}={done.get(key)!r} (asked {wanted[key]!r})" for key in (*IDENTITY, *sorted(asked))
               if key not in REUSABLE and done.get(key) != wanted[key]]
@@ -97,8 +52,6 @@ def _check_same_settings(path: Path, wanted: dict[str, Any], asked: set[str]) ->
 
 def _release_memory() -> None:
     """Drop the finished run's model, optimizer and feature cache before the next run starts."""
-    import gc
-
     import torch
     gc.collect()
     if torch.cuda.is_available():
@@ -126,7 +79,7 @@ def compare(dataset: str | None = None, backbones: str | Sequence[str] | None = 
     say = log or messages.notice
     _train_grid(grid, storage, study, quiet, say)
     comparison = load_results(_finished_paths(grid, storage is not None, say), settings=grid.record())
-    comparison.write(grid.out)
+    write_comparison(comparison, grid.out)
     return comparison
 
 
@@ -155,7 +108,6 @@ def _plan_grid(dataset: str | None, backbones: str | Sequence[str] | None, polic
                seed: int, out: str | Path | None, config: str | Path | None, settings: dict[str, Any]) -> _Grid:
     """Check the arguments, resolve the shared settings (``settings`` over the ``config`` file) and
     plan every cell under canonical names, before anything runs."""
-    from ..setting_checks import RANGES, Range, check_value
 
     seeds = check_value("seeds", seeds, int, Range(1))
     seed = check_value("seed", seed, int, RANGES["seed"])
@@ -166,7 +118,7 @@ def _plan_grid(dataset: str | None, backbones: str | Sequence[str] | None, polic
     seed_list = list(range(seed, seed + seeds))
     cells = plan_runs(dataset, split_names(backbones) or [base.backbone], split_names(policies), seed_list)
     shared = {k: v for k, v in base.to_dict().items() if k not in (*IDENTITY, "out", "name")}
-    return _Grid(dataset, cells, seed_list, Path(out) if out is not None else Path("comparisons") / _slug(dataset),
+    return _Grid(dataset, cells, seed_list, Path(out) if out is not None else Path("comparisons") / slug(dataset),
                  shared, asked)
 
 
@@ -174,8 +126,7 @@ def _train_grid(grid: _Grid, storage: str | None, study: str | None, quiet: bool
     """Train every cell in order or, with an Optuna ``storage``, the cells this worker claims."""
     cells: Any = enumerate(grid.cells, 1)
     if storage is not None:
-        from .scaleout import claimed_cells
-        cells = claimed_cells(grid.cells, storage, study or f"compare-{_slug(grid.out.resolve().name)}", say,
+        cells = claimed_cells(grid.cells, storage, study or f"compare-{slug(grid.out.resolve().name)}", say,
                               lambda cell: _best_accuracy(grid.runs_dir / cell.name))
     try:
         for index, cell in cells:
@@ -201,7 +152,6 @@ def _finished_paths(grid: _Grid, shared_storage: bool, say: Callable[[str], None
 
 def _best_accuracy(path: Path) -> float | None:
     """A finished run's best validation accuracy (None if it did not finish)."""
-    from ..rundir import read_json
     summary = path / "summary.json"
     return read_json(summary).get("best_val_accuracy") if summary.is_file() else None
 

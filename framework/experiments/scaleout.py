@@ -17,7 +17,7 @@ from typing import Any, Iterator, Sequence
 
 from ..errors import TlfError
 from ..tuning.storage import open_storage, require_optuna, safe_url
-from .runner import ComparisonCell
+from .cells import ComparisonCell
 
 CELLS_ATTR = "tlf_compare_cells"
 CELL_ATTR = "tlf_cell"

@@ -1,12 +1,19 @@
 """Exporting a training run: its model, its classes and preprocessing, its own validation images."""
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..data.run_data import run_data
 from ..errors import TlfError
+from ..models.trained import TrainedModel, load_run
+from ..models.tta import with_tta
+from ..rundir import CHECKPOINTS
+from ..setting_checks import Range, check_choice, check_value
 from .onnx_export import ExportReport, export_onnx
 from .quantize import quantize_int8
 
@@ -44,56 +51,76 @@ def int8_path(path: Path) -> Path:
     return path.with_name(f"{path.stem}.int8{path.suffix or '.onnx'}")
 
 
-def export_run(run_dir: str | Path, output: str | Path | None = None, *, opset: int | None = None,
-               exporter: str = "auto", fp16: bool = False, quantize: str | None = None,
-               include_preprocessing: bool = False, checkpoint: str = "best", data_dir: str | None = None,
-               parity_images: int = 64, calibration_images: int = 128, eval_images: int = 2000,
-               tta: str = "none") -> ExportReport:
-    """Export the model of ``run_dir`` to ``output`` (default ``RUN_DIR/model.onnx``).
+@dataclass(frozen=True)
+class ExportSettings:
+    """How :func:`export_run` exports a run (each field as ``tlf export``'s option of that name).
 
-    The parity gate uses ``parity_images`` validation images of the run's dataset; with
-    ``quantize="int8"`` a QDQ copy ``<output stem>.int8.onnx`` is calibrated on
-    ``calibration_images`` training images and compared with fp32 on up to
+    The parity gate uses ``parity_images`` validation images of the run's dataset (found in
+    ``data_dir`` if it moved); with ``quantize="int8"`` a QDQ copy ``<output stem>.int8.onnx``
+    is calibrated on ``calibration_images`` training images and compared with fp32 on up to
     ``eval_images`` validation images. ``tta="flip"`` exports the model averaging the
     probabilities of each image and its mirror image, in the graph (metadata ``tta``).
     """
-    from ..engine.assembly import run_data
-    from ..rundir import load_run
 
-    from ..setting_checks import Range, check_value
+    opset: int | None = None  # default: the exporter's
+    exporter: str = "auto"  # tlf.export.EXPORTERS
+    fp16: bool = False
+    quantize: str | None = None  # QUANTIZE
+    include_preprocessing: bool = False  # the graph takes uint8 RGB N x 3 x S x S
+    checkpoint: str = "best"
+    data_dir: str | None = None
+    parity_images: int = 64
+    calibration_images: int = 128
+    eval_images: int = 2000
+    tta: str = "none"  # EXPORT_TTA
 
-    opset = check_value("opset", opset, int | None, Range(7, max_opset()))
-    parity_images = check_value("parity_images", parity_images, int, Range(1))
-    calibration_images = check_value("calibration_images", calibration_images, int, Range(1))
-    eval_images = check_value("eval_images", eval_images, int, Range(1))
-    if quantize is not None and quantize not in QUANTIZE:
-        raise TlfError(f"unknown quantization {quantize!r}", hint=f"use one of: {', '.join(QUANTIZE)}")
-    if tta not in EXPORT_TTA:
-        raise TlfError(f"invalid export tta {tta!r}", hint=f"choose one of: {', '.join(EXPORT_TTA)} "
-                                                           "(flip+crops needs a larger input; use it in tlf evaluate)")
-    if quantize and fp16:
-        raise TlfError("--fp16 and --quantize int8 are alternatives", hint="pick one of them")
-    run = load_run(run_dir, checkpoint)
-    config, splits, pipeline = run_data(run, data_dir=data_dir)
-    preprocessing = run.preprocessing
-    samples, _ = eval_views(splits.val, pipeline, parity_images)
+    def checked(self) -> ExportSettings:
+        """These settings, each checked (a :class:`~tlf.errors.TlfError` names the first bad one)."""
+        if self.quantize is not None and self.quantize not in QUANTIZE:
+            raise TlfError(f"unknown quantization {self.quantize!r}", hint=f"use one of: {', '.join(QUANTIZE)}")
+        if self.tta not in EXPORT_TTA:
+            raise TlfError(f"invalid export tta {self.tta!r}",
+                           hint=f"choose one of: {', '.join(EXPORT_TTA)} (flip+crops needs a larger input; "
+                                "use it in tlf evaluate)")
+        if self.quantize and self.fp16:
+            raise TlfError("--fp16 and --quantize int8 are alternatives", hint="pick one of them")
+        return dataclasses.replace(
+            self, opset=check_value("opset", self.opset, int | None, Range(7, max_opset())),
+            checkpoint=check_choice("checkpoint", self.checkpoint, CHECKPOINTS),
+            parity_images=check_value("parity_images", self.parity_images, int, Range(1)),
+            calibration_images=check_value("calibration_images", self.calibration_images, int, Range(1)),
+            eval_images=check_value("eval_images", self.eval_images, int, Range(1)))
+
+
+def export_run(run_dir: str | Path, output: str | Path | None = None, settings: ExportSettings | None = None,
+               **changes: Any) -> ExportReport:
+    """Export the model of ``run_dir`` to ``output`` (default ``RUN_DIR/model.onnx``) as
+    ``settings`` say (default :class:`ExportSettings`) with ``changes`` applied:
+    ``export_run(run, fp16=True)`` is ``export_run(run, None, ExportSettings(fp16=True))``."""
+    settings = dataclasses.replace(settings or ExportSettings(), **changes).checked()
+    run = load_run(run_dir, settings.checkpoint)
+    config, splits, pipeline = run_data(run, data_dir=settings.data_dir)
+    samples, _ = eval_views(splits.val, pipeline, settings.parity_images)
     if len(samples) == 0:
         raise TlfError(f"dataset {config.dataset} has no validation images for the parity check",
                        hint="export needs real images to compare onnxruntime with PyTorch")
-    summary = run.summary
-    val_accuracy = summary.get("best_val_accuracy" if checkpoint == "best" else "last_val_accuracy")
-    metadata = {
-        "classes": run.classes, **preprocessing.to_metadata(), "backbone": config.backbone,
-        "policy": config.policy, "dataset": config.dataset, "val_accuracy": val_accuracy, "tta": tta,
-    }
     path = Path(output) if output else Path(run_dir) / "model.onnx"
-    from ..models.tta import with_tta
-    report = export_onnx(with_tta(run.model, tta, preprocessing.image_size).eval(), path, image_size=preprocessing.image_size,
-                         metadata=metadata, opset=opset, exporter=exporter,
-                         fp16=fp16, include_preprocessing=include_preprocessing, sample_images=samples)
-    if quantize == "int8":
-        calibration, _ = eval_views(splits.train, pipeline, calibration_images, seed=config.seed)
-        evaluation, labels = eval_views(splits.val, pipeline, eval_images)
+    image_size = run.preprocessing.image_size
+    report = export_onnx(with_tta(run.model, settings.tta, image_size).eval(), path, image_size=image_size,
+                         metadata=_metadata(run, settings), opset=settings.opset, exporter=settings.exporter,
+                         fp16=settings.fp16, include_preprocessing=settings.include_preprocessing,
+                         sample_images=samples)
+    if settings.quantize == "int8":
+        calibration, _ = eval_views(splits.train, pipeline, settings.calibration_images, seed=config.seed)
+        evaluation, labels = eval_views(splits.val, pipeline, settings.eval_images)
         report.quantization = quantize_int8(path, int8_path(path), calibration_images=calibration,
                                             eval_images=evaluation, eval_labels=labels)
     return report
+
+
+def _metadata(run: TrainedModel, settings: ExportSettings) -> dict[str, Any]:
+    """What the file says of itself: classes, preprocessing, where the model came from, its accuracy."""
+    config = run.config
+    val_accuracy = run.summary.get("best_val_accuracy" if settings.checkpoint == "best" else "last_val_accuracy")
+    return {"classes": run.classes, **run.preprocessing.to_metadata(), "backbone": config.backbone,
+            "policy": config.policy, "dataset": config.dataset, "val_accuracy": val_accuracy, "tta": settings.tta}

@@ -10,6 +10,8 @@ import numpy as np
 import torch
 
 from ..data.dataset import FileImageSet, ImageSet, Splits
+from ..data.reading import image_size
+from ..plots.confusion import plot_confusion
 from .gallery import Tile, plot_gallery, shorten
 from .gradcam import grad_cam
 from .predictions import Predictions, write_label_errors
@@ -31,7 +33,6 @@ def _sizes(images: ImageSet) -> list[tuple[int, int]]:
     """(width, height) of up to SIZE_SAMPLE evenly spaced images (file headers when on disk)."""
     picks = np.unique(np.linspace(0, len(images) - 1, min(len(images), SIZE_SAMPLE)).astype(int)) if len(images) else []
     if isinstance(images, FileImageSet):
-        from ..data.reading import image_size
         found = [image_size(images.paths[i]) for i in picks]
         return [s for s in found if s is not None]
     return [(int(a.shape[1]), int(a.shape[0])) for a in (images.load(int(i)) for i in picks)]
@@ -89,8 +90,6 @@ def analyse(report: dict, logits: np.ndarray, labels: np.ndarray, images: ImageS
     write predictions.csv (+ .jsonl), top_losses.png and confused.png with Grad-CAM of
     ``model`` on ``transform``'s views of ``images``, label_errors.csv and, over
     CONFUSION_CAP classes, confusion_top.png."""
-    from ..engine.run_plots import plot_confusion
-
     classes = splits.classes
     preds = Predictions.from_logits(logits, labels, [images.key(i) for i in range(len(images))], classes)
     top = preds.top_losses(options.top_losses)

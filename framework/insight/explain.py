@@ -6,7 +6,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..data.model_input import to_model_input
+from ..data.reading import read_rgb
+from ..data.run_data import pipeline_for
+from ..engine.placement import place
 from ..errors import TlfError
+from ..models.trained import load_run
+from ..plots.png import pyplot, save_figure
 from .gradcam import grad_cam, overlay
 
 
@@ -15,10 +21,6 @@ class Explainer:
 
     def __init__(self, run_dir: str | Path, checkpoint: str = "best", device: str = "cpu",
                  target: str | None = None) -> None:
-        from ..engine.assembly import pipeline_for
-        from ..engine.placement import place
-        from ..rundir import load_run
-
         self.run = load_run(run_dir, checkpoint)
         if target is not None and target not in self.run.classes:
             raise TlfError(f"class {target!r} is not one of the run's classes",
@@ -30,7 +32,6 @@ class Explainer:
         self._used: set[str] = set()
 
     def _input(self, view: np.ndarray) -> torch.Tensor:
-        from ..data.model_input import to_model_input
         batch = torch.from_numpy(np.ascontiguousarray(view[None])).permute(0, 3, 1, 2)
         return to_model_input(batch, self.run.preprocessing.mean, self.run.preprocessing.std, self.device, channels_last=False)
 
@@ -45,9 +46,6 @@ class Explainer:
     def explain(self, path: str | Path, out: Path) -> dict:
         """Write the overlay of one image into ``out``; the row ``tlf explain`` prints.
         An unreadable file raises :class:`tlf.data.reading.UnreadableImage`."""
-        from ..data.reading import read_rgb
-        from ..engine.run_plots import figure, save_figure
-
         path = Path(path)
         view = self.pipeline.eval_transform(read_rgb(path), None)
         x = self._input(view)
@@ -62,7 +60,7 @@ class Explainer:
             chosen, _ = grad_cam(self.model, x, torch.tensor([t]))
             panels.append((f"class: {self.target} {probs[t]:.0%}", overlay(view, chosen[0])))
             row["class_probability"] = float(probs[t])
-        plt = figure()
+        plt = pyplot()
         fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.5))
         for ax, (title, picture) in zip(axes, panels):
             ax.imshow(picture)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine.run_plots import figure, save_figure
+from ..plots.png import pyplot, save_figure
 from .gradcam import overlay
 
 COLUMNS = 4
@@ -26,7 +26,7 @@ def shorten(text: str, width: int = 32) -> str:
 
 def plot_gallery(tiles: list[Tile], path: Path, title: str) -> None:
     """A grid of ``tiles`` (image | Grad-CAM), captions above each, ``title`` on top."""
-    plt = figure()
+    plt = pyplot()
     rows = max(1, math.ceil(len(tiles) / COLUMNS))
     cols = min(COLUMNS, max(1, len(tiles)))
     wide = any(t.cam is not None for t in tiles)

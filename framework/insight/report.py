@@ -2,8 +2,6 @@
 Jinja2 from the files the run directory already holds; images inlined as data: URIs."""
 from __future__ import annotations
 
-import base64
-import io
 import json
 import os
 from datetime import datetime, timezone
@@ -12,33 +10,21 @@ from typing import Any
 
 from .. import __version__
 from ..errors import TlfError
+from ..registry import get_registry
 from ..rundir import atomic_write, read_json, read_run_config
+from ..tuning.results import format_value, local_run_dir
+from ..plots.png import data_uri
 from . import templates
 
 STRATEGIES = ("scratch", "transfer", "partial", "init")  # the four strategies of docs/strategies.md
 IMAGES = {"curves": "curves.png", "top_losses": "top_losses.png", "confused": "confused.png"}
 GALLERIES = {"top_losses", "confused"}  # inlined as JPEG
-JPEG_QUALITY = 85
 SCALARS = ("accuracy", "macro_f1", "images", "checkpoint", "precision")  # shown first; other scalars follow
 
 
 def _environment():
     import jinja2
     return jinja2.Environment(autoescape=True)
-
-
-def data_uri(path: Path, photo: bool = False) -> str | None:
-    """``path`` as a data: URI; ``photo`` re-encodes it as JPEG (a gallery of photos is ~5x
-    smaller so, and the page stays light to open and send)."""
-    if not path.is_file():
-        return None
-    if not photo:
-        return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
-    from PIL import Image
-    buf = io.BytesIO()
-    with Image.open(path) as image:
-        image.convert("RGB").save(buf, format="JPEG", quality=JPEG_QUALITY)
-    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def _json(path: Path) -> Any:
@@ -51,7 +37,6 @@ def _json(path: Path) -> Any:
 
 
 def _strategies() -> list[tuple[str, str]]:
-    from ..registry import get_registry
     registry = get_registry()
     return [(name, registry.resolve("policies", name + (":conv5" if name == "partial" else ""))[0].description)
             for name in STRATEGIES]
@@ -59,7 +44,7 @@ def _strategies() -> list[tuple[str, str]]:
 
 def _inspect(config: Any, classes: list[str]) -> tuple[dict | None, str]:
     """The ``tlf inspect`` table of the run's backbone under its policy, or why there is none."""
-    from ..commands.inspect import inspect_model
+    from ..inspection import inspect_model
     try:
         info = inspect_model(config.backbone, config.policy, config.image_size, len(classes), config.head,
                              train_bn=bool(config.train_bn))
@@ -153,7 +138,6 @@ def write_tune_report(folder: str | Path, result: dict[str, Any]) -> Path:
     """Write ``report.html`` into a tune folder (``result``: :func:`tlf.tuning.results.read_tune`):
     the best trial and its config, every trial, Optuna's history and importance plots; linking
     to each trial's run page (written for runs that have none)."""
-    from ..tuning.results import format_value, local_run_dir
     directory = Path(folder)
     names = sorted({p for t in result["trials"] for p in t["params"]})
     best_number = (result.get("best") or {}).get("number")

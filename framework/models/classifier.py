@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ..errors import TlfError
+from ..registry import get_registry
 from .backbone import STAGES, Backbone, BackboneRequest
 from .heads import HEADS, build_head
 
@@ -75,8 +76,6 @@ def build_model(backbone: str, num_classes: int, *, pretrained: bool, weights: P
     ``weights`` (a local file) replaces the backbone's own pretrained weights.
     ``image_size`` only matters to the ``mlp`` head, whose size follows the feature map's.
     """
-    from ..registry import get_registry
-
     if num_classes < 1:
         raise TlfError(f"num_classes must be at least 1, got {num_classes}")
     if head not in HEADS:

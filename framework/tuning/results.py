@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TlfError
+from ..plots.png import pyplot, save_figure
 from ..rundir import atomic_write, read_json, read_run_config
 from .storage import open_storage, require_optuna
 
@@ -46,10 +47,9 @@ def write_plots(study: Any, out: Path) -> list[str]:
     trials with different settings."""
     import warnings
 
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as ovm
+
+    plt = pyplot()
 
     written = []
     done = [t for t in study.trials if t.state.name == "COMPLETE"]
@@ -65,7 +65,7 @@ def write_plots(study: Any, out: Path) -> list[str]:
                 continue
         figure = getattr(axes, "figure", None) or plt.gcf()
         figure.tight_layout()
-        figure.savefig(out / name, dpi=110)
+        save_figure(figure, out / name)
         plt.close(figure)
         written.append(name)
     return written

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from pathlib import Path
 from typing import Any, Callable
 
 from .. import messages
 from ..config import load_config
 from ..errors import TlfError
+from ..paths import slug
 from ..tracking import check_loggers
 from .results import trial_row, write_results
 from .space import SearchSpace, load_space, parse_space
@@ -25,10 +25,6 @@ from .storage import default_storage, open_storage, require_optuna, safe_url
 
 SAMPLERS = ("tpe", "random")
 PRUNERS = ("median", "hyperband", "none")
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "study"
 
 
 def make_sampler(name: str, seed: int | None) -> Any:
@@ -111,8 +107,8 @@ def tune(space: str | Path | dict, *, trials: int | None = 10, timeout: float | 
     check_loggers(base.loggers)
     for name, value in space.fixed.items():
         base = dataclasses.replace(base, **{name: value})
-    name = study or _slug(base.dataset)
-    out = Path(out) if out is not None else Path("tuning") / _slug(name)
+    name = study or slug(base.dataset, empty="study")
+    out = Path(out) if out is not None else Path("tuning") / slug(name, empty="study")
     out.mkdir(parents=True, exist_ok=True)
     url = storage or default_storage(out)
     say = say or messages.notice

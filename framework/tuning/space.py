@@ -24,6 +24,7 @@ from typing import Any
 
 from ..config import RunConfig, read_config_file
 from ..errors import TlfError
+from ..registry import get_registry, suggest
 
 FUNCTIONS = ("uniform", "loguniform", "int", "logint", "choice")
 NOT_SEARCHABLE = ("out", "name", "loggers")  # where runs go and what they report to: not hyperparameters
@@ -79,7 +80,6 @@ def _check_value(name: str, value: Any, source: str) -> None:
         raise TlfError(f"{source}: {exc.message}", hint=exc.hint) from None
     if value is None:
         return
-    from ..registry import get_registry
     if name in PLUGIN_KINDS:
         get_registry().resolve(PLUGIN_KINDS[name], value)
     elif name == "augment":
@@ -129,7 +129,6 @@ def _distribution(name: str, value: Any, source: str) -> Any | None:
     if function == "choice":
         return _categorical(name, args, source)
     if function not in FUNCTIONS:
-        from ..registry import suggest
         close = suggest(function, list(FUNCTIONS))
         raise TlfError(f"{source}: unknown distribution {function!r} for {name}"
                        + (f"; did you mean {close[0]!r}?" if close else ""),
@@ -179,7 +178,6 @@ def parse_space(data: dict[str, Any], source: str = "search space") -> SearchSpa
     distributions, fixed = {}, {}
     for name, value in data.items():
         if name not in known:
-            from ..registry import suggest
             close = suggest(str(name), known)
             raise TlfError(f"{source}: {name!r} is not a run setting" + (f"; did you mean {close[0]!r}?" if close else ""),
                            hint="'tlf train --help' lists the settings")

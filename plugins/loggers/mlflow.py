@@ -87,7 +87,7 @@ class MlflowLogger(Logger):
         ``.json`` (classes and counts); an epoch trained again after a resume overwrites its own."""
         import matplotlib.pyplot as plt
 
-        from tlf.engine.run_plots import confusion_figure
+        from tlf.plots.confusion import confusion_figure
         name = f"{CONFUSION_DIR}/epoch-{epoch:03d}"
         self.client.log_dict(self.run_id, {"epoch": epoch, "classes": self.request.classes, "matrix": matrix},
                              f"{name}.json")

@@ -39,7 +39,7 @@ class TensorBoardLogger(Logger):
     def log_confusion(self, step: int, epoch: int, matrix: list[list[int]]) -> None:
         """The epoch's validation confusion matrix, as the image ``val/confusion`` (IMAGES tab,
         its step slider goes through the epochs)."""
-        from tlf.engine.run_plots import confusion_figure
+        from tlf.plots.confusion import confusion_figure
         self.writer.add_figure("val/confusion", confusion_figure(matrix, self.request.classes,
                                                                  f"validation, epoch {epoch}"), step, close=True)
         self.writer.flush()

@@ -73,7 +73,7 @@ class WandbLogger(Logger):
         import matplotlib.pyplot as plt
         import wandb
 
-        from tlf.engine.run_plots import confusion_figure
+        from tlf.plots.confusion import confusion_figure
         figure = confusion_figure(matrix, self.request.classes, f"validation, epoch {epoch}")
         try:
             self.run.log({"epoch": epoch, "val/confusion": wandb.Image(figure)})

@@ -1,33 +1,16 @@
-"""Training curves and confusion matrices as PNG (matplotlib, no display needed)."""
+"""A run's curves (loss, accuracy and lr per epoch) and the lr range test, as PNG."""
 from __future__ import annotations
 
-import io
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
-from ..rundir import atomic_write
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-
-
-def figure():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def save_figure(fig, path: Path) -> None:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    atomic_write(path, lambda f: f.write(buf.getvalue()), mode="wb")
+from .png import pyplot, save_figure
 
 
 def plot_curves(rows: list[dict], path: Path, title: str = "") -> None:
     """Loss and accuracy per epoch, train and validation (and the EMA weights' when the run
     keeps them), and the learning rate the epoch ended at."""
-    plt = figure()
+    plt = pyplot()
     epochs = [r["epoch"] for r in rows]
     fig, (ax_loss, ax_acc, ax_lr) = plt.subplots(1, 3, figsize=(15, 4))
     ax_loss.plot(epochs, [r["train_loss"] for r in rows], "o-", label="train")
@@ -51,34 +34,10 @@ def plot_curves(rows: list[dict], path: Path, title: str = "") -> None:
     plt.close(fig)
 
 
-def plot_confusion(cm: list[list[int]], classes: list[str], path: Path, title: str = "") -> None:
-    fig = confusion_figure(cm, classes, title)
-    save_figure(fig, path)
-    figure().close(fig)
-
-
-def confusion_figure(cm: list[list[int]], classes: list[str], title: str = "") -> Figure:
-    """The confusion matrix ``cm[true][predicted]`` as a matplotlib figure (counts written in
-    the cells up to 30 classes); the caller saves or logs it, then closes it."""
-    plt = figure()
-    n = len(classes)
-    size = min(2 + 0.5 * n, 16)
-    fig, ax = plt.subplots(figsize=(size, size))
-    ax.imshow(cm, cmap="Blues")
-    ax.set_xticks(range(n), classes, rotation=45, ha="right")
-    ax.set_yticks(range(n), classes)
-    ax.set(xlabel="predicted", ylabel="true", title=title or "confusion matrix")
-    if n <= 30:
-        peak = max(max(row) for row in cm) or 1
-        for i in range(n):
-            for j in range(n):
-                ax.text(j, i, cm[i][j], ha="center", va="center", color="white" if cm[i][j] > peak / 2 else "black")
-    return fig
-
-
-def plot_lr_find(finding, path: Path) -> None:
-    """The lr range test: smoothed loss against lr (log scale), the suggestion marked."""
-    plt = figure()
+def plot_lr_find(finding: Any, path: Path) -> None:
+    """The lr range test (a :class:`tlf.engine.lr_find.LrFinding`): smoothed loss against lr (log
+    scale), the suggestion marked."""
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(finding.lrs, finding.losses)
     ax.axvline(finding.suggestion, color="tab:red", linestyle="--", label=f"suggested {finding.suggestion:.1e}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .report import data_uri
+from ..plots.png import data_uri
 
 # summary.json keys shown, in this order (the others stay in the file)
 SHOWN = ("dataset", "backbone", "policy", "epochs", "best_val_accuracy", "best_epoch", "last_val_accuracy",
