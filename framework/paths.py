@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .safe_files import remove_stale_temps
+
 
 def tlf_home() -> Path:
     """``$TLF_HOME`` or ``$XDG_CACHE_HOME/tlf`` (default ``~/.cache/tlf``)."""
@@ -14,5 +16,8 @@ def tlf_home() -> Path:
 
 
 def cache_dir(*parts: str) -> Path:
-    """A sub-folder of :func:`tlf_home` (not created)."""
-    return tlf_home().joinpath(*parts)
+    """A sub-folder of :func:`tlf_home` (not created), without the temp files killed processes
+    left in it (:func:`tlf.safe_files.remove_stale_temps`)."""
+    folder = tlf_home().joinpath(*parts)
+    remove_stale_temps(folder)
+    return folder

@@ -95,7 +95,7 @@ def test_a_folder_left_empty_by_an_interrupted_start_is_taken_over(tmp_path):
 def test_a_run_being_trained_cannot_be_resumed_twice(colours, tmp_path):
     run = train(colours, tmp_path)
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from tlf.rundir import RunDirWriter; "
-                               f"RunDirWriter({str(run.directory)!r}).lock(); print('locked', flush=True); time.sleep(120)"],
+                               f"w = RunDirWriter({str(run.directory)!r}); w.lock(); print('locked', flush=True); time.sleep(120)"],
                               stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"

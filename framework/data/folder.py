@@ -23,6 +23,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import TlfError
+from ..safe_files import atomic_write
 from .reading import check_image, is_image_file
 from .dataset import DatasetRequest, FileImageSet, Problem, Splits
 
@@ -80,12 +81,10 @@ def check_files(paths: Sequence[Path], record: Path | None = None) -> list[Probl
     reasons = [fresh[i] if i in fresh else known[str(p)][2] for i, p in enumerate(paths)]
     if record is not None and todo:
         results = {str(p): [*stamp, r] for p, stamp, r in zip(paths, stamps, reasons) if stamp is not None}
+        text = json.dumps({"version": RECORD_VERSION, "files": results})
         try:
-            record.parent.mkdir(parents=True, exist_ok=True)
-            tmp = record.with_name(f"{record.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({"version": RECORD_VERSION, "files": results}))
-            os.replace(tmp, record)
-        except OSError:
+            atomic_write(record, lambda f: f.write(text))
+        except TlfError:
             pass  # a read-only cache only costs time
     return [Problem(str(p), r) for p, r in zip(paths, reasons) if r is not None]
 

@@ -5,7 +5,7 @@ import io
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..rundir import atomic_write
+from ..safe_files import atomic_write
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import TlfError
-from ..rundir import atomic_write, read_json, read_run_config
+from ..rundir import read_json, read_run_config
+from ..safe_files import atomic_write
 
 # summary.json field -> (column title, kind of value)
 METRICS = {

@@ -12,7 +12,8 @@ from typing import Any
 
 from .. import __version__
 from ..errors import TlfError
-from ..rundir import atomic_write, read_json, read_run_config
+from ..rundir import read_json, read_run_config
+from ..safe_files import atomic_write
 from . import templates
 
 STRATEGIES = ("scratch", "transfer", "partial", "init")  # the four strategies of docs/strategies.md

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TlfError
-from ..rundir import atomic_write, read_json, read_run_config
+from ..rundir import read_json, read_run_config
+from ..safe_files import atomic_write
 from .storage import open_storage, require_optuna
 
 RESULT_FILE = "tune.json"
@@ -65,7 +66,7 @@ def write_plots(study: Any, out: Path) -> list[str]:
                 continue
         figure = getattr(axes, "figure", None) or plt.gcf()
         figure.tight_layout()
-        figure.savefig(out / name, dpi=110)
+        atomic_write(out / name, lambda f, fig=figure: fig.savefig(f, format="png", dpi=110), mode="wb")
         plt.close(figure)
         written.append(name)
     return written
