@@ -11,7 +11,7 @@ from typing import Iterator
 import click
 import numpy as np
 
-from ..data.folder import list_images
+from ..data.walk import walk_images
 from ..errors import TlfError
 
 
@@ -32,14 +32,19 @@ def _candidates(paths: tuple[str, ...]) -> Iterator[tuple[str, str | None]]:
     for text in paths:
         path = Path(text)
         if path.is_dir():
-            found = list_images(path)  # the dataset scan's walk: links followed, cycles cut
-            if not found:
+            found, skipped = walk_images(path)  # the dataset scan's walk: links only inside the folder
+            if not found and not skipped:
                 yield text, "folder holds no images"
             yield from ((str(p), None) for p in found)
+            yield from ((p.path, p.reason) for p in skipped)
         elif os.path.lexists(text):
             yield text, None
         elif glob.has_magic(text):
-            found = sorted(p for p in glob.glob(text, recursive=True) if not os.path.isdir(p))
+            try:
+                found = sorted(p for p in glob.glob(text, recursive=True) if not os.path.isdir(p))
+            except (RecursionError, OSError) as exc:  # glob's ** recurses: folders nested too deep
+                yield text, f"cannot expand this pattern ({type(exc).__name__}); name the folder instead"
+                continue
             if not found:
                 yield text, "no file matches this pattern"
             yield from ((p, None) for p in found)
