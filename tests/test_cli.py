@@ -157,3 +157,27 @@ def test_a_short_flag_means_one_thing_in_every_command() -> None:
             meaning.setdefault(short, set()).update(longs)
     assert {s: sorted(ls) for s, ls in meaning.items() if len(os.path.commonprefix(sorted(ls))) < 3} == {}
 
+
+
+# --- text from plugins, data and the command line is never read as rich markup --------------
+
+def test_brackets_in_names_descriptions_and_paths_are_printed_as_they_are(tmp_path: Path) -> None:
+    from _data_helpers import make_class_tree
+    site = make_dist(tmp_path / "site", "tlf-brackets", "1.0", {"brackets": (
+        "from tlf.hookspecs import hookimpl\nfrom tlf.specs import PolicySpec\n"
+        "@hookimpl\ndef tlf_register_policies(register):\n"
+        "    register(PolicySpec(name='brackets', description='closes [/x] what it never opened',"
+        " factory='tlf.policies:TransferPolicy'))\n")}, {"brackets": "brackets"})
+    listed = run_tlf("plugins", paths=[site])
+    assert listed.returncode == 0 and "closes [/x] what it never opened" in listed.stdout, listed.stderr
+    root = make_class_tree(tmp_path / "a[" / "b]", {"red": 3, "blue": 3})  # the path holds "[/b]"
+    shown = run_tlf("data", "show", f"folder:{root}")
+    assert shown.returncode == 0 and f"folder:{root}" in shown.stdout, shown.stderr
+
+
+def test_a_reporter_line_with_a_stray_closing_tag_is_printed(capsys) -> None:
+    from tlf.engine.progress import Reporter
+    from tlf import messages
+    with messages.scope():
+        Reporter().info("[bold]tlf[/bold] folder:data/a[/b] · resnet18")
+    assert "folder:data/a[/b] · resnet18" in capsys.readouterr().err

@@ -117,9 +117,10 @@ def predict(model: str, paths: tuple[str, ...], top_k: int, as_json: bool, batch
 
 
 def _print_table(rows: list[dict], model: str) -> None:
-    from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
+    from ..messages import plain_console
     table = Table(title=f"tlf predict: {model}")
     for column, justify in (("image", "left"), ("label", "left"), ("prob", "right"), ("next", "left")):
         table.add_column(column, justify=justify, overflow="fold")
@@ -127,10 +128,10 @@ def _print_table(rows: list[dict], model: str) -> None:
     for row in rows:
         if "error" in row:
             errors.append(row)
-            table.add_row(row["path"], "[red]unreadable[/red]", "", row["error"])
+            table.add_row(row["path"], Text("unreadable", style="red"), "", row["error"])
             continue
         rest = ", ".join(f"{lab} {p:.1%}" for lab, p in zip(row["labels"][1:], row["probabilities"][1:]))
         table.add_row(row["path"], row["labels"][0], f"{row['probabilities'][0]:.1%}", rest)
-    Console().print(table)
+    plain_console().print(table)
     for row in errors:
         click.echo(f"error: {row['path']}: {row['error']}", err=True)

@@ -115,7 +115,7 @@ def _fetch(url: str, part: Path, label: str) -> None:
         have = have if resumed else 0
         length = response.headers.get("Content-Length")
         total = have + int(length) if length and length.isdigit() else None
-        columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+        columns = (TextColumn("{task.description}", markup=False), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                    TimeRemainingColumn())
         flags = os.O_WRONLY | os.O_CREAT | NO_FOLLOW | (os.O_APPEND if resumed else os.O_TRUNC)
         with os.fdopen(os.open(part, flags, 0o644), "wb") as out, \
