@@ -214,12 +214,8 @@ def read_run_config(run_dir: str | Path) -> RunConfig:
     if not path.is_file():
         raise TlfError(f"{run_dir} is not a tlf run directory (no config.yaml)",
                        hint="pass a folder made by 'tlf train' (the last line it prints names it)")
-    import yaml
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise TlfError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}",
-                       hint="restore the file from the run's checkpoint ('config' key) or start a new run") from None
+    from .config_files import read_structured
+    data = read_structured(path, "run settings", "restore the file from the run's checkpoint ('config' key) or start a new run")
     if not isinstance(data, dict):
         raise TlfError(f"{path} must hold a mapping of settings, not {type(data).__name__}",
                        hint="restore the file from the run's checkpoint ('config' key) or start a new run")

@@ -175,3 +175,19 @@ def test_plan_is_resolved_once_and_immutable(tmp_path) -> None:
     assert plan_run(plan) == plan  # resolving a plan again changes nothing
     with pytest.raises(TlfError, match="cannot change lr when resuming"):
         resume_plan(tmp_path, {"lr": 0.1})
+
+
+@pytest.mark.parametrize("content, message", [
+    ("model: ü\nepochs: 2\n".encode("latin-1"), "is not UTF-8 text (byte 0xfc at position 7)"),
+    ("epochs: 2\n".encode("utf-16"), "is not UTF-8 text (byte 0xff at position 0)"),
+    (b"a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+     b"c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\ndataset: *c\n", "alias *a at line 2: tlf does not read YAML aliases"),
+    (b"epochs: " + b"[" * 100_000 + b"]" * 100_000 + b"\n", "nested too deeply"),
+    (b"# " + b"x" * (1 << 20) + b"\nepochs: 2\n", "is larger than 1024 KiB; a settings file is a few lines"),
+])
+def test_config_files_are_read_within_bounds_in_one_line(tmp_path, content, message) -> None:
+    path = tmp_path / "settings.yaml"
+    path.write_bytes(content)
+    result = CliRunner().invoke(cli, ["train", "--config", str(path), "--out", str(tmp_path / "runs")])
+    assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output, result.output
+    assert not (tmp_path / "runs").exists()
