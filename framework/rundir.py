@@ -191,6 +191,33 @@ def load_checkpoint(run_dir: str | Path, which: str = "last", map_location: str 
     return state
 
 
+def load_model_state(model: Any, state: dict, path: Path, classes: list[str] | None = None) -> None:
+    """Load the weights of checkpoint ``state`` (read from ``path``) into ``model``, built from the
+    run's plan. A checkpoint of another model, or of another class list than ``classes`` (the
+    dataset's now), is one line naming what differs, not torch's ``size mismatch`` traceback."""
+    saved = [str(c) for c in state.get("classes", [])]
+    if classes is not None and list(classes) != saved:
+        new, gone = [c for c in classes if c not in saved], [c for c in saved if c not in classes]
+        change = "; ".join(p for p in (f"new: {', '.join(new)}" if new else "", f"gone: {', '.join(gone)}" if gone else "")
+                           if p) or "the same names in another order"
+        raise TlfError(f"{path} was trained on {len(saved)} classes and the dataset now has {len(classes)} ({change})",
+                       hint="start a new run on the changed dataset, or put the dataset back as it was to resume")
+    own, theirs = model.state_dict(), state["model"]
+    differences = [f"{key} is {tuple(theirs[key].shape)} there and {tuple(own[key].shape)} here"
+                   for key in own if key in theirs and tuple(theirs[key].shape) != tuple(own[key].shape)]
+    missing, extra = [k for k in own if k not in theirs], [k for k in theirs if k not in own]
+    if missing:
+        differences.append(f"{len(missing)} tensor(s) missing there ({missing[0]}, ...)")
+    if extra:
+        differences.append(f"{len(extra)} tensor(s) unknown here ({extra[0]}, ...)")
+    if differences:
+        trained = state.get("config", {}).get("backbone") if isinstance(state.get("config"), dict) else None
+        raise TlfError(f"{path} does not fit the model the run's settings build"
+                       + (f" (it was trained with backbone {trained})" if trained else "") + f": {'; '.join(differences[:3])}",
+                       hint="use this run's own checkpoint, or set config.yaml back to the backbone and head it was trained with")
+    model.load_state_dict(theirs)
+
+
 def load_error(path: Path, exc: Exception, what: str = "checkpoint",
                hint: str = "the file is damaged; use the other checkpoint (best/last)") -> TlfError:
     """One line for a file ``torch.load(weights_only=True)`` failed on. torch's errors run to 6-8
@@ -245,7 +272,7 @@ def load_run(run_dir: str | Path, which: str = "best") -> TrainedModel:
     classes = list(state["classes"])
     model = build_model(config.backbone, len(classes), pretrained=False, head=config.head,
                         dropout=config.dropout, image_size=config.image_size)
-    model.load_state_dict(state["model"])
+    load_model_state(model, state, run_dir / f"{which}.pt")
     model.eval()
     summary_path = run_dir / "summary.json"
     summary = read_json(summary_path) if summary_path.is_file() else {}
