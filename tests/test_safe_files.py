@@ -127,3 +127,21 @@ print('\\n'.join(failed) or 'ok')
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
     assert out.stdout.strip() == "ok", out.stdout + out.stderr
+
+
+def _read_only(*args, **kwargs):
+    import errno
+    raise OSError(errno.EROFS, "Read-only file system")
+
+
+def test_a_read_only_output_folder_is_one_line(tmp_path, monkeypatch):
+    from onnx_helpers import export_small
+    monkeypatch.setattr(safe_files.tempfile, "mkstemp", _read_only)
+    with pytest.raises(TlfError, match=r"cannot write .*resnet18\.onnx: the file system is read-only \(EROFS\)"):
+        export_small(tmp_path, "resnet18", 32, exporter="torchscript")
+
+
+def test_a_read_only_tlf_home_is_one_line_when_downloading(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "mkdir", _read_only)
+    with pytest.raises(TlfError, match=r"cannot write .*\.thing\.tgz\.lock: the file system is read-only .*set TLF_HOME"):
+        fetch_and_extract(Archive("file:///nonexistent/thing.tgz", "thing.tgz"), tmp_path / "home" / "thing", "thing")
