@@ -59,7 +59,7 @@ class RunDirWriter:
         try:
             base.parent.mkdir(parents=True, exist_ok=True)
             safe_files.remove_stale_temps(base.parent)  # run folders half-made by killed processes
-            staging = base.parent / f".{base.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"  # as new_temp names
+            staging = base.parent / f"{safe_files.temp_prefix(base.name)}{secrets.token_hex(4)}.tmp"
             staging.mkdir()  # not mkdtemp: its mode 0700 would hide the run from the user's group
         except OSError as exc:
             raise write_error(base, exc) from None

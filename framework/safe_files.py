@@ -4,8 +4,9 @@
   (``tempfile.mkstemp``: ``O_EXCL``, an unpredictable name) in the target's own folder, ``fsync``
   it and rename it into place. A rename replaces a link planted at the final name instead of
   writing through it, and nobody can plant a link at a name nobody can predict.
-- Temp names are ``.NAME.PID.RANDOM.tmp``: :func:`remove_stale_temps` deletes those whose process
-  is gone (a kill, a power cut), and leaves the ones of a live process alone.
+- Temp names are ``.NAME.PID-HOST.RANDOM.tmp``: :func:`remove_stale_temps` deletes those whose
+  process is gone (a kill, a power cut), and leaves the ones of a live process alone (and those of
+  another machine sharing the folder, until they are a day old).
 - :func:`lock` takes an exclusive lock with ``filelock`` (``flock`` on POSIX, ``msvcrt`` on
   Windows) on a lock file that must not be a link: ``lstat`` refuses one, and filelock itself
   opens with ``O_NOFOLLOW`` and without ``O_TRUNC``.
@@ -15,9 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import re
 import shutil
+import socket
 import stat
 import tempfile
 import time
@@ -37,7 +40,8 @@ WRITE_ERRORS = {  # errno -> (cause, fix)
     errno.ELOOP: ("it is a symbolic link, which tlf does not write through",
                   "remove the link (something planted it there), then run again"),
 }
-TEMP_NAME = re.compile(r"^\..+\.(?P<pid>\d+)\.[A-Za-z0-9_]{8}\.tmp$")  # .NAME.PID.RANDOM.tmp
+HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]  # folders may be shared by machines
+TEMP_NAME = re.compile(r"^\..+\.(?P<pid>\d+)-(?P<host>[0-9a-f]{6})\.[A-Za-z0-9_]{8}\.tmp$")  # .NAME.PID-HOST.RANDOM.tmp
 STALE_AFTER_S = 24 * 3600  # a temp file untouched this long is stale whatever its process id says
 NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
@@ -58,16 +62,21 @@ def write_error(path: Path, exc: BaseException, fix: str | None = None) -> TlfEr
                     f"the previous version of the file is kept", hint=fix or usual)
 
 
+def temp_prefix(name: str) -> str:
+    """``.NAME.PID-HOST.``: the start of a temp name for ``name`` (mkstemp adds ``RANDOM.tmp``)."""
+    return f".{name}.{os.getpid()}-{HOST}."
+
+
 def create_temp(path: Path) -> tuple[int, Path]:
-    """(open descriptor, name) of a new file ``.NAME.PID.RANDOM.tmp`` beside ``path``, created
+    """(open descriptor, name) of a new file ``.NAME.PID-HOST.RANDOM.tmp`` beside ``path``, created
     exclusively by ``tempfile.mkstemp``: write through the descriptor, then :func:`publish`."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".tmp", dir=path.parent)
     return fd, Path(tmp)
 
 
 def new_temp(path: Path) -> Path:
-    """A new empty file ``.NAME.PID.RANDOM.tmp`` beside ``path``, created exclusively (mkstemp)."""
+    """A new empty file ``.NAME.PID-HOST.RANDOM.tmp`` beside ``path``, created exclusively (mkstemp)."""
     fd, tmp = create_temp(path)
     os.close(fd)
     return tmp
@@ -197,15 +206,15 @@ def alive(pid: int) -> bool:
 
 def is_stale_temp(path: Path) -> bool:
     """Whether ``path`` is a temp file (or folder) named by :func:`new_temp` whose writer is gone:
-    its process no longer exists, or it was not touched for ``STALE_AFTER_S``."""
+    its process (on this machine) no longer exists, or it was not touched for ``STALE_AFTER_S``."""
     match = TEMP_NAME.match(path.name)
-    if match is None or int(match["pid"]) == os.getpid():
+    if match is None or (int(match["pid"]) == os.getpid() and match["host"] == HOST):
         return False
     try:
         age = time.time() - os.lstat(path).st_mtime
     except OSError:
         return False
-    return age > STALE_AFTER_S or not alive(int(match["pid"]))
+    return age > STALE_AFTER_S or (match["host"] == HOST and not alive(int(match["pid"])))
 
 
 def remove_stale_temps(folder: Path) -> list[Path]:

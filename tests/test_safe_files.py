@@ -60,21 +60,23 @@ def test_temp_names_are_new_files_with_unpredictable_names(tmp_path):
 
 
 def test_stale_temps_go_and_those_of_live_processes_stay(tmp_path, dead_pid):
-    dead_file = tmp_path / f".model.onnx.{dead_pid}.abcd1234.tmp"
-    dead_folder = tmp_path / f".run-x.{dead_pid}.0123abcd.tmp"
-    live = tmp_path / f".model.onnx.{os.getppid()}.abcd1234.tmp"  # pytest's parent shell lives
+    host = safe_files.HOST
+    dead_file = tmp_path / f".model.onnx.{dead_pid}-{host}.abcd1234.tmp"
+    dead_folder = tmp_path / f".run-x.{dead_pid}-{host}.0123abcd.tmp"
+    live = tmp_path / f".model.onnx.{os.getppid()}-{host}.abcd1234.tmp"  # pytest's parent shell lives
+    elsewhere = tmp_path / f".model.onnx.{dead_pid}-{'0' * 6 if host != '0' * 6 else '1' * 6}.abcd1234.tmp"
     own = new_temp(tmp_path / "model.onnx")
     other = tmp_path / ".notes.tmp"
-    for path in (dead_file, live, other):
+    for path in (dead_file, live, other, elsewhere):
         path.write_text("x")
     dead_folder.mkdir()
     (dead_folder / "config.yaml").write_text("x")
     assert sorted(remove_stale_temps(tmp_path)) == sorted([dead_file, dead_folder])
-    assert live.exists() and own.exists() and other.exists()
+    assert live.exists() and own.exists() and other.exists() and elsewhere.exists()  # another machine's: a day
 
 
 def test_a_run_folder_half_made_by_a_killed_process_is_removed_by_the_next(tmp_path, dead_pid):
-    stale = tmp_path / f".data-net-policy-20260101T000000Z.{dead_pid}.0123abcd.tmp"
+    stale = tmp_path / f".data-net-policy-20260101T000000Z.{dead_pid}-{safe_files.HOST}.0123abcd.tmp"
     stale.mkdir()
     (stale / "config.yaml").write_text("x")
     run = RunDirWriter.create(tmp_path, "data", "net", "policy")
@@ -85,7 +87,7 @@ def test_a_run_folder_half_made_by_a_killed_process_is_removed_by_the_next(tmp_p
 def test_cache_folders_lose_the_temp_files_of_killed_processes(dead_pid):
     folder = cache_dir("decoded")
     folder.mkdir(parents=True)
-    stale_hidden = folder / f".cifar-abc.u8.{dead_pid}.abcd1234.tmp"
+    stale_hidden = folder / f".cifar-abc.u8.{dead_pid}-{safe_files.HOST}.abcd1234.tmp"
     stale_hidden.write_bytes(b"0" * 1000)
     cache_dir("decoded")
     assert not stale_hidden.exists()

@@ -31,7 +31,7 @@ from typing import Iterator
 
 from ..errors import TlfError
 from ..messages import notice
-from ..safe_files import NO_FOLLOW, LockHeld, atomic_write, lock, remove_stale_temps, write_error
+from ..safe_files import NO_FOLLOW, LockHeld, atomic_write, lock, remove_stale_temps, temp_prefix, write_error
 
 CHUNK = 1 << 20
 TIMEOUT_S = 60
@@ -364,12 +364,12 @@ WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EPERM, errno.EACC
 
 
 def _temp_folder(target: Path) -> Path:
-    """A new hidden folder beside ``target`` (``.NAME.PID.RANDOM.tmp``: removed by a later run if
+    """A new hidden folder beside ``target`` (``.NAME.PID-HOST.RANDOM.tmp``: removed by a later run if
     this process is killed), after removing those that killed processes left."""
     import tempfile
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(target.parent)
-    return Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent))
+    return Path(tempfile.mkdtemp(prefix=temp_prefix(target.name), suffix=".tmp", dir=target.parent))
 
 
 @contextlib.contextmanager
