@@ -319,7 +319,7 @@ def escape_trials(data: Path, out: Path, work: Path, kills: int, rng: random.Ran
     refused = run_tlf(["train", "--resume", str(run), "--epochs", str(EPOCHS + 1)], logs)
     (run / ".lock").unlink()
     commands = [refused, run_tlf(["export", str(run), "--quantize", "int8"], logs), run_tlf(["evaluate", str(run)], logs)]
-    written = [name for name, canary in canaries.items() if canary.read_text() != f"canary {name}\n"]
+    written = [name for name, canary in canaries.items() if canary.read_bytes() != f"canary {name}\n".encode()]
     result = {"planted_links": len(canaries), "written_through": written,
               "lock_link_refused_in_one_line": refused[0] == 1 and refused[2].count("\n") == 1
               and "symbolic link" in refused[2], "tracebacks": sum("Traceback" in err for _, _, err in commands)}
