@@ -147,3 +147,16 @@ def test_a_read_only_tlf_home_is_one_line_when_downloading(tmp_path, monkeypatch
     monkeypatch.setattr(os, "mkdir", _read_only)
     with pytest.raises(TlfError, match=r"cannot write .*\.thing\.tgz\.lock: the file system is read-only .*set TLF_HOME"):
         fetch_and_extract(Archive("file:///nonexistent/thing.tgz", "thing.tgz"), tmp_path / "home" / "thing", "thing")
+
+
+def test_a_download_never_writes_through_a_link_planted_at_its_part_file(tmp_path):
+    (tmp_path / "thing" / "a").mkdir(parents=True)
+    (tmp_path / "thing" / "a" / "f.txt").write_text("hi")
+    tgz = make_tar(tmp_path / "thing", tmp_path / "thing.tgz")
+    target = outside(tmp_path)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "thing.tgz.part").symlink_to(target)
+    with pytest.raises(TlfError, match="could not download"):
+        fetch_and_extract(Archive(tgz.as_uri(), "thing.tgz", sha256=sha256(tgz)), cache, "thing")
+    assert target.read_text() == "x" * 190
