@@ -39,6 +39,7 @@ setup(
         "torchvision>=0.19",
         "timm>=1.0",
         "pluggy>=1.5",
+        "filelock>=4.3",  # run and download locks: flock/msvcrt, opens with O_NOFOLLOW, never O_TRUNC
         "click>=8.1",
         "rich>=13",
         "numpy>=1.24",

@@ -2,7 +2,7 @@
 creation and resumes; feed hostile files and wrong inputs to the command line. Prints counts.
 
     python benchmarks/reliability.py [--kills 20] [--races 20] [--double-resumes 3] [--seed 0]
-                                     [--skip-sweep] [--json]
+                                     [--export-kills 3] [--skip-escapes] [--skip-sweep] [--json]
 
 Kill trials (``--kills``, default 20) alternate two runs on a generated 3-class image tree (tiny,
 CPU, 4 epochs): ``transfer --augment basic`` (a frozen-feature cache of 4 augmented views) and
@@ -27,9 +27,18 @@ entry point, ``tlf.cli.main``, with the child's stdout/stderr in files): a SIGKI
 whole ``tlf`` process as in real use, without paying an interpreter start per trial, which on a
 shared 2-core machine costs more than the tiny training itself.
 
+Escape trials (unless ``--skip-escapes``): links planted at a run's ``.lock`` and at every file
+``tlf export --quantize int8`` and ``tlf evaluate`` write (counts files outside written through a
+link); a dataset whose class folder links to images outside, to the dataset root and to another
+class (counts images read against the tree's own); ``--export-kills`` (default 3) exports
+SIGKILLed at a random moment, each followed by the same export (counts half-written files at a
+final name and temp files left after it).
+
 The sweep runs hostile files through ``tlf predict`` / ``tlf data show`` (FIFO, a 100000x1
 PNG, a link loop, with a timeout: hangs are counted) and wrong inputs through every command,
-counting tracebacks.
+counting tracebacks; and inputs that ask for too much or are not what they claim (a YAML
+"billion laughs", a 2 MB config, latin-1 and UTF-16 configs, ``--image-size 100000``,
+``--batch-size 10**30``, a dataset path holding ``[/b]``, which rich read as markup).
 """
 from __future__ import annotations
 
@@ -247,6 +256,8 @@ def run_cli(args: list[str], logs: Path, timeout: float = 120) -> dict:
 
 def sweep(data: Path, out: Path, work: Path) -> dict:
     """Hostile files (hangs, tracebacks) and wrong inputs (tracebacks) over the command line."""
+    import shutil
+
     from PIL import Image
 
     logs = work / "logs"
@@ -277,11 +288,101 @@ def sweep(data: Path, out: Path, work: Path) -> dict:
              "--device": "cpu", "--out": str(work / "runs")}  # so that an input accepted by mistake trains briefly
     wrong = [a + [x for k, v in small.items() if k not in a for x in (k, v)] if a[:2] != ["train", "--resume"]
              and a[0] == "train" else a for a in wrong]
+    small_args = [x for item in small.items() for x in item]
+    wrong += [["train", "--config", str(path), *small_args] for path in _hostile_configs(work)]
+    wrong += [["train", "--image-size", "100000", *small_args], ["train", "--batch-size", str(10 ** 30), *small_args]]
+    brackets = work / "a[" / "b]"  # a dataset path holding "[/b]", which rich read as a closing tag
+    shutil.copytree(hostile, brackets, ignore=shutil.ignore_patterns("pipe.jpg", "loop.jpg"))  # a FIFO would block the copy
+    wrong += [["data", "show", f"folder:{brackets}"], ["predict", str(model), str(brackets), "--batch-size", "2"]]
     results = [run_cli(a, logs) for a in files] + [run_cli(a, logs) for a in wrong]
     return {"invocations": len(results), "hangs": sum(r["hang"] for r in results),
             "tracebacks": sum(r["traceback"] for r in results),
             "with_traceback": [" ".join(r["args"][:3]) for r in results if r["traceback"]],
             "hostile_file_runs": results[:len(files)]}
+
+
+def escape_trials(data: Path, out: Path, work: Path, kills: int, rng: random.Random) -> dict:
+    """Links planted in a run, an output folder and a dataset, and exports killed mid-write: counts
+    files outside written through a link, images read from outside, half-written files at a final
+    name and temp files left after the next export."""
+    import shutil
+
+    logs, run = work / "logs", work / "escape-run"
+    shutil.copytree(out / "ref-transfer", run)
+    canaries = {name: work / "outside" / name for name in
+                (".lock", "model.onnx", "model.int8.onnx", "evaluation.json", "predictions.csv", "report.html")}
+    for name, canary in canaries.items():
+        canary.parent.mkdir(exist_ok=True)
+        canary.write_text(f"canary {name}\n")
+        (run / name).unlink(missing_ok=True)
+        (run / name).symlink_to(canary)
+    refused = run_tlf(["train", "--resume", str(run), "--epochs", str(EPOCHS + 1)], logs)
+    (run / ".lock").unlink()
+    commands = [refused, run_tlf(["export", str(run), "--quantize", "int8"], logs), run_tlf(["evaluate", str(run)], logs)]
+    written = [name for name, canary in canaries.items() if canary.read_bytes() != f"canary {name}\n".encode()]
+    result = {"planted_links": len(canaries), "written_through": written,
+              "lock_link_refused_in_one_line": refused[0] == 1 and refused[2].count("\n") == 1
+              and "symbolic link" in refused[2], "tracebacks": sum("Traceback" in err for _, _, err in commands)}
+    return {**result, **_dataset_link_trial(data, work, logs), **_export_kill_trials(run, work, kills, rng)}
+
+
+def _dataset_link_trial(data: Path, work: Path, logs: Path) -> dict:
+    """A class folder with links to a folder of images outside, to the dataset root and to another class."""
+    import shutil
+
+    tree = work / "linked-data"
+    shutil.copytree(data, tree)
+    expected = sum(1 for _ in tree.rglob("*.png"))
+    (tree / "train" / "red" / "outside").symlink_to(work / "outside-images", target_is_directory=True)
+    shutil.copytree(data / "train" / "blue", work / "outside-images")
+    (tree / "train" / "red" / "up").symlink_to(tree)
+    (tree / "train" / "red" / "blue0.png").symlink_to(tree / "train" / "blue" / "0.png")
+    rc, stdout, stderr = run_tlf(["data", "show", f"folder:{tree}", "--json"], logs)
+    if rc != 0:
+        return {"dataset_links": {"rc": rc, "error": stderr.strip().splitlines()[-1:]}}
+    info = json.loads(stdout)
+    read = info["splits"]["train"]["count"] + info["splits"]["val"]["count"]
+    return {"dataset_links": {"images_expected": expected, "images_read": read,
+                              "links_reported": sum("not followed" in p["reason"] for p in info["problems"])}}
+
+
+def _export_kill_trials(run: Path, work: Path, kills: int, rng: random.Random) -> dict:
+    """SIGKILL ``tlf export --quantize int8`` at a random moment, then export again."""
+    import onnx
+
+    logs, folder = work / "logs", work / "exports"
+    start = time.perf_counter()
+    run_tlf(["export", str(run), "--quantize", "int8", "--output", str(work / "timed.onnx")], logs)
+    duration = time.perf_counter() - start
+    half_written, left, failed = 0, 0, 0
+    for _ in range(kills):
+        args = ["export", str(run), "--quantize", "int8", "--output", str(folder / "model.onnx")]
+        proc = Tlf(args, logs)
+        time.sleep(rng.uniform(0, duration))
+        proc.kill()
+        for final in (folder / "model.onnx", folder / "model.int8.onnx"):
+            try:
+                if final.exists():
+                    onnx.checker.check_model(onnx.load(str(final)))
+            except Exception:  # noqa: BLE001 - a half-written file at a final name is what is counted
+                half_written += 1
+        failed += run_tlf(args, logs)[0] != 0
+        left += len(list(folder.glob(".*.tmp")))
+    return {"export_kills": {"trials": kills, "half_written_at_final_name": half_written,
+                             "temp_files_left_after_next_export": left, "next_export_failed": failed}}
+
+
+def _hostile_configs(work: Path) -> list[Path]:
+    """Config files that asked for too much or were not UTF-8: billion laughs, 2 MB, latin-1, UTF-16."""
+    folder = work / "configs"
+    folder.mkdir(exist_ok=True)
+    laughs = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdefgh", "bcdefghi")) + "dataset: *i\n"
+    contents = {"laughs.yaml": laughs.encode(), "huge.yaml": b"# " + b"x" * (2 << 20) + b"\n",
+                "latin1.yaml": "model: \u00fc\n".encode("latin-1"), "utf16.yaml": "epochs: 2\n".encode("utf-16")}
+    for name, content in contents.items():
+        (folder / name).write_bytes(content)
+    return [folder / name for name in contents]
 
 
 def main() -> None:
@@ -291,6 +392,8 @@ def main() -> None:
     parser.add_argument("--double-resumes", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-sweep", action="store_true")
+    parser.add_argument("--export-kills", type=int, default=3, help="exports SIGKILLed mid-write (escape trials)")
+    parser.add_argument("--skip-escapes", action="store_true", help="no planted-link and export-kill trials")
     parser.add_argument("--json", action="store_true", help="print every trial as JSON")
     opts = parser.parse_args()
     rng = random.Random(opts.seed)
@@ -304,7 +407,8 @@ def main() -> None:
         os.environ["TLF_HOME"] = str(work / "home")
         data = make_data(work / "data")
         out = work / "runs"
-        needed = POLICIES if opts.kills else POLICIES[:1] if not opts.skip_sweep else ()  # the sweep exports ref-transfer
+        needed = POLICIES if opts.kills else POLICIES[:1] if not (opts.skip_sweep and opts.skip_escapes) else ()
+        # (the sweep and the escape trials use ref-transfer)
         refs = {policy: reference(data, out, policy, augment, cache) for policy, augment, cache in needed}
         kills = []
         for trial in range(opts.kills):
@@ -322,6 +426,8 @@ def main() -> None:
             "create_races": race_trials(work / "races", opts.races),
             "double_resumes": double_resume_trials(data, out, opts.double_resumes),
         }
+        if not opts.skip_escapes:
+            report["escapes"] = escape_trials(data, out, work, opts.export_kills, rng)
         if not opts.skip_sweep:
             report["sweep"] = sweep(data, out, work)
         if opts.json:

@@ -90,7 +90,18 @@ def cli() -> None:
 
     Pick a dataset, a backbone, a freeze policy and augmentations; get a trained
     model, its numbers and an ONNX file. `tlf plugins` lists what is installed.
+    This help lists tlf's own commands and loads no plugin; a command added by a
+    plugin runs as `tlf NAME` (`tlf NAME --help`).
     """
+
+
+def needs_plugins(args: list[str]) -> bool:
+    """Whether ``tlf ARGS`` may need third-party plugins: not ``--help`` or ``--version`` of tlf
+    itself or of a core command, so that a plugin that hangs or crashes at import cannot stop
+    them (docs/plugins.md, "What tlf trusts")."""
+    asks = any(arg in ("--help", "-h", "--version") for arg in args)
+    words = [arg for arg in args if not arg.startswith("-")]
+    return not (asks and (not words or words[0] in COMMANDS))
 
 
 def main() -> None:
@@ -98,7 +109,8 @@ def main() -> None:
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # offline: no version check at import
     keep_freed_memory()
     try:
-        add_plugin_commands(cli)
+        if needs_plugins(sys.argv[1:]):
+            add_plugin_commands(cli)
     except TlfError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)

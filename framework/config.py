@@ -138,19 +138,14 @@ def _refuse_unknown(data: dict[str, Any], source: str) -> None:
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
-    """Settings from a YAML or JSON file (a mapping of setting -> value)."""
+    """Settings from a YAML or JSON file (a mapping of setting -> value), read within the bounds of
+    :mod:`tlf.config_files`."""
+    from .config_files import read_structured
     path = Path(path)
     if not path.is_file():
         raise TlfError(f"config file {path} does not exist", hint="pass the path of a YAML or JSON file to --config")
-    text = path.read_text()
-    try:
-        if path.suffix == ".json":
-            data = json.loads(text)
-        else:
-            import yaml
-            data = yaml.safe_load(text) or {}
-    except Exception as exc:
-        raise TlfError(f"cannot parse {path}: {exc}", hint="fix the file's syntax (YAML or JSON)") from None
+    data = read_structured(path, "config file", "fix the file's syntax (YAML or JSON)")
+    data = {} if data is None else data
     if not isinstance(data, dict):
         raise TlfError(f"{path} must hold a mapping of settings, not {type(data).__name__}",
                        hint="write one 'setting: value' per line")

@@ -11,7 +11,7 @@ programmers, not for this: tlf issues none (``tests/test_one_place.py`` checks).
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator, Protocol
+from typing import Any, Iterator, Protocol
 
 
 class Channel(Protocol):
@@ -27,7 +27,7 @@ class Stderr:
 
     def info(self, message: str) -> None:
         from rich.console import Console
-        Console(stderr=True).print(message, highlight=False, soft_wrap=True)
+        print_markup(Console(stderr=True), message)
 
     def warn(self, message: str) -> None:
         self.info(warning_line(message))
@@ -77,3 +77,22 @@ def warning_line(message: str) -> str:
 def _escape(text: str) -> str:
     from rich.markup import escape
     return escape(text)
+
+
+def print_markup(console: Any, message: str) -> None:
+    """``message`` as rich markup on ``console``, one line. Text from outside (names, paths) is
+    escaped where a message is built; one that reaches here unescaped and is not valid markup
+    (``[/x]``) is printed as it is rather than raising ``MarkupError``."""
+    from rich.errors import MarkupError
+    try:
+        console.print(message, highlight=False, soft_wrap=True)
+    except MarkupError:
+        console.print(message, highlight=False, soft_wrap=True, markup=False)
+
+
+def plain_console(**options: Any) -> Any:
+    """A rich ``Console`` for command output that never reads strings as markup: table cells,
+    titles and lines hold names, paths and descriptions from plugins, data and the command line.
+    Style with ``rich.text.Text`` or ``style=``."""
+    from rich.console import Console
+    return Console(markup=False, highlight=False, **options)

@@ -6,6 +6,8 @@ import os
 import re
 from pathlib import Path
 
+from .safe_files import remove_stale_temps
+
 SLUG_LENGTH = 60  # characters kept of a name made from user text (file systems allow 255 bytes per name)
 
 
@@ -18,8 +20,11 @@ def tlf_home() -> Path:
 
 
 def cache_dir(*parts: str) -> Path:
-    """A sub-folder of :func:`tlf_home` (not created)."""
-    return tlf_home().joinpath(*parts)
+    """A sub-folder of :func:`tlf_home` (not created), without the temp files killed processes
+    left in it (:func:`tlf.safe_files.remove_stale_temps`)."""
+    folder = tlf_home().joinpath(*parts)
+    remove_stale_temps(folder)
+    return folder
 
 
 def slug(text: str, empty: str = "x") -> str:

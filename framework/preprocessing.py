@@ -32,6 +32,8 @@ DEFAULT_INTERPOLATION = "bilinear"
 # tlf.augment.pipeline); tlf.runtime reimplements RUNTIME_INTERPOLATIONS, so only those export
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "area", "lanczos")
 RUNTIME_INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "area")
+MAX_IMAGE_SIZE = 2048  # the largest crop tlf trains or predicts at: a 2048 px image is 12 MiB of uint8 already
+MAX_RESIZE = 4 * MAX_IMAGE_SIZE  # the largest short side before the crop (a file's metadata cannot ask for more)
 DOWNSCALE = "area"  # the eval transform shrinks with INTER_AREA (albumentations area_for_downscale)
 
 
@@ -70,6 +72,10 @@ class Preprocessing:
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             raise TlfError(f"preprocessing needs 3 means and 3 positive stds, got {self.mean} and {self.std}",
                            hint="re-export the model with 'tlf export'")
+        if self.image_size > MAX_IMAGE_SIZE or self.resize > MAX_RESIZE:
+            raise TlfError(f"preprocessing asks for a {self.image_size} px crop of a {self.resize} px short side; "
+                           f"tlf handles at most {MAX_IMAGE_SIZE} and {MAX_RESIZE}",
+                           hint="the file is damaged or not a tlf export; re-export the model with 'tlf export'")
         if self.image_size < 1 or self.resize < self.image_size:
             raise TlfError(f"preprocessing resize {self.resize} is smaller than the crop {self.image_size}",
                            hint="the eval transform resizes the short side to at least the crop size")

@@ -3,7 +3,7 @@
 ```
 runs/<dataset>-<backbone>-<policy>-<UTC timestamp>/
   config.yaml preprocessing.json classes.json metrics.jsonl metrics.csv last.pt best.pt curves.png summary.json
-  .lock   held (flock) by the process training the run
+  .lock   held (filelock: flock on POSIX) by the process training the run
 ```
 
 A run directory appears complete: it is filled under a hidden temp name and renamed into place,
@@ -15,71 +15,25 @@ from __future__ import annotations
 
 import csv
 import errno
-import fcntl
 import io
 import json
 import os
 import secrets
 import shutil
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from . import safe_files
 from .config import RunConfig
 from .errors import TlfError
 from .paths import slug
+from .safe_files import atomic_write, write_error
 
 CHECKPOINTS = ("best", "last")  # the checkpoints a run keeps (best.pt, last.pt): --checkpoint's choices
 PREPROCESSING_FILE = "preprocessing.json"  # the run's tlf.preprocessing.Preprocessing
 
 
-WRITE_ERRORS = {  # errno -> (cause, fix)
-    errno.ENOSPC: ("the disk is full", "free space on that disk (or write runs elsewhere with --out), then resume"),
-    errno.EDQUOT: ("the disk quota is exceeded", "free space within your quota (or use --out elsewhere), then resume"),
-    errno.EFBIG: ("the file is too large for this file system or process limit",
-                  "raise the file-size limit (ulimit -f) or write runs to another file system with --out"),
-    errno.EPERM: ("permission denied", "make the folder writable, or choose another --out"),
-    errno.EACCES: ("permission denied", "make the folder writable, or choose another --out"),
-    errno.EROFS: ("the file system is read-only", "choose a writable --out"),
-}
-
-
-def write_error(path: Path, exc: BaseException) -> TlfError | None:
-    """A one-line :class:`TlfError` for a failed write of ``path``, when ``exc`` is (or was caused
-    by) an ``OSError``; torch.save wraps the OSError in a RuntimeError, so the chain is searched."""
-    seen = exc
-    while seen is not None and not isinstance(seen, OSError):
-        seen = seen.__cause__ or seen.__context__
-    if seen is None:
-        return None
-    cause, fix = WRITE_ERRORS.get(seen.errno, (seen.strerror or type(seen).__name__, "check the folder and disk"))
-    return TlfError(f"cannot write {path}: {cause} ({errno.errorcode.get(seen.errno, seen.errno)}); "
-                    f"the previous version of the file is kept", hint=fix)
-
-
-def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "w") -> None:
-    """Write through ``write(file)`` into a temp file beside ``path``, then rename it into place.
-
-    A failure leaves ``path`` as it was and no temp file; an OS-level write failure is a
-    :class:`TlfError` (see :func:`write_error`).
-    """
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, mode) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        error = write_error(path, exc) if isinstance(exc, Exception) else None
-        if error is not None:
-            raise error from None
-        raise
 
 
 class RunDirWriter:
@@ -87,7 +41,7 @@ class RunDirWriter:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._lock: int | None = None  # the locked file descriptor, while this process holds the run
+        self._lock: Any = None  # the filelock.FileLock, while this process holds the run
 
     @classmethod
     def create(cls, out: str | Path, dataset: str, backbone: str, policy: str, name: str | None = None,
@@ -100,7 +54,8 @@ class RunDirWriter:
         base = Path(out) / (name or "-".join(slug(p, empty="run") for p in (dataset, backbone, policy, stamp)))
         try:
             base.parent.mkdir(parents=True, exist_ok=True)
-            staging = base.parent / f".{base.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+            safe_files.remove_stale_temps(base.parent)  # run folders half-made by killed processes
+            staging = base.parent / f"{safe_files.temp_prefix(base.name)}{secrets.token_hex(4)}.tmp"
             staging.mkdir()  # not mkdtemp: its mode 0700 would hide the run from the user's group
         except OSError as exc:
             raise write_error(base, exc) from None
@@ -129,36 +84,28 @@ class RunDirWriter:
             raise
 
     def lock(self) -> None:
-        """Take the run's exclusive lock (``.lock``, flock) until :meth:`unlock` or the process ends.
+        """Take the run's exclusive lock (``.lock``) until :meth:`unlock` or the process ends.
 
-        A run held by another process is a :class:`TlfError` naming that process."""
+        A run held by another process is a :class:`TlfError` naming that process; a ``.lock``
+        that is a link is refused, never followed."""
         if self._lock is not None:
             return
-        path = self.path / ".lock"
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise write_error(path, exc) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise TlfError(f"run {self.path} is being trained by process {holder}",
+            self._lock = safe_files.lock(self.path / ".lock")
+        except safe_files.LockHeld as held:
+            raise TlfError(f"run {self.path} is being trained by process {held.holder}",
                            hint="wait for it to finish (or stop it), then resume") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._lock = fd
 
     def unlock(self) -> None:
-        """Release the lock taken by :meth:`lock` (the file stays; only the flock matters)."""
-        fd, self._lock = self._lock, None
-        if fd is not None:
-            os.close(fd)
+        """Release the lock taken by :meth:`lock` (the file stays; only the lock matters)."""
+        held, self._lock = self._lock, None
+        if held is not None:
+            held.release()
 
     def remove_partial_files(self) -> list[Path]:
-        """Delete temp files an interrupted write left behind (the real files are intact)."""
-        stale = list(self.path.glob(".*.tmp"))
+        """Delete temp files an interrupted write left behind (the real files are intact): called
+        while holding the lock, so every temp file in the run is stale."""
+        stale = [p for p in self.path.glob(".*.tmp") if not p.is_dir()]
         for path in stale:
             path.unlink(missing_ok=True)
         return stale
@@ -240,6 +187,33 @@ def load_checkpoint(run_dir: str | Path, which: str = "last", map_location: str 
     return state
 
 
+def load_model_state(model: Any, state: dict, path: Path, classes: list[str] | None = None) -> None:
+    """Load the weights of checkpoint ``state`` (read from ``path``) into ``model``, built from the
+    run's plan. A checkpoint of another model, or of another class list than ``classes`` (the
+    dataset's now), is one line naming what differs, not torch's ``size mismatch`` traceback."""
+    saved = [str(c) for c in state.get("classes", [])]
+    if classes is not None and list(classes) != saved:
+        new, gone = [c for c in classes if c not in saved], [c for c in saved if c not in classes]
+        change = "; ".join(p for p in (f"new: {', '.join(new)}" if new else "", f"gone: {', '.join(gone)}" if gone else "")
+                           if p) or "the same names in another order"
+        raise TlfError(f"{path} was trained on {len(saved)} classes and the dataset now has {len(classes)} ({change})",
+                       hint="start a new run on the changed dataset, or put the dataset back as it was to resume")
+    own, theirs = model.state_dict(), state["model"]
+    differences = [f"{key} is {tuple(theirs[key].shape)} there and {tuple(own[key].shape)} here"
+                   for key in own if key in theirs and tuple(theirs[key].shape) != tuple(own[key].shape)]
+    missing, extra = [k for k in own if k not in theirs], [k for k in theirs if k not in own]
+    if missing:
+        differences.append(f"{len(missing)} tensor(s) missing there ({missing[0]}, ...)")
+    if extra:
+        differences.append(f"{len(extra)} tensor(s) unknown here ({extra[0]}, ...)")
+    if differences:
+        trained = state.get("config", {}).get("backbone") if isinstance(state.get("config"), dict) else None
+        raise TlfError(f"{path} does not fit the model the run's settings build"
+                       + (f" (it was trained with backbone {trained})" if trained else "") + f": {'; '.join(differences[:3])}",
+                       hint="use this run's own checkpoint, or set config.yaml back to the backbone and head it was trained with")
+    model.load_state_dict(theirs)
+
+
 def load_error(path: Path, exc: Exception, what: str = "checkpoint",
                hint: str = "the file is damaged; use the other checkpoint (best/last)") -> TlfError:
     """One line for a file ``torch.load(weights_only=True)`` failed on. torch's errors run to 6-8
@@ -263,12 +237,8 @@ def read_run_config(run_dir: str | Path) -> RunConfig:
     if not path.is_file():
         raise TlfError(f"{run_dir} is not a tlf run directory (no config.yaml)",
                        hint="pass a folder made by 'tlf train' (the last line it prints names it)")
-    import yaml
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise TlfError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}",
-                       hint="restore the file from the run's checkpoint ('config' key) or start a new run") from None
+    from .config_files import read_structured
+    data = read_structured(path, "run settings", "restore the file from the run's checkpoint ('config' key) or start a new run")
     if not isinstance(data, dict):
         raise TlfError(f"{path} must hold a mapping of settings, not {type(data).__name__}",
                        hint="restore the file from the run's checkpoint ('config' key) or start a new run")

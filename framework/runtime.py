@@ -99,6 +99,32 @@ def decode_metadata(props: dict[str, str]) -> dict[str, Any]:
     return out
 
 
+REEXPORT = "the model's metadata does not describe its graph; re-export it with 'tlf export RUN_DIR'"
+
+
+def _checked_classes(classes: Any, output_shape: Sequence[Any], path: Path) -> list[str]:
+    """The metadata's class names: a non-empty list of distinct strings, as many as the graph's
+    scores per image when the graph states that number."""
+    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
+        raise TlfError(f"{path}: metadata 'tlf.classes' must be a list of class names (text), "
+                       f"got {type(classes).__name__}", hint=REEXPORT)
+    if len(set(classes)) != len(classes):
+        raise TlfError(f"{path}: metadata 'tlf.classes' names a class twice", hint=REEXPORT)
+    scores = output_shape[-1] if len(output_shape) == 2 else None
+    if isinstance(scores, int) and scores != len(classes):
+        raise TlfError(f"{path} gives {scores} scores per image but its metadata names {len(classes)} classes",
+                       hint=REEXPORT)
+    return list(classes)
+
+
+def _check_input_shape(shape: Sequence[Any], crop: int, path: Path) -> None:
+    """The graph takes N x 3 x crop x crop images (where it states the sizes)."""
+    expected = (3, crop, crop)
+    stated = [(got, want) for got, want in zip(shape[1:], expected) if isinstance(got, int)]
+    if any(got != want for got, want in stated):
+        raise TlfError(f"{path} takes {tuple(shape[1:])} images but its metadata crops {expected}", hint=REEXPORT)
+
+
 CV2_FLAGS = {"nearest": "INTER_NEAREST", "bilinear": "INTER_LINEAR", "bicubic": "INTER_CUBIC", "area": "INTER_AREA"}
 
 
@@ -206,10 +232,11 @@ class OnnxClassifier:
             raise TlfError(f"{self.path} takes a rank-{len(self.input.shape)} input {self.input.shape}; "
                            "a tlf classifier takes N x 3 x H x W images")
         meta = self.metadata
-        self.classes: list[str] = list(meta["classes"])
+        self.classes: list[str] = _checked_classes(meta["classes"], outputs[0].shape, self.path)
         self.preprocessing = Preprocessing.from_metadata(meta, source=str(self.path))
         self.preprocessing.check_runtime(str(self.path))
         self.crop = self.preprocessing.image_size
+        _check_input_shape(self.input.shape, self.crop, self.path)
         self.in_graph = bool(meta["preprocessing_in_graph"])
         self.dtype = np.uint8 if self.in_graph else np.float32
 
@@ -252,7 +279,11 @@ class OnnxClassifier:
         """Run the model on a preprocessed N x 3 x crop x crop batch."""
         if batch.ndim != 4 or batch.shape[1:] != (3, self.crop, self.crop):
             raise TlfError(f"expected a batch of shape N x 3 x {self.crop} x {self.crop}, got {batch.shape}")
-        return self.session.run([self.output_name], {self.input.name: batch.astype(self.dtype, copy=False)})[0]
+        logits = self.session.run([self.output_name], {self.input.name: batch.astype(self.dtype, copy=False)})[0]
+        if logits.ndim != 2 or logits.shape[1] != len(self.classes):
+            raise TlfError(f"{self.path} gives {logits.shape[1:] or 'scalar'} scores per image for the "
+                           f"{len(self.classes)} class names of its metadata", hint=REEXPORT)
+        return logits
 
     def predict(self, images: ImageLike | Iterable[ImageLike], top_k: int = 5, batch_size: int = 32,
                 threads: int | None = None) -> list[Prediction]:

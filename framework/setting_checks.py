@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import TlfError
+from .preprocessing import MAX_IMAGE_SIZE
+
+MAX_BATCH_SIZE = 65536  # bounds what --batch-size (and --accumulate) may ask for, before anything is allocated
 
 PSEUDO_FILESYSTEMS = ("/proc", "/sys", "/dev")  # no run directory can live there
 
@@ -29,6 +32,7 @@ class Range:
     open_low: bool = False
     open_high: bool = False
     why: str = ""  # appended to the message, e.g. "conv5 has stride 32"
+    why_high: str = ""  # appended instead when the value is above ``high``
 
     def __contains__(self, value: float) -> bool:
         if self.low is not None and (value < self.low or (self.open_low and value == self.low)):
@@ -40,11 +44,17 @@ class Range:
         high = None if self.high is None else f"{'below' if self.open_high else 'at most'} {self.high:g}"
         return " and ".join(p for p in (low, high) if p)
 
+    def reason(self, value: float) -> str:
+        """Why ``value`` (outside the range) is refused, in brackets, or nothing."""
+        above = self.high is not None and value >= self.high
+        why = (self.why_high or self.why) if above else self.why
+        return f" ({why})" if why else ""
+
 
 RANGES: dict[str, Range] = {
-    "epochs": Range(1),
-    "batch_size": Range(1),
-    "image_size": Range(32, why="conv5 has stride 32"),
+    "epochs": Range(1, 100_000),
+    "batch_size": Range(1, MAX_BATCH_SIZE),
+    "image_size": Range(32, MAX_IMAGE_SIZE, why="conv5 has stride 32", why_high="larger images need gigabytes each"),
     "lr": Range(0, open_low=True),
     "head_lr_scale": Range(0, open_low=True),
     "weight_decay": Range(0),
@@ -53,11 +63,11 @@ RANGES: dict[str, Range] = {
     "label_smoothing": Range(0, 1, open_high=True),
     "grad_clip": Range(0, open_low=True),
     "seed": Range(0, 2**63 - 1),
-    "workers": Range(0),
+    "workers": Range(0, 256),
     "dropout": Range(0, 1, open_high=True),
     "val_split": Range(0, 1, open_low=True, open_high=True),
     "patience": Range(1),
-    "accumulate": Range(1),
+    "accumulate": Range(1, MAX_BATCH_SIZE),
     "ema": Range(0, 1, open_low=True, open_high=True, why="a decay: ema = decay * ema + (1 - decay) * weights"),
 }
 
@@ -105,8 +115,7 @@ def check_value(name: str, value: Any, kind: type, allowed: Range | None = None)
     """``value`` checked as ``kind`` within ``allowed``; returns it (floats as float)."""
     value = coerce(name, value, kind)
     if allowed is not None and value is not None and value not in allowed:
-        why = f" ({allowed.why})" if allowed.why else ""
-        raise TlfError(f"{name} must be {allowed.describe()}, got {value!r}{why}",
+        raise TlfError(f"{name} must be {allowed.describe()}, got {value!r}{allowed.reason(value)}",
                        hint=f"pass {_flag(name)} {allowed.describe()}")
     return value
 

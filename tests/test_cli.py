@@ -89,13 +89,14 @@ def test_plugin_commands(tmp_path: Path) -> None:
     result = run_tlf("hello", paths=[site])
     assert result.returncode == 0, result.stderr
     assert result.stdout == "hello from a plugin\n"
-    assert "Say hello." in run_tlf("--help", paths=[site]).stdout
+    assert "Say hello." in run_tlf("hello", "--help", paths=[site]).stdout
+    assert "hello" not in run_tlf("--help", paths=[site]).stdout  # tlf's own help loads no plugin
 
 
 def test_plugin_command_cannot_take_a_core_name(tmp_path: Path) -> None:
     site = make_dist(tmp_path, "tlf-sneaky", "1.0", {"tlf_sneaky": HELLO.format(name="plugins")},
                      {"sneaky": "tlf_sneaky"})
-    result = run_tlf("--help", paths=[site])
+    result = run_tlf("plugins", paths=[site])
     assert result.returncode == 1
     assert one_line_error(result) == ("Error: command 'plugins' is provided twice: by package tlf and by package "
                                       "tlf-sneaky (uninstall one of them, or list the packages to load in "
@@ -157,3 +158,36 @@ def test_a_short_flag_means_one_thing_in_every_command() -> None:
             meaning.setdefault(short, set()).update(longs)
     assert {s: sorted(ls) for s, ls in meaning.items() if len(os.path.commonprefix(sorted(ls))) < 3} == {}
 
+
+
+# --- text from plugins, data and the command line is never read as rich markup --------------
+
+def test_brackets_in_names_descriptions_and_paths_are_printed_as_they_are(tmp_path: Path) -> None:
+    from _data_helpers import make_class_tree
+    site = make_dist(tmp_path / "site", "tlf-brackets", "1.0", {"brackets": (
+        "from tlf.hookspecs import hookimpl\nfrom tlf.specs import PolicySpec\n"
+        "@hookimpl\ndef tlf_register_policies(register):\n"
+        "    register(PolicySpec(name='brackets', description='closes [/x] what it never opened',"
+        " factory='tlf.policies:TransferPolicy'))\n")}, {"brackets": "brackets"})
+    listed = run_tlf("plugins", paths=[site])
+    assert listed.returncode == 0 and "closes [/x] what it never opened" in listed.stdout, listed.stderr
+    root = make_class_tree(tmp_path / "a[" / "b]", {"red": 3, "blue": 3})  # the path holds "[/b]"
+    shown = run_tlf("data", "show", f"folder:{root}")
+    assert shown.returncode == 0 and f"folder:{root}" in shown.stdout, shown.stderr
+
+
+def test_a_reporter_line_with_a_stray_closing_tag_is_printed(capsys) -> None:
+    from tlf.engine.progress import Reporter
+    from tlf import messages
+    with messages.scope():
+        Reporter().info("[bold]tlf[/bold] folder:data/a[/b] · resnet18")
+    assert "folder:data/a[/b] · resnet18" in capsys.readouterr().err
+
+
+def test_help_and_version_load_no_third_party_plugin(tmp_path: Path) -> None:
+    """A plugin that hangs at import hung 'tlf --help'; only TLF_LOAD_PLUGINS= got out."""
+    site = make_dist(tmp_path, "tlf-hangs", "1.0", {"hangs": "import time\ntime.sleep(3600)\n"}, {"hangs": "hangs"})
+    for args in (["--help"], ["--version"], ["train", "--help"], ["predict", "--help"]):
+        result = run_tlf(*args, paths=[site])  # run_tlf times out after 120 s
+        assert result.returncode == 0 and "Traceback" not in result.stderr, (args, result.stderr)
+    assert run_tlf("plugins", paths=[site], env={"TLF_LOAD_PLUGINS": ""}).returncode == 0

@@ -95,7 +95,7 @@ def test_a_folder_left_empty_by_an_interrupted_start_is_taken_over(tmp_path):
 def test_a_run_being_trained_cannot_be_resumed_twice(colours, tmp_path):
     run = train(colours, tmp_path)
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from tlf.rundir import RunDirWriter; "
-                               f"RunDirWriter({str(run.directory)!r}).lock(); print('locked', flush=True); time.sleep(120)"],
+                               f"w = RunDirWriter({str(run.directory)!r}); w.lock(); print('locked', flush=True); time.sleep(120)"],
                               stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
@@ -240,3 +240,29 @@ def test_a_resumed_feature_cache_run_matches_an_uninterrupted_one(colours, tmp_p
     assert load_checkpoint(cut)["feature_cache_views"] == 4
     resumed = tlf.train(resume=cut, quiet=True)
     assert without_timing(metrics(resumed.directory)) == without_timing(metrics(whole.directory))
+
+
+# --- a checkpoint checked against the plan ------------------------------------------------------
+
+def test_resuming_after_a_class_was_added_names_the_class(colours, tmp_path):
+    import shutil
+    data = shutil.copytree(colours, tmp_path / "data")
+    run = train(data, tmp_path / "runs")
+    for split in ("train", "val"):
+        shutil.copytree(data / split / "red", data / split / "purple")
+    with pytest.raises(TlfError, match=r"last\.pt was trained on 3 classes and the dataset now has 4 \(new: purple\)"):
+        tlf.train(resume=str(run.directory), epochs=2, quiet=True)
+
+
+def test_a_config_naming_another_backbone_is_one_line_from_evaluate_and_export(colours, tmp_path):
+    import yaml
+    from click.testing import CliRunner
+    from tlf.cli import cli
+    run = train(colours, tmp_path)
+    config = yaml.safe_load((run.directory / "config.yaml").read_text())
+    (run.directory / "config.yaml").write_text(yaml.safe_dump({**config, "backbone": "resnet18"}))
+    for args in (["evaluate", str(run.directory)], ["export", str(run.directory)]):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+        assert "best.pt does not fit the model the run's settings build (it was trained with backbone efficientnet_lite0)" \
+            in result.output

@@ -496,3 +496,75 @@ def test_shared_flower_photos_counts(tlf_home):
 def test_shared_cats_and_dogs_via_data_dir():
     splits = load_dataset("cats_and_dogs", DatasetRequest(data_dir=shared_data(), download=False))
     assert (len(splits.train), len(splits.val), splits.classes) == (2000, 1000, ["cats", "dogs"])
+
+
+# --- walking a folder: links only inside, no loops, any depth, every skip reported ------------
+
+def _walk_tree(tmp_path: Path) -> Path:
+    root = make_class_tree(tmp_path / "data", {"red": 4, "blue": 4})
+    write_image(tmp_path / "elsewhere" / "stray.jpg")
+    return root
+
+
+def _scan(root: Path, cache: Path):
+    from tlf.data.folder import load_folder
+    splits = load_folder(root, DatasetRequest(cache_dir=cache, val_split=0.25))
+    images = [(str(p), splits.classes[y]) for part in (splits.train, splits.val) for p, y in zip(part.paths, part.labels)]
+    return images, {Path(p.path).name: p.reason for p in splits.problems}
+
+
+def test_links_leading_out_of_a_class_folder_are_not_followed_and_are_reported(tmp_path, cache):
+    root = _walk_tree(tmp_path)
+    (root / "red" / "everything").symlink_to("/")
+    (root / "red" / "up").symlink_to(root)  # the other classes' images, under the wrong label
+    (root / "red" / "blue0.jpg").symlink_to(root / "blue" / "000.jpg")
+    (root / "red" / "out.jpg").symlink_to(tmp_path / "elsewhere" / "stray.jpg")
+    (root / "elsewhere").symlink_to(tmp_path / "elsewhere")  # a class folder leading outside
+    images, problems = _scan(root, cache)
+    assert sorted(images) == sorted((str(root / c / f"{i:03d}.jpg"), c) for c in ("red", "blue") for i in range(4))
+    assert set(problems) == {"everything", "up", "blue0.jpg", "out.jpg", "elsewhere"}
+    assert all("not followed" in reason for reason in problems.values())
+
+
+def test_links_inside_the_class_folder_are_followed_once(tmp_path, cache):
+    root = _walk_tree(tmp_path)
+    write_image(root / "red" / "more" / "extra.jpg", seed=9)
+    (root / "red" / "again").symlink_to(root / "red" / "more")  # a second way in
+    (root / "red" / "more" / "loop").symlink_to(root / "red")  # a loop
+    images, problems = _scan(root, cache)
+    assert (str(root / "red" / "more" / "extra.jpg"), "red") in images and len(images) == 9
+    assert set(problems) == {"again", "loop"} and all("already walked" in r for r in problems.values())
+
+
+def test_an_unreadable_folder_is_reported(tmp_path, cache, monkeypatch):
+    root = _walk_tree(tmp_path)
+    write_image(root / "red" / "more" / "extra.jpg", seed=9)
+    real_scandir = os.scandir
+
+    def scandir(path):  # chmod 000 does not stop root, who runs the tests in CI containers
+        if Path(path).name == "more":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    images, problems = _scan(root, cache)
+    assert len(images) == 8 and problems == {"more": "folder not readable (Permission denied); its images were skipped"}
+
+
+def test_deeply_nested_folders_are_walked_without_recursion(tmp_path, cache):
+    root = _walk_tree(tmp_path)
+    deep = root / "red"
+    for _ in range(1100):  # os.walk's recursion ended in RecursionError here (pathlib's mkdir too)
+        deep = deep / "d"
+        deep.mkdir()
+    write_image(deep / "deep.jpg")
+    try:
+        images, problems = _scan(root, cache)
+        assert (str(deep / "deep.jpg"), "red") in images and not problems
+        result = CliRunner().invoke(cli, ["data", "show", f"folder:{root}"])
+        assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+    finally:  # shutil.rmtree (pytest's clean-up) recurses too
+        (deep / "deep.jpg").unlink()
+        while deep != root / "red":
+            deep.rmdir()
+            deep = deep.parent

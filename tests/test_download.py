@@ -114,7 +114,7 @@ def test_fetch_and_extract_tar_strips_single_top_folder(tmp_path):
     tgz = make_tar(tmp_path / "thing", tmp_path / "thing.tgz")
     out = fetch_and_extract(Archive(tgz.as_uri(), "thing.tgz", sha256=sha256(tgz)), tmp_path / "cache", "thing")
     assert out == tmp_path / "cache" / "thing" and (out / "a" / "f.txt").read_text() == "hi"
-    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["thing", "thing.tgz"]
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [".thing.tgz.lock", "thing", "thing.tgz"]  # the lock file stays
     tgz.unlink()  # extracted folder is reused, nothing downloaded again
     assert fetch_and_extract(Archive(tgz.as_uri(), "thing.tgz"), tmp_path / "cache", "thing") == out
 

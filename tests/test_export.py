@@ -206,3 +206,37 @@ def test_cli_export_errors_are_one_line(tmp_path):
     (tmp_path / "empty").mkdir()
     result = CliRunner().invoke(cli, ["export", str(tmp_path / "empty")])
     assert result.exit_code == 1 and "not a tlf run directory" in result.stderr
+
+
+def test_export_never_writes_through_a_link_planted_at_a_temp_name(tmp_path):
+    """The old temp name (``.NAME.PID.tmp``) was predictable: a link planted there made export
+    overwrite a file outside the output folder."""
+    import os
+    outside = tmp_path / "outside.txt"
+    outside.write_text("x" * 900)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / f".resnet18.onnx.{os.getpid()}.tmp").symlink_to(outside)
+    _, report = export_small(out, "resnet18", 32, exporter="torchscript")
+    assert outside.read_text() == "x" * 900 and report.parity.ok
+
+
+def test_an_interrupted_int8_write_leaves_nothing_at_the_final_name(tmp_path, exports, monkeypatch):
+    """A kill while the int8 file was written left a truncated model.int8.onnx; it is now written
+    to a temp name renamed into place, and the temp file goes too."""
+    from tlf.export import quantize
+    _, report = exports["resnet18"]
+
+    import sys
+    real = onnx.helper.set_model_props
+
+    def killed_midway(*args, **kwargs):
+        if sys._getframe(1).f_globals["__name__"] == quantize.__name__:  # tlf's own call, after quantize_static
+            raise KeyboardInterrupt  # stands in for the signal
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(quantize.onnx.helper, "set_model_props", killed_midway)
+    with pytest.raises(KeyboardInterrupt):
+        quantize_int8(report.path, tmp_path / "m.int8.onnx", calibration_images=chw(shapes(4, 64, seed=5)[0]),
+                      eval_images=chw(shapes(4, 64, seed=6)[0]), eval_labels=[0, 1, 2, 0])
+    assert list(tmp_path.iterdir()) == []

@@ -62,7 +62,7 @@ def test_inspect_errors_are_one_line() -> None:
     assert "no stage 'layer9'" in result.output and "layer4" in result.output
     assert "Traceback" not in result.output
     result = CliRunner().invoke(cli, ["inspect", "-b", "resnet18", "--image-size", "16"])
-    assert result.exit_code == 1 and "image_size must be at least 32, got 16" in result.output
+    assert result.exit_code == 1 and "image_size must be at least 32 and at most 2048, got 16" in result.output
 
 
 def test_weights_file_is_checked(tmp_path) -> None:

@@ -121,3 +121,29 @@ def test_ordered_map_runs_on_threads_and_stays_a_bounded_window_ahead():
     rest = list(results)
     assert [i for i, _ in first + rest] == list(range(100))
     assert all(name.startswith("tlf-decode") for _, name in first + rest)
+
+
+def test_a_folder_link_leading_outside_is_reported_not_read(setup, tmp_path):
+    """A link to / inside a folder given to predict read the whole disk; now it is one error row."""
+    model, folder = setup
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    Image.fromarray(shapes(1, 40, seed=4)[0][0]).save(mine / "a.png")
+    (mine / "everything").symlink_to("/")
+    (mine / "theirs.png").symlink_to(folder / "0.png")
+    result = run(model, mine, "--json")
+    rows = {r["path"]: r for r in map(json.loads, result.stdout.splitlines())}
+    assert set(rows) == {str(mine / "a.png"), str(mine / "everything"), str(mine / "theirs.png")}
+    assert "labels" in rows[str(mine / "a.png")] and result.exit_code == 1
+    assert rows[str(mine / "everything")]["error"] == f"link to /, outside {mine}; not followed"
+
+
+def test_a_file_name_with_brackets_is_shown_as_it_is(setup, tmp_path):
+    model, folder = setup
+    (tmp_path / "x[").mkdir()
+    path = tmp_path / "x[" / "y].png"  # the path holds "[/y]", a closing tag rich would choke on
+    Image.fromarray(shapes(1, 40, seed=4)[0][0]).save(path)
+    result = CliRunner().invoke(cli, ["predict", str(model), str(path), str(tmp_path / "x[" / "z].png")],
+                                terminal_width=300)
+    assert result.exit_code == 1 and "y].png" in result.stdout, result.output
+    assert f"error: {tmp_path}/x[/z].png: no file matches this pattern" in result.stderr

@@ -148,3 +148,29 @@ def test_preprocessing_round_trips_and_reads_files_of_older_runs():
     older = {k: v for k, v in p.to_dict().items() if k != "image_size"} | {"size": 32}  # before the rename
     assert Preprocessing.from_dict(older) == p
     assert Preprocessing.from_metadata(p.to_metadata()) == p
+
+
+def _with_metadata(path, tmp_path, **changes):
+    """A copy of the model at ``path`` whose ``tlf.*`` metadata entries ``changes`` replace."""
+    proto = onnx.load(str(path))
+    props = {p.key: p.value for p in proto.metadata_props}
+    props.update(encode_metadata(changes))
+    del proto.metadata_props[:]
+    onnx.helper.set_model_props(proto, props)
+    out = tmp_path / f"changed-{len(list(tmp_path.iterdir()))}.onnx"
+    onnx.save(proto, str(out))
+    return out
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"classes": CLASSES[:-1]}, f"gives {len(CLASSES)} scores per image but its metadata names {len(CLASSES) - 1} classes"),
+    ({"classes": list(range(len(CLASSES)))}, "metadata 'tlf.classes' must be a list of class names (text), got list"),
+    ({"classes": "abcd"}, "metadata 'tlf.classes' must be a list of class names (text), got str"),
+    ({"classes": [CLASSES[0]] * len(CLASSES)}, "metadata 'tlf.classes' names a class twice"),
+    ({"crop": SIZE + 8, "resize": SIZE + 12}, f"takes (3, {SIZE}, {SIZE}) images but its metadata crops (3, {SIZE + 8}, {SIZE + 8})"),
+    ({"resize": 10**6}, "preprocessing asks for a 32 px crop of a 1000000 px short side; tlf handles at most 2048 and 8192"),
+])
+def test_metadata_that_disagrees_with_the_graph_is_refused_when_opened(exported, tmp_path, changes, message):
+    with pytest.raises(TlfError) as error:
+        OnnxClassifier(_with_metadata(exported[1], tmp_path, **changes))
+    assert message in str(error.value)

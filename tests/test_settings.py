@@ -83,7 +83,9 @@ def test_every_numeric_option_refuses_wrong_type_and_range(path, option, value, 
     (["--seed", "-1"], "seed must be at least 0"),
     (["--seed", str(2**64)], "seed must be at least 0 and at most"),
     (["--patience", "-1"], "patience must be at least 1"),
-    (["--image-size", "1"], "image_size must be at least 32, got 1 (conv5 has stride 32)"),
+    (["--image-size", "1"], "image_size must be at least 32 and at most 2048, got 1 (conv5 has stride 32)"),
+    (["--image-size", "100000"], "image_size must be at least 32 and at most 2048, got 100000 (larger images need gigabytes each)"),
+    (["--batch-size", str(10**30)], "batch_size must be at least 1 and at most 65536, got 1000000000000000000000000000000"),
     (["--val-split", "1"], "val_split must be above 0 and below 1"),
     (["--feature-cache", "lots"], "invalid feature_cache 'lots'"),
     (["--warmup-epochs", "3", "--epochs", "2"], "warmup_epochs 3 is longer than the run's 2 epoch(s)"),
@@ -192,3 +194,19 @@ def test_evaluate_and_export_settings_are_checked_before_any_work(kind, values, 
     call = tlf.evaluate if kind == "EvaluationSettings" else tlf.export_run
     with pytest.raises(TlfError, match=message):
         call(tmp_path / "no-run", settings=chosen)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("model: ü\nepochs: 2\n".encode("latin-1"), "is not UTF-8 text (byte 0xfc at position 7)"),
+    ("epochs: 2\n".encode("utf-16"), "is not UTF-8 text (byte 0xff at position 0)"),
+    (b"a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+     b"c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\ndataset: *c\n", "alias *a at line 2: tlf does not read YAML aliases"),
+    (b"epochs: " + b"[" * 100_000 + b"]" * 100_000 + b"\n", "nested too deeply"),
+    (b"# " + b"x" * (1 << 20) + b"\nepochs: 2\n", "is larger than 1024 KiB; a settings file is a few lines"),
+])
+def test_config_files_are_read_within_bounds_in_one_line(tmp_path, content, message) -> None:
+    path = tmp_path / "settings.yaml"
+    path.write_bytes(content)
+    result = CliRunner().invoke(cli, ["train", "--config", str(path), "--out", str(tmp_path / "runs")])
+    assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output, result.output
+    assert not (tmp_path / "runs").exists()

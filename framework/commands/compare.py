@@ -14,8 +14,8 @@ def _show(comparison, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(comparison.to_dict()))
         return
-    from rich.console import Console
-    console = Console()
+    from ..messages import plain_console
+    console = plain_console()
     for table in comparison.rich_tables():
         console.print(table)
     click.echo(f"comparison: {comparison.directory} (comparison.md, .csv, .json, .png)")
@@ -103,9 +103,8 @@ def report(run_dirs: tuple[str, ...], out: str | None, as_json: bool, html: bool
 
 def _report_tune(folder: str | None, paths: tuple[str, ...], out: str | None, as_json: bool, html: bool) -> None:
     """``tlf report TUNE_FOLDER``: the study read again from its storage, its files rewritten."""
-    from rich.console import Console
-
     from ..errors import TlfError
+    from ..messages import plain_console
     from ..tuning.results import read_tune, rich_table
     if folder is None:
         raise TlfError(f"a folder made by 'tlf tune' is reported alone, not with other paths ({', '.join(paths)})",
@@ -117,9 +116,9 @@ def _report_tune(folder: str | None, paths: tuple[str, ...], out: str | None, as
     if as_json:
         click.echo(json.dumps(result, default=str))
     else:
-        console, table = Console(), rich_table(result)
+        console, table = plain_console(), rich_table(result)
         if not console.is_terminal:  # piped: as wide as the table, not rich's default of 80 columns
-            console = Console(width=max(console.width, console.measure(table, options=console.options.update_width(1000)).maximum))
+            console = plain_console(width=max(console.width, console.measure(table, options=console.options.update_width(1000)).maximum))
         console.print(table)
         best = result.get("best")
         if best:

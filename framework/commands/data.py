@@ -132,21 +132,22 @@ def show(dataset: str, data_dir: Path | None, val_split: float, seed: int, stric
 
 
 def _print(info: dict[str, Any]) -> None:
-    from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    console = Console()
+    from ..messages import plain_console
+    console = plain_console()
     train, val = info["splits"]["train"], info["splits"]["val"]
-    console.print(f"[bold]{info['name']}[/bold]: {info['num_classes']} classes, {train['count']} train, "
-                  f"{val['count']} val" + (f" ({info['root']})" if info["root"] else ""), highlight=False)
+    console.print(Text.assemble((info["name"], "bold"), f": {info['num_classes']} classes, {train['count']} train, "
+                                f"{val['count']} val" + (f" ({info['root']})" if info["root"] else "")))
     if info["split"]:
-        console.print(f"split: {info['split']}", highlight=False)
+        console.print(f"split: {info['split']}")
     table = Table(show_lines=False)
     for column in ("class", "train", "val"):
         table.add_column(column, justify="left" if column == "class" else "right")
     for name in info["classes"]:
         table.add_row(name, str(train["per_class"][name]), str(val["per_class"][name]))
-    table.add_row("[bold]total[/bold]", str(train["count"]), str(val["count"]))
+    table.add_row(Text("total", style="bold"), str(train["count"]), str(val["count"]))
     console.print(table)
     for part in ("train", "val"):
         sizes = info["splits"][part]["image_size"]
@@ -156,9 +157,9 @@ def _print(info: dict[str, Any]) -> None:
                           f"width {w['min']}/{w['median']:g}/{w['max']}, height {h['min']}/{h['median']:g}/{h['max']}")
     problems = info["problems"]
     if problems:
-        console.print(f"[yellow]{len(problems)} unreadable file(s) skipped:[/yellow]")
+        console.print(f"{len(problems)} problem(s): unreadable files, links not followed, folders skipped:", style="yellow")
         for p in problems[:20]:
-            console.print(f"  {p['path']}: {p['reason']}", highlight=False, markup=False)
+            console.print(f"  {p['path']}: {p['reason']}")
         if len(problems) > 20:
             console.print(f"  ... and {len(problems) - 20} more (--json lists them all)")
     else:

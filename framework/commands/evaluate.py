@@ -69,10 +69,10 @@ def evaluate(run_dir: str, dataset: str | None, data_dir: str | None, checkpoint
 
 def _print_report(report: dict, checkpoint: str) -> None:
     """The per-class table, the confusion matrix, the summary line and the mistakes, on the terminal."""
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from ..messages import plain_console
+    console = plain_console()
     table = Table(title=f"{report['dataset']} · {report['images']} images · {checkpoint} checkpoint")
     for column in ("class", "precision", "recall", "f1", "support"):
         table.add_column(column, justify="left" if column == "class" else "right")

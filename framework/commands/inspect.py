@@ -27,8 +27,10 @@ def inspect(backbone: str, policy: str | None, image_size: int | None, num_class
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
+
+    from ..messages import plain_console
 
     title = f"{info['backbone']} at {info['image_size']}x{info['image_size']}"
     if info["policy"]:
@@ -46,11 +48,11 @@ def inspect(backbone: str, policy: str | None, image_size: int | None, num_class
         alias_text = ", ".join(aliases[:3]) + (", ..." if len(aliases) > 3 else "") if aliases else row.get("kind", "")
         state = row["state"]
         table.add_row(row["name"], alias_text, str(tuple(row["output_shape"])), f"{row['params']:,}",
-                      f"{row['trainable']:,}", f"[{styles.get(state, 'yellow')}]{state}[/]")
+                      f"{row['trainable']:,}", Text(state, style=styles.get(state, "yellow")))
     totals = info["totals"]
     table.add_section()
     table.add_row("total", "", "", f"{totals['params']:,}", f"{totals['trainable']:,}", "")
-    console = Console()
+    console = plain_console()
     console.print(table)
     console.print(f"frozen: {totals['frozen']:,} parameters; weights: {info['weights'] or 'random init'}; mean {tuple(info['meta']['mean'])}, "
                   f"std {tuple(info['meta']['std'])}, {info['meta']['interpolation']}, "

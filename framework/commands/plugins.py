@@ -54,11 +54,11 @@ def plugins(name: str | None, kind: str | None, as_json: bool) -> None:
                   for f in pm.failures()]
         click.echo(json.dumps({"plugins": rows, "modules": modules, "failed": failed}, indent=2, default=str))
         return
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    console = Console()
+    from ..messages import plain_console
+    console = plain_console()
     if name:
         for row in rows:
             table = Table(title=f"{row['kind']} {row['name']}", show_header=False)

@@ -11,7 +11,7 @@ from typing import Any, Iterator
 import click
 import numpy as np
 
-from ..data.folder import list_images
+from ..data.walk import walk_images
 from ..errors import TlfError
 
 
@@ -32,14 +32,19 @@ def _candidates(paths: tuple[str, ...]) -> Iterator[tuple[str, str | None]]:
     for text in paths:
         path = Path(text)
         if path.is_dir():
-            found = list_images(path)  # the dataset scan's walk: links followed, cycles cut
-            if not found:
+            found, skipped = walk_images(path)  # the dataset scan's walk: links only inside the folder
+            if not found and not skipped:
                 yield text, "folder holds no images"
             yield from ((str(p), None) for p in found)
+            yield from ((p.path, p.reason) for p in skipped)
         elif os.path.lexists(text):
             yield text, None
         elif glob.has_magic(text):
-            found = sorted(p for p in glob.glob(text, recursive=True) if not os.path.isdir(p))
+            try:
+                found = sorted(p for p in glob.glob(text, recursive=True) if not os.path.isdir(p))
+            except (RecursionError, OSError) as exc:  # glob's ** recurses: folders nested too deep
+                yield text, f"cannot expand this pattern ({type(exc).__name__}); name the folder instead"
+                continue
             if not found:
                 yield text, "no file matches this pattern"
             yield from ((p, None) for p in found)
@@ -117,9 +122,10 @@ def _classified(classifier: Any, paths: tuple[str, ...], top_k: int, batch_size:
 
 
 def _print_table(rows: list[dict], model: str) -> None:
-    from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
+    from ..messages import plain_console
     table = Table(title=f"tlf predict: {model}")
     for column, justify in (("image", "left"), ("label", "left"), ("prob", "right"), ("next", "left")):
         table.add_column(column, justify=justify, overflow="fold")
@@ -127,10 +133,10 @@ def _print_table(rows: list[dict], model: str) -> None:
     for row in rows:
         if "error" in row:
             errors.append(row)
-            table.add_row(row["path"], "[red]unreadable[/red]", "", row["error"])
+            table.add_row(row["path"], Text("unreadable", style="red"), "", row["error"])
             continue
         rest = ", ".join(f"{lab} {p:.1%}" for lab, p in zip(row["labels"][1:], row["probabilities"][1:]))
         table.add_row(row["path"], row["labels"][0], f"{row['probabilities'][0]:.1%}", rest)
-    Console().print(table)
+    plain_console().print(table)
     for row in errors:
         click.echo(f"error: {row['path']}: {row['error']}", err=True)

@@ -32,6 +32,7 @@ from ..augment import short_side_shape
 from ..errors import TlfError
 from ..messages import notice
 from ..paths import cache_dir
+from ..safe_files import alive, create_temp, new_temp, remove_stale_temps
 from .dataset import ArrayImageSet, FileImageSet, ImageSet, Problem
 from .reading import UnreadableImage, image_size
 
@@ -162,6 +163,7 @@ def build(images: ImageSet, pipeline: Any, directory: Path | None = None, *, per
     short, interpolation = pipeline.resize_short, pipeline.request.interpolation
     directory = Path(directory) if directory is not None else cache_dir("decoded")
     directory.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(directory)  # builds interrupted by a kill
     data_path, index_path, exists = find(images, short, interpolation, directory)
     if not persist:
         _remove_orphans(directory)
@@ -179,7 +181,7 @@ def build(images: ImageSet, pipeline: Any, directory: Path | None = None, *, per
     if persist:
         family = data_path.name.split("-")[0]
         for stale in directory.glob(f"{family}-*"):
-            if stale not in (data_path, index_path) and stale.suffix != ".tmp":  # .tmp: another build's
+            if stale not in (data_path, index_path):  # (temp files are hidden: another build's stay)
                 stale.unlink(missing_ok=True)
     result = CacheResult(DecodedImages(data_path, index_path, images), built=True, decoded=decoded)
     if not persist:
@@ -196,29 +198,18 @@ def _remove_orphans(directory: Path) -> None:
     """Delete private caches (``<stem>-<pid>-<id>.*``) left by processes that no longer exist."""
     for path in directory.glob("*-*-*-*.*"):
         pid = path.name.split("-")[2]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not alive(int(pid)):
             path.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
 
 
 def _write(images: ImageSet, pipeline: Any, layout: Plan, data_path: Path, index_path: Path,
            threads: int | None) -> int:
     """Decode every image into a new cache: the data file, then its index, each written under a
     temporary name and renamed into place (nothing is left behind on failure); returns images decoded."""
-    fd, tmp = tempfile.mkstemp(dir=data_path.parent, prefix=data_path.name, suffix=".tmp")
-    os.close(fd)
+    tmp = new_temp(data_path)
     try:
-        slots, late, problems = _decode_planned(images, pipeline.resize, layout, Path(tmp), threads)
-        _append_late(Path(tmp), slots, late)
+        slots, late, problems = _decode_planned(images, pipeline.resize, layout, tmp, threads)
+        _append_late(tmp, slots, late)
         meta = {"version": CACHE_VERSION, "fingerprint": images.fingerprint(), "short": pipeline.resize_short,
                 "interpolation": pipeline.request.interpolation, "count": len(images), "nbytes": slots.nbytes,
                 "problems": [{"path": p.path, "reason": p.reason} for p in problems]}
@@ -226,7 +217,7 @@ def _write(images: ImageSet, pipeline: Any, layout: Plan, data_path: Path, index
         os.replace(tmp, data_path)
         os.replace(tmp_index, index_path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return len(images)
 
@@ -288,9 +279,9 @@ def _append_late(path: Path, slots: _Slots, late: list[tuple[int, np.ndarray]]) 
             slots.valid[i] = True
 
 
-def _write_index(index_path: Path, slots: _Slots, meta: dict[str, Any]) -> str:
+def _write_index(index_path: Path, slots: _Slots, meta: dict[str, Any]) -> Path:
     """The index (slots and ``meta``), written under a temporary name beside ``index_path``; returns that name."""
-    fd, tmp = tempfile.mkstemp(dir=index_path.parent, prefix=index_path.name, suffix=".tmp")
+    fd, tmp = create_temp(index_path)
     with os.fdopen(fd, "wb") as f:
         np.savez(f, offsets=slots.offsets, shapes=slots.shapes, valid=slots.valid, meta=np.array(json.dumps(meta)))
     return tmp

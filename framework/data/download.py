@@ -9,9 +9,13 @@
 - Extraction refuses absolute paths, ``..`` components and special files, and accepts a tar link
   only when it resolves, through the members before it, to a regular file inside the target.
   Archives extract into a temporary folder renamed into place, so a folder that exists is complete.
+- One process downloads and extracts an archive at a time (a lock beside it); another one waits,
+  saying so, then uses the result. Temp folders of killed processes are removed by the next one.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import os
 import shutil
@@ -23,8 +27,11 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Iterator
 
 from ..errors import TlfError
+from ..messages import notice
+from ..safe_files import NO_FOLLOW, LockHeld, atomic_write, lock, remove_stale_temps, temp_prefix, write_error
 
 CHUNK = 1 << 20
 TIMEOUT_S = 60
@@ -82,7 +89,7 @@ def _verify(path: Path, archive: Archive, record: Path, *, fresh: bool) -> None:
                 f"checksum mismatch for {path.name} from {archive.url}: expected md5 {archive.md5}, "
                 f"got {actual_md5}; the file was deleted", hint="download it again")
     if archive.sha256 is None and (fresh or not record.exists()):
-        record.write_text(f"{actual}  {archive.filename}\n")
+        atomic_write(record, lambda f: f.write(f"{actual}  {archive.filename}\n"))
 
 
 def _fetch(url: str, part: Path, label: str) -> None:
@@ -108,9 +115,10 @@ def _fetch(url: str, part: Path, label: str) -> None:
         have = have if resumed else 0
         length = response.headers.get("Content-Length")
         total = have + int(length) if length and length.isdigit() else None
-        columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+        columns = (TextColumn("{task.description}", markup=False), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                    TimeRemainingColumn())
-        with open(part, "ab" if resumed else "wb") as out, \
+        flags = os.O_WRONLY | os.O_CREAT | NO_FOLLOW | (os.O_APPEND if resumed else os.O_TRUNC)
+        with os.fdopen(os.open(part, flags, 0o644), "wb") as out, \
                 Progress(*columns, console=Console(stderr=True), transient=False) as progress:
             task = progress.add_task(f"download {label}" + (" (resumed)" if resumed else ""), total=total,
                                      completed=have)
@@ -303,9 +311,7 @@ def extract(archive: Path, target: Path) -> Path:
 
     Extraction happens in a temporary sibling folder that is renamed to ``target`` at the end.
     """
-    tmp = target.with_name(f".{target.name}.partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = _temp_folder(target)
     try:
         if zipfile.is_zipfile(archive):
             _extract_zip(archive, tmp)
@@ -317,8 +323,10 @@ def extract(archive: Path, target: Path) -> Path:
         os.replace(tmp, target)
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, OSError) as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
+            raise write_error(target, exc, HOME_FIX) from None
         raise TlfError(f"cannot extract {archive}: {exc}",
-                       hint="check the free disk space; if the archive is corrupt, delete it and download it again") from None
+                       hint="the archive is corrupt or incomplete: delete it and download it again") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -330,16 +338,55 @@ def fetch_and_extract(archive: Archive, folder: Path, extracted_name: str, *, al
 
     When the archive has a top-level folder named ``extracted_name`` (``flower_photos.tgz`` holds
     ``flower_photos/``), that folder becomes ``folder/extracted_name``; else the whole archive does.
+    A second process asking for it meanwhile waits for the first (:func:`_one_at_a_time`).
     """
     final = folder / extracted_name
     if final.is_dir():
         return final
-    path = download(archive, folder, allow_network=allow_network, extracted=final)
-    staging = folder / f".{extracted_name}.extracted"
-    shutil.rmtree(staging, ignore_errors=True)
-    extract(path, staging)
-    inner = staging / extracted_name
-    source = inner if inner.is_dir() else staging
-    os.replace(source, final)
-    shutil.rmtree(staging, ignore_errors=True)
+    with _one_at_a_time(folder, archive):
+        if final.is_dir():  # made by the process this one waited for
+            return final
+        path = download(archive, folder, allow_network=allow_network, extracted=final)
+        staging = _temp_folder(final)
+        try:
+            extract(path, staging / "archive")
+            inner = staging / "archive" / extracted_name
+            os.replace(inner if inner.is_dir() else staging / "archive", final)
+        except OSError as exc:
+            raise write_error(final, exc, HOME_FIX) from None
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return final
+
+
+HOME_FIX = "free space there, or set TLF_HOME to a writable folder with room (or pass --data-dir PATH)"
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EPERM, errno.EACCES, errno.EROFS}
+
+
+def _temp_folder(target: Path) -> Path:
+    """A new hidden folder beside ``target`` (``.NAME.PID-HOST.RANDOM.tmp``: removed by a later run if
+    this process is killed), after removing those that killed processes left."""
+    import tempfile
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(target.parent)
+    return Path(tempfile.mkdtemp(prefix=temp_prefix(target.name), suffix=".tmp", dir=target.parent))
+
+
+@contextlib.contextmanager
+def _one_at_a_time(folder: Path, archive: Archive) -> Iterator[None]:
+    """Hold the lock of ``archive`` in ``folder`` for the block; while another process holds it,
+    say so and wait. A folder that cannot be written is one line."""
+    path = folder / f".{archive.filename}.lock"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(path, exc, HOME_FIX) from None
+    try:
+        held = lock(path)
+    except LockHeld as busy:
+        notice(f"another tlf process (pid {busy.holder}) is downloading {archive.filename}; waiting for it")
+        held = lock(path, timeout=-1)
+    try:
+        yield
+    finally:
+        held.release()

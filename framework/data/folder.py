@@ -7,7 +7,9 @@ Layouts, tried in order:
 2. ``ROOT/<class>/...``: split per class with a seeded shuffle (stratified, ``val_split``).
 
 Class names are the sub-folder names, sorted. Files without an image suffix are ignored;
-image files that do not decode are listed as problems and skipped (an error with ``strict``).
+image files that do not decode are listed as problems and skipped (an error with ``strict``),
+and so are links that lead outside their class folder and folders that cannot be read
+(:mod:`tlf.data.walk`).
 Decoding results are remembered under ``request.cache_dir/.checks`` by path, size and
 modification time, so a later scan only decodes new or changed files.
 """
@@ -23,7 +25,9 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import TlfError
-from .reading import check_image, is_image_file
+from ..safe_files import atomic_write
+from .reading import check_image
+from .walk import subfolders, walk_images
 from .dataset import DatasetRequest, FileImageSet, Problem, Splits
 
 VAL_FOLDERS = ("val", "validation", "test")
@@ -31,21 +35,9 @@ CHECK_THREADS = 8
 RECORD_VERSION = 1  # of the remembered scan results; bump when check_image changes
 
 
-def list_images(folder: Path) -> list[Path]:
-    """Image files under ``folder`` (recursively, following links, hidden entries skipped), sorted by
-    relative path."""
-    found, seen = [], set()
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        seen.add(os.path.realpath(dirpath))
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
-                             and os.path.realpath(os.path.join(dirpath, d)) not in seen)  # no link cycles
-        found += [Path(dirpath, f) for f in filenames if is_image_file(f)]
-    return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
-
-
 def class_folders(root: Path) -> list[str]:
-    """Sorted names of the visible sub-folders of ``root``."""
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    """Sorted names of the visible sub-folders of ``root`` that stay inside it."""
+    return subfolders(root)[0]
 
 
 def split_folders(root: Path) -> tuple[Path, Path] | None:
@@ -80,12 +72,10 @@ def check_files(paths: Sequence[Path], record: Path | None = None) -> list[Probl
     reasons = [fresh[i] if i in fresh else known[str(p)][2] for i, p in enumerate(paths)]
     if record is not None and todo:
         results = {str(p): [*stamp, r] for p, stamp, r in zip(paths, stamps, reasons) if stamp is not None}
+        text = json.dumps({"version": RECORD_VERSION, "files": results})
         try:
-            record.parent.mkdir(parents=True, exist_ok=True)
-            tmp = record.with_name(f"{record.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({"version": RECORD_VERSION, "files": results}))
-            os.replace(tmp, record)
-        except OSError:
+            atomic_write(record, lambda f: f.write(text))
+        except TlfError:
             pass  # a read-only cache only costs time
     return [Problem(str(p), r) for p, r in zip(paths, reasons) if r is not None]
 
@@ -126,13 +116,16 @@ def stratified_split(labels: np.ndarray, val_split: float, seed: int) -> tuple[n
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
 
 
-def _scan(folder: Path, classes: list[str]) -> tuple[list[Path], list[int]]:
-    paths, labels = [], []
+def _scan(folder: Path, classes: list[str]) -> tuple[list[Path], list[int], list[Problem]]:
+    """Each class folder's images (:func:`tlf.data.walk.walk_images`: links followed only inside
+    that class folder, so no image gets another class's label), and what the walks skipped."""
+    paths, labels, problems = [], [], subfolders(folder)[1]
     for label, name in enumerate(classes):
-        found = list_images(folder / name)
+        found, skipped = walk_images(folder / name)
         paths += found
         labels += [label] * len(found)
-    return paths, labels
+        problems += skipped
+    return paths, labels, problems
 
 
 def _drop_unreadable(paths: list[Path], labels: list[int], problems: list[Problem]) -> tuple[list[Path], list[int]]:
@@ -179,9 +172,9 @@ def load_folder(root: Path, request: DatasetRequest, name: str | None = None) ->
             raise TlfError(f"{train_dir.name}/ and {val_dir.name}/ in {root} have different classes: "
                            f"only in {train_dir.name}/: {only_train or 'none'}; only in {val_dir.name}/: {only_val or 'none'}",
                            hint="give both splits the same class folders")
-        train_paths, train_labels = _scan(train_dir, classes)
-        val_paths, val_labels = _scan(val_dir, classes)
-        problems = check_files(train_paths + val_paths, check_record(request, root))
+        train_paths, train_labels, skipped = _scan(train_dir, classes)
+        val_paths, val_labels, val_skipped = _scan(val_dir, classes)
+        problems = skipped + val_skipped + check_files(train_paths + val_paths, check_record(request, root))
         train_paths, train_labels = _drop_unreadable(train_paths, train_labels, problems)
         val_paths, val_labels = _drop_unreadable(val_paths, val_labels, problems)
         _raise_if_strict(problems, request)
@@ -191,8 +184,8 @@ def load_folder(root: Path, request: DatasetRequest, name: str | None = None) ->
     else:
         classes = class_folders(root)
         _check_classes(root, classes)
-        paths, labels = _scan(root, classes)
-        problems = check_files(paths, check_record(request, root))
+        paths, labels, skipped = _scan(root, classes)
+        problems = skipped + check_files(paths, check_record(request, root))
         paths, labels = _drop_unreadable(paths, labels, problems)
         _raise_if_strict(problems, request)
         _require_images(root, classes, labels)

@@ -21,12 +21,8 @@ def _normalised(weights: np.ndarray, counts: np.ndarray) -> np.ndarray:
 
 
 def _from_file(path: Path, classes: list[str]) -> np.ndarray:
-    import yaml
-    try:
-        data = yaml.safe_load(path.read_text())  # YAML reads JSON too
-    except (OSError, yaml.YAMLError) as exc:
-        raise TlfError(f"cannot read class weights {path}: {exc}",
-                       hint="write a mapping 'class: weight' (YAML or JSON) or a list, one weight per class") from None
+    from ..config_files import read_structured
+    data = read_structured(path, "class weights", "write a mapping 'class: weight' (YAML or JSON) or a list, one weight per class")
     if isinstance(data, list):
         if len(data) != len(classes):
             raise TlfError(f"class weights {path} has {len(data)} weight(s) for {len(classes)} classes",

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..safe_files import new_temp
 from .onnx_prefix import OnnxPrefix, cached_path, open_session, prune
 
 # relative L2 error of the features: the error must stay below the features' own size. It catches a
@@ -65,7 +66,7 @@ def int8_prefix(fp32: OnnxPrefix, calibration: torch.Tensor, sample: torch.Tenso
         note = f"quantized again (the cached file failed: {figures})"
     else:
         note = f"quantized once, calibrated on {len(calibration)} training images"
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = new_temp(path)  # created exclusively, unpredictable name (tlf.safe_files)
     try:
         inputs = np.ascontiguousarray(calibration.permute(0, 2, 3, 1).numpy())
         write_qdq(fp32.path, tmp, fp32.input_name, inputs)

@@ -21,6 +21,7 @@ from torch import nn
 
 from ..paths import cache_dir
 from ..preprocessing import affine
+from ..safe_files import new_temp
 
 # parity gate: max |feature diff| <= TOLERANCE x max(1, max |torch feature|), as tlf export's fp32 gate
 TOLERANCE = 1e-4
@@ -69,7 +70,7 @@ def export(prefix: nn.Module, example: torch.Tensor, path: Path) -> None:
     from ..export.onnx_export import _export
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = new_temp(path)  # created exclusively, unpredictable name (tlf.safe_files)
     try:
         errors = []
         for exporter in ("torchscript", "dynamo"):  # TorchScript exports a conv prefix several times faster

@@ -29,7 +29,7 @@ class Reporter:
     def info(self, message: str) -> None:
         """``message`` (rich markup), unless quiet."""
         if not self.quiet:
-            self.console.print(message, highlight=False, soft_wrap=True)
+            messages.print_markup(self.console, message)
 
     def warn(self, message: str) -> None:
         """``Warning: message`` (plain text), even when quiet."""
@@ -44,7 +44,7 @@ class Reporter:
             return
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                    TimeRemainingColumn)
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        columns = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.fields[rate]:>8.0f} img/s"), TimeElapsedColumn(), TimeRemainingColumn())
         with Progress(*columns, console=self.console, transient=True) as progress:
             task = progress.add_task(description, total=total, rate=0.0)

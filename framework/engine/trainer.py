@@ -16,7 +16,7 @@ from .. import __version__
 from ..config import RunConfig
 from ..errors import TlfError
 from ..pluginmanager import get_plugin_manager
-from ..rundir import PREPROCESSING_FILE, RESUME_KEYS, RunDirWriter, load_checkpoint, read_run_config
+from ..rundir import PREPROCESSING_FILE, RESUME_KEYS, RunDirWriter, load_checkpoint, load_model_state, read_run_config
 from ..tracking import STEP_EVERY, LoggerRequest, Loggers, check_loggers
 from . import distributed as ddp
 from .placement import Placement, place
@@ -210,7 +210,7 @@ class Trainer:
         state = load_checkpoint(resume_dir, "last", map_location=str(self.device), needs=RESUME_KEYS)
         for epoch in range(state["epoch"] + 1):
             self.policy.on_epoch_start(self.model, epoch, self.optimizer)
-        self.model.load_state_dict(state["model"])
+        load_model_state(self.model, state, Path(resume_dir) / "last.pt", list(self.parts.splits.classes))
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
         if self.ema is not None:

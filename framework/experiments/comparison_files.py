@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from ..rundir import atomic_write
+from ..safe_files import atomic_write
 from .comparison_plots import plot_comparison
 from .results import Comparison, find_run_dirs, load_results
 

@@ -23,6 +23,7 @@ from .._version import __version__
 from ..errors import TlfError
 from ..preprocessing import Preprocessing, affine
 from ..runtime import REQUIRED_KEYS, encode_metadata, softmax
+from ..safe_files import publish, remove_stale_temps, scratch_file
 
 EXPORTERS = ("auto", "dynamo", "torchscript")
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
@@ -306,26 +307,15 @@ def _write_first_passing(net: nn.Module, example: torch.Tensor, path: Path, expo
     """Try the exporters ``exporter`` stands for, in order, on a temporary file; the first that
     passes is renamed to ``path``. Every attempt, and (its model, its parity) or None."""
     attempts: list[Attempt] = []
-    with _scratch_file(path) as tmp:
+    remove_stale_temps(path.parent)  # left beside earlier exports by killed processes
+    with scratch_file(path) as tmp:
         for name in ["dynamo", "torchscript"] if exporter == "auto" else [exporter]:
             attempt, proto, parity = _attempt(net, example, tmp, name, opset, fp16, meta, gate)
             attempts.append(attempt)
             if attempt.ok:
-                os.replace(tmp, path)
+                publish(tmp, path)
                 return attempts, (proto, parity)
     return attempts, None
-
-
-@contextlib.contextmanager
-def _scratch_file(path: Path) -> Iterator[Path]:
-    """A temporary name beside ``path`` (the final file appears whole, by rename), removed after."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        yield tmp
-    finally:
-        tmp.unlink(missing_ok=True)
-        Path(f"{tmp}.data").unlink(missing_ok=True)
 
 
 def _attempt(net: nn.Module, example: torch.Tensor, tmp: Path, exporter: str, opset: int | None, fp16: bool,

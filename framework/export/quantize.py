@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from ..errors import TlfError
 from ..runtime import decode_metadata
+from ..safe_files import publish, scratch_file
 from ..preprocessing import normalize
 from .onnx_export import run_batches, session
 
@@ -63,8 +63,7 @@ def write_qdq(fp32_path: Path, out_path: Path, input_name: str, inputs: np.ndarr
               per_channel: bool = True) -> None:
     """Write a QDQ int8 copy of the ONNX file ``fp32_path`` (weights and activations int8, MinMax
     calibration on ``inputs``, the model's own input arrays)."""
-    tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.pre.onnx")
-    try:
+    with scratch_file(out_path) as tmp:
         try:
             quant_pre_process(str(fp32_path), str(tmp), skip_symbolic_shape=False)
             source = tmp
@@ -73,8 +72,6 @@ def write_qdq(fp32_path: Path, out_path: Path, input_name: str, inputs: np.ndarr
         quantize_static(str(source), str(out_path), ImageReader(input_name, inputs),
                         quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                         per_channel=per_channel, calibrate_method=CalibrationMethod.MinMax)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def quantize_int8(fp32_path: str | Path, out_path: str | Path, *, calibration_images: np.ndarray,
@@ -98,12 +95,14 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, *, calibration_im
                        hint="export without --fp16 first")
     sess32 = session(fp32_path)
     input_name = sess32.get_inputs()[0].name
-    write_qdq(fp32_path, out_path, input_name, model_inputs(meta, calibration_images), per_channel=per_channel)
-    # quantize_static keeps metadata_props; make sure, and mark the precision
-    proto = onnx.load(str(out_path))
-    onnx.helper.set_model_props(proto, {**{p.key: p.value for p in proto.metadata_props}, **fp32_props,
-                                        "tlf.precision": json.dumps("int8")})
-    onnx.save(proto, str(out_path))
+    with scratch_file(out_path) as tmp:  # the int8 file appears whole, by rename
+        write_qdq(fp32_path, tmp, input_name, model_inputs(meta, calibration_images), per_channel=per_channel)
+        # quantize_static keeps metadata_props; make sure, and mark the precision
+        proto = onnx.load(str(tmp))
+        onnx.helper.set_model_props(proto, {**{p.key: p.value for p in proto.metadata_props}, **fp32_props,
+                                            "tlf.precision": json.dumps("int8")})
+        onnx.save(proto, str(tmp))
+        publish(tmp, out_path)
 
     labels = np.asarray(eval_labels)
     inputs = model_inputs(meta, eval_images)

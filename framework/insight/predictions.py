@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..rundir import atomic_write
+from ..safe_files import atomic_write
 
 
 @dataclass

@@ -11,7 +11,8 @@ from typing import Any
 from .. import __version__
 from ..errors import TlfError
 from ..registry import get_registry
-from ..rundir import atomic_write, read_json, read_run_config
+from ..rundir import read_json, read_run_config
+from ..safe_files import atomic_write
 from ..tuning.results import format_value, local_run_dir
 from ..plots.png import data_uri
 from . import templates

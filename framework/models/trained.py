@@ -8,7 +8,7 @@ from typing import Any
 from ..config import RunConfig
 from ..errors import TlfError
 from ..preprocessing import Preprocessing
-from ..rundir import PREPROCESSING_FILE, load_checkpoint, read_json, read_run_config
+from ..rundir import PREPROCESSING_FILE, load_checkpoint, load_model_state, read_json, read_run_config
 from .classifier import build_model
 
 
@@ -34,7 +34,7 @@ def load_run(run_dir: str | Path, which: str = "best") -> TrainedModel:
     classes = list(state["classes"])
     model = build_model(config.backbone, len(classes), pretrained=False, head=config.head,
                         dropout=config.dropout, image_size=config.image_size)
-    model.load_state_dict(state["model"])
+    load_model_state(model, state, run_dir / f"{which}.pt")
     model.eval()
     summary_path = run_dir / "summary.json"
     summary = read_json(summary_path) if summary_path.is_file() else {}

@@ -6,7 +6,7 @@ import io
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..rundir import atomic_write
+from ..safe_files import atomic_write
 
 JPEG_QUALITY = 85  # data_uri's re-encoded photos
 

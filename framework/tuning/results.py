@@ -14,7 +14,8 @@ from typing import Any
 
 from ..errors import TlfError
 from ..plots.png import pyplot, save_figure
-from ..rundir import atomic_write, read_json, read_run_config
+from ..rundir import read_json, read_run_config
+from ..safe_files import atomic_write
 from .storage import open_storage, require_optuna
 
 RESULT_FILE = "tune.json"

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tlf.safe_files import atomic_write
 from tlf.tracking import Logger, LoggerRequest, run_files
 
 RUN_FILE = "mlflow.json"
@@ -57,7 +58,8 @@ class MlflowLogger(Logger):
         tags["tlf.run_dir"] = str(request.run_dir.resolve())
         run = self.client.create_run(experiment, run_name=request.run_dir.name, tags=tags)
         self.run_id = run.info.run_id
-        record.write_text(json.dumps({"tracking_uri": self.uri, "run_id": self.run_id}) + "\n")
+        text = json.dumps({"tracking_uri": self.uri, "run_id": self.run_id}) + "\n"
+        atomic_write(record, lambda f: f.write(text))
         from mlflow.entities import Param
         params = [Param(key, str(value)) for key, value in config.items()]
         for start in range(0, len(params), 100):  # MLflow takes at most 100 params per batch

@@ -18,7 +18,7 @@ import numbers
 import os
 from typing import Any
 
-from tlf.rundir import atomic_write
+from tlf.safe_files import atomic_write
 from tlf.tracking import Logger, LoggerRequest, run_files
 
 RUN_FILE = "wandb.json"

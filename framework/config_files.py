@@ -1,0 +1,65 @@
+"""Reading the YAML and JSON files a user hands tlf (``--config``, a run's ``config.yaml``,
+``--class-weights``), bounded: nothing in such a file can make tlf parse for minutes, expand
+without end or fail with a traceback.
+
+- at most ``MAX_BYTES`` (a settings file is a few hundred bytes; 300 MB took minutes to parse);
+- UTF-8 text (a byte-order mark is allowed): latin-1 or UTF-16 is one line saying so;
+- no YAML aliases (``*name``): "billion laughs" nests aliases of aliases into an exponential
+  structure that ``MemoryError``-ed when used; settings never need them;
+- nesting deeper than Python's recursion limit is one line, not a ``RecursionError``.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import TlfError
+
+MAX_BYTES = 1 << 20  # 1 MiB
+
+
+def read_structured(path: Path, what: str, hint: str) -> Any:
+    """The content of the YAML (or, for ``.json``, JSON) file ``path``; ``what`` names the file
+    in errors ("config file", "class weights"), ``hint`` says how to fix its content."""
+    path = Path(path)
+    text = _read_text(path, what)
+    try:
+        if path.suffix == ".json":
+            return json.loads(text)
+        return yaml.load(text, Loader=_NoAliases)  # noqa: S506 - a SafeLoader without aliases
+    except RecursionError:
+        raise TlfError(f"cannot parse {what} {path}: it is nested too deeply", hint=hint) from None
+    except Exception as exc:  # yaml.YAMLError, json.JSONDecodeError, ValueError
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        kind = "JSON" if path.suffix == ".json" else "YAML"
+        raise TlfError(f"{what} {path} is not valid {kind}: {first}", hint=hint) from None
+
+
+def _read_text(path: Path, what: str) -> str:
+    try:
+        with open(path, "rb") as file:
+            data = file.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise TlfError(f"cannot read {what} {path}: {exc.strerror or exc}", hint="check the path and its permissions") from None
+    if len(data) > MAX_BYTES:
+        raise TlfError(f"{what} {path} is larger than {MAX_BYTES // 1024} KiB; a settings file is a few lines",
+                       hint="pass the right file (settings as 'name: value' lines)")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise TlfError(f"{what} {path} is not UTF-8 text (byte 0x{data[exc.start]:02x} at position {exc.start})",
+                       hint="save it as UTF-8 (most editors: 'Save with encoding')") from None
+
+
+class _NoAliases(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing aliases."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.YAMLError(f"alias *{event.anchor} at line {event.start_mark.line + 1}: "
+                                 "tlf does not read YAML aliases (anchors) in settings files")
+        return super().compose_node(parent, index)
