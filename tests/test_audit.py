@@ -14,7 +14,8 @@ from PIL import Image
 
 import tlf
 from helpers_models import single_thread  # noqa: F401 (autouse: one torch thread)
-from tlf.audit.duplicates import similar_pairs
+from tlf.audit.confirm import KeypointMatches, PerceptualHashes
+from tlf.audit.duplicates import CANDIDATE_PHASH, MATCHES, similar_pairs
 from tlf.audit.labels import confident_issues
 from tlf.cli import cli
 from tlf.data.edits import apply_edits
@@ -22,17 +23,18 @@ from tlf.engine.feature_store import FeatureStore
 from tlf.data.dataset import FileImageSet, Splits
 from tlf.errors import TlfError
 
-FAST = dict(backbone="efficientnet_lite0", image_size=32, batch_size=16, workers=0, device="cpu",
+FAST = dict(backbone="efficientnet_lite0", image_size=64, batch_size=16, workers=0, device="cpu",
             frozen_engine="torch")
-FLAGS = ["--image-size", "32", "--batch-size", "16", "--workers", "0", "--device", "cpu", "--frozen-engine", "torch"]
-COLOURS = {"red": (200, 40, 40), "green": (40, 180, 60), "blue": (40, 60, 200)}
+FLAGS = ["--image-size", "64", "--batch-size", "16", "--workers", "0", "--device", "cpu", "--frozen-engine", "torch"]
+COLOURS = {"red": (190, 60, 50), "green": (90, 170, 70), "blue": (70, 90, 190)}
 
 
-def pattern(rng: np.random.Generator, rgb: tuple[int, int, int], size: int = 48) -> np.ndarray:
-    """A class colour under a smooth random pattern: distinct images whose copies survive a resize."""
-    coarse = rng.integers(-70, 70, size=(4, 4, 3)).astype(np.float32)
-    smooth = np.asarray(Image.fromarray(np.uint8(coarse + 128)).resize((size, size), Image.BILINEAR), np.float32) - 128
-    return np.clip(np.array(rgb) + smooth, 0, 255).astype(np.uint8)
+def pattern(rng: np.random.Generator, rgb: tuple[int, int, int], size: int = 96) -> np.ndarray:
+    """A class colour under a smooth random brightness pattern: distinct images of one hue whose
+    copies survive a resize."""
+    coarse = rng.integers(0, 255, size=(4, 4), dtype=np.uint8)
+    smooth = np.asarray(Image.fromarray(coarse).resize((size, size), Image.BILINEAR), np.float32)[..., None] - 128
+    return np.clip(np.array(rgb) + 0.5 * smooth, 0, 255).astype(np.uint8)
 
 
 def make_tree(root: Path, train: int = 16, val: int = 5, seed: int = 0) -> Path:
@@ -50,7 +52,7 @@ def plant(root: Path) -> dict[str, str]:
     filed as blue."""
     shutil.copyfile(root / "train/red/0.png", root / "train/red/dup.png")
     with Image.open(root / "train/blue/2.png") as image:
-        image.resize((40, 40), Image.BILINEAR).save(root / "val/blue/leak.jpg", quality=85)
+        image.resize((80, 80), Image.BILINEAR).save(root / "val/blue/leak.jpg", quality=85)
     (root / "train/green/1.png").rename(root / "train/blue/flipped.png")
     return {"dup": str(root / "train/red/dup.png"), "dup_of": str(root / "train/red/0.png"),
             "leak": str(root / "val/blue/leak.jpg"), "leak_of": str(root / "train/blue/2.png"),
@@ -226,3 +228,16 @@ def test_issues_csv_filtered_is_an_exclude_file(audited):
     edited = apply_edits(splits, str(file), None)
     assert len(edited.val) == len(splits.val) - 1 and len(edited.train) == len(splits.train)
     assert planted["leak"] not in {str(p) for p in edited.val.paths}
+
+
+def test_keypoints_confirm_a_cropped_copy_and_not_another_photo():
+    rng = np.random.default_rng(3)
+    scenes = [np.asarray(Image.fromarray(rng.integers(0, 255, (40, 60, 3), dtype=np.uint8)).resize((240, 160),
+                                                                                                Image.BICUBIC))
+              for _ in range(2)]
+    crop = np.asarray(Image.fromarray(scenes[0][12:-12, 18:-18]).resize((150, 101), Image.BILINEAR))
+    images = {"photo": scenes[0], "crop": crop, "other": scenes[1]}
+    keypoints = KeypointMatches(images.__getitem__)
+    assert keypoints.inliers("photo", "crop") >= MATCHES > keypoints.inliers("photo", "other")
+    hashes = PerceptualHashes(images.__getitem__)
+    assert hashes.distance("photo", "other") > CANDIDATE_PHASH

@@ -1,10 +1,12 @@
 """Exact and near duplicates, within a split and across training and validation (leaks).
 
-Exact: equal decoded pixels (:func:`tlf.engine.feature_store.pixel_hashes`). Near: pairs whose
-embeddings' cosine similarity is at least ``cosine`` among each image's nearest
-:data:`NEIGHBOURS`, found with block-wise matrix products (memory: a block of rows times all
-images, never all pairs), then confirmed by the images' perceptual hashes (imagehash's pHash:
-a resized, re-encoded, slightly cropped or recoloured copy keeps most of its 64 bits).
+Exact: equal decoded pixels (:func:`tlf.engine.feature_store.pixel_hashes`). Near: each
+image's nearest :data:`NEIGHBOURS` by cosine similarity of the embeddings, at ``cosine`` or
+more, found with block-wise matrix products (memory: a block of rows times all images, never
+all pairs), then confirmed by the pixels (:mod:`tlf.audit.confirm`): perceptual hashes at most
+``phash`` bits apart, or, for a pair whose hashes are at most :data:`CANDIDATE_PHASH` bits
+apart (a cropped copy), at least :data:`MATCHES` keypoint matches that one similarity
+transform explains. The defaults were chosen on the flowers benchmark (docs/results.md).
 """
 from __future__ import annotations
 
@@ -14,13 +16,15 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from .defaults import COSINE, PHASH
+from .confirm import KeypointMatches, PerceptualHashes
 from .embeddings import Embeddings
 from .findings import Finding
 
 NEIGHBOURS = 10  # nearest images considered per image: bounds the pairs by 10 N
 BLOCK_BYTES = 256 << 20  # one block of similarities
-DEFAULT_COSINE = 0.90  # candidates: cosine similarity of the pooled features at least this
-DEFAULT_PHASH = 14  # confirmed: perceptual hashes at most this many of 64 bits apart
+CANDIDATE_PHASH = 24  # further apart (random photos: 32 +- 4): not a copy, no keypoint check
+MATCHES = 20  # confirmed: keypoint matches one similarity transform explains
 
 
 @dataclass(frozen=True)
@@ -56,25 +60,6 @@ def similar_pairs(features: np.ndarray, cosine: float, neighbours: int = NEIGHBO
                     yield *pair, s
 
 
-class _Hashes:
-    """Perceptual hashes, computed on first use."""
-
-    def __init__(self, data: Embeddings) -> None:
-        self.data = data
-        self.known: dict[Image, object] = {}
-
-    def distance(self, a: Image, b: Image) -> int:
-        return int(self[a] - self[b])
-
-    def __getitem__(self, image: Image):
-        if image not in self.known:
-            import imagehash
-            from PIL import Image as PILImage
-            pixels = np.asarray(self.data.images(image.split).load(image.index))
-            self.known[image] = imagehash.phash(PILImage.fromarray(pixels))
-        return self.known[image]
-
-
 def _pair(data: Embeddings, a: Image, b: Image, score: float, detail: str) -> Finding:
     """The finding for copies ``a`` and ``b``: ``path`` is the one to leave out (the validation
     copy of a leak, the later copy of a duplicate)."""
@@ -96,20 +81,35 @@ def exact_pairs(hashes: np.ndarray, rows: list[Image]) -> Iterator[tuple[Image, 
             first[h] = image
 
 
-def find_duplicates(data: Embeddings, hashes: np.ndarray, cosine: float = DEFAULT_COSINE,
-                    phash: int = DEFAULT_PHASH) -> tuple[list[Finding], int]:
+def _confirm(perceptual: PerceptualHashes, keypoints: KeypointMatches, a: Image, b: Image, phash: int) -> str | None:
+    """Why ``a`` and ``b`` are copies of one photo, or None when their pixels say they are not."""
+    distance = perceptual.distance(a, b)
+    if distance <= phash:
+        return f"perceptual hashes {distance} bits apart"
+    if distance > CANDIDATE_PHASH:
+        return None
+    matches = keypoints.inliers(a, b)
+    return f"{matches} matching keypoints (perceptual hashes {distance} bits apart)" if matches >= MATCHES else None
+
+
+def find_duplicates(data: Embeddings, hashes: np.ndarray, cosine: float = COSINE,
+                    phash: int = PHASH) -> tuple[list[Finding], int]:
     """Exact and confirmed near duplicate pairs (``hashes``: the rows' pixel hashes, training
-    rows first), and how many near candidates the perceptual hash turned down."""
+    rows first), and how many similar pairs the pixel checks turned down."""
     rows = _rows(data)
     found = [_pair(data, a, b, 1.0, "same decoded pixels") for a, b in exact_pairs(hashes, rows)]
-    perceptual = _Hashes(data)
+
+    def load(image: Image) -> np.ndarray:
+        return np.asarray(data.images(image.split).load(image.index))
+
+    perceptual, keypoints = PerceptualHashes(load), KeypointMatches(load)
     rejected = 0
     for i, j, s in similar_pairs(np.concatenate([data.train, data.val]), cosine):
         if bytes(hashes[i]) == bytes(hashes[j]):
             continue  # an exact pair, reported above
-        distance = perceptual.distance(rows[i], rows[j])
-        if distance > phash:
+        why = _confirm(perceptual, keypoints, rows[i], rows[j], phash)
+        if why is None:
             rejected += 1
             continue
-        found.append(_pair(data, rows[i], rows[j], s, f"cosine {s:.3f}, perceptual hashes {distance} bits apart"))
+        found.append(_pair(data, rows[i], rows[j], s, f"cosine {s:.3f}, {why}"))
     return found, rejected

@@ -19,9 +19,8 @@ import numpy as np
 
 from .. import messages
 from ..config import RunConfig
-from .duplicates import DEFAULT_COSINE, DEFAULT_PHASH
+from .defaults import COSINE, FOLDS, PHASH
 from .findings import COLUMNS, KINDS, Finding, ordered
-from .labels import FOLDS
 
 
 @dataclass
@@ -52,8 +51,8 @@ def _find_all(data, cosine: float, phash: int, folds: int, timings: dict) -> tup
     timings["checks"] = round(time.perf_counter() - start, 2)
     notes = [note] if note else []
     if rejected:
-        notes.append(f"{rejected} similar pair(s) whose perceptual hashes differ by more than {phash} bits were not "
-                     f"reported as copies")
+        notes.append(f"{rejected} pair(s) of similar embeddings whose pixels differ (perceptual hashes, keypoints) "
+                     f"were not reported as copies")
     return ordered(pairs + labels + others), notes
 
 
@@ -92,7 +91,7 @@ def _write(data, findings: list[Finding], summary: dict, out: str, name: str | N
 
 
 def audit(config: RunConfig | None = None, *, out: str = "runs", name: str | None = None, quiet: bool = False,
-          cosine: float = DEFAULT_COSINE, phash: int = DEFAULT_PHASH, folds: int = FOLDS, **settings: Any) -> AuditResult:
+          cosine: float = COSINE, phash: int = PHASH, folds: int = FOLDS, **settings: Any) -> AuditResult:
     """Audit the dataset of ``config`` (run settings; keyword ``settings`` override them: ``dataset``,
     ``backbone``, ``data_dir``, ...) embedded by its backbone; returns the folder written.
 

@@ -5,6 +5,7 @@ import json
 
 import click
 
+from ..audit.defaults import COSINE, FOLDS, PHASH
 from .options import settings
 
 AUDIT_SETTINGS = ("dataset", "backbone", "image_size", "batch_size", "seed", "device", "precision", "channels_last",
@@ -18,13 +19,14 @@ AUDIT_SETTINGS = ("dataset", "backbone", "image_size", "batch_size", "seed", "de
 @click.option("--out", type=click.Path(file_okay=False), default="runs", show_default=True,
               help="Folder for the audit folder.")
 @click.option("--name", help="Audit folder name (default: dataset-backbone-audit-timestamp).")
-@click.option("--cosine", type=float, help="Near copies: least cosine similarity of the embeddings (default 0.90).")
-@click.option("--phash", type=int, help="Near copies: most perceptual-hash bits apart, of 64 (default 14).")
-@click.option("--folds", type=int, help="Cross-validation folds of the label check (default 5).")
+@click.option("--cosine", type=float, default=COSINE, show_default=True,
+              help="Near copies: least cosine similarity of two images' embeddings to compare their pixels.")
+@click.option("--phash", type=int, default=PHASH, show_default=True,
+              help="Near copies: most perceptual-hash bits (of 64) apart to be a copy without a keypoint check.")
+@click.option("--folds", type=int, default=FOLDS, show_default=True, help="Cross-validation folds of the label check.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output; only the final lines.")
 @click.option("--json", "as_json", is_flag=True, help="Print audit.json's summary as one JSON object on stdout.")
-def audit(dataset_name: str | None, out: str, name: str | None, cosine: float | None, phash: int | None,
-          folds: int | None, quiet: bool, as_json: bool, **flags) -> None:
+def audit(dataset_name: str | None, out: str, name: str | None, cosine: float, phash: int, folds: int, quiet: bool, as_json: bool, **flags) -> None:
     """Audit a dataset: label errors, duplicates, train/validation leaks, outliers, odd images.
 
     \b
@@ -42,8 +44,8 @@ def audit(dataset_name: str | None, out: str, name: str | None, cosine: float | 
     if dataset_name and flags.get("dataset") and flags["dataset"] != dataset_name:
         raise TlfError(f"two datasets given: {dataset_name} and --dataset {flags['dataset']}", hint="give one")
     flags["dataset"] = dataset_name or flags.get("dataset")
-    tuning = {k: v for k, v in (("cosine", cosine), ("phash", phash), ("folds", folds)) if v is not None}
-    result = run_audit(out=out, name=name, quiet=quiet, **tuning, **{k: v for k, v in flags.items() if v is not None})
+    result = run_audit(out=out, name=name, quiet=quiet, cosine=cosine, phash=phash, folds=folds,
+                       **{k: v for k, v in flags.items() if v is not None})
     if as_json:
         click.echo(json.dumps(result.summary))
         return
