@@ -116,15 +116,17 @@ def score_pairs(found: list[dict], planted: dict[str, str], before: set[frozense
             "precision": hits / max(1, len(new)), "false_fraction": len(new - truth) / max(1, len(got))}
 
 
-def score_labels(rows: list[dict], flips: dict[str, str]) -> dict:
-    labelled = sorted((r for r in rows if r["kind"] == "label"), key=lambda r: -float(r["score"]))
-    top = {r["path"] for r in labelled[:2 * len(flips)]}
-    flagged = {r["path"] for r in labelled}
-    hits = len(set(flips) & flagged)
-    suggested = sum(r["suggested"] == flips[r["path"]] for r in labelled if r["path"] in flips)
+def score_labels(rows: list[dict], directory: Path, flips: dict[str, str]) -> dict:
+    """The flips among the audit's top 2x-as-many by label-issue score (label_scores.csv ranks every
+    image), and precision/recall of the images it flags (issues.csv's label rows)."""
+    with open(directory / "label_scores.csv", newline="") as f:
+        ranked = list(csv.DictReader(f))
+    top = {r["path"] for r in ranked[:2 * len(flips)]}
+    flagged = {r["path"]: r for r in rows if r["kind"] == "label"}
+    hits = len(set(flips) & set(flagged))
     return {"flipped": len(flips), "in_top_2x": len(set(flips) & top), "recall_top_2x": len(set(flips) & top) / len(flips),
             "flagged": len(flagged), "recall_flagged": hits / len(flips), "precision_flagged": hits / max(1, len(flagged)),
-            "suggested_true_label": suggested}
+            "flagged_suggesting_the_true_label": sum(flagged[p]["suggested"] == c for p, c in flips.items() if p in flagged)}
 
 
 def cleaning_list(rows: list[dict], path: Path) -> int:
@@ -179,7 +181,7 @@ def main() -> None:
                                         pairs_of(pair_rows(before, True, False)), clean, corrupted),
         "leaks": score_pairs(pair_rows(rows, None, True), planted["leaks"], pairs_of(pair_rows(before, None, True)),
                              clean, corrupted),
-        "labels": score_labels(rows, planted["flips"]),
+        "labels": score_labels(rows, directory, planted["flips"]),
         "audit_seconds": {"first": round(seconds, 1), "load": during, "again": round(seconds_again, 1),
                           "load_again": during_again, "clean_copy": round(seconds_clean, 1)},
         "audit_summary": json.loads((directory / "audit.json").read_text())["counts"],

@@ -79,7 +79,7 @@ def audited(tmp_path_factory):
 
 
 def test_planted_duplicate_leak_and_flip_are_found(audited):
-    planted, summary, rows, _ = audited
+    planted, summary, rows, directory = audited
     exact = [r for r in rows if r["kind"] == "duplicate" and r["detail"] == "same decoded pixels"]
     assert [(r["path"], r["other_path"]) for r in exact] == [(planted["dup"], planted["dup_of"])]
     leaks = [(r["path"], r["other_path"], r["split"], r["other_split"]) for r in rows if r["kind"] == "leak"]
@@ -87,6 +87,9 @@ def test_planted_duplicate_leak_and_flip_are_found(audited):
     labels = [r for r in rows if r["kind"] == "label"]
     assert labels[0]["path"] == planted["flipped"] and labels[0]["label"] == "blue" and labels[0]["suggested"] == "green"
     assert summary["counts"]["duplicate"] == 1 and summary["counts"]["leak"] == 1
+    with open(directory / "label_scores.csv", newline="") as f:
+        ranked = list(csv.DictReader(f))
+    assert len(ranked) == summary["images"] and ranked[0]["path"] == planted["flipped"] and ranked[0]["flagged"] == "True"
 
 
 def test_issues_csv_columns_and_order(audited):

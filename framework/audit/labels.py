@@ -92,23 +92,28 @@ def confident_issues(probabilities: np.ndarray, labels: np.ndarray) -> tuple[np.
     return issue, suggested, 1.0 - probabilities[np.arange(n), labels]
 
 
-def label_findings(data, folds: int = FOLDS) -> tuple[list, str]:
+def label_findings(data, folds: int = FOLDS) -> tuple[list, list[dict], str]:
     """The label issues of ``data`` (:class:`tlf.audit.embeddings.Embeddings`), training and
-    validation images together, and a note when some could not be checked."""
+    validation images together; every checked image ranked by its score (label_scores.csv:
+    ``flagged`` marks the issues); and a note when some could not be checked."""
     from .findings import Finding
     classes = data.splits.classes
     if len(classes) < 2:
-        return [], "label issues need two classes or more: not checked"
+        return [], [], "label issues need two classes or more: not checked"
     labels = np.concatenate([data.labels("train"), data.labels("val")])
     counts = np.bincount(labels, minlength=len(classes))
     probabilities = out_of_sample_probabilities(np.concatenate([data.train, data.val]), labels, len(classes), folds,
                                                 data.plan.seed)
     issue, suggested, score = confident_issues(probabilities, labels)
     rows = [("train", i) for i in range(len(data.train))] + [("val", i) for i in range(len(data.val))]
-    found = [Finding("label", data.images(split).key(i), score=round(float(score[r]), 6), label=classes[labels[r]],
-                     suggested=classes[suggested[r]], split=split,
-                     detail=f"p({classes[labels[r]]}) {probabilities[r, labels[r]]:.3f}, "
-                            f"p({classes[suggested[r]]}) {probabilities[r, suggested[r]]:.3f}")
-             for r, (split, i) in enumerate(rows) if issue[r] and counts[labels[r]] > 1]
+    ranked = sorted(({"path": data.images(split).key(i), "split": split, "label": classes[labels[r]],
+                      "suggested": classes[suggested[r]], "score": round(float(score[r]), 6),
+                      "p_label": round(float(probabilities[r, labels[r]]), 6),
+                      "p_suggested": round(float(probabilities[r, suggested[r]]), 6), "flagged": bool(issue[r])}
+                     for r, (split, i) in enumerate(rows) if counts[labels[r]] > 1), key=lambda row: -row["score"])
+    found = [Finding("label", row["path"], score=row["score"], label=row["label"], suggested=row["suggested"],
+                     split=row["split"], detail=f"p({row['label']}) {row['p_label']:.3f}, "
+                                                f"p({row['suggested']}) {row['p_suggested']:.3f}")
+             for row in ranked if row["flagged"]]
     lonely = [classes[c] for c in range(len(classes)) if counts[c] == 1]
-    return found, f"classes of one image, not checked: {', '.join(lonely)}" if lonely else ""
+    return found, ranked, f"classes of one image, not checked: {', '.join(lonely)}" if lonely else ""

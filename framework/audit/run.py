@@ -3,7 +3,8 @@
 The folder (``<out>/<dataset>-<backbone>-audit-<UTC timestamp>``, made as a run directory is)
 holds ``config.yaml`` (the settings the images were embedded with), ``audit.json`` (the
 summary, counts, notes and every finding), ``issues.csv`` (one row per finding, by kind then
-decreasing score) and ``audit.html``.
+decreasing score), ``label_scores.csv`` (every image by decreasing label-issue score, the
+flagged ones marked) and ``audit.html``.
 """
 from __future__ import annotations
 
@@ -30,10 +31,13 @@ class AuditResult:
     directory: Path
     summary: dict  # audit.json without the findings
     findings: list[Finding]
+    label_scores: list[dict]  # every checked image by decreasing label-issue score (label_scores.csv)
 
 
-def _find_all(data, cosine: float, phash: int, folds: int, timings: dict) -> tuple[list[Finding], list[str]]:
-    """Every finding of the embedded ``data``, and notes on what could not be checked."""
+def _find_all(data, cosine: float, phash: int, folds: int,
+              timings: dict) -> tuple[list[Finding], list[dict], list[str]]:
+    """Every finding of the embedded ``data``, every image's label-issue score, and notes on what
+    could not be checked."""
     from ..engine.feature_store import pixel_hashes
     from .checks import image_checks, imbalance, outliers
     from .duplicates import find_duplicates
@@ -44,7 +48,7 @@ def _find_all(data, cosine: float, phash: int, folds: int, timings: dict) -> tup
     pairs, rejected = find_duplicates(data, hashes, cosine, phash)
     timings["duplicates"] = round(time.perf_counter() - start, 2)
     start = time.perf_counter()
-    labels, note = label_findings(data, folds)
+    labels, scores, note = label_findings(data, folds)
     timings["labels"] = round(time.perf_counter() - start, 2)
     start = time.perf_counter()
     others = outliers(data) + image_checks(data) + imbalance(data)
@@ -53,14 +57,14 @@ def _find_all(data, cosine: float, phash: int, folds: int, timings: dict) -> tup
     if rejected:
         notes.append(f"{rejected} pair(s) of similar embeddings whose pixels differ (perceptual hashes, keypoints) "
                      f"were not reported as copies")
-    return ordered(pairs + labels + others), notes
+    return ordered(pairs + labels + others), scores, notes
 
 
-def _csv(findings: list[Finding]) -> str:
+def _csv(rows: list[dict], columns) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(f.to_dict() for f in findings)
+    writer.writerows(rows)
     return buffer.getvalue()
 
 
@@ -73,7 +77,7 @@ def _summary(data, findings: list[Finding], notes: list[str], settings: dict, ti
             "seconds": round(sum(timings.values()), 2), "timings": timings}
 
 
-def _write(data, findings: list[Finding], summary: dict, out: str, name: str | None) -> Path:
+def _write(data, findings: list[Finding], scores: list[dict], summary: dict, out: str, name: str | None) -> Path:
     import yaml
 
     from ..rundir import RunDirWriter
@@ -83,7 +87,9 @@ def _write(data, findings: list[Finding], summary: dict, out: str, name: str | N
     try:
         writer.write_json("audit.json", {**summary, "directory": str(writer.path),
                                          "findings": [f.to_dict() for f in findings]})
-        writer.write_text("issues.csv", _csv(findings))
+        writer.write_text("issues.csv", _csv([f.to_dict() for f in findings], COLUMNS))
+        if scores:
+            writer.write_text("label_scores.csv", _csv(scores, list(scores[0])))
         writer.write_text("audit.html", render(findings, data, summary, summary["notes"], str(writer.path)))
     finally:
         writer.unlock()
@@ -110,7 +116,7 @@ def audit(config: RunConfig | None = None, *, out: str = "runs", name: str | Non
     with messages.scope():
         data = embed(config, quiet)
         timings = {"embeddings": round(data.seconds, 2)}
-        findings, notes = _find_all(data, cosine, phash, folds, timings)
+        findings, scores, notes = _find_all(data, cosine, phash, folds, timings)
     summary = _summary(data, findings, notes, {"cosine": cosine, "phash": phash, "folds": folds}, timings)
-    directory = _write(data, findings, summary, out, name)
-    return AuditResult(directory, {**summary, "directory": str(directory)}, findings)
+    directory = _write(data, findings, scores, summary, out, name)
+    return AuditResult(directory, {**summary, "directory": str(directory)}, findings, scores)
