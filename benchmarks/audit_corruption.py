@@ -104,16 +104,27 @@ def pairs_of(rows: list[dict]) -> set[frozenset]:
     return {frozenset((r["path"], r["other_path"])) for r in rows}
 
 
-def score_pairs(found: list[dict], planted: dict[str, str], before: set[frozenset], clean: Path, corrupt: Path) -> dict:
-    """Recall of the planted pairs; precision over the pairs not already in the clean data."""
+def score_pairs(found: list[dict], planted: dict[str, str], before: set[frozenset], moves: dict[str, str]) -> dict:
+    """Recall of the planted pairs; precision over the pairs not already in the clean data
+    (``before``, its paths mapped to the corrupted copy's by ``moves``)."""
     truth = {frozenset(p) for p in planted.items()}
     got = pairs_of(found)
-    moved = {frozenset(str(p).replace(str(clean), str(corrupt)) for p in pair) for pair in before}
+    moved = {frozenset(moves.get(p, p) for p in pair) for pair in before}
     new = got - moved
     hits = len(truth & got)
     return {"planted": len(truth), "found": hits, "recall": hits / len(truth), "reported": len(got),
             "already_in_data": len(got & moved), "false": len(new - truth),
-            "precision": hits / max(1, len(new)), "false_fraction": len(new - truth) / max(1, len(got))}
+            "precision": hits / max(1, len(new)), "false_fraction": len(new - truth) / max(1, len(got)),
+            "missed": sorted(a for a, b in planted.items() if frozenset((a, b)) not in got),
+            "false_pairs": sorted(sorted(pair) for pair in new - truth)}
+
+
+def clean_to_corrupt(clean: Path, corrupted: Path, flips: dict[str, str]) -> dict[str, str]:
+    """Each image path of the clean copy -> the same image in the corrupted copy (flipped ones moved)."""
+    moves = {str(clean / p.relative_to(corrupted)): str(p) for p in corrupted.rglob("*") if p.is_file()}
+    for moved, original in flips.items():
+        moves[str(clean / "train" / original / Path(moved).name)] = moved
+    return moves
 
 
 def score_labels(rows: list[dict], directory: Path, flips: dict[str, str]) -> dict:
@@ -176,11 +187,12 @@ def main() -> None:
     again, seconds_again, during_again = timed_audit(corrupted, out, "audit-corrupt-again")
     clean_audit, seconds_clean, _ = timed_audit(clean, out, "audit-clean")
     rows, before = read_issues(directory), read_issues(clean_audit)
+    moves = clean_to_corrupt(clean, corrupted, planted["flips"])
     results = {
         "exact_duplicates": score_pairs(pair_rows(rows, True, False), planted["duplicates"],
-                                        pairs_of(pair_rows(before, True, False)), clean, corrupted),
+                                        pairs_of(pair_rows(before, True, False)), moves),
         "leaks": score_pairs(pair_rows(rows, None, True), planted["leaks"], pairs_of(pair_rows(before, None, True)),
-                             clean, corrupted),
+                             moves),
         "labels": score_labels(rows, directory, planted["flips"]),
         "audit_seconds": {"first": round(seconds, 1), "load": during, "again": round(seconds_again, 1),
                           "load_again": during_again, "clean_copy": round(seconds_clean, 1)},
