@@ -21,7 +21,7 @@ THUMBNAIL = 112  # px, the long side
 PAIRED = ("conflict", "leak", "duplicate")
 
 AUDIT = HEAD + """<style>figure { display: inline-block; margin: 2px 6px 2px 0; vertical-align: top; font-size: 12px; max-width: 124px; }
-figure img { display: block; } figcaption { overflow-wrap: anywhere; } td.imgs { white-space: nowrap; }</style>
+figure img { display: block; } figcaption { overflow-wrap: anywhere; white-space: normal; } td.imgs { white-space: nowrap; }</style>
 <header><h1>{{ title }}</h1><p class="muted">{{ directory }} · tlf {{ version }} · written {{ written }}</p>
 <nav>{% for kind in kinds %}<a href="#{{ kind.name }}">{{ kind.name }} ({{ kind.count }})</a>{% endfor %}</nav></header>
 <section id="summary"><h2>Summary</h2>
@@ -35,7 +35,7 @@ the first {{ kind.rows|length }} of {{ kind.count }} (issues.csv has them all){%
 <table class="findings"><tr><th>score</th><th>images</th><th>label</th><th>evidence</th></tr>
 {% for row in kind.rows %}<tr><td class="n">{{ "%.3f"|format(row.score) }}</td><td class="imgs">
 {% for figure in row.figures %}<figure>{% if figure.src %}<img alt="{{ figure.caption }}" src="{{ figure.src }}">{% endif %}<figcaption>{{ figure.caption }}</figcaption></figure>{% endfor %}</td>
-<td>{{ row.label }}{% if row.suggested %} → <b>{{ row.suggested }}</b>{% endif %}</td><td>{{ row.detail }}</td></tr>{% endfor %}
+<td>{{ row.label }}{% if row.other_label and row.other_label != row.label %} / {{ row.other_label }}{% endif %}{% if row.suggested %} → <b>{{ row.suggested }}</b>{% endif %}</td><td>{{ row.detail }}</td></tr>{% endfor %}
 </table></section>{% endfor %}
 </body></html>
 """
@@ -79,8 +79,8 @@ def _row(finding: Finding, thumbnails: Thumbnails) -> dict:
     if finding.kind == "label":
         figures += [_figure(thumbnails, p, f"a {finding.label}") for p in thumbnails.examples(finding.label)]
         figures += [_figure(thumbnails, p, f"a {finding.suggested}") for p in thumbnails.examples(finding.suggested)]
-    return {"score": finding.score, "figures": figures, "label": finding.label, "suggested": finding.suggested,
-            "detail": finding.detail}
+    return {"score": finding.score, "figures": figures, "label": finding.label, "other_label": finding.other_label,
+            "suggested": finding.suggested, "detail": finding.detail}
 
 
 def render(findings: list[Finding], data: Embeddings, summary: dict, notes: list[str], directory: str) -> str:
