@@ -35,9 +35,9 @@ def audit(dataset_name: str | None, out: str, name: str | None, cosine: float, p
     tlf train --dataset flowers --exclude leaks.csv --relabel fixes.csv
 
     One frozen pass of the backbone embeds every image (shared with 'tlf train --policy
-    transfer' through the feature store); the folder written holds audit.json, issues.csv and
-    audit.html. tlf never moves or deletes your files: act on the findings with --exclude and
-    --relabel.
+    transfer' through the feature store); the folder written holds audit.json, issues.csv,
+    label_scores.csv and audit.html. tlf never moves or deletes your files: act on the findings
+    with --exclude and --relabel.
     """
     from ..audit.run import audit as run_audit
     from ..errors import TlfError
