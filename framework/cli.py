@@ -27,6 +27,7 @@ COMMANDS = {
     "report": "tlf.commands.compare:report",
     "explain": "tlf.commands.explain:explain",
     "tune": "tlf.commands.tune:tune",
+    "audit": "tlf.commands.audit:audit",
     "serve": "tlf.commands.serve:serve",
 }
 

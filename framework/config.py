@@ -70,6 +70,8 @@ class RunConfig:
     download: bool = True
     val_split: float = 0.2
     strict: bool = False
+    exclude: str | None = None  # file of images left out of both splits (tlf.data.edits)
+    relabel: str | None = None  # file of 'path,new_label' lines (tlf.data.edits)
     patience: int | None = None  # early stopping on val accuracy
     out: str = "runs"
     name: str | None = None  # run directory name (default: dataset-backbone-policy-timestamp)

@@ -98,6 +98,12 @@ SETTINGS: dict[str, Callable] = {
     "val_split": click.option("--val-split", type=float, help="Validation fraction when the data has no split."),
     "strict": click.option("--strict/--no-strict", default=None,
                            help="Fail on unreadable images instead of skipping them."),
+    "exclude": click.option("--exclude", type=click.Path(dir_okay=False, exists=True, resolve_path=True),
+                            help="Leave out the images this file lists (one path a line, or a CSV with a path "
+                                 "column such as the audit's issues.csv); the files are not touched."),
+    "relabel": click.option("--relabel", type=click.Path(dir_okay=False, exists=True, resolve_path=True),
+                            help="Train with the labels this CSV gives ('path,new_label' lines); the files are "
+                                 "not touched."),
     "patience": click.option("--patience", type=int,
                              help="Stop when val accuracy has not improved for this many epochs."),
     "loggers": click.option("--log", "--loggers", "loggers",  # torchrun's parser takes --log for its --log-dir

@@ -139,6 +139,7 @@ class Splits:
     root: Path | None = None  # where the files are, when on disk
     problems: list[Problem] = field(default_factory=list)
     split: str = ""  # how train/val were made, in words ("folders train/ and val/", "seeded ...")
+    edits: dict = field(default_factory=dict)  # what --exclude/--relabel changed (tlf.data.edits)
 
     @property
     def num_classes(self) -> int:

@@ -12,13 +12,14 @@ from ..errors import TlfError
 from ..paths import cache_dir
 from ..preprocessing import Preprocessing
 from . import DatasetRequest, Splits, load_dataset
+from .edits import apply_edits
 
 
 def load_splits(config: RunConfig) -> Splits:
     """The splits of ``config``'s dataset, read (or downloaded) as its settings say."""
     request = DatasetRequest(cache_dir=cache_dir("datasets"), data_dir=Path(config.data_dir) if config.data_dir else None,
                              download=config.download, val_split=config.val_split, seed=config.seed, strict=config.strict)
-    return load_dataset(config.dataset, request)
+    return apply_edits(load_dataset(config.dataset, request), config.exclude, config.relabel)
 
 
 def pipeline_for(config: RunConfig, preprocessing: Preprocessing, num_classes: int,
@@ -35,7 +36,8 @@ def run_data(run: Any, dataset: str | None = None, data_dir: str | None = None) 
     and its evaluation pipeline."""
     plan = run.config
     config = dataclasses.replace(plan, dataset=dataset or plan.dataset,
-                                 data_dir=data_dir if dataset or data_dir else plan.data_dir)
+                                 data_dir=data_dir if dataset or data_dir else plan.data_dir,
+                                 exclude=None if dataset else plan.exclude, relabel=None if dataset else plan.relabel)
     splits = load_splits(config)
     if splits.classes != run.classes:
         raise TlfError(f"the classes of {config.dataset} ({', '.join(splits.classes)}) differ from the run's "

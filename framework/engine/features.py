@@ -25,6 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..errors import TlfError
+from .feature_store import stored_pass
 
 if TYPE_CHECKING:
     from ..augment import Pipeline
@@ -259,11 +260,43 @@ def cache_features(plan: CachePlan, parts: TrainingParts, config: RunConfig, pla
     validation set, on the frozen engine ``config.frozen_engine`` chooses (:func:`choose_engine`);
     None (and a note) when the training features do not fit in :func:`memory_budget`."""
     start = time.perf_counter()
+    prefix = _prefix_module(parts.model, plan.prefix)
+    store, device = placement.amp_dtype or torch.float32, placement.device
+    train_loader, val_loader = parts.train_loader, parts.val_loader
+    stored = stored_pass(prefix, _pooled(parts.model, prefix), plan.views, parts.pipeline, train_loader.dataset.images,
+                         val_loader.dataset.images, config.frozen_engine, device, store)
+    found = stored.load() if stored is not None else None
+    if found is not None:
+        train, val = (FeatureCache([torch.from_numpy(f).to(device, store)], torch.as_tensor(loader.dataset.images.labels,
+                                                                                            device=device))
+                      for f, loader in zip(found, (train_loader, val_loader)))
+        engine_name = "stored"
+        report.info("frozen engine: none, the features were stored by an earlier run or audit of these images")
+    else:
+        built = _run_frozen_pass(plan, parts, config, placement, to_input, report, prefix)
+        if built is None:
+            return None
+        train, val, engine_name = built
+        if stored is not None and val is not None:
+            stored.save(train.features[0], val.features[0])
+    remainder = Remainder(parts.model, plan.prefix)
+    cached = CachedFeatures(train, val, torch.compile(remainder) if config.compile else remainder,
+                            Remainder(ema_model, plan.prefix) if ema_model is not None else None, plan.views, engine_name)
+    report.info(f"feature cache: {plan.prefix} frozen stage(s) run once over {plan.views} view(s) of the training set "
+                f"and the validation set ({cached.nbytes / 2**20:.0f} MiB, {time.perf_counter() - start:.1f}s)")
+    return cached
+
+
+def _run_frozen_pass(plan: CachePlan, parts: TrainingParts, config: RunConfig, placement: Placement,
+                     to_input: Callable, report: Reporter,
+                     prefix: nn.Module) -> tuple[FeatureCache, FeatureCache | None, str] | None:
+    """The training and validation caches computed by ``prefix`` on the frozen engine, and that
+    engine's name; None (and a note) when the training features do not fit in memory."""
     sample, calibration = _engine_samples(parts.train_loader, config.frozen_engine)
     prep = parts.preprocessing
-    engine, note = choose_engine(config.frozen_engine, _prefix_module(parts.model, plan.prefix), to_input,
-                                 placement.amp_dtype, placement.device, sample, prep.mean, prep.std,
-                                 f"{config.backbone}-{plan.prefix}", config.channels_last, calibration)
+    engine, note = choose_engine(config.frozen_engine, prefix, to_input, placement.amp_dtype, placement.device, sample,
+                                 prep.mean, prep.std, f"{config.backbone}-{plan.prefix}", config.channels_last,
+                                 calibration)
     report.info(f"frozen engine: {note}")
     store, device = placement.amp_dtype or torch.float32, placement.device
     train_loader, val_loader = parts.train_loader, parts.val_loader
@@ -274,12 +307,12 @@ def cache_features(plan: CachePlan, parts: TrainingParts, config: RunConfig, pla
             report.info("feature cache: skipped, the frozen features do not fit in memory")
             return None
         val = FeatureCache.build(engine, [val_loader], len(val_loader.dataset), store, device, memory_budget(device), advance)
-    remainder = Remainder(parts.model, plan.prefix)
-    cached = CachedFeatures(train, val, torch.compile(remainder) if config.compile else remainder,
-                            Remainder(ema_model, plan.prefix) if ema_model is not None else None, plan.views, engine.name)
-    report.info(f"feature cache: {plan.prefix} frozen stage(s) run once over {plan.views} view(s) of the training set "
-                f"and the validation set ({cached.nbytes / 2**20:.0f} MiB, {time.perf_counter() - start:.1f}s)")
-    return cached
+    return train, val, engine.name
+
+
+def _pooled(model: nn.Module, prefix: nn.Sequential) -> bool:
+    """Whether ``prefix`` is the whole backbone and the head's global pool (one vector per image)."""
+    return len(prefix) == len(model.backbone.stage_names) + 1
 
 
 def _prefix_module(model: nn.Module, prefix: int) -> nn.Sequential:

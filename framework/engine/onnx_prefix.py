@@ -183,12 +183,12 @@ def exported_engine(wrapped: Uint8Prefix, sample: torch.Tensor, reference: torch
     return engine, figures
 
 
-def prune(folder: Path, keep: Path, budget: int | None = None) -> list[Path]:
-    """Delete the least recently used ``*.onnx`` files of ``folder`` until the rest fit in
+def prune(folder: Path, keep: Path, budget: int | None = None, pattern: str = "*.onnx") -> list[Path]:
+    """Delete the least recently used ``pattern`` files of ``folder`` until the rest fit in
     ``budget`` bytes (default :data:`CACHE_BYTES`); ``keep`` always stays. The deleted paths."""
     budget = CACHE_BYTES if budget is None else budget
     files = []
-    for path in folder.glob("*.onnx"):
+    for path in folder.glob(pattern):
         try:
             stat = path.stat()
         except OSError:  # deleted by another run meanwhile
