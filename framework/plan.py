@@ -38,6 +38,16 @@ def canonical_augment(text: str) -> str:
     return "+".join(canonical_name("augmentations", part) for part in parse_parts(text))
 
 
+def canonical_callbacks(texts: tuple[str, ...]) -> tuple[str, ...]:
+    """Each ``--callback NAME[:ARG]`` under its registered name, its argument parsed now, so an
+    unknown name or a bad argument is a one-line error before any work."""
+    registry = get_registry()
+    for text in texts:
+        spec, argument = registry.resolve("callbacks", text)
+        spec.argument_value(argument)
+    return tuple(canonical_name("callbacks", text) for text in texts)
+
+
 def default_workers(device: str) -> int:
     """DataLoader workers for ``--device`` (auto: CUDA when available): all CPUs up to 16 for a GPU,
     up to 4 leaving one free on the CPU."""
@@ -63,6 +73,8 @@ def resolve(config: RunConfig) -> RunConfig:
         backbone=canonical_name("backbones", config.backbone),
         policy=policy.name,
         augment=augment if augment == "none" else canonical_augment(augment),
+        task=canonical_name("tasks", config.task),
+        callbacks=canonical_callbacks(config.callbacks),
         lr=config.lr or float(policy.defaults["lr"]),
         workers=default_workers(config.device) if config.workers is None else config.workers,
     )

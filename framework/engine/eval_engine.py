@@ -33,8 +33,6 @@ def evaluation_logits(setting: str, model: nn.Module, loader: Iterable, to_input
                       label: str) -> tuple[torch.Tensor, torch.Tensor, str]:
     """Float logits and labels (CPU) of every batch of ``loader`` (uint8 images), and a note on
     the engine that computed them; ``label`` names the cached export."""
-    from .trainer import predict_logits
-
     on_cpu, fp32 = placement.device.type == "cpu", placement.amp_dtype is None
     if setting == "onnxruntime" and not (on_cpu and fp32):
         raise TlfError(f"--engine onnxruntime runs on the CPU at fp32, but this evaluation is on "
@@ -54,6 +52,21 @@ def evaluation_logits(setting: str, model: nn.Module, loader: Iterable, to_input
         return engine
 
     return *engine_pass(loader, build), notes[0]
+
+
+def predict_logits(model: nn.Module, loader: Iterable, to_input: Callable,
+                   placement: Placement) -> tuple[torch.Tensor, torch.Tensor]:
+    """Float logits and labels (on the CPU) of every batch of ``loader``."""
+    model.eval()
+    amp = placement.amp_dtype
+    outs, labels = [], []
+    with torch.inference_mode(), torch.autocast(placement.device.type, dtype=amp or torch.float32, enabled=amp is not None):
+        for images, y in loader:
+            outs.append(model(to_input(images)).float())
+            labels.append(y)
+    if not outs:
+        return torch.zeros(0, 0), torch.zeros(0, dtype=torch.long)
+    return torch.cat(outs).cpu(), torch.cat(labels).cpu()
 
 
 def engine_pass(loader: Iterable,
@@ -106,8 +119,6 @@ class ValidationEngine:
 
     def logits(self, model: nn.Module, loader: Iterable, to_input: Callable) -> tuple[torch.Tensor, torch.Tensor]:
         """Float logits and labels (CPU) of every batch of ``loader`` (uint8 images) under ``model``."""
-        from .trainer import predict_logits
-
         engine = self.choice or ("torch" if "torch" not in self.seconds else "onnxruntime")
         start = time.perf_counter()
         out = self._onnxruntime(model, loader, to_input) if engine == "onnxruntime" else None
