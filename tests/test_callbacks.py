@@ -140,4 +140,4 @@ def test_events_come_in_loop_order_and_cancel_epoch_skips_the_rest_of_its_batche
     assert recorder.events == ["before_fit", "before_epoch", *step, *epoch_end,  # 1 batch of 4, then cancelled
                                "before_epoch", *step * 4, *epoch_end, "after_fit"]
     heard = len(recorder.events) - 1  # all but after_fit: its state at epoch 2's end
-    assert load_checkpoint(run.directory)["callbacks"]["recorder"] == {"heard": heard}
+    assert load_checkpoint(run.directory)["recorder"] == {"heard": heard}

@@ -2,24 +2,32 @@
 
 The loop's own state (model, optimizer, GradScaler, random generators, epoch, history,
 best value, wall time) plus every callback's :meth:`~tlf.engine.callback.Callback.state_dict`
-under ``callbacks``, so a resumed run continues exactly where the checkpoint was taken.
+under the callback's name (``ema``, ``schedule``, ...), so a resumed run continues exactly
+where the checkpoint was taken. A callback may not take the name of one of the loop's keys.
 """
 from __future__ import annotations
 
 from typing import Any
 
 from .. import __version__
+from ..errors import TlfError
 from .rng import rng_state, set_rng_state
 
 
 def loop_state(loop: Any, epoch: int) -> dict:
     """The checkpoint of ``loop`` at the end of ``epoch`` (0-based)."""
-    return {"model": loop.model.state_dict(), "optimizer": loop.optimizer.state_dict(),
-            "scaler": loop.scaler.state_dict(), "rng": rng_state(), "epoch": epoch, "step": loop.step,
-            "history": loop.history, "best_acc": loop.best, "elapsed": loop.wall_seconds(),
-            "config": loop.config.to_dict(), "classes": list(loop.parts.splits.classes), "tlf_version": __version__,
-            "weights": "raw", "feature_cache_views": loop.cached.views if loop.cached is not None else None,
-            "defaults_chosen": loop.defaults_chosen, "callbacks": loop.callbacks.states()}
+    state = {"model": loop.model.state_dict(), "optimizer": loop.optimizer.state_dict(),
+             "scaler": loop.scaler.state_dict(), "rng": rng_state(), "epoch": epoch, "step": loop.step,
+             "history": loop.history, "best_acc": loop.best, "elapsed": loop.wall_seconds(),
+             "config": loop.config.to_dict(), "classes": list(loop.parts.splits.classes), "tlf_version": __version__,
+             "weights": "raw", "feature_cache_views": loop.cached.views if loop.cached is not None else None,
+             "defaults_chosen": loop.defaults_chosen}
+    callbacks = loop.callbacks.states()
+    clash = sorted(set(callbacks) & set(state))
+    if clash:
+        raise TlfError(f"callback name(s) {', '.join(clash)} are checkpoint keys of the loop",
+                       hint="rename the callback (its Callback.name)")
+    return {**state, **callbacks}
 
 
 def load_loop_state(loop: Any, state: dict) -> None:
@@ -29,7 +37,7 @@ def load_loop_state(loop: Any, state: dict) -> None:
     loop.model.load_state_dict(state["model"])
     loop.optimizer.load_state_dict(state["optimizer"])
     loop.scaler.load_state_dict(state["scaler"])
-    loop.callbacks.load_states(state.get("callbacks") or {})
+    loop.callbacks.load_states(state)
     set_rng_state(state["rng"])
     loop.start_epoch = state["epoch"] + 1
     loop.history = list(state["history"])
