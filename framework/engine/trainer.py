@@ -1,15 +1,10 @@
 """The training loop: fit -> epoch -> batch -> step, with an event for callbacks at each point.
-
-The loop knows the model, the optimizer and the task's loss and metrics. Where batches come
-from (live images or cached features, torch.distributed) is the :class:`BatchSource`'s
-business; checkpoints, resume, EMA, early stopping, the lr finder, the schedule, progress
-lines, loggers and lifecycle hooks are callbacks (:mod:`tlf.engine.callback`), built from
-the registry like any plugin's.
-"""
+It knows the model, the optimizer and the task's loss and metrics; where batches come from is the
+:class:`BatchSource`'s business, and checkpoints, resume, EMA, early stopping, the lr finder, the
+schedule, reporting, loggers and hooks are callbacks (:mod:`tlf.engine.callback`)."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -17,12 +12,12 @@ import torch
 from torch import nn
 
 from ..config import RunConfig
-from ..errors import TlfError
 from ..registry import get_registry
 from ..task import TaskRequest
 from . import distributed as ddp
 from .assembly import TrainingParts, build_parts
 from .batches import BatchSource
+from .failures import nonfinite_loss, out_of_memory
 from .callback import CallbackRequest, Callbacks, CancelEpoch, CancelFit, StopWhenAsked, build_callbacks
 from .imbalance import class_weights
 from .optim import build_optimizer
@@ -30,21 +25,7 @@ from .placement import Placement, place
 from .progress import Reporter
 from .rng import seed_everything
 from .summary import run_summary
-
-
-@dataclass
-class TrainingRun:
-    """What ``tlf.train`` returns and what lifecycle hooks receive."""
-
-    config: RunConfig
-    directory: Path | None
-    model: nn.Module
-    classes: list[str]
-    summary: dict | None = None
-    # logits and labels of the whole validation split under best.pt's weights, when this run
-    # computed them in one process (not after a resume that did not improve, not under DDP):
-    # the end-of-run evaluation uses them instead of a second pass over the images
-    best_val_logits: tuple[torch.Tensor, torch.Tensor] | None = None
+from .training_run import TrainingRun
 
 
 class Trainer:
@@ -58,7 +39,8 @@ class Trainer:
         self.world = ddp.init_world(plan.device)
         self.placement: Placement = place(plan.device, plan.precision,
                                           self.world.local_rank if self.world.distributed else None)
-        self.report = Reporter(quiet=quiet, enabled=self.world.is_main)
+        self.is_main = self.world.is_main  # this process writes the run's files and reports (rank 0)
+        self.report = Reporter(quiet=quiet, enabled=self.is_main)
         self.run_dir = None  # the run directory's writer (main process), opened by the checkpoint callback
         request = CallbackRequest(plan, resume_dir, open_run_dir, self.world.is_main)
         self.callbacks = Callbacks([*build_callbacks(request), *([StopWhenAsked(should_stop)] if should_stop else [])])
@@ -78,8 +60,7 @@ class Trainer:
         self.device = self.placement.device
         self.task = get_registry().create("tasks", self.config.task, TaskRequest(self.parts.splits.classes))
         self.start_epoch, self.epoch, self.step, self.history, self.best = 0, 0, 0, [], -1.0
-        self.earlier_seconds = 0.0  # wall time before a resume
-        self.resumed_cache_views: int | None = None  # the views a resumed run's cache started with
+        self.earlier_seconds, self.resumed_cache_views = 0.0, None  # wall time, cache views before a resume
         self.base_lr = 1.0 if self.config.lr == "auto" else float(self.config.lr)  # --lr auto: the finder sets it
         self.optimizer = self.build_optimizer(self.base_lr)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.placement.uses_scaler)
@@ -106,11 +87,6 @@ class Trainer:
     def ema(self) -> Any:
         """The run's :class:`~tlf.engine.ema.WeightEma` (the ``ema`` callback's), or None."""
         return getattr(self.callbacks.find("ema"), "ema", None)
-
-    @property
-    def is_main(self) -> bool:
-        """Whether this process writes the run's files and reports (rank 0)."""
-        return self.world.is_main
 
     def build_optimizer(self, lr: float) -> torch.optim.Optimizer:
         """The optimizer over the policy's parameter groups at base ``lr``."""
@@ -169,7 +145,7 @@ class Trainer:
             self.scores = {name: self.score_validation_set(name) for name in self.weights}
             self.callbacks("after_validate", self)
         except torch.cuda.OutOfMemoryError:
-            raise self._out_of_memory() from None
+            raise out_of_memory(self) from None
         self.row = {"epoch": self.epoch + 1, **{f"train_{k}": v for k, v in train.items()},
                     **_scalars("val_", self.scores["raw"]), "lr": max(g["lr"] for g in self.optimizer.param_groups),
                     "images_per_second": round(images / max(train_seconds, 1e-9), 1),
@@ -204,11 +180,11 @@ class Trainer:
                 nonfinite += ~torch.isfinite(self.loss.detach())
                 self.callbacks("after_batch", self)
                 if self.ends_step and self.step % 50 == 0 and nonfinite.item() > 0:
-                    self._nonfinite()
+                    raise nonfinite_loss(self.epoch)
         except CancelEpoch:
             pass
         if ddp.all_reduce_sum(nonfinite, self.world).item() > 0:
-            self._nonfinite()
+            raise nonfinite_loss(self.epoch)
         metrics, count = meter.result(lambda sums: ddp.all_reduce_sum(sums, self.world))
         return metrics, count / self.world.size
 
@@ -265,17 +241,6 @@ class Trainer:
     def wall_seconds(self) -> float:
         """Wall time of the run so far, set-up and feature cache included, across resumes."""
         return self.earlier_seconds + time.perf_counter() - self.started
-
-    def _out_of_memory(self) -> TlfError:
-        size = self.config.batch_size
-        resume = f", then resume with --resume {self.run_dir.path}" if self.run_dir and self.history else ""
-        return TlfError(f"CUDA ran out of memory at batch size {size} ({self.placement.precision}, "
-                        f"{self.config.image_size} px)",
-                        hint=f"try --batch-size {max(1, size // 2)}, --precision bf16 or a smaller --image-size{resume}")
-
-    def _nonfinite(self) -> None:
-        raise TlfError(f"the training loss became NaN/inf in epoch {self.epoch + 1}",
-                       hint="lower --lr, set --grad-clip 1.0, or use --precision fp32; the last good checkpoint is kept")
 
 
 def _scalars(prefix: str, scores: dict[str, Any]) -> dict[str, float]:
