@@ -2,7 +2,7 @@
 (wrapped) model, or the cached frozen features through the trainable remainder.
 
 :class:`BatchSource` decides once (:meth:`BatchSource.prepare`, with
-:func:`tlf.engine.features.plan_feature_cache`) and from then on hands the loop its
+:func:`tlf.features.cache.plan_feature_cache`) and from then on hands the loop its
 training batches, the module that consumes them, and the validation logits of any set of
 weights (the raw model, its EMA copy). Wrapping for torch.distributed and ``torch.compile``
 happens here too, so the loop never sees a rank or a cache.
@@ -16,7 +16,7 @@ from torch import nn
 
 from . import distributed as ddp
 from .eval_engine import ValidationEngine, predict_logits
-from .features import CachedFeatures, cache_features, plan_feature_cache
+from ..features.cache import CachedFeatures, cache_features, plan_feature_cache
 from .placement import Placement
 
 

@@ -80,7 +80,7 @@ class Trainer:
 
     @property
     def cached(self) -> Any:
-        """The cached frozen features (:class:`~tlf.engine.features.CachedFeatures`), or None."""
+        """The cached frozen features (:class:`~tlf.features.cache.CachedFeatures`), or None."""
         return self.source.cached
 
     @property

@@ -13,11 +13,13 @@ Optuna's GridSampler is not used: with parallel workers it may run a grid point 
 from __future__ import annotations
 
 import time
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from ..errors import TlfError
 from ..tuning.storage import open_storage, require_optuna, safe_url
-from .runner import ComparisonCell
+
+if TYPE_CHECKING:  # type hints only: the runner imports this module
+    from .runner import ComparisonCell
 
 CELLS_ATTR = "tlf_compare_cells"
 CELL_ATTR = "tlf_cell"
