@@ -84,7 +84,7 @@ def export_run(run_dir: str | Path, output: str | Path | None = None, *, opset: 
     val_accuracy = summary.get("best_val_accuracy" if checkpoint == "best" else "last_val_accuracy")
     metadata = {
         "classes": run.classes, **preprocessing.to_metadata(), "backbone": config.backbone,
-        "policy": config.policy, "dataset": config.dataset, "val_accuracy": val_accuracy, "tta": tta,
+        "policy": config.policy, "dataset": config.dataset, "val_accuracy": val_accuracy, "tta": tta, "task": config.task,
     }
     path = Path(output) if output else Path(run_dir) / "model.onnx"
     from ..models.tta import with_tta
