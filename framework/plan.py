@@ -1,17 +1,25 @@
 """A run's plan: flags + config file + Python arguments resolved once, checked, immutable.
 
-:func:`plan_run` is the one step from what the user gave to what the engine runs: it
-applies defaults <- file <- settings (or a run's own config.yaml plus the
-:data:`~tlf.config.RESUMABLE` settings when resuming), checks every value, writes plugin
-names the way the registry spells them, and applies the policy's defaults (lr,
-augment) and the worker count. The result is a frozen :class:`~tlf.config.RunConfig`;
-:func:`with_backbone` fixes its image size from the backbone's metadata when the model
-is built, and :func:`tlf.adaptive_defaults.adapt` its epochs and head lr multiplier when
-the training loader exists. That plan is what ``config.yaml`` stores and :func:`tlf.rundir.load_run` gives back.
+Two types: :class:`~tlf.config.RunConfig` is what the user asked (``None`` = "the default",
+``lr`` may be ``"auto"``); :class:`RunPlan` is what the engine runs: the same settings with
+every default resolved (:data:`RESOLVED` set, ``lr`` a number). The steps, in order:
+
+1. :func:`plan_run` / :func:`resolve`: defaults <- file <- settings (or a run's own
+   config.yaml plus the :data:`~tlf.config.RESUMABLE` settings when resuming), every value
+   checked, plugin names as the registry spells them, the policy's lr and augment, the
+   worker count;
+2. :func:`with_backbone`: the image size from the backbone's metadata, once the model is built;
+3. :func:`tlf.adaptive_defaults.adapt`: epochs and head lr multiplier from the training
+   loader's size (the choices and why go to summary.json);
+4. ``--lr auto``: the lr range test's suggestion (the ``lr-finder`` callback), then
+   :func:`complete` makes the :class:`RunPlan` the loop trains on.
+
+That plan is what ``config.yaml`` stores and :func:`tlf.rundir.load_run` gives back.
 """
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +27,27 @@ from .config import RESUMABLE, RunConfig, load_config
 from .errors import TlfError
 from .registry import get_registry
 from .setting_checks import check_out_dir, check_run_name
+
+
+# the settings whose None (or "auto") in a RunConfig a plan resolves
+RESOLVED = ("augment", "epochs", "image_size", "lr", "head_lr_scale", "workers")
+
+
+@dataclass(frozen=True, eq=False)
+class RunPlan(RunConfig):
+    """What the engine runs: a :class:`RunConfig` with every default resolved (no :data:`RESOLVED`
+    setting None, the lr a number); made by :func:`complete`."""
+
+    def __post_init__(self) -> None:
+        open_ = [name for name in RESOLVED if getattr(self, name) is None]
+        if open_ or not isinstance(self.lr, float):
+            raise ValueError(f"a run plan needs every default resolved; open: {', '.join(open_) or 'lr=' + repr(self.lr)}")
+
+
+def complete(config: RunConfig) -> RunPlan:
+    """``config``, fully resolved, as the plan the engine runs."""
+    return config if isinstance(config, RunPlan) else RunPlan(**{f.name: getattr(config, f.name)
+                                                                 for f in dataclasses.fields(RunConfig)})
 
 
 def canonical_name(kind: str, text: str) -> str:

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ..config import RunConfig
+from ..plan import complete
 from ..registry import get_registry
 from ..task import TaskRequest
 from . import distributed as ddp
@@ -126,6 +127,7 @@ class Trainer:
         self.step = self.start_epoch * self.steps_per_epoch  # checkpoints are taken at epoch ends
         try:
             self.callbacks("before_fit", self)
+            self.config = self.run.config = complete(self.config)  # --lr auto resolved: the plan the loop runs
             for self.epoch in range(self.start_epoch, self.config.epochs):
                 self._epoch()
         except CancelFit as stop:
