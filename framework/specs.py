@@ -142,11 +142,10 @@ class CallbackSpec(Spec):
 
 @dataclass(frozen=True)
 class TaskSpec(Spec):
-    """What a run predicts (``--task NAME``, :class:`tlf.task.Task`)."""
+    """What a run predicts (``--task NAME``). Its loss, metrics and activation are stated once,
+    by the :class:`tlf.task.Task` the factory builds."""
 
     kind: ClassVar[str] = "tasks"
-    activation: str = ""  # the head's output activation at inference, e.g. "softmax"
-    metric: str = ""  # the validation metric that picks the best checkpoint, e.g. "acc"
 
 
 SPEC_TYPES: dict[str, type[Spec]] = {

@@ -16,6 +16,7 @@ from tlf.arguments import number
 from tlf.cli import cli
 from tlf.engine.callback import EVENTS, Callback, CancelEpoch
 from tlf.errors import TlfError
+from tlf.plan import RunPlan
 from tlf.pluginmanager import get_plugin_manager
 from tlf.rundir import load_checkpoint
 from tlf.specs import CallbackSpec
@@ -139,5 +140,6 @@ def test_events_come_in_loop_order_and_cancel_epoch_skips_the_rest_of_its_batche
     epoch_end = ["before_validate", "after_validate", "after_epoch"]
     assert recorder.events == ["before_fit", "before_epoch", *step, *epoch_end,  # 1 batch of 4, then cancelled
                                "before_epoch", *step * 4, *epoch_end, "after_fit"]
+    assert isinstance(run.config, RunPlan)  # the loop ran on the resolved plan
     heard = len(recorder.events) - 1  # all but after_fit: its state at epoch 2's end
     assert load_checkpoint(run.directory)["recorder"] == {"heard": heard}

@@ -25,8 +25,8 @@ EVENTS = ("after_create", "before_fit", "before_epoch", "before_batch", "after_l
 
 
 class CancelEpoch(Exception):
-    """Raised by a callback: the rest of this epoch's training batches are skipped (validation,
-    checkpoint and ``after_epoch`` still run)."""
+    """Raised by a callback in ``before_epoch`` or a batch event: the rest of this epoch's
+    training batches are skipped (validation, checkpoint and ``after_epoch`` still run)."""
 
 
 class CancelFit(Exception):

@@ -140,7 +140,6 @@ class Trainer:
             self.source.wrap()
         start = time.perf_counter()
         try:
-            self.callbacks("before_epoch", self)
             train, images = self._train_epoch()
             train_seconds = time.perf_counter() - start
             self.callbacks("before_validate", self)
@@ -173,6 +172,7 @@ class Trainer:
         meter, nonfinite = self.task.meter(self.device), torch.zeros(1, device=self.device)
         total, accumulate = self.source.steps_per_epoch(), self.config.accumulate
         try:
+            self.callbacks("before_epoch", self)
             for i, (self.x, self.y) in enumerate(self.source.train_batches(self.epoch)):
                 self.starts_step, self.ends_step = i % accumulate == 0, (i + 1) % accumulate == 0 or i + 1 == total
                 if self.starts_step:  # a new optimizer step over this many micro-batches

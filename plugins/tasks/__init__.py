@@ -16,5 +16,5 @@ def _single_label(argument: None, request: Any) -> Any:
 @hookimpl
 def tlf_register_tasks(register: Callable[[TaskSpec], None]) -> None:
     register(TaskSpec(
-        name="single-label", factory=_single_label, activation="softmax", metric="acc",
+        name="single-label", factory=_single_label,
         description="one class per image: softmax head, cross-entropy loss, accuracy picks the best checkpoint"))
