@@ -11,7 +11,7 @@ from ..config import RunConfig
 
 def train(config: RunConfig | str | Path | None = None, *, resume: str | Path | None = None, quiet: bool = False,
           should_stop: Callable[[int, dict], bool] | None = None, **settings: Any):
-    """Train one run and return it (:class:`tlf.engine.training_run.TrainingRun`, with ``summary`` and ``directory``).
+    """Train one run and return it (:class:`tlf.engine.trainer.TrainingRun`, with ``summary`` and ``directory``).
 
     ``config`` is a RunConfig or a YAML/JSON file; keyword ``settings`` override it
     (``tlf.train(dataset="flowers", policy="partial:conv5", epochs=5)``). ``resume``
