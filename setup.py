@@ -84,6 +84,8 @@ setup(
             "policies = tlf.plugins.policies",
             "augmentations = tlf.plugins.augmentations",
             "loggers = tlf.plugins.loggers",
+            "callbacks = tlf.plugins.callbacks",
+            "tasks = tlf.plugins.tasks",
         ],
     },
     classifiers=[

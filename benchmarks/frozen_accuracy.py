@@ -87,7 +87,7 @@ def main() -> None:
     os.environ.setdefault("TLF_HOME", tempfile.mkdtemp(prefix="tlf-acc-"))
     import tlf
     import tlf.engine.trainer as trainer
-    from tlf.engine.features import TorchPrefix
+    from tlf.features.cache import TorchPrefix
 
     out = args.out or tempfile.mkdtemp(prefix="tlf-acc-runs-")
     if args.bf16_check and "bf16" in args.engines:

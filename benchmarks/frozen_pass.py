@@ -1,6 +1,6 @@
 """The frozen feature pass on the CPU, per engine: torch fp32 (tlf's pass before
 ``--frozen-engine``), torch bf16 autocast, onnxruntime fp32 through tlf's own cached,
-parity-gated export (``tlf.engine.onnx_prefix``), at several batch sizes, thread counts, graph
+parity-gated export (``tlf.features.onnx_prefix``), at several batch sizes, thread counts, graph
 optimisation levels and execution modes, and that export quantized to int8 (static QDQ as
 ``--frozen-engine onnxruntime-int8`` makes it, and dynamic).
 
@@ -38,8 +38,8 @@ def engines(backbone: str, size: int, threads: list[int], levels: list[str], mod
             sample: torch.Tensor) -> dict:
     """name -> callable(uint8 batch) for one backbone's frozen prefix."""
     from tlf.data.model_input import to_model_input
-    from tlf.engine.features import TorchPrefix
-    from tlf.engine.onnx_prefix import OnnxPrefix, onnx_prefix
+    from tlf.features.cache import TorchPrefix
+    from tlf.features.onnx_prefix import OnnxPrefix, onnx_prefix
     from tlf.models import build_model
 
     torch.manual_seed(0)
@@ -61,7 +61,7 @@ def engines(backbone: str, size: int, threads: list[int], levels: list[str], mod
         out["torch bf16 autocast"] = TorchPrefix(prefix, to_input, torch.bfloat16, cpu)
     if exported is not None and "int8" in kinds:  # the prefix quantized as --frozen-engine onnxruntime-int8 does
         from onnxruntime.quantization import QuantType, quantize_dynamic
-        from tlf.engine.onnx_prefix import open_session
+        from tlf.features.onnx_prefix import open_session
         from tlf.export.quantize import write_qdq
         calibration = torch.randint(0, 256, (32, size, size, 3), dtype=torch.uint8,
                                     generator=torch.Generator().manual_seed(2)).numpy()

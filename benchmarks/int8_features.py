@@ -1,6 +1,6 @@
 """How far int8 frozen features are from fp32 on real images, per quantization variant, and what
 that does to a linear head: pretrained EfficientNet-Lite0's frozen prefix (all stages + pooling)
-exported by tlf (``tlf.engine.onnx_prefix``) and quantized with onnxruntime.
+exported by tlf (``tlf.features.onnx_prefix``) and quantized with onnxruntime.
 
     python benchmarks/int8_features.py --data ../shared/data/flower_photos
 
@@ -80,7 +80,7 @@ def main() -> None:
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     from tlf.data.model_input import to_model_input
-    from tlf.engine.onnx_prefix import onnx_prefix
+    from tlf.features.onnx_prefix import onnx_prefix
     from tlf.export.quantize import ImageReader, write_qdq
     from tlf.models import build_model
 

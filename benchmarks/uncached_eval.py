@@ -36,7 +36,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     os.environ.setdefault("TLF_HOME", tempfile.mkdtemp(prefix="tlf-eval-"))
     from tlf.data.model_input import to_model_input
-    from tlf.engine.onnx_prefix import OnnxPrefix, Uint8Prefix, export, open_session, parity
+    from tlf.features.onnx_prefix import OnnxPrefix, Uint8Prefix, export, open_session, parity
     from tlf.models import build_model
 
     cpu = torch.device("cpu")

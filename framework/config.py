@@ -76,6 +76,8 @@ class RunConfig:
     out: str = "runs"
     name: str | None = None  # run directory name (default: dataset-backbone-policy-timestamp)
     loggers: str | None = None  # --log: comma-separated (tensorboard, mlflow[:URI], ...); None: the run directory only
+    callbacks: tuple[str, ...] = ()  # --callback NAME[:ARG] (repeatable): training-loop callback plugins
+    task: str = "single-label"  # what the run predicts: a task plugin (tlf.task)
 
     def checked(self) -> RunConfig:
         """A copy with every value checked (type, range, choices; floats as float); bad values
@@ -98,7 +100,7 @@ class RunConfig:
                    "frozen_engine": FROZEN_ENGINES}
         for name, allowed in choices.items():
             check_choice(name, values[name], allowed)
-        for name in ("dataset", "backbone", "policy", "augment"):
+        for name in ("dataset", "backbone", "policy", "augment", "task"):
             if values[name] is not None and not values[name].strip():
                 raise TlfError(f"{name} is empty", hint=f"name one with --{name}, or leave it out for the default")
         if values["feature_cache"] not in ("auto", "off") and not (values["feature_cache"].isdigit()

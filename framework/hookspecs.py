@@ -52,6 +52,16 @@ def tlf_register_loggers(register: Callable[..., None]) -> None:
 
 
 @hookspec
+def tlf_register_callbacks(register: Callable[..., None]) -> None:
+    """Register training-loop callbacks: ``register(CallbackSpec(...))`` once per callback (``--callback NAME``)."""
+
+
+@hookspec
+def tlf_register_tasks(register: Callable[..., None]) -> None:
+    """Register tasks: ``register(TaskSpec(...))`` once per task (``--task NAME``)."""
+
+
+@hookspec
 def tlf_register_commands(cli: click.Group) -> None:
     """Add click commands to the ``tlf`` command group (``cli.add_command(...)``)."""
 

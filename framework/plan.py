@@ -1,17 +1,25 @@
 """A run's plan: flags + config file + Python arguments resolved once, checked, immutable.
 
-:func:`plan_run` is the one step from what the user gave to what the engine runs: it
-applies defaults <- file <- settings (or a run's own config.yaml plus the
-:data:`~tlf.config.RESUMABLE` settings when resuming), checks every value, writes plugin
-names the way the registry spells them, and applies the policy's defaults (lr,
-augment) and the worker count. The result is a frozen :class:`~tlf.config.RunConfig`;
-:func:`with_backbone` fixes its image size from the backbone's metadata when the model
-is built, and :func:`tlf.adaptive_defaults.adapt` its epochs and head lr multiplier when
-the training loader exists. That plan is what ``config.yaml`` stores and :func:`tlf.rundir.load_run` gives back.
+Two types: :class:`~tlf.config.RunConfig` is what the user asked (``None`` = "the default",
+``lr`` may be ``"auto"``); :class:`RunPlan` is what the engine runs: the same settings with
+every default resolved (:data:`RESOLVED` set, ``lr`` a number). The steps, in order:
+
+1. :func:`plan_run` / :func:`resolve`: defaults <- file <- settings (or a run's own
+   config.yaml plus the :data:`~tlf.config.RESUMABLE` settings when resuming), every value
+   checked, plugin names as the registry spells them, the policy's lr and augment, the
+   worker count;
+2. :func:`with_backbone`: the image size from the backbone's metadata, once the model is built;
+3. :func:`tlf.adaptive_defaults.adapt`: epochs and head lr multiplier from the training
+   loader's size (the choices and why go to summary.json);
+4. ``--lr auto``: the lr range test's suggestion (the ``lr-finder`` callback), then
+   :func:`complete` makes the :class:`RunPlan` the loop trains on.
+
+That plan is what ``config.yaml`` stores and :func:`tlf.rundir.load_run` gives back.
 """
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +27,27 @@ from .config import RESUMABLE, RunConfig, load_config
 from .errors import TlfError
 from .registry import get_registry
 from .setting_checks import check_out_dir, check_run_name
+
+
+# the settings whose None (or "auto") in a RunConfig a plan resolves
+RESOLVED = ("augment", "epochs", "image_size", "lr", "head_lr_scale", "workers")
+
+
+@dataclass(frozen=True, eq=False)
+class RunPlan(RunConfig):
+    """What the engine runs: a :class:`RunConfig` with every default resolved (no :data:`RESOLVED`
+    setting None, the lr a number); made by :func:`complete`."""
+
+    def __post_init__(self) -> None:
+        open_ = [name for name in RESOLVED if getattr(self, name) is None]
+        if open_ or not isinstance(self.lr, float):
+            raise ValueError(f"a run plan needs every default resolved; open: {', '.join(open_) or 'lr=' + repr(self.lr)}")
+
+
+def complete(config: RunConfig) -> RunPlan:
+    """``config``, fully resolved, as the plan the engine runs."""
+    return config if isinstance(config, RunPlan) else RunPlan(**{f.name: getattr(config, f.name)
+                                                                 for f in dataclasses.fields(RunConfig)})
 
 
 def canonical_name(kind: str, text: str) -> str:
@@ -36,6 +65,16 @@ def canonical_augment(text: str) -> str:
     """``"basic + flip"`` -> each part under its registered name, joined by ``+``."""
     from .augment.pipeline import parse_parts
     return "+".join(canonical_name("augmentations", part) for part in parse_parts(text))
+
+
+def canonical_callbacks(texts: tuple[str, ...]) -> tuple[str, ...]:
+    """Each ``--callback NAME[:ARG]`` under its registered name, its argument parsed now, so an
+    unknown name or a bad argument is a one-line error before any work."""
+    registry = get_registry()
+    for text in texts:
+        spec, argument = registry.resolve("callbacks", text)
+        spec.argument_value(argument)
+    return tuple(canonical_name("callbacks", text) for text in texts)
 
 
 def default_workers(device: str) -> int:
@@ -63,6 +102,8 @@ def resolve(config: RunConfig) -> RunConfig:
         backbone=canonical_name("backbones", config.backbone),
         policy=policy.name,
         augment=augment if augment == "none" else canonical_augment(augment),
+        task=canonical_name("tasks", config.task),
+        callbacks=canonical_callbacks(config.callbacks),
         lr=config.lr or float(policy.defaults["lr"]),
         workers=default_workers(config.device) if config.workers is None else config.workers,
     )

@@ -124,7 +124,8 @@ class Registry:
 
 # what each kind's factory must return, as "module:attribute" (imported only to check)
 PRODUCTS = {"datasets": "tlf.data.dataset:Splits", "backbones": "tlf.models.backbone:Backbone",
-            "policies": "tlf.policies:FreezePolicy", "augmentations": "tlf.augment.pipeline:Augmentation"}
+            "policies": "tlf.policies:FreezePolicy", "augmentations": "tlf.augment.pipeline:Augmentation",
+            "tasks": "tlf.task:Task"}
 
 
 def check_product(kind: str, spec: Spec, product: Any) -> Any:

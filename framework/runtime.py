@@ -44,6 +44,7 @@ METADATA_KEYS = (
     "classes", "input_size", "resize", "crop", "mean", "std", "interpolation", "downscale",
     "preprocessing_in_graph", "backbone", "policy", "dataset", "version", "val_accuracy", "precision",
     "tta",  # "flip": the graph averages each image's and its mirror image's probabilities
+    "task",  # what the model predicts: a task plugin's name (single-label: softmax over the classes)
 )
 # keys the runtime cannot work without
 REQUIRED_KEYS = ("classes", "resize", "crop", "mean", "std", "interpolation", "preprocessing_in_graph")

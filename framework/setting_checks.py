@@ -83,6 +83,10 @@ def _type_name(kind: type) -> str:
 def coerce(name: str, value: Any, annotation: Any) -> Any:
     """``value`` as the annotated type (``int``, ``float``, ``bool``, ``str``, optionally ``| None``);
     anything else is a :class:`TlfError` naming the setting."""
+    if typing.get_origin(annotation) is tuple:  # tuple[str, ...]: a repeatable flag's texts
+        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        raise TlfError(f"{name} must be a list of texts, got {value!r}", hint=f"e.g. {name}: [NAME, NAME:ARG]")
     args = typing.get_args(annotation)
     kinds = [a for a in args if a is not type(None)] if args else [annotation]
     if value is None:

@@ -15,6 +15,8 @@ The objects named here are defined in the core:
 - policies:      ``factory(argument, request: tlf.policies.PolicyRequest) -> tlf.policies.FreezePolicy``
 - augmentations: ``factory(argument, request: tlf.augment.AugmentRequest) -> tlf.augment.Augmentation``
 - loggers:       ``factory(argument, request: tlf.tracking.LoggerRequest) -> tlf.tracking.Logger``
+- callbacks:     ``factory(argument, request: tlf.engine.callback.CallbackRequest) -> tlf.engine.callback.Callback | None``
+- tasks:         ``factory(argument, request: tlf.task.TaskRequest) -> tlf.task.Task``
 """
 from __future__ import annotations
 
@@ -25,9 +27,9 @@ from typing import Any, Callable, ClassVar, Union
 
 from .errors import TlfError
 
-KINDS = ("datasets", "backbones", "policies", "augmentations", "loggers")
+KINDS = ("datasets", "backbones", "policies", "augmentations", "loggers", "callbacks", "tasks")
 SINGULAR = {"datasets": "dataset", "backbones": "backbone", "policies": "policy", "augmentations": "augmentation",
-            "loggers": "logger"}
+            "loggers": "logger", "callbacks": "callback", "tasks": "task"}
 REFERENCE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")  # "module:attr"
 Callee = Union[Callable[..., Any], str]  # a callable, or "module:attr" naming one
 
@@ -130,6 +132,23 @@ class LoggerSpec(Spec):
     install: str = ""  # how to install them, e.g. "'tlf[tensorboard]'"
 
 
+@dataclass(frozen=True)
+class CallbackSpec(Spec):
+    """A training-loop callback (``--callback NAME[:ARG]``, :class:`tlf.engine.callback.Callback`)."""
+
+    kind: ClassVar[str] = "callbacks"
+    always: bool = False  # built for every run (its factory returns None where the plan does not need it)
+
+
+@dataclass(frozen=True)
+class TaskSpec(Spec):
+    """What a run predicts (``--task NAME``). Its loss, metrics and activation are stated once,
+    by the :class:`tlf.task.Task` the factory builds."""
+
+    kind: ClassVar[str] = "tasks"
+
+
 SPEC_TYPES: dict[str, type[Spec]] = {
-    cls.kind: cls for cls in (DatasetSpec, BackboneSpec, PolicySpec, AugmentationSpec, LoggerSpec)
+    cls.kind: cls for cls in (DatasetSpec, BackboneSpec, PolicySpec, AugmentationSpec, LoggerSpec, CallbackSpec,
+                              TaskSpec)
 }

@@ -19,7 +19,7 @@ from tlf.audit.duplicates import CANDIDATE_PHASH, MATCHES, similar_pairs
 from tlf.audit.labels import confident_issues
 from tlf.cli import cli
 from tlf.data.edits import apply_edits
-from tlf.engine.feature_store import FeatureStore
+from tlf.features.feature_store import FeatureStore
 from tlf.data.dataset import FileImageSet, Splits
 from tlf.errors import TlfError
 

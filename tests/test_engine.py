@@ -79,10 +79,10 @@ def test_feature_cache_matches_live_path(colour_data, tmp_path):
 
 
 def test_feature_cache_plan_decides_whether_and_over_how_many_views():
-    """tlf.engine.features.plan_feature_cache: the trainer's one decision on caching frozen features."""
+    """tlf.features.cache.plan_feature_cache: the trainer's one decision on caching frozen features."""
     from types import SimpleNamespace as NS
 
-    from tlf.engine.features import CachePlan, plan_feature_cache
+    from tlf.features.cache import CachePlan, plan_feature_cache
 
     stages = ["conv1", "conv2", "conv3", "conv4", "conv5"]
     model = NS(backbone=NS(stage_names=stages), frozen_stages=stages[:4])
@@ -103,7 +103,7 @@ def test_feature_cache_plan_decides_whether_and_over_how_many_views():
 
 def test_feature_cache_build_reports_every_image():
     """The feature cache is the long silent stage of a big frozen run: it advances a progress bar."""
-    from tlf.engine.features import FeatureCache
+    from tlf.features.cache import FeatureCache
 
     batches = [(torch.zeros(4, 3, 8, 8, dtype=torch.uint8), torch.arange(4)) for _ in range(3)]
     seen: list[int] = []

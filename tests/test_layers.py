@@ -2,7 +2,7 @@
 
 The layers, lowest first (a module belongs to the layer of its longest matching name):
 
-1. foundation: ``tlf`` (the package), ``_version``, ``errors``, ``messages``, ``safe_files``, ``config_files``, ``paths``,
+1. foundation: ``tlf`` (the package), ``_version``, ``errors``, ``messages``, ``safe_files``, ``config_files``, ``task``, ``paths``,
    ``heap``, ``arguments``, ``specs``, ``hookspecs``, ``setting_checks``, ``preprocessing``
 2. plugin system: ``pluginmanager``, ``registry``, ``tracking``
 3. settings: ``config``
@@ -11,7 +11,7 @@ The layers, lowest first (a module belongs to the layer of its longest matching 
 6. plan: ``plan``, ``adaptive_defaults``
 7. export: ``export``
 8. serving: ``serve``
-9. engine: ``engine``
+9. engine: ``features``, ``engine``
 10. search and comparison: ``tuning``, ``experiments``
 11. reports: ``insight``, ``audit``
 12. built-in plugins: ``tlf.plugins``
@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = {"framework": "tlf", "plugins": "tlf.plugins"}
 
 LAYERS = [
-    ("foundation", ("tlf", "tlf._version", "tlf.errors", "tlf.messages", "tlf.safe_files", "tlf.config_files", "tlf.paths", "tlf.heap", "tlf.arguments",
+    ("foundation", ("tlf", "tlf._version", "tlf.errors", "tlf.messages", "tlf.safe_files", "tlf.config_files", "tlf.task", "tlf.paths", "tlf.heap", "tlf.arguments",
                     "tlf.specs", "tlf.hookspecs", "tlf.setting_checks", "tlf.preprocessing")),
     ("plugin system", ("tlf.pluginmanager", "tlf.registry", "tlf.tracking")),
     ("settings", ("tlf.config",)),
@@ -43,7 +43,7 @@ LAYERS = [
     ("plan", ("tlf.plan", "tlf.adaptive_defaults")),
     ("export", ("tlf.export",)),
     ("serving", ("tlf.serve",)),
-    ("engine", ("tlf.engine",)),
+    ("engine", ("tlf.features", "tlf.engine")),
     ("search and comparison", ("tlf.tuning", "tlf.experiments")),
     ("reports", ("tlf.insight", "tlf.audit")),
     ("built-in plugins", ("tlf.plugins",)),

@@ -18,7 +18,7 @@ from tlf.registry import Registry, get_registry
 from tlf.specs import AugmentationSpec, BackboneSpec, DatasetSpec, PolicySpec
 
 EXAMPLE_PLUGINS = {("dataset", "stripes"), ("backbone", "smallcnn"), ("policy", "bn-only"), ("logger", "jsonl"),
-                   ("augmentation", "grayscale")}
+                   ("augmentation", "grayscale"), ("callback", "target-accuracy")}
 
 
 def plugin(**hooks: Any) -> SimpleNamespace:
@@ -68,7 +68,7 @@ def test_example_package_is_listed_with_its_package() -> None:
     module = next(m for m in listing["modules"] if m["package"] == "tlf-plugin-example")
     assert module["name"] == "tlf-plugin-example.example"
     assert set(module["hooks"]) == {"tlf_register_datasets", "tlf_register_backbones", "tlf_register_policies",
-                                    "tlf_register_augmentations", "tlf_register_loggers"}
+                                    "tlf_register_augmentations", "tlf_register_loggers", "tlf_register_callbacks"}
 
 
 def test_example_dataset_through_the_registry(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """Exact and near duplicates, within a split and across training and validation (leaks).
 
-Exact: equal decoded pixels (:func:`tlf.engine.feature_store.pixel_hashes`). Near: each
+Exact: equal decoded pixels (:func:`tlf.features.feature_store.pixel_hashes`). Near: each
 image's nearest :data:`NEIGHBOURS` by cosine similarity of the embeddings, at ``cosine`` or
 more, found with block-wise matrix products (memory: a block of rows times all images, never
 all pairs), then confirmed by the pixels (:mod:`tlf.audit.confirm`): perceptual hashes at most

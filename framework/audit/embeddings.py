@@ -1,6 +1,6 @@
 """One vector per image: the pooled output of the frozen backbone, made exactly as a
-``transfer`` run makes its feature cache (:func:`tlf.engine.features.cache_features`: the
-decode cache, the frozen engine, and the stored features of :mod:`tlf.engine.feature_store`),
+``transfer`` run makes its feature cache (:func:`tlf.features.cache.cache_features`: the
+decode cache, the frozen engine, and the stored features of :mod:`tlf.features.feature_store`),
 so an audit after such a run, or a run after an audit, does not pay the frozen pass again."""
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def embed(config: RunConfig, quiet: bool = False) -> Embeddings:
     from ..data.model_input import to_model_input
     from ..engine.assembly import build_parts
     from ..engine.distributed import World
-    from ..engine.features import cache_features, plan_feature_cache
+    from ..features.cache import cache_features, plan_feature_cache
     from ..engine.placement import place
     from ..engine.progress import Reporter
 

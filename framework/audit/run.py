@@ -38,7 +38,7 @@ def _find_all(data, cosine: float, phash: int, folds: int,
               timings: dict) -> tuple[list[Finding], list[dict], list[str]]:
     """Every finding of the embedded ``data``, every image's label-issue score, and notes on what
     could not be checked."""
-    from ..engine.feature_store import pixel_hashes
+    from ..features.feature_store import pixel_hashes
     from .checks import image_checks, imbalance, outliers
     from .duplicates import find_duplicates
     from .labels import label_findings

@@ -10,7 +10,7 @@ from .train import TRAIN_SETTINGS
 
 
 @click.command("lr-find")
-@settings(*(name for name in TRAIN_SETTINGS if name not in ("lr", "loggers")))  # the test chooses the lr
+@settings(*(name for name in TRAIN_SETTINGS if name not in ("lr", "loggers", "callbacks")))  # the test chooses the lr
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML/JSON settings; flags override it.")
 @click.option("--plot", type=click.Path(dir_okay=False), default="lr_find.png", show_default=True,
               help="Where to save the loss-against-lr plot.")

@@ -110,6 +110,10 @@ SETTINGS: dict[str, Callable] = {
                             help="Also log to these trackers, comma-separated: tensorboard, mlflow[:URI], wandb[:PROJECT] "
                                  "('tlf plugins --kind loggers' lists them; default: the run directory only; "
                                  "under torchrun write --loggers)."),
+    "callbacks": click.option("--callback", "callbacks", multiple=True, callback=lambda ctx, param, value: value or None,
+                              help="Add a training-loop callback plugin, NAME or NAME:ARG; repeatable "
+                                   "('tlf plugins --kind callbacks' lists them)."),
+    "task": click.option("--task", help="What the run predicts: a task plugin (default: single-label)."),
 }
 
 

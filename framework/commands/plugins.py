@@ -40,7 +40,7 @@ def plugin_rows(kind: str | None = None, name: str | None = None) -> list[dict]:
 @click.option("--kind", type=click.Choice(KINDS), help="Only plugins of this kind.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object: plugins, loaded plugin modules, failures.")
 def plugins(name: str | None, kind: str | None, as_json: bool) -> None:
-    """List datasets, backbones, freeze policies, augmentations and loggers, with their packages.
+    """List datasets, backbones, freeze policies, augmentations, loggers, callbacks and tasks, with their packages.
 
     With NAME, show that plugin's details (every kind that has a plugin of that name).
     """

@@ -21,7 +21,7 @@ TRAIN_SETTINGS = ("dataset", "backbone", "policy", "augment", "epochs", "batch_s
                   "head_lr_scale", "weight_decay", "warmup_epochs", "schedule", "accumulate", "class_weights", "sampler", "ema",
                   "label_smoothing", "grad_clip", "seed", "device", "precision", "channels_last", "compile", "workers",
                   "cache", "feature_cache", "frozen_engine", "head", "dropout", "train_bn", "pretrained", "weights", "data_dir",
-                  "download", "val_split", "strict", "exclude", "relabel", "patience", "loggers")
+                  "download", "val_split", "strict", "exclude", "relabel", "patience", "loggers", "callbacks", "task")
 
 
 @click.command(epilog=_help_defaults())

@@ -2,7 +2,7 @@
 the validation pass of a run without a feature cache (:class:`ValidationEngine`).
 
 On the CPU at fp32, ``auto`` runs the model through onnxruntime, the frozen pass's engine
-(:func:`tlf.engine.features.choose_engine`): exported once per weights and input size,
+(:func:`tlf.features.cache.choose_engine`): exported once per weights and input size,
 cached under ``$TLF_HOME/frozen-onnx`` (the next evaluation of the same checkpoint reuses
 it), parity-gated against torch on the first batch, torch again with the reason when the
 model does not export or disagrees. Elsewhere (a GPU, bf16) torch runs it. Measured in
@@ -41,7 +41,7 @@ def evaluation_logits(setting: str, model: nn.Module, loader: Iterable, to_input
     if setting == "torch" or not (on_cpu and fp32):
         why = "by --engine torch" if setting == "torch" else f"on {placement.device.type} at {placement.precision}"
         return *predict_logits(model, loader, to_input, placement), f"torch, {why}"
-    from .features import choose_engine
+    from ..features.cache import choose_engine
 
     model.eval()
     notes = ["no images"]
@@ -52,6 +52,21 @@ def evaluation_logits(setting: str, model: nn.Module, loader: Iterable, to_input
         return engine
 
     return *engine_pass(loader, build), notes[0]
+
+
+def predict_logits(model: nn.Module, loader: Iterable, to_input: Callable,
+                   placement: Placement) -> tuple[torch.Tensor, torch.Tensor]:
+    """Float logits and labels (on the CPU) of every batch of ``loader``."""
+    model.eval()
+    amp = placement.amp_dtype
+    outs, labels = [], []
+    with torch.inference_mode(), torch.autocast(placement.device.type, dtype=amp or torch.float32, enabled=amp is not None):
+        for images, y in loader:
+            outs.append(model(to_input(images)).float())
+            labels.append(y)
+    if not outs:
+        return torch.zeros(0, 0), torch.zeros(0, dtype=torch.long)
+    return torch.cat(outs).cpu(), torch.cat(labels).cpu()
 
 
 def engine_pass(loader: Iterable,
@@ -133,7 +148,7 @@ class ValidationEngine:
                      to_input: Callable) -> tuple[torch.Tensor, torch.Tensor] | None:
         """The pass through a fresh export of ``model``; None (and torch from then on) when the
         model does not export or its export disagrees with torch on the first batch."""
-        from .onnx_prefix import Uint8Prefix, exported_engine
+        from ..features.onnx_prefix import Uint8Prefix, exported_engine
 
         model.eval()
         with tempfile.TemporaryDirectory(prefix="tlf-validation-") as folder:

@@ -79,12 +79,12 @@ def find_lr(trainer, steps: int = STEPS, start: float = START, end: float = END)
     try:
         epoch = 0
         while len(lrs) < steps:
-            batches, module = trainer._batches(epoch)
+            batches = trainer.source.train_batches(epoch)
             trainer.model.train()
             for x, y in batches:
                 lr = start * ratio ** len(lrs)
                 set_lr(trainer.optimizer, lr)
-                loss = trainer.training_step(module, x, y)
+                loss = trainer.training_step(x, y)
                 if not math.isfinite(loss):
                     break
                 average = SMOOTHING * average + (1 - SMOOTHING) * loss

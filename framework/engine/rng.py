@@ -1,11 +1,17 @@
-"""The state of every random number generator a run draws from (Python, NumPy, torch, CUDA):
-saved in each checkpoint and restored on resume, and around the lr finder's trial steps."""
+"""Seeding and the random-number generators' state, saved in checkpoints so a resumed run
+draws exactly what the uninterrupted one would have drawn."""
 from __future__ import annotations
 
 import random
 
 import numpy as np
 import torch
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
 
 
 def rng_state() -> dict:

@@ -123,4 +123,5 @@ def _metadata(run: TrainedModel, settings: ExportSettings) -> dict[str, Any]:
     config = run.config
     val_accuracy = run.summary.get("best_val_accuracy" if settings.checkpoint == "best" else "last_val_accuracy")
     return {"classes": run.classes, **run.preprocessing.to_metadata(), "backbone": config.backbone,
-            "policy": config.policy, "dataset": config.dataset, "val_accuracy": val_accuracy, "tta": settings.tta}
+            "policy": config.policy, "dataset": config.dataset, "val_accuracy": val_accuracy, "tta": settings.tta,
+            "task": config.task}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from tlf.hookspecs import hookimpl
-from tlf.specs import AugmentationSpec, BackboneSpec, DatasetSpec, LoggerSpec, PolicySpec
+from tlf.specs import AugmentationSpec, BackboneSpec, CallbackSpec, DatasetSpec, LoggerSpec, PolicySpec
 
 
 def _stripes(argument: str | None, request: Any) -> Any:
@@ -35,6 +35,11 @@ def _grayscale(argument: str | None, request: Any) -> Any:
 def _jsonl(argument: str | None, request: Any) -> Any:
     from .jsonl_log import JsonlLogger
     return JsonlLogger(request, argument)
+
+
+def _target_accuracy(argument: float, request: Any) -> Any:
+    from .target_accuracy import TargetAccuracy
+    return TargetAccuracy(argument)
 
 
 @hookimpl
@@ -84,4 +89,16 @@ def tlf_register_loggers(register: Callable[..., None]) -> None:
         description="Append every step, epoch and the run's start and end to a JSONL file (default: RUN/events.jsonl)",
         factory=_jsonl,
         argument="PATH",
+    ))
+
+
+@hookimpl
+def tlf_register_callbacks(register: Callable[..., None]) -> None:
+    register(CallbackSpec(
+        name="target-accuracy",
+        description="Stop the run at the first epoch whose validation accuracy reaches ACC (e.g. 0.9)",
+        factory=_target_accuracy,
+        argument="ACC",
+        argument_required=True,
+        parse="tlf_plugin_example.target_accuracy:parse_target",
     ))

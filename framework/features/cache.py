@@ -6,7 +6,7 @@ Frozen stages are in eval mode during training too, so a cached feature is exact
 the live path would compute for the same input crop.
 
 The pass runs on a *frozen engine* (:func:`choose_engine`): torch, or on the CPU the prefix
-exported to onnxruntime (:mod:`tlf.engine.onnx_prefix`), which computes the same fp32
+exported to onnxruntime (:mod:`tlf.features.onnx_prefix`), which computes the same fp32
 features faster there: 1.2-1.5x torch's pass on an AVX2 CPU, 2.5x on one with AMX
 (docs/performance.md).
 
@@ -31,9 +31,9 @@ if TYPE_CHECKING:
     from ..augment import Pipeline
     from ..config import RunConfig
     from ..policies import FreezePolicy
-    from .assembly import TrainingParts
-    from .placement import Placement
-    from .progress import Reporter
+    from ..engine.assembly import TrainingParts
+    from ..engine.placement import Placement
+    from ..engine.progress import Reporter
 
 
 def frozen_prefix(model: nn.Module) -> int:
@@ -108,7 +108,7 @@ def choose_engine(setting: str, prefix: nn.Module, to_input: Callable, amp_dtype
     would use, was slower in every measurement: 30x slower than torch fp32 on a CPU without native
     bf16, 104.7 against onnxruntime's 121.5 img/s on Lite0 with AMX; and its features are not
     fp32's, docs/performance.md) and torch on GPUs; ``onnxruntime`` asks for it (CPU runs only); ``onnxruntime-int8`` asks for the
-    prefix quantized to int8 (:mod:`tlf.engine.onnx_int8`), calibrated on ``calibration``
+    prefix quantized to int8 (:mod:`tlf.features.onnx_int8`), calibrated on ``calibration``
     (uint8 training images; default ``sample``). A prefix that does not export, or whose export
     disagrees with torch on ``sample`` (a uint8 batch), falls back to torch with the reason in the
     note; an int8 file that cannot be made or misses its gate falls back to onnxruntime fp32.

@@ -7,7 +7,7 @@ eval resize and crop). Rows are keyed by each image's decoded pixels (:func:`pix
 so a run with ``--exclude``/``--relabel`` (fewer images, other labels) finds the rows of an
 earlier run or audit; the file is keyed by everything the features depend on besides the
 pixels (:func:`model_key`). Files live in ``$TLF_HOME/features`` and the least recently
-used go beyond :data:`CACHE_BYTES` (:func:`tlf.engine.onnx_prefix.prune`).
+used go beyond :data:`CACHE_BYTES` (:func:`tlf.features.onnx_prefix.prune`).
 
 Hand-written because no library caches network outputs by input content: torch and
 onnxruntime have no such cache, and joblib's ``Memory`` keys whole calls, not rows.
@@ -46,7 +46,7 @@ def pixel_hashes(images) -> np.ndarray:
 def model_key(prefix: nn.Module, image_size: int, mean: Sequence[float], std: Sequence[float], resize_short: int,
               interpolation: str, frozen_engine: str, device: torch.device, store: torch.dtype) -> str:
     """Everything a stored feature depends on besides the pixels: the prefix's modules and
-    weights (:func:`tlf.engine.onnx_prefix.fingerprint`), the eval resize, the frozen-engine
+    weights (:func:`tlf.features.onnx_prefix.fingerprint`), the eval resize, the frozen-engine
     setting, the device type and the stored dtype."""
     from .onnx_prefix import fingerprint
     weights = fingerprint(prefix, image_size, image_size, mean, std)
