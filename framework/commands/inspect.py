@@ -1,10 +1,12 @@
-"""``tlf inspect``: a backbone's stages with output shapes, parameters and frozen state."""
+"""``tlf inspect``: a backbone's stages with output shapes (maps or tokens), parameters and frozen state."""
 from __future__ import annotations
 
 import json
 from typing import Any
 
 import click
+
+from ..config import POOLINGS
 
 
 
@@ -26,7 +28,7 @@ def _state(total: int, trainable: int, frozen: bool) -> str:
 
 def inspect_model(backbone: str, policy: str | None = None, image_size: int | None = None, num_classes: int = 10,
                   head: str = "linear", pretrained: bool = False, train_bn: bool = False,
-                  weights: str | None = None) -> dict:
+                  weights: str | None = None, pooling: str | None = None) -> dict:
     """The data behind ``tlf inspect``: one row per stage plus the head and totals."""
     import torch
 
@@ -38,7 +40,7 @@ def inspect_model(backbone: str, policy: str | None = None, image_size: int | No
     num_classes = check_value("num_classes", num_classes, int, Range(1))
     freeze_policy = build_policy(policy, train_bn) if policy else None
     model = build_model(backbone, num_classes, pretrained=pretrained, weights=weights, head=head,
-                        image_size=image_size)
+                        image_size=image_size, pooling=pooling)
     if freeze_policy is not None:
         freeze_policy.apply(model)
     meta = model.backbone.meta
@@ -65,11 +67,22 @@ def inspect_model(backbone: str, policy: str | None = None, image_size: int | No
         "backbone": meta.name, "policy": freeze_policy.name if freeze_policy else None,
         "policy_defaults": freeze_policy.defaults if freeze_policy else None,
         "image_size": size, "num_classes": num_classes, "weights": meta.weights,
+        "contract": model.backbone.contract, "tokens": _tokens(model, size),
         "meta": {"mean": list(meta.mean), "std": list(meta.std), "interpolation": meta.interpolation,
                  "crop_pct": meta.crop_pct, "feature_dim": meta.feature_dim, "default_image_size": meta.image_size},
         "stages": rows, "head": head_row,
         "totals": {"params": total, "trainable": trainable, "frozen": total - trainable},
     }
+
+
+def _tokens(model: Any, size: int) -> dict | None:
+    """A columnar backbone's token layout at ``size`` px and its head's pooling; None for CNNs."""
+    tokens = model.backbone.tokens
+    if tokens is None:
+        return None
+    grid = size // tokens.patch
+    return {"prefix": tokens.prefix, "class_token": tokens.class_token, "patch": tokens.patch,
+            "grid": [grid, grid], "pooling": model.head.pool.mode, "recipe_pooling": tokens.pooling}
 
 
 @click.command()
@@ -79,6 +92,8 @@ def inspect_model(backbone: str, policy: str | None = None, image_size: int | No
               help="Square input size, 32 or more (default: the backbone's).")
 @click.option("--num-classes", type=int, default=10, show_default=True, help="Classes of the new head.")
 @click.option("--head", type=click.Choice(["linear", "mlp"]), default="linear", show_default=True, help="Head kind.")
+@click.option("--pooling", type=click.Choice(POOLINGS), default=None,
+              help="Columnar backbones (ViTs): pool the class token, the patch mean, or both (default: the recipe's).")
 @click.option("--train-bn", is_flag=True, help="Frozen stages keep trainable norm affine parameters.")
 @click.option("--pretrained/--no-pretrained", default=False, show_default=True,
               help="Load the pretrained weights (the layout is the same without them).")
@@ -86,9 +101,10 @@ def inspect_model(backbone: str, policy: str | None = None, image_size: int | No
               help="Load this weights file (state dict or checkpoint) to check that it fits.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def inspect(backbone: str, policy: str | None, image_size: int | None, num_classes: int, head: str,
-            train_bn: bool, pretrained: bool, weights: str | None, as_json: bool) -> None:
-    """Show a backbone's stages conv1..conv5: output shape, parameters, what a policy freezes."""
-    info = inspect_model(backbone, policy, image_size, num_classes, head, pretrained, train_bn, weights)
+            train_bn: bool, pretrained: bool, weights: str | None, pooling: str | None, as_json: bool) -> None:
+    """Show a backbone's stages (conv1..conv5, or embed, block1..blockN): output shape, parameters,
+    what a policy freezes."""
+    info = inspect_model(backbone, policy, image_size, num_classes, head, pretrained, train_bn, weights, pooling)
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
@@ -120,3 +136,8 @@ def inspect(backbone: str, policy: str | None, image_size: int | None, num_class
     console.print(f"frozen: {totals['frozen']:,} parameters; weights: {info['weights'] or 'random init'}; mean {tuple(info['meta']['mean'])}, "
                   f"std {tuple(info['meta']['std'])}, {info['meta']['interpolation']}, "
                   f"crop_pct {info['meta']['crop_pct']}")
+    if info["tokens"]:
+        t = info["tokens"]
+        first = "class token first" if t["class_token"] else "no class token"
+        console.print(f"tokens: {t['prefix']} prefix token(s) ({first}), then a {t['grid'][0]}x{t['grid'][1]} grid of {t['patch']} px "
+                      f"patches; head pooling: {t['pooling']} (recipe: {t['recipe_pooling']})")

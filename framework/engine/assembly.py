@@ -15,6 +15,7 @@ from ..data import DatasetRequest, Splits
 from ..paths import cache_dir
 from ..preprocessing import Preprocessing
 from ..registry import get_registry
+from .frozen_cost import announce as announce_frozen_cost
 
 
 @dataclass
@@ -71,7 +72,7 @@ def build_parts(plan: RunConfig, placement, world, report) -> TrainingParts:
     splits = load_splits(plan)
     model = build_model(plan.backbone, splits.num_classes, pretrained=policy.pretrained and plan.pretrained,
                         weights=Path(plan.weights) if plan.weights else None, head=plan.head,
-                        dropout=plan.dropout, image_size=plan.image_size)
+                        dropout=plan.dropout, image_size=plan.image_size, pooling=plan.pooling)
     meta = model.backbone.meta
     config = with_backbone(plan, meta)
     preprocessing = Preprocessing.from_meta(meta, config.image_size)
@@ -87,4 +88,6 @@ def build_parts(plan: RunConfig, placement, world, report) -> TrainingParts:
     config, chosen = adapt(config, policy.defaults, -(-len(train_loader) // config.accumulate))
     if chosen:
         report.info(describe(chosen, len(splits.train)))
-    return TrainingParts(config, preprocessing, splits, model, policy, pipeline, train_loader, val_loader, chosen)
+    parts = TrainingParts(config, preprocessing, splits, model, policy, pipeline, train_loader, val_loader, chosen)
+    announce_frozen_cost(parts, world.distributed, placement.device, report)
+    return parts
