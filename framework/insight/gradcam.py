@@ -7,9 +7,10 @@ one ``autograd.grad`` — no module hooks, no layer names per family, no extra d
 (``grad-cam`` brings ttach, scikit-learn and tqdm, and needs a target layer named per
 architecture). Third-party backbones get it for free.
 
-The layer: conv5's map on a CNN; on a columnar backbone (ViT) the tokens entering the last block,
-their patch tokens reshaped to the patch grid. That is the usual choice for ViTs (the ``grad-cam``
-package's recipe): after the last block a class-token head takes no gradient from the patch tokens.
+The layer: conv5's map on a CNN; on a columnar backbone (ViT) its output tokens, the patch tokens
+reshaped to their grid, or with a head that reads the class token the tokens entering the last
+block (the ``grad-cam`` package's choice for ViTs): after the last block such a head takes no
+gradient from the patch tokens.
 """
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target: torch.Tensor | None = No
     model.eval()
     backbone = model.backbone
     stages = list(backbone.stages.children())
-    cut = len(stages) - (backbone.tokens is not None)  # a ViT: before its last block
+    reads_class_token = backbone.tokens is not None and "cls" in getattr(model.head.pool, "mode", "")
+    cut = len(stages) - reads_class_token  # a class-token head: before the last block
     with torch.no_grad():
         features = nn.Sequential(*stages[:cut])(x).float()
     features.requires_grad_(True)

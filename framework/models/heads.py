@@ -22,6 +22,9 @@ class TokenPool(nn.Module):
         self.mode = mode
         self.prefix = prefix
 
+    def extra_repr(self) -> str:
+        return f"mode={self.mode!r}, prefix={self.prefix}"
+
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         if tokens.dim() == 2:
             return tokens
@@ -98,5 +101,5 @@ def token_head(pooling: str, prefix: int, width: int, num_classes: int, dropout:
     """A linear head on ``width``-wide tokens pooled by ``pooling`` (:data:`POOLINGS`); ``norm``
     (the backbone's pre-logits norm over one token) applies to each pooled part."""
     parts = 2 if pooling == "cls+mean" else 1
-    per_part = PerToken(norm, width) if norm is not None and parts > 1 else norm
+    per_part = PerToken(norm, width) if parts > 1 and norm is not None and not isinstance(norm, nn.Identity) else norm
     return LinearHead(width * parts, num_classes, dropout, per_part, TokenPool(pooling, prefix))
