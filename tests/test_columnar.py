@@ -239,7 +239,9 @@ def test_grad_cam_on_a_vit_puts_the_heat_on_the_deciding_quarter(pooling, tmp_pa
 def test_a_long_frozen_pass_is_announced(monkeypatch):
     from tlf.engine import frozen_cost
     model = fresh_model(VIT)
+    state = torch.get_rng_state()
     assert frozen_cost.announcement(model, 13, 32, 100) is None  # 100 tiny images: far below a minute
+    assert torch.equal(torch.get_rng_state(), state)  # the run's random draws are not shifted
     monkeypatch.setattr(frozen_cost, "ANNOUNCE_SECONDS", 0.0)
     line = frozen_cost.announcement(model, 13, 32, 100_000)
     assert line.startswith("frozen pass: about ") and "100,000 images at 32 px" in line and "img/s" in line
