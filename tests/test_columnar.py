@@ -12,7 +12,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 import tlf
-from helpers_models import model as fresh_model
+from helpers_models import marked_cams, model as fresh_model
+from imagefiles import marked_square_folder
 from tlf.cli import cli
 from tlf.errors import TlfError
 from tlf.models import build_model
@@ -193,38 +194,14 @@ def test_an_image_size_off_the_patch_grid_is_a_one_line_error(tmp_path):
 
 # ---- Grad-CAM on the token grid ----------------------------------------------------------------
 
-def make_top_right_folder(root: Path, size: int) -> Path:
-    """Class 'marked': a red square somewhere in the top-right quarter; 'plain': none (a map read
-    transposed would put the heat in the bottom-left quarter)."""
-    rng = np.random.default_rng(1)
-    side = size * 3 // 8
-    for split, n in (("train", 24), ("val", 6)):
-        for name in ("marked", "plain"):
-            (root / split / name).mkdir(parents=True)
-            for i in range(n):
-                pixels = rng.integers(60, 200, size=(size, size, 3)).astype(np.uint8)
-                if name == "marked":
-                    x, y = rng.integers(size // 2, size - side + 1), rng.integers(0, size // 2 - side + 1)
-                    pixels[y:y + side, x:x + side] = (230, 30, 30)
-                Image.fromarray(pixels).save(root / split / name / f"{i}.png")
-    return root
-
-
 @pytest.mark.parametrize("pooling", [None, "mean"])  # the class token (Grad-CAM before the last block), the patch mean
 def test_grad_cam_on_a_vit_puts_the_heat_on_the_deciding_quarter(pooling, tmp_path):
-    from tlf.insight.explain import Explainer
-    from tlf.insight.gradcam import grad_cam
-
     size = 64
-    data = make_top_right_folder(tmp_path / "data", size)
+    data = marked_square_folder(tmp_path / "data", size, side=size * 3 // 8, right=True)  # transposed: bottom-left
     run = tlf.train(dataset=f"folder:{data}", policy="partial:last2", lr=1e-3, out=str(tmp_path), pooling=pooling,
                     **{**FAST, "image_size": size, "batch_size": 16, "epochs": 5})
     assert run.summary["best_val_accuracy"] == 1.0
-    explainer = Explainer(run.directory, device="cpu")
-    views = [explainer.pipeline.eval_transform(np.asarray(Image.open(p).convert("RGB")), None)
-             for p in sorted((data / "val" / "marked").glob("*.png"))]
-    cam, _ = grad_cam(explainer.model, torch.cat([explainer._input(v) for v in views]),
-                      torch.tensor([explainer.run.classes.index("marked")] * len(views)))
+    cam = marked_cams(run.directory, data)
     half = size // 2
     quarters = {name: (cam[:, rows, cols].sum(axis=(1, 2)) / cam.sum(axis=(1, 2))).mean()
                 for name, rows, cols in (("top-right", slice(None, half), slice(half, None)),
