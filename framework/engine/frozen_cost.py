@@ -1,7 +1,7 @@
 """What the frozen pass of a run will cost on the CPU, said before it starts when it is long.
 
-A ViT-S/14 at 224 px is about ten times the compute of EfficientNet-Lite0 (docs/performance.md,
-"Foundation backbones on the CPU"): a user who picks one should know up front. The estimate
+A ViT-S/14 is over ten times the compute of EfficientNet-Lite0 at the same image size
+(docs/performance.md, "Foundation backbones on the CPU"): a user who picks one should know up front. The estimate
 times the frozen prefix with torch on a few random images at the run's size and threads (the
 onnxruntime engine, which ``auto`` picks on the CPU, is usually somewhat faster), then scales to
 the images the cache will run.
