@@ -3,8 +3,8 @@
 A ViT-S/14 is over ten times the compute of EfficientNet-Lite0 at the same image size
 (docs/performance.md, "Foundation backbones on the CPU"): a user who picks one should know up front. The estimate
 times the frozen prefix with torch on a few random images at the run's size and threads (the
-onnxruntime engine, which ``auto`` picks on the CPU, is usually somewhat faster), then scales to
-the images the cache will run.
+onnxruntime engine, which ``auto`` picks on the CPU, runs CNN prefixes faster and ViT ones at
+about torch's speed), then scales to the images the cache will run.
 """
 from __future__ import annotations
 
@@ -47,8 +47,8 @@ def announcement(model: nn.Module, prefix: int, image_size: int, images: int) ->
         return None
     took = f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
     return (f"frozen pass: about {took} on this CPU for {images:,} images at {image_size} px "
-            f"({1 / per_image:.1f} img/s measured with torch on {PROBE_IMAGES} images; the onnxruntime engine is "
-            f"usually faster; a smaller backbone or --image-size is cheaper)")
+            f"({1 / per_image:.1f} img/s, timed with torch on {PROBE_IMAGES} images; a smaller backbone or "
+            f"--image-size costs less)")
 
 
 def announce(parts: TrainingParts, distributed: bool, device: torch.device, report: Reporter) -> None:
