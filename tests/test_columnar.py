@@ -91,11 +91,24 @@ def test_dinov2_registers_are_left_out_and_its_probe_concatenates():
     assert torch.equal(model.head.pool(pooled), pooled)  # cached (pooled) features pass through
 
 
-def test_bad_pooling_and_head_are_one_line_errors():
+def test_the_pre_logits_norm_applies_to_each_pooled_part():
+    from tlf.models import token_head
+    head = token_head("cls+mean", 1, 8, 3, 0.0, torch.nn.LayerNorm(8)).eval()
+    x = torch.randn(2, 5, 8)
+    parts = torch.cat([torch.nn.functional.layer_norm(p, (8,)) for p in (x[:, 0], x[:, 1:].mean(1))], 1)
+    assert torch.allclose(head(x), head.fc(parts), atol=1e-6)
+
+
+def test_bad_pooling_and_head_are_one_line_errors(monkeypatch):
+    from tlf.models import Tokens
     with pytest.raises(TlfError, match="columnar backbones"):
         build_model("resnet18", 3, pretrained=False, pooling="cls")
     with pytest.raises(TlfError, match="use --head linear"):
         build_model(VIT, 3, pretrained=False, head="mlp", image_size=32)
+    from tlf.plugins.backbones import timm_columnar  # a model without a class token (SigLIP's towers)
+    monkeypatch.setattr(timm_columnar, "check", lambda model, stages, name: Tokens(0, False, 16, "mean"))
+    with pytest.raises(TlfError, match="has no class token, so it cannot pool with 'cls\\+mean'"):
+        build_model(VIT, 3, pretrained=False, image_size=32, pooling="cls+mean")
 
 
 # ---- policies ----------------------------------------------------------------------------
