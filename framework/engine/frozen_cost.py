@@ -3,8 +3,8 @@
 A ViT-S/14 is over ten times the compute of EfficientNet-Lite0 at the same image size
 (docs/performance.md, "Foundation backbones on the CPU"): a user who picks one should know up front. The estimate
 times the frozen prefix with torch on a few random images at the run's size and threads (the
-onnxruntime engine, which ``auto`` picks on the CPU, runs CNN prefixes faster and ViT ones at
-about torch's speed), then scales to the images the cache will run.
+onnxruntime engine, which ``auto`` picks on the CPU, was 1.5x faster on Lite0 and 0.7-1.0x on
+ViTs at one thread, docs/performance.md), then scales to the images the cache will run.
 """
 from __future__ import annotations
 
