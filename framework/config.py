@@ -7,7 +7,6 @@ run directory, and is all that ``tlf train --resume`` needs to repeat the run.
 from __future__ import annotations
 
 import dataclasses
-import json
 import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -23,6 +22,7 @@ FROZEN_ENGINES = ("auto", "torch", "onnxruntime", "onnxruntime-int8")
 CACHES = ("auto", "ram", "disk", "off")
 SAMPLERS = ("shuffle", "balanced")
 CLASS_WEIGHTS = ("none", "auto", "effective")  # or a file
+POOLINGS = ("cls", "mean", "cls+mean")  # how a columnar backbone's tokens are pooled (tlf.models.heads.TokenPool)
 # the settings a run may be resumed with although they differ from its config.yaml
 # (epochs: only more than planned, see tlf.engine.api.check_more_epochs)
 RESUMABLE = ("device", "precision", "workers", "compile", "cache", "batch_size", "epochs", "loggers", "frozen_engine")
@@ -62,6 +62,7 @@ class RunConfig:
     feature_cache: str = "auto"  # frozen-prefix features: auto | off | number of augmented views
     frozen_engine: str = "auto"  # what runs the cached frozen pass: auto | torch | onnxruntime | onnxruntime-int8
     head: str = "linear"
+    pooling: str | None = None  # columnar backbones (ViTs): cls | mean | cls+mean; None: the backbone's recipe
     dropout: float = 0.2
     train_bn: bool = False
     pretrained: bool = True  # False: random initialisation, whatever the policy
@@ -97,9 +98,10 @@ class RunConfig:
                                       None if given[f.name] == "auto" else RANGES.get(f.name)) for f in fields(self)}
         choices = {"optimizer": OPTIMIZERS, "precision": PRECISIONS, "device": DEVICES, "cache": CACHES,
                    "schedule": SCHEDULES, "sampler": SAMPLERS,
-                   "frozen_engine": FROZEN_ENGINES}
+                   "frozen_engine": FROZEN_ENGINES, "pooling": POOLINGS}
         for name, allowed in choices.items():
-            check_choice(name, values[name], allowed)
+            if values[name] is not None:  # None: the default (pooling: the backbone's)
+                check_choice(name, values[name], allowed)
         for name in ("dataset", "backbone", "policy", "augment", "task"):
             if values[name] is not None and not values[name].strip():
                 raise TlfError(f"{name} is empty", hint=f"name one with --{name}, or leave it out for the default")

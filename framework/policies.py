@@ -3,7 +3,8 @@
 A policy freezes stages of a :class:`~tlf.models.Classifier` (``apply``), hands the
 optimizer parameter groups for what trains (``param_groups``: trainable parameters
 only, one group per stage, norm and bias parameters without weight decay) and may
-change the frozen set between epochs (``on_epoch_start``).
+change the frozen set between epochs (``on_epoch_start``). Policies read a model's own
+stage names, so they work on both stage contracts (conv1..conv5; embed, block1..blockN).
 """
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from typing import Any
 from torch import nn
 
 from .errors import TlfError
-from .models.backbone import STAGES
 from .models.classifier import Classifier
 from .registry import get_registry
 
@@ -37,11 +37,13 @@ def _no_decay(param: nn.Parameter) -> bool:
     return param.ndim <= 1
 
 
-PARTS = (*STAGES, "head")
+def parts(model: Classifier) -> tuple[str, ...]:
+    """The model's stages in order, then ``head``."""
+    return (*model.backbone.stage_names, "head")
 
 
 def stage_groups(model: Classifier, part: str, lr: float, weight_decay: float) -> list[Group]:
-    """Optimizer groups for the trainable parameters of one part (``convN`` or ``head``)."""
+    """Optimizer groups for the trainable parameters of one part (a stage or ``head``)."""
     module = model.head if part == "head" else getattr(model.backbone.stages, part)
     decay, no_decay = [], []
     for param in module.parameters():
@@ -81,8 +83,9 @@ class FreezePolicy:
         """Freeze the policy's stages (everything else trainable)."""
         model.freeze(self.frozen(model), train_bn=self.train_bn)
 
-    def lr_scale(self, part: str) -> float:
-        """Learning-rate multiplier of a part (``convN`` or ``head``)."""
+    def lr_scale(self, part: str, depth: int = 1) -> float:
+        """Learning-rate multiplier of a part (a stage or ``head``); ``depth`` counts the
+        stages from the part to the head (the last stage: 1, the head: 0)."""
         return 1.0
 
     def param_groups(self, model: Classifier, lr: float, weight_decay: float,
@@ -90,8 +93,10 @@ class FreezePolicy:
         """Groups of trainable parameters, per stage and head, each with ``name`` and ``lr``;
         the head's lr is further multiplied by ``head_lr_scale`` (the new head against the
         pretrained stages)."""
-        return [group for part in PARTS for group in stage_groups(
-            model, part, lr * self.lr_scale(part) * (head_lr_scale if part == "head" else 1.0), weight_decay)]
+        names = parts(model)
+        return [group for index, part in enumerate(names) for group in stage_groups(
+            model, part, lr * self.lr_scale(part, len(names) - 1 - index) * (head_lr_scale if part == "head" else 1.0),
+            weight_decay)]
 
     def on_epoch_start(self, model: Classifier, epoch: int, optimizer: Any) -> bool:
         """Change what trains at the start of ``epoch`` (0-based); True when something changed."""
@@ -123,7 +128,7 @@ class Transfer(FreezePolicy):
     defaults = {"lr": 1e-3, "epochs": 10, "augment": "none"}
 
     def frozen(self, model: Classifier) -> list[str]:
-        return list(STAGES)
+        return list(model.backbone.stage_names)
 
 
 class Partial(FreezePolicy):
@@ -140,11 +145,12 @@ class Partial(FreezePolicy):
 
     def frozen(self, model: Classifier) -> list[str]:
         first = model.backbone.resolve_stage(self.stage)
-        return list(STAGES[:STAGES.index(first)])
+        names = model.backbone.stage_names
+        return list(names[:names.index(first)])
 
 
 class Gradual(FreezePolicy):
-    """Start as ``transfer``; every ``every`` epochs one more stage trains, from conv5 down.
+    """Start as ``transfer``; every ``every`` epochs one more stage trains, from the last down.
 
     Unfrozen stages join the optimizer as new parameter groups (``on_epoch_start``),
     at the learning rate the schedule has reached (``sync_scheduler`` tells a torch
@@ -170,15 +176,16 @@ class Gradual(FreezePolicy):
         self._lr, self._weight_decay = lr, weight_decay  # for the groups added later (stages, not the head)
         return super().param_groups(model, lr, weight_decay, head_lr_scale)
 
-    def frozen_at(self, epoch: int) -> list[str]:
+    def frozen_at(self, model: Classifier, epoch: int) -> list[str]:
         """Stages still frozen during ``epoch`` (0-based)."""
-        return list(STAGES[:max(0, len(STAGES) - epoch // self.every)])
+        names = model.backbone.stage_names
+        return list(names[:max(0, len(names) - epoch // self.every)])
 
     def frozen(self, model: Classifier) -> list[str]:
-        return self.frozen_at(0)
+        return self.frozen_at(model, 0)
 
     def on_epoch_start(self, model: Classifier, epoch: int, optimizer: Any) -> bool:
-        wanted = self.frozen_at(epoch)
+        wanted = self.frozen_at(model, epoch)
         thawed = [s for s in model.frozen_stages if s not in wanted]
         if not thawed:
             return False
@@ -188,8 +195,10 @@ class Gradual(FreezePolicy):
         model.freeze(wanted, train_bn=self.train_bn)
         reference = optimizer.param_groups[0]
         progress = reference["lr"] / reference.get("initial_lr", reference["lr"])  # where the schedule is
+        names = model.backbone.stage_names
         for stage in thawed:
-            for group in stage_groups(model, stage, self._lr * self.lr_scale(stage), self._weight_decay):
+            depth = len(names) - names.index(stage)
+            for group in stage_groups(model, stage, self._lr * self.lr_scale(stage, depth), self._weight_decay):
                 group["params"] = [p for p in group["params"] if id(p) not in in_optimizer]
                 if group["params"]:
                     group["lr"] = group["initial_lr"] * progress
@@ -198,7 +207,9 @@ class Gradual(FreezePolicy):
 
 
 class Discriminative(FreezePolicy):
-    """Everything trains; conv K's learning rate is ``lr * decay ** (6 - K)`` (head: ``lr``)."""
+    """Everything trains; a stage's learning rate is ``lr * decay ** depth``, ``depth`` counting
+    stages from it to the head: conv K's is ``lr * decay ** (6 - K)``, and on a columnar backbone
+    this is layer-wise lr decay (block N: ``decay``, embed: ``decay ** (N + 1)``; head: ``lr``)."""
 
     defaults = {"lr": 5e-4, "epochs": 15}
 
@@ -210,8 +221,8 @@ class Discriminative(FreezePolicy):
         self.decay = decay
         self.name = f"discriminative:{decay:g}"
 
-    def lr_scale(self, part: str) -> float:
-        return 1.0 if part == "head" else self.decay ** (len(STAGES) + 1 - int(part[len("conv"):]))
+    def lr_scale(self, part: str, depth: int = 1) -> float:
+        return self.decay ** depth
 
 
 def sync_scheduler(scheduler: Any, optimizer: Any) -> None:

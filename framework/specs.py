@@ -27,6 +27,7 @@ from typing import Any, Callable, ClassVar, Union
 
 from .errors import TlfError
 
+CONTRACTS = ("pyramid", "columnar")  # a backbone's stages: conv1..conv5, or embed + block1..blockN
 KINDS = ("datasets", "backbones", "policies", "augmentations", "loggers", "callbacks", "tasks")
 SINGULAR = {"datasets": "dataset", "backbones": "backbone", "policies": "policy", "augmentations": "augmentation",
             "loggers": "logger", "callbacks": "callback", "tasks": "task"}
@@ -112,6 +113,15 @@ class BackboneSpec(Spec):
 
     kind: ClassVar[str] = "backbones"
     weights: str | None = None  # where pretrained weights come from, in words (meta.weights: what was loaded)
+    # the stage contracts (CONTRACTS) its backbones follow; a built backbone's stage names say which one it is
+    contracts: tuple[str, ...] = ("pyramid",)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "contracts", tuple(self.contracts))
+        if not self.contracts or set(self.contracts) - set(CONTRACTS):
+            raise ValueError(f"backbone plugin {self.name!r}: contracts {self.contracts!r} must name "
+                             f"some of {CONTRACTS}")
 
 
 @dataclass(frozen=True)

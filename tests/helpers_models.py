@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import copy
 from functools import lru_cache
+from pathlib import Path
 from typing import Iterator
 
+import numpy as np
 import pytest
 import torch
 
@@ -28,3 +30,18 @@ def single_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def marked_cams(run_dir: Path, data: Path) -> np.ndarray:
+    """Grad-CAM maps (N x H x W) of class 'marked' on the run's view of ``data``'s validation
+    images of that class (tests/imagefiles.py: ``marked_square_folder``)."""
+    from PIL import Image
+
+    from tlf.insight.explain import Explainer
+    from tlf.insight.gradcam import grad_cam
+    explainer = Explainer(run_dir, device="cpu")
+    views = [explainer.pipeline.eval_transform(np.asarray(Image.open(p).convert("RGB")), None)
+             for p in sorted((data / "val" / "marked").glob("*.png"))]
+    cam, _ = grad_cam(explainer.model, torch.cat([explainer._input(v) for v in views]),
+                      torch.tensor([explainer.run.classes.index("marked")] * len(views)))
+    return cam

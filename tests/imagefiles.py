@@ -31,3 +31,22 @@ def file_set(directory: Path, n: int = 12, classes: int = 3, fmt: str = "png", s
         Image.fromarray(random_images(1, h, w, seed + i)[0]).save(path)
         paths.append(path)
     return FileImageSet(paths, [i % classes for i in range(n)])
+
+
+def marked_square_folder(root: Path, size: int, side: int | None = None, right: bool = False) -> Path:
+    """train/val class folders of ``size`` px noise: class 'marked' has a red square (``side`` px,
+    default a quarter of the image) somewhere in the top-left quarter, or with ``right`` the
+    top-right one; 'plain' has none. 24 training and 6 validation images per class."""
+    rng = np.random.default_rng(1)
+    side = size // 4 if side is None else side
+    for split, n in (("train", 24), ("val", 6)):
+        for name in ("marked", "plain"):
+            (root / split / name).mkdir(parents=True)
+            for i in range(n):
+                pixels = rng.integers(60, 200, size=(size, size, 3)).astype(np.uint8)
+                if name == "marked":
+                    x, y = rng.integers(2, size // 2 - side - 2, size=2)
+                    x += size // 2 if right else 0
+                    pixels[y:y + side, x:x + side] = (230, 30, 30)
+                Image.fromarray(pixels).save(root / split / name / f"{i}.png")
+    return root

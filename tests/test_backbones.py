@@ -131,14 +131,15 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("socket.create_connection", refuse)
 
 
-def test_timm_weights_come_from_the_hub_cache_without_the_network(tmp_path: Path,
+@pytest.mark.parametrize("name", ["resnet18", "vit_tiny_patch16_224"])  # a CNN, a ViT: the same path
+def test_timm_weights_come_from_the_hub_cache_without_the_network(name: str, tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """A file in the Hugging Face cache loads with the network down, and the model's
     weights are the file's."""
     import timm
     from huggingface_hub import constants
     from safetensors.torch import save_file
-    native = timm.create_model("resnet18")
+    native = timm.create_model(name).eval()
     repo = native.pretrained_cfg["hf_hub_id"]
     snapshot = tmp_path / f"models--{repo.replace('/', '--')}" / "snapshots" / "abc123"
     snapshot.mkdir(parents=True)
@@ -147,9 +148,11 @@ def test_timm_weights_come_from_the_hub_cache_without_the_network(tmp_path: Path
     (tmp_path / f"models--{repo.replace('/', '--')}" / "refs" / "main").write_text("abc123")
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
     _no_network(monkeypatch)
-    body = backbone("timm:resnet18")
-    assert torch.equal(body.stages.conv4.layer3[1].conv2.weight, native.layer3[1].conv2.weight)
-    assert body.meta.weights == f"timm:resnet18.{native.pretrained_cfg['tag']}"
+    body = backbone(f"timm:{name}").eval()
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        assert torch.allclose(body(x), native.forward_features(x), atol=1e-5)
+    assert body.meta.weights == f"timm:{name}.{native.pretrained_cfg['tag']}"
 
 
 def test_timm_weights_offline_fail_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -238,8 +241,8 @@ def test_efficientnet_lite1_and_2_load_their_packages(variant: int) -> None:
 def test_timm_errors() -> None:
     with pytest.raises(TlfError, match="resnet18"):
         backbone("timm:resnet1", pretrained=False)
-    with pytest.raises(TlfError, match="cannot be cut into stages"):
-        backbone("timm:vit_tiny_patch16_224", pretrained=False)
+    with pytest.raises(TlfError, match="'eva02_tiny_patch14_224' follows neither stage contract: it cannot be cut"):
+        backbone("timm:eva02_tiny_patch14_224", pretrained=False)  # a ViT whose blocks take rotary embeddings
 
 
 def test_mlp_head_follows_the_feature_map() -> None:

@@ -32,7 +32,7 @@ def test_onnxruntime_scores_as_torch_does_and_its_export_is_reused(run_dir):
 
 
 def test_a_model_that_does_not_export_is_evaluated_by_torch_with_the_reason(run_dir, monkeypatch):
-    from tlf.engine import onnx_prefix
+    from tlf.features import onnx_prefix
 
     def unsupported(*args, **kwargs):
         raise RuntimeError("Exporting the operator 'aten::fancy' to ONNX is not supported")

@@ -14,7 +14,7 @@ from helpers_models import single_thread  # noqa: F401 (autouse: one torch threa
 from test_engine import FAST, make_colour_folder
 from tlf.cli import cli
 from tlf.data.model_input import to_model_input
-from tlf.engine import onnx_int8, onnx_prefix
+from tlf.features import onnx_int8, onnx_prefix
 from tlf.features.cache import choose_engine
 from tlf.engine.trainer import Trainer
 from tlf.config import load_config

@@ -13,6 +13,8 @@ import pytest
 import torch
 from browser import render, screenshot
 from click.testing import CliRunner
+from helpers_models import marked_cams
+from imagefiles import marked_square_folder
 from PIL import Image
 
 import tlf
@@ -167,37 +169,16 @@ def test_grad_cam_on_conv5_of_a_cnn_and_a_convnext(backbone):
     assert not np.allclose(cam, other)  # a different class, a different map
 
 
-def make_corner_folder(root: Path, size: int) -> Path:
-    """Class 'marked': a red square somewhere in the top-left quarter; 'plain': none."""
-    rng = np.random.default_rng(1)
-    for split, n in (("train", 24), ("val", 6)):
-        for name in ("marked", "plain"):
-            (root / split / name).mkdir(parents=True)
-            for i in range(n):
-                pixels = rng.integers(60, 200, size=(size, size, 3)).astype(np.uint8)
-                if name == "marked":
-                    side = size // 4
-                    x, y = rng.integers(2, size // 2 - side - 2, size=2)
-                    pixels[y:y + side, x:x + side] = (230, 30, 30)
-                Image.fromarray(pixels).save(root / split / name / f"{i}.png")
-    return root
-
-
 def test_grad_cam_puts_the_heat_on_the_deciding_corner(tmp_path):
     size = 128
-    data = make_corner_folder(tmp_path / "data", size)
+    data = marked_square_folder(tmp_path / "data", size)
     run = tlf.train(dataset=f"folder:{data}", policy="transfer", epochs=3, lr=1e-2, quiet=True, out=str(tmp_path),
                     **{**FAST, "image_size": size, "batch_size": 16})
     assert run.summary["best_val_accuracy"] == 1.0
     result = run_cli("explain", str(run.directory), str(data / "val" / "marked"), "--class", "marked", "--json",
                      "--device", "cpu")
     assert [json.loads(line)["predicted"] for line in result.stdout.splitlines()] == ["marked"] * 6
-    from tlf.insight.explain import Explainer
-    explainer = Explainer(run.directory, device="cpu")
-    views = [explainer.pipeline.eval_transform(np.asarray(Image.open(p).convert("RGB")), None)
-             for p in sorted((data / "val" / "marked").glob("*.png"))]
-    cam, _ = grad_cam(explainer.model, torch.cat([explainer._input(v) for v in views]),
-                      torch.tensor([explainer.run.classes.index("marked")] * len(views)))
+    cam = marked_cams(run.directory, data)
     half = size // 2
     share = cam[:, :half, :half].sum(axis=(1, 2)) / cam.sum(axis=(1, 2))
     assert share.mean() > 0.5, share  # a quarter of the image holds most of the heat

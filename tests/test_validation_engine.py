@@ -14,7 +14,8 @@ from torch import nn
 from helpers_models import single_thread  # noqa: F401 (autouse: one torch thread)
 from test_engine import FAST, make_colour_folder
 from test_frozen_engine import MEAN, STD, Bessel, batch, choose, small_prefix, to_input
-from tlf.engine import eval_engine, onnx_prefix
+from tlf.engine import eval_engine
+from tlf.features import onnx_prefix
 from tlf.engine.eval_engine import ValidationEngine
 from tlf.engine.placement import place
 from tlf.engine.trainer import Trainer

@@ -5,7 +5,7 @@ from typing import Callable
 
 import click
 
-from ..config import DEVICES, FROZEN_ENGINES, OPTIMIZERS, PRECISIONS, SAMPLERS, SCHEDULES
+from ..config import DEVICES, FROZEN_ENGINES, OPTIMIZERS, POOLINGS, PRECISIONS, SAMPLERS, SCHEDULES
 
 class LearningRate(click.ParamType):
     """A number, or ``auto``."""
@@ -84,6 +84,9 @@ SETTINGS: dict[str, Callable] = {
                                        "fp32 (auto: the faster of one pass of each)."),
     "head": click.option("--head", type=click.Choice(["linear", "mlp"]),
                          help="New head: linear (GAP+dropout+linear) or mlp."),
+    "pooling": click.option("--pooling", type=click.Choice(POOLINGS),
+                            help="Columnar backbones (ViTs): the head pools the class token (cls), the mean of the "
+                                 "patch tokens (mean) or both concatenated (cls+mean); default: the backbone's recipe."),
     "dropout": click.option("--dropout", type=float, help="Dropout before the head's last layer."),
     "train_bn": click.option("--train-bn/--no-train-bn", default=None,
                              help="Train BatchNorm affine parameters of frozen stages."),

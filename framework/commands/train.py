@@ -20,7 +20,7 @@ def _help_defaults() -> str:
 TRAIN_SETTINGS = ("dataset", "backbone", "policy", "augment", "epochs", "batch_size", "image_size", "optimizer", "lr",
                   "head_lr_scale", "weight_decay", "warmup_epochs", "schedule", "accumulate", "class_weights", "sampler", "ema",
                   "label_smoothing", "grad_clip", "seed", "device", "precision", "channels_last", "compile", "workers",
-                  "cache", "feature_cache", "frozen_engine", "head", "dropout", "train_bn", "pretrained", "weights", "data_dir",
+                  "cache", "feature_cache", "frozen_engine", "head", "pooling", "dropout", "train_bn", "pretrained", "weights", "data_dir",
                   "download", "val_split", "strict", "exclude", "relabel", "patience", "loggers", "callbacks", "task")
 
 

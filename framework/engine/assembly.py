@@ -1,31 +1,16 @@
 """Assembling a run from its plan: policy -> dataset -> model -> freezing -> pipeline -> loaders."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from ..adaptive_defaults import Choice, adapt, describe
+from ..adaptive_defaults import adapt, describe
 from ..config import RunConfig
-from ..data import Splits
 from ..data.run_data import load_splits, pipeline_for
 from ..preprocessing import Preprocessing
-
-
-@dataclass
-class TrainingParts:
-    config: RunConfig  # the plan, its image size fixed from the backbone (tlf.plan.with_backbone), its
-    # epochs and head lr multiplier from the data and the policy (tlf.adaptive_defaults.adapt)
-    preprocessing: Preprocessing  # from the backbone's meta at the plan's image size
-    splits: Splits
-    model: Any  # tlf.models.Classifier, on the device
-    policy: Any  # tlf.policies.FreezePolicy, applied
-    pipeline: Any  # tlf.augment.Pipeline
-    train_loader: Any
-    val_loader: Any
-    defaults_chosen: list[Choice]  # the size-adaptive defaults applied to the plan (tlf.adaptive_defaults)
+from .frozen_cost import announce as announce_frozen_cost
+from .parts import TrainingParts
 
 
 def build_parts(plan: RunConfig, placement, world, report) -> TrainingParts:
@@ -39,7 +24,7 @@ def build_parts(plan: RunConfig, placement, world, report) -> TrainingParts:
     splits = load_splits(plan)
     model = build_model(plan.backbone, splits.num_classes, pretrained=policy.pretrained and plan.pretrained,
                         weights=Path(plan.weights) if plan.weights else None, head=plan.head,
-                        dropout=plan.dropout, image_size=plan.image_size)
+                        dropout=plan.dropout, image_size=plan.image_size, pooling=plan.pooling)
     meta = model.backbone.meta
     config = with_backbone(plan, meta)
     preprocessing = Preprocessing.from_meta(meta, config.image_size)
@@ -55,4 +40,6 @@ def build_parts(plan: RunConfig, placement, world, report) -> TrainingParts:
     config, chosen = adapt(config, policy.defaults, -(-len(train_loader) // config.accumulate))
     if chosen:
         report.info(describe(chosen, len(splits.train)))
-    return TrainingParts(config, preprocessing, splits, model, policy, pipeline, train_loader, val_loader, chosen)
+    parts = TrainingParts(config, preprocessing, splits, model, policy, pipeline, train_loader, val_loader, chosen)
+    announce_frozen_cost(parts, world.distributed, placement.device, report)
+    return parts

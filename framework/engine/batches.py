@@ -21,7 +21,7 @@ from .placement import Placement
 
 
 class BatchSource:
-    """The training and validation batches of one run (``parts``: :class:`~tlf.engine.assembly.TrainingParts`)."""
+    """The training and validation batches of one run (``parts``: :class:`~tlf.engine.parts.TrainingParts`)."""
 
     def __init__(self, parts: Any, placement: Placement, world: ddp.World, report: Any) -> None:
         self.parts, self.config, self.placement, self.world, self.report = parts, parts.config, placement, world, report

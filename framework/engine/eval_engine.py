@@ -163,17 +163,3 @@ class ValidationEngine:
                 return engine
 
             return engine_pass(loader, build)
-
-
-def predict_logits(model: nn.Module, loader, to_input, placement: Placement) -> tuple[torch.Tensor, torch.Tensor]:
-    """Float logits and labels (on the CPU) of every batch of ``loader``."""
-    model.eval()
-    amp = placement.amp_dtype
-    outs, labels = [], []
-    with torch.inference_mode(), torch.autocast(placement.device.type, dtype=amp or torch.float32, enabled=amp is not None):
-        for images, y in loader:
-            outs.append(model(to_input(images)).float())
-            labels.append(y)
-    if not outs:
-        return torch.zeros(0, 0), torch.zeros(0, dtype=torch.long)
-    return torch.cat(outs).cpu(), torch.cat(labels).cpu()

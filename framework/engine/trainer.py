@@ -16,7 +16,8 @@ from ..plan import complete
 from ..registry import get_registry
 from ..task import TaskRequest
 from . import distributed as ddp
-from .assembly import TrainingParts, build_parts
+from .assembly import build_parts
+from .parts import TrainingParts
 from .batches import BatchSource
 from .failures import nonfinite_loss, out_of_memory
 from .callback import CallbackRequest, Callbacks, CancelEpoch, CancelFit, StopWhenAsked, build_callbacks

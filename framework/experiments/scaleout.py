@@ -13,7 +13,7 @@ Optuna's GridSampler is not used: with parallel workers it may run a grid point 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 from ..errors import TlfError
 from ..tuning.storage import open_storage, require_optuna, safe_url

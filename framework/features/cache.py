@@ -25,13 +25,14 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..errors import TlfError
+from ..models.heads import TokenPool
 from .feature_store import stored_pass
 
 if TYPE_CHECKING:
     from ..augment import Pipeline
     from ..config import RunConfig
     from ..policies import FreezePolicy
-    from ..engine.assembly import TrainingParts
+    from ..engine.parts import TrainingParts
     from ..engine.placement import Placement
     from ..engine.progress import Reporter
 
@@ -316,12 +317,12 @@ def _pooled(model: nn.Module, prefix: nn.Sequential) -> bool:
 
 
 def _prefix_module(model: nn.Module, prefix: int) -> nn.Sequential:
-    """The first ``prefix`` stages; with the whole backbone frozen and a global-average-pool head,
-    the pool too (pooled features are cached, and the head's pool is the identity on 1x1 maps)."""
+    """The first ``prefix`` stages; with the whole backbone frozen and a global-average-pool (or
+    token-pooling) head, the pool too (pooled features are cached, and the head's pool is the identity on 1x1 maps)."""
     modules = list(model.backbone.stages.children())[:prefix]
     pool = getattr(model.head, "pool", None)
-    if prefix == len(model.backbone.stage_names) and isinstance(pool, nn.AdaptiveAvgPool2d) \
-            and pool.output_size in (1, (1, 1)):
+    if prefix == len(model.backbone.stage_names) and (isinstance(pool, TokenPool) or isinstance(
+            pool, nn.AdaptiveAvgPool2d) and pool.output_size in (1, (1, 1))):
         modules.append(pool)
     return nn.Sequential(*modules)
 

@@ -48,7 +48,7 @@ def _inspect(config: Any, classes: list[str]) -> tuple[dict | None, str]:
     from ..inspection import inspect_model
     try:
         info = inspect_model(config.backbone, config.policy, config.image_size, len(classes), config.head,
-                             train_bn=bool(config.train_bn))
+                             train_bn=bool(config.train_bn), pooling=config.pooling)
     except TlfError as exc:
         return None, f"cannot show the frozen stages: {exc}"
     return {**info, "rows": [*info["stages"], info["head"]]}, ""

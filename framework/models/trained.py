@@ -33,7 +33,7 @@ def load_run(run_dir: str | Path, which: str = "best") -> TrainedModel:
     state = load_checkpoint(run_dir, which)
     classes = list(state["classes"])
     model = build_model(config.backbone, len(classes), pretrained=False, head=config.head,
-                        dropout=config.dropout, image_size=config.image_size)
+                        dropout=config.dropout, image_size=config.image_size, pooling=config.pooling)
     load_model_state(model, state, run_dir / f"{which}.pt")
     model.eval()
     summary_path = run_dir / "summary.json"

