@@ -54,6 +54,7 @@ setup(
         "test": [
             *sorted({req for reqs in TRACKING.values() for req in reqs}),
             "pytest>=8",
+            "pytest-xdist>=3.5",  # the README's test command runs the suite in one process per CPU
             "psycopg[binary]>=3.1",  # tests/test_tune.py: an unreachable PostgreSQL study storage
             "setuptools>=64",  # the tests build and install examples/tlf-plugin-example
             "wheel",

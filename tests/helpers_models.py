@@ -1,12 +1,8 @@
-"""Shared helpers for the model tests: cached random-init models (copied per test), one thread."""
+"""Shared helpers for the model tests: cached random-init models (copied per test)."""
 from __future__ import annotations
 
 import copy
 from functools import lru_cache
-from typing import Iterator
-
-import pytest
-import torch
 
 from tlf.models import Classifier, build_model
 
@@ -20,11 +16,3 @@ def model(backbone: str, num_classes: int = 3, head: str = "linear") -> Classifi
     """A fresh copy of a random-init model (building once per session keeps the tests fast)."""
     return copy.deepcopy(_cached(backbone, num_classes, head))
 
-
-@pytest.fixture(scope="module", autouse=True)
-def single_thread() -> Iterator[None]:
-    """Tiny tensors: one intra-op thread is as fast, and far faster on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

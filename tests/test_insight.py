@@ -28,7 +28,6 @@ SECTIONS = ["settings", "data", "strategy", "training", "metrics", "confusion", 
             "export"]
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def make_folder(root: Path, colours: dict[str, tuple[int, int, int]], train: int, val: int, size: int = 36,

@@ -113,7 +113,6 @@ def unchecked_dataset(root):
     return DatasetSpec(name="unchecked", description="files the loaders meet unscanned", factory=factory)
 
 
-@pytest.mark.usefixtures("one_thread")
 @pytest.mark.parametrize("cache", ["ram", "off"])
 def test_tlf_train_reports_an_unreadable_image_once(tmp_path, cache):
     """The decode cache (ram) or the streaming loader (off, two epochs) meets the broken image:
