@@ -202,6 +202,31 @@ def test_ddp_two_cpu_processes(colour_data, tmp_path):
     assert json.loads(summaries[0])["epochs"] == 2
 
 
+def test_ctrl_c_names_the_resume_command_and_the_run_resumes(colour_data, tmp_path):
+    """SIGINT (Ctrl-C) mid-run: one line with the exact command that continues the run, exit 130,
+    and that command finishes it."""
+    import shlex
+    args = ["train", "--dataset", f"folder:{colour_data}", "--policy", "init", "--epochs", "3", "--out", str(tmp_path),
+            "--name", "stopped", *[f"--{k.replace('_', '-')}={v}" for k, v in FAST.items()], "--augment", "basic",
+            "--quiet", "--no-report"]
+    proc = _cli(*args)
+    run_dir = tmp_path / "stopped"
+    deadline = time.time() + 240
+    while time.time() < deadline and not (run_dir / "last.pt").exists():
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("Interrupted after ") and " of 3 epoch(s); continue with: tlf train --resume " in line, err
+    command = shlex.split(line.split("continue with: ")[1])
+    assert command[:3] == ["tlf", "train", "--resume"] and Path(command[3]) == run_dir
+    result = subprocess.run([sys.executable, "-m", "tlf", *command[1:], "--no-report", "--json"], capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["epochs"] == 3
+
+
 def test_resume_before_the_first_checkpoint_starts_again(colour_data, tmp_path):
     first = tlf.train(dataset=f"folder:{colour_data}", policy="transfer", epochs=1, lr=1e-2, out=str(tmp_path),
                       name="early", quiet=True, **FAST)

@@ -24,6 +24,37 @@ TRAIN_SETTINGS = ("dataset", "backbone", "policy", "augment", "epochs", "batch_s
                   "download", "val_split", "strict", "patience", "loggers")
 
 
+def _interrupted(stop: KeyboardInterrupt, resume: str | None) -> None:
+    """Ctrl-C: one line saying how far the run got and the exact command that continues it; exit 130."""
+    import shlex
+    import sys
+
+    from ..errors import RunInterrupted
+    directory = getattr(stop, "directory", None) or resume
+    if directory is None:
+        click.echo("Interrupted before the run directory was made: nothing to resume; run the command again",
+                   err=True)
+    else:
+        done = (f" after {stop.epochs_done} of {stop.epochs_planned} epoch(s)"
+                if isinstance(stop, RunInterrupted) else "")
+        click.echo(f"Interrupted{done}; continue with: tlf train --resume {shlex.quote(str(directory))}", err=True)
+    sys.exit(130)
+
+
+def _write_report(run) -> None:
+    """The end-of-run evaluation and report.html; Ctrl-C here leaves a finished run, which a
+    resume completes with its report."""
+    from ..engine.api import evaluate
+    from ..errors import RunInterrupted
+    from ..insight.report import write_run_report
+    try:
+        evaluate(run.directory, device=run.config.device, precision=run.config.precision, workers=run.config.workers,
+                 batch_size=run.config.batch_size, logits=run.best_val_logits)
+        write_run_report(run.directory)
+    except KeyboardInterrupt as exc:
+        raise RunInterrupted(run.directory, run.summary["epochs"], run.summary["planned_epochs"]) from exc
+
+
 @click.command(epilog=_help_defaults())
 @settings(*TRAIN_SETTINGS)
 @click.option("--out", type=click.Path(file_okay=False), help="Folder for run directories (default: runs).")
@@ -50,16 +81,15 @@ def train(config_file: str | None, resume: str | None, quiet: bool, as_json: boo
     The last line printed names the run directory.
     """
     from ..engine.api import train as run_training
-    run = run_training(config_file, resume=Path(resume) if resume else None, quiet=quiet, **flags)
-    summary = run.summary
-    if summary is None:  # a non-zero rank under torchrun
-        return
-    if html_report and summary["epochs"]:
-        from ..engine.api import evaluate
-        from ..insight.report import write_run_report
-        evaluate(run.directory, device=run.config.device, precision=run.config.precision, workers=run.config.workers,
-                 batch_size=run.config.batch_size, logits=run.best_val_logits)
-        write_run_report(run.directory)
+    try:
+        run = run_training(config_file, resume=Path(resume) if resume else None, quiet=quiet, **flags)
+        summary = run.summary
+        if summary is None:  # a non-zero rank under torchrun
+            return
+        if html_report and summary["epochs"]:
+            _write_report(run)
+    except KeyboardInterrupt as stop:
+        _interrupted(stop, resume)
     if as_json:
         click.echo(json.dumps(summary))
         return

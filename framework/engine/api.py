@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import messages
-from ..errors import TlfError
+from ..errors import RunInterrupted, TlfError
 from ..config import RunConfig
 
 
@@ -19,7 +19,8 @@ def train(config: RunConfig | str | Path | None = None, *, resume: str | Path | 
     the planned number it continues to that many (the schedule is stretched to the new
     length: the rest of the run follows the schedule of a run planned that long). ``should_stop(epoch, row)``
     is asked after each epoch (``row`` is its line of metrics.jsonl); True ends the run there,
-    as early stopping does (``tlf tune`` prunes trials with it).
+    as early stopping does (``tlf tune`` prunes trials with it). Ctrl-C during training raises
+    :class:`~tlf.errors.RunInterrupted` (a ``KeyboardInterrupt`` naming the run directory to resume).
     """
     from ..plan import plan_run
     from .trainer import Trainer
@@ -30,6 +31,8 @@ def train(config: RunConfig | str | Path | None = None, *, resume: str | Path | 
                           should_stop=should_stop)
         try:
             trainer.fit()
+        except KeyboardInterrupt as exc:
+            raise RunInterrupted(trainer.run.directory, len(trainer.history), trainer.config.epochs) from exc
         finally:
             trainer.close()  # the run directory's lock
     return trainer.run
