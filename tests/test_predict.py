@@ -77,6 +77,29 @@ def test_wrong_model_is_a_one_line_error(setup, tmp_path):
     assert "Traceback" not in result.output
 
 
+def test_a_run_directory_uses_its_export_or_says_how_to_make_one(setup, tmp_path):
+    import shutil
+    model, folder = setup
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text("dataset: synthetic\n")
+    result = run(run_dir, folder / "0.png")
+    assert result.exit_code == 1 and f"run {run_dir} has no model.onnx yet (export it first: tlf export {run_dir})" \
+        in result.stderr
+    shutil.copy(model, run_dir / "model.onnx")
+    assert run(run_dir, folder / "0.png", "--json").exit_code == 0
+
+
+def test_a_checkpoint_is_explained(setup, tmp_path):
+    import torch
+    _, folder = setup
+    torch.save({"model": {}}, tmp_path / "best.pt")
+    result = run(tmp_path / "best.pt", folder / "0.png")
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1
+    assert f"best.pt is a PyTorch checkpoint; tlf.runtime runs ONNX models (export the run first: tlf export " \
+           f"{tmp_path}, then use its model.onnx)" in result.stderr
+
+
 def test_predict_does_not_import_torch(setup):
     model, folder = setup
     code = ("import sys; from tlf.cli import main; sys.argv = ['tlf', 'predict', sys.argv[1], sys.argv[2], '--json'];\n"
