@@ -82,7 +82,8 @@ def test_the_table_reads_at_80_columns_grouped_by_kind() -> None:
     listed = {line.split()[0] for line in lines if line.startswith("  ") and line.split()}
     assert {"flowers", "folder:PATH", "resnet50", "partial[:STAGE]", "smallcnn", "grayscale[:P]"} <= listed
     assert len(lines) < 3 * len(listed)  # wrapped descriptions, not a column 13 characters wide
-    assert any("smallcnn" in line and "[tlf-plugin-example 0.1.0]" in line for line in lines)
+    smallcnn = next(i for i, line in enumerate(lines) if line.startswith("  smallcnn "))
+    assert "[tlf-plugin-example 0.1.0]" in lines[smallcnn + 1]  # its description, wrapped
 
 
 def test_clash_between_packages_stops_with_both_names(tmp_path: Path) -> None:
