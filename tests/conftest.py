@@ -21,6 +21,7 @@ def _message_channel():
     """A test that builds a Trainer itself leaves its Reporter as tlf's message channel: each
     test starts and ends with the default channel (stderr), as a new process does."""
     from tlf import messages
+    messages.forget_shown()
     with messages.scope():
         messages.use(None)
         yield

@@ -45,11 +45,13 @@ def export(run_dir: str, output: str | None, opset: int | None, exporter: str, f
     the same top-1 class); otherwise nothing is written and the figures are shown.
     Run the result with 'tlf predict' or tlf.runtime (no torch needed).
     """
+    from .. import messages
     from ..export.run import export_run
 
-    report = export_run(run_dir, output, opset=opset, exporter=exporter, fp16=fp16, quantize=quantize,
-                        include_preprocessing=include_preprocessing, checkpoint=checkpoint, data_dir=data_dir,
-                        parity_images=parity_images, calibration_images=calibration_images, tta=tta)
+    with messages.phase("export: converting the model to ONNX and checking it against PyTorch"):
+        report = export_run(run_dir, output, opset=opset, exporter=exporter, fp16=fp16, quantize=quantize,
+                            include_preprocessing=include_preprocessing, checkpoint=checkpoint, data_dir=data_dir,
+                            parity_images=parity_images, calibration_images=calibration_images, tta=tta)
     if as_json:
         click.echo(json.dumps(report.to_dict()))
         return

@@ -44,13 +44,15 @@ def _interrupted(stop: KeyboardInterrupt, resume: str | None) -> None:
 def _write_report(run) -> None:
     """The end-of-run evaluation and report.html; Ctrl-C here leaves a finished run, which a
     resume completes with its report."""
+    from .. import messages
     from ..engine.api import evaluate
     from ..errors import RunInterrupted
     from ..insight.report import write_run_report
     try:
-        evaluate(run.directory, device=run.config.device, precision=run.config.precision, workers=run.config.workers,
-                 batch_size=run.config.batch_size, logits=run.best_val_logits)
-        write_run_report(run.directory)
+        with messages.phase("final evaluation: the best checkpoint on the validation set, then report.html"):
+            evaluate(run.directory, device=run.config.device, precision=run.config.precision,
+                     workers=run.config.workers, batch_size=run.config.batch_size, logits=run.best_val_logits)
+            write_run_report(run.directory)
     except KeyboardInterrupt as exc:
         raise RunInterrupted(run.directory, run.summary["epochs"], run.summary["planned_epochs"]) from exc
 

@@ -317,6 +317,8 @@ class Trainer:
                          f"{len(splits.train)} train / {len(splits.val)} val images · "
                          f"{len(splits.classes)} classes · {trainable:,}/{total:,} trainable params · "
                          f"{self.device.type} {self.placement.precision}")
+        self.report.plan(self.config.epochs - self.start_epoch, self.config.epochs, self._batches_per_epoch(),
+                         self.model.frozen_stages)
 
     def _start_schedule(self) -> Schedule:
         """The lr schedule over the run's optimizer steps (a resumed one's state restored), and the
@@ -412,7 +414,7 @@ class Trainer:
         sums = torch.zeros(4, device=self.device, dtype=torch.float64)  # loss*n, correct, n, non-finite
         total = self._batches_per_epoch()
         accumulate = self.config.accumulate
-        with self.report.epoch(f"epoch {epoch + 1}/{epochs}", total) as advance:
+        with self.report.epoch(f"epoch {epoch + 1}/{epochs}", total, epoch, epochs) as advance:
             for i, (x, y) in enumerate(batches):
                 first, last = i % accumulate == 0, (i + 1) % accumulate == 0 or i + 1 == total
                 if first:  # a new optimizer step: its lr, cleared gradients, its number of micro-batches
