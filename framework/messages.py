@@ -35,12 +35,15 @@ def stamped(message: str) -> str:
 
 
 @contextmanager
-def heartbeat(say: Callable[[str], None], description: str, interval: float | None) -> Iterator[None]:
-    """Say when a step starts and ends and, every ``interval`` seconds in between (None: never),
-    that it is still running. Hand-written: no library prints a plain line on a timer around a
-    call that reports no progress of its own (an ONNX export, an evaluation)."""
+def heartbeat(say: Callable[[str], None], description: str, interval: float | None,
+              announce: bool = True) -> Iterator[None]:
+    """Say when a step starts (``announce``; else only once it has run ``interval`` seconds, so that
+    a command that fails at once still prints its error alone) and ends and, every ``interval``
+    seconds in between (None: never), that it is still running. Hand-written: no library prints a
+    plain line on a timer around a call that reports no progress of its own (an ONNX export)."""
     start, done = time.perf_counter(), threading.Event()
-    say(f"{description}: started")
+    if announce:
+        say(f"{description}: started")
 
     def beat() -> None:
         while not done.wait(interval):
@@ -80,7 +83,7 @@ class Stderr:
         from rich.console import Console
         terminal = Console(stderr=True).is_terminal
         with heartbeat(lambda line: self.info(line if terminal else stamped(line)), escape(description),
-                       None if terminal else HEARTBEAT_SECONDS):
+                       None if terminal else HEARTBEAT_SECONDS, announce=False):
             yield
 
 
@@ -136,7 +139,7 @@ def phase(description: str) -> Iterator[None]:
         with channel.phase(description):
             yield
     else:  # a library user's channel with info and warn only
-        with heartbeat(channel.info, escape(description), None):
+        with heartbeat(channel.info, escape(description), None, announce=False):
             yield
 
 

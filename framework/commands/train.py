@@ -41,15 +41,17 @@ def _interrupted(stop: KeyboardInterrupt, resume: str | None) -> None:
     sys.exit(130)
 
 
-def _write_report(run) -> None:
+def _write_report(run, quiet: bool) -> None:
     """The end-of-run evaluation and report.html; Ctrl-C here leaves a finished run, which a
     resume completes with its report."""
+    from contextlib import nullcontext
+
     from .. import messages
     from ..engine.api import evaluate
     from ..errors import RunInterrupted
     from ..insight.report import write_run_report
     try:
-        with messages.phase("final evaluation: the best checkpoint on the validation set, then report.html"):
+        with nullcontext() if quiet else messages.phase("final evaluation: the best checkpoint, then report.html"):
             evaluate(run.directory, device=run.config.device, precision=run.config.precision,
                      workers=run.config.workers, batch_size=run.config.batch_size, logits=run.best_val_logits)
             write_run_report(run.directory)
@@ -80,7 +82,8 @@ def train(config_file: str | None, resume: str | None, quiet: bool, as_json: boo
     tlf train --resume runs/flowers-efficientnet_lite0-transfer-...
     tlf train --resume runs/flowers-... --epochs 20   # continue to more epochs
 
-    The last line printed names the run directory.
+    It ends with the headline: accuracy, time, the report, the model and what to run next;
+    the last line names the run directory.
     """
     from ..engine.api import train as run_training
     try:
@@ -89,15 +92,13 @@ def train(config_file: str | None, resume: str | None, quiet: bool, as_json: boo
         if summary is None:  # a non-zero rank under torchrun
             return
         if html_report and summary["epochs"]:
-            _write_report(run)
+            _write_report(run, quiet)
     except KeyboardInterrupt as stop:
         _interrupted(stop, resume)
     if as_json:
         click.echo(json.dumps(summary))
         return
-    best = summary["best_val_accuracy"]
-    click.echo(f"best val accuracy {best:.4f} (epoch {summary['best_epoch']}), "
-               f"{summary['epochs']} epochs in {summary['seconds']:.0f}s, {summary['images_per_second']:.0f} img/s")
-    if html_report and summary["epochs"]:
-        click.echo(f"report: {Path(summary['run_dir']) / 'report.html'}")
+    from ..insight.headline import headline_lines
+    for line in headline_lines(summary["run_dir"]):
+        click.echo(line)
     click.echo(f"run directory: {summary['run_dir']}")

@@ -82,7 +82,7 @@ def build_parts(plan: RunConfig, placement, world, report) -> TrainingParts:
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
     pipeline = pipeline_for(config, preprocessing, splits.num_classes)
-    with report.phase("images: preparing the loaders (decoding every image once when they are cached)"):
+    with report.phase("loaders: preparing them (decoding every image once when images are cached)"):
         train_loader, val_loader = build_loaders(splits, pipeline, batch_size=config.batch_size,
                                                  workers=config.workers, seed=config.seed, cache=config.cache,
                                                  distributed=world.distributed,
