@@ -132,7 +132,10 @@ def test_evaluate_table_shows_per_class_accuracy_and_top_losses(evaluated, tmp_p
     result = run_cli("evaluate", str(evaluated), "--device", "cpu", "--no-report", "--top-losses", "3")
     assert "per-class accuracy" in result.stdout and "most often taken for" in result.stdout
     assert "top 3 losses" in result.stdout
-    assert "predictions.csv, top_losses.png, confused.png" in result.stdout.splitlines()[-1]
+    lines = result.stdout.splitlines()
+    wrote = next(i for i, line in enumerate(lines) if line.startswith("wrote into "))
+    assert "predictions.csv, top_losses.png, confused.png" in lines[wrote]
+    assert [line.split(":")[0] for line in lines[wrote + 1:]] == ["accuracy", "time", "report", "model", "next"]
     assert (evaluated / "report.html").stat().st_mtime_ns == before  # --no-report
 
 
