@@ -60,8 +60,9 @@ def test_globs_files_and_missing_paths(setup):
     assert ok.exit_code == 0 and [json.loads(line)["path"] for line in ok.stdout.splitlines()] == [f"{folder}/sub/3.jpg"]
 
 
-def test_table_output(setup):
+def test_table_output(setup, monkeypatch):
     model, folder = setup
+    monkeypatch.setenv("COLUMNS", "250")  # long temporary paths (one folder per pytest-xdist worker) stay unfolded
     result = run(model, folder / "0.png", folder / "broken.jpg")
     assert "0.png" in result.stdout and any(c in result.stdout for c in CLASSES)
     assert "unreadable" in result.stdout and "error:" in result.stderr
