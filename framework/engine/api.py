@@ -23,9 +23,9 @@ def train(config: RunConfig | str | Path | None = None, *, resume: str | Path | 
     :class:`~tlf.errors.RunInterrupted` (a ``KeyboardInterrupt`` naming the run directory to resume).
     """
     from ..plan import plan_run
-    from .trainer import Trainer
 
-    plan = plan_run(config, settings, resume)
+    plan = plan_run(config, settings, resume)  # checked before the engine (and its libraries) is imported
+    from .trainer import Trainer
     with messages.scope():  # the run's Reporter is the message channel while it runs
         trainer = Trainer(plan, resume_dir=Path(resume) if resume is not None else None, quiet=quiet,
                           should_stop=should_stop)
