@@ -112,15 +112,17 @@ def _current() -> Channel:
     return _channel if _channel is not None else Stderr()
 
 
-def notice(message: str, *, markup: bool = False, once: bool = False) -> None:
+def notice(message: str, *, markup: bool = False, once: bool | str = False) -> None:
     """Tell the user ``message`` (one line; taken as plain text unless ``markup``: a path or an
     exception's text may hold brackets that rich would read as markup). ``once``: a fact about the
     data (its decode cache, its unreadable files) that this process shows once, however many
-    loaders meet it (training, then the end-of-run evaluation)."""
+    loaders meet it (training, then the end-of-run evaluation); a text is the fact's key, for a
+    message whose wording changes when it is met again."""
     if once:
-        if message in _shown:
+        key = message if once is True else once
+        if key in _shown:
             return
-        _shown.add(message)
+        _shown.add(key)
     _current().info(message if markup else escape(message))
 
 

@@ -63,3 +63,9 @@ def test_a_data_fact_is_shown_once_per_process(capsys):
     for _ in range(2):
         messages.notice("images: not cached (they are already decoded in memory)", once=True)
     assert capsys.readouterr().err.count("images: not cached") == 1
+
+
+def test_a_fact_keyed_once_is_not_shown_again_in_other_words(capsys):
+    messages.notice("images: decoded once into a cache on disk (0.37 GiB)", once="cache disk")
+    messages.notice("images: decoded once into a cache on disk (a decode cache exists)", once="cache disk")
+    assert capsys.readouterr().err.count("images: ") == 1

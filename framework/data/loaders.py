@@ -182,7 +182,7 @@ def _decoded(splits: Splits, pipeline: Pipeline, sets: Sequence[ImageSet], *, wo
         raise TlfError("distributed loaders need torch.distributed initialized", hint="launch with torchrun")
     layouts: dict[int, decode_cache.Plan] = {}
     mode, why = choose_cache(splits, pipeline, cache, layouts, sets)
-    notice(f"images: {CACHE_WORDS[mode]} ({why}; --cache sets this)", once=True)
+    notice(f"images: {CACHE_WORDS[mode]} ({why}; --cache sets this)", once=f"cache {mode}")
     rank0_first = distributed and mode == "disk"
     if rank0_first and torch.distributed.get_rank() != 0:
         torch.distributed.barrier()
