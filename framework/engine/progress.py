@@ -81,14 +81,11 @@ class Reporter:
         """A step without progress of its own (:func:`tlf.messages.phase`)."""
         if self.quiet:
             yield
-        elif self.live:  # a spinner while it runs
-            start = time.perf_counter()
-            with self.console.status(messages.escape(description)):
-                yield
-            self._line(f"{messages.escape(description)}: done in {duration(time.perf_counter() - start)}")
-        else:
-            with messages.heartbeat(self._line, messages.escape(description), self.heartbeat):
-                yield
+            return
+        # on a terminal no spinner: a step may show a bar of its own (a download), and rich shows
+        # one live display at a time
+        with messages.heartbeat(self._line, messages.escape(description), None if self.live else self.heartbeat):
+            yield
 
     def plan(self, epochs_left: int, epochs: int, batches: int, frozen: Sequence[str]) -> None:
         """The line before any work: what will run; the time it takes is shown once the first
