@@ -69,6 +69,7 @@ setup(
             "httpx>=0.27",  # starlette's TestClient
             "pytest>=8",
             "networkx>=3",  # tests/test_layers.py: import cycles (torch depends on it too)
+            "pytest-xdist>=3.5",  # the README's test command runs the suite in one process per CPU
             "psycopg[binary]>=3.1",  # tests/test_tune.py: an unreachable PostgreSQL study storage
             "setuptools>=64",  # the tests build and install examples/tlf-plugin-example
             "wheel",

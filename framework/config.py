@@ -158,9 +158,14 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def file_config(file: str | Path | None = None) -> RunConfig:
+    """Defaults <- file, unchecked (unknown setting names refused)."""
+    config = RunConfig()
+    if file is None:
+        return config
+    return RunConfig.from_dict({**config.to_dict(), **read_config_file(file)}, source=str(file))
+
+
 def load_config(file: str | Path | None = None, **overrides: Any) -> RunConfig:
     """Defaults <- file <- overrides (flags), checked."""
-    config = RunConfig()
-    if file is not None:
-        config = RunConfig.from_dict({**config.to_dict(), **read_config_file(file)}, source=str(file))
-    return config.merged(overrides).checked()
+    return file_config(file).merged(overrides).checked()

@@ -12,3 +12,14 @@ class TlfError(Exception):
         self.message = message
         self.hint = hint
         super().__init__(f"{message} ({hint})" if hint else message)
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a training run: still a :class:`KeyboardInterrupt`, carrying what is needed to
+    continue it. ``directory`` is None when the run stopped before its directory was made."""
+
+    def __init__(self, directory: object, epochs_done: int, epochs_planned: int) -> None:
+        self.directory = directory
+        self.epochs_done = epochs_done
+        self.epochs_planned = epochs_planned
+        super().__init__(f"interrupted after {epochs_done} of {epochs_planned} epoch(s)")

@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import RESUMABLE, RunConfig, load_config
+from .config import RESUMABLE, RunConfig, file_config
 from .errors import TlfError
+from .plan_checks import Problems, check_stages, folder_dataset
 from .registry import get_registry
 from .setting_checks import check_out_dir, check_run_name
 
@@ -63,7 +64,7 @@ def canonical_name(kind: str, text: str) -> str:
 
 def canonical_augment(text: str) -> str:
     """``"basic + flip"`` -> each part under its registered name, joined by ``+``."""
-    from .augment.pipeline import parse_parts
+    from .augment_chain import parse_parts
     return "+".join(canonical_name("augmentations", part) for part in parse_parts(text))
 
 
@@ -88,24 +89,43 @@ def default_workers(device: str) -> int:
     return min(cpus, 16) if on_gpu else max(0, min(cpus - 1, 4))
 
 
-def resolve(config: RunConfig) -> RunConfig:
+def resolve(config: RunConfig, new_run: bool = False) -> RunConfig:
     """``config`` checked, with canonical plugin names and every default applied but the image size
-    and the defaults that depend on the data (epochs, head_lr_scale: :mod:`tlf.adaptive_defaults`)."""
-    from .policies import build_policy
+    and the defaults that depend on the data (epochs, head_lr_scale: :mod:`tlf.adaptive_defaults`).
 
-    config = config.checked()
-    policy = build_policy(config.policy, config.train_bn)
-    augment = config.augment or str(policy.defaults["augment"])
+    Everything that needs no data is checked first and every problem is reported at once
+    (:class:`~tlf.plan_checks.Problems`): the settings, the plugin names, the policy's stages on the
+    backbone, the loggers and, for a ``new_run``, ``--out`` and ``--name``."""
+    from .policies import build_policy
+    from .tracking import check_loggers
+
+    problems = Problems()
+    checked = problems.attempt(config.checked)
+    given = checked or config  # the raw values, when some setting failed its check
+
+    def named(kind: str, value: Any) -> str | None:
+        return problems.attempt(canonical_name, kind, value) if isinstance(value, str) and value.strip() else None
+
+    dataset = named("datasets", problems.attempt(folder_dataset, given.dataset) if isinstance(given.dataset, str) else None)
+    backbone = named("backbones", given.backbone)
+    task = named("tasks", given.task)
+    callbacks = problems.attempt(canonical_callbacks, tuple(given.callbacks or ()))
+    policy = problems.attempt(build_policy, given.policy, given.train_bn) if isinstance(given.policy, str) else None
+    augment = given.augment or (str(policy.defaults["augment"]) if policy is not None else None)
+    if isinstance(augment, str) and augment != "none":
+        augment = problems.attempt(canonical_augment, augment)
+    problems.attempt(check_loggers, given.loggers)
+    if policy is not None and backbone is not None:
+        problems.attempt(check_stages, policy, backbone)
+    if new_run:
+        problems.attempt(check_out_dir, given.out)
+        if given.name is not None:
+            problems.attempt(check_run_name, given.name)
+    problems.raise_found()
     resolved = dataclasses.replace(
-        config,
-        dataset=canonical_name("datasets", config.dataset),
-        backbone=canonical_name("backbones", config.backbone),
-        policy=policy.name,
-        augment=augment if augment == "none" else canonical_augment(augment),
-        task=canonical_name("tasks", config.task),
-        callbacks=canonical_callbacks(config.callbacks),
-        lr=config.lr or float(policy.defaults["lr"]),
-        workers=default_workers(config.device) if config.workers is None else config.workers,
+        checked, dataset=dataset, backbone=backbone, policy=policy.name, augment=augment, task=task,
+        callbacks=callbacks, lr=checked.lr or float(policy.defaults["lr"]),
+        workers=default_workers(checked.device) if checked.workers is None else checked.workers,
     )
     return resolved.checked()  # relations between the resolved values (warm-up within the epochs)
 
@@ -152,8 +172,5 @@ def plan_run(config: RunConfig | str | Path | None = None, settings: dict[str, A
             raise TlfError("--resume continues a run with its own config.yaml; --config cannot be combined with it",
                            hint="drop --config, or start a new run with it")
         return resume_plan(resume, settings)
-    plan = resolve(config.merged(settings) if isinstance(config, RunConfig) else load_config(config, **settings))
-    check_out_dir(plan.out)  # a new run's directory must be creatable: checked before anything is made
-    if plan.name is not None:
-        check_run_name(plan.name)
-    return plan
+    base = config if isinstance(config, RunConfig) else file_config(config)
+    return resolve(base.merged(settings), new_run=True)  # a new run's directory must be creatable

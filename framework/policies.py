@@ -79,6 +79,11 @@ class FreezePolicy:
         """Stages frozen at the start of training."""
         return []
 
+    def named_stages(self) -> tuple[str, ...]:
+        """The stages this policy names as the user wrote them (``partial:layer3``), checked against
+        the backbone when the run is planned, before any data is read."""
+        return ()
+
     def apply(self, model: Classifier) -> None:
         """Freeze the policy's stages (everything else trainable)."""
         model.freeze(self.frozen(model), train_bn=self.train_bn)
@@ -142,6 +147,9 @@ class Partial(FreezePolicy):
         super().__init__(train_bn)
         self.stage = stage
         self.name = f"partial:{stage}"
+
+    def named_stages(self) -> tuple[str, ...]:
+        return (self.stage,)
 
     def frozen(self, model: Classifier) -> list[str]:
         first = model.backbone.resolve_stage(self.stage)

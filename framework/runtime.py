@@ -195,6 +195,12 @@ def _check_size(width: int, height: int) -> None:
         raise TlfError(f"cannot classify this image: {why}", hint="crop or resize it first")
 
 
+def _is_checkpoint(path: Path) -> bool:
+    """A file saved by ``torch.save``: a ``.pt``/``.pth`` name or a zip archive (torch's format)."""
+    with open(path, "rb") as file:
+        return path.suffix in (".pt", ".pth") or file.read(4) == b"PK\x03\x04"
+
+
 class OnnxClassifier:
     """An image classifier exported by ``tlf export``, run with onnxruntime.
 
@@ -216,6 +222,10 @@ class OnnxClassifier:
         except TlfError:
             raise
         except Exception as exc:  # onnxruntime raises its own types (InvalidProtobuf, Fail, ...)
+            if _is_checkpoint(self.path):
+                raise TlfError(f"{self.path} is a PyTorch checkpoint; tlf.runtime runs ONNX models",
+                               hint=f"export the run first: tlf export {self.path.parent}, then use its "
+                                    f"model.onnx") from None
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise TlfError(f"{self.path} is not a loadable ONNX model (corrupted or truncated?): {first}",
                            hint="re-export it with 'tlf export RUN_DIR'") from None

@@ -103,6 +103,7 @@ class Spec:
 class DatasetSpec(Spec):
     kind: ClassVar[str] = "datasets"
     downloads: bool = False  # fetches files from the network when not cached
+    reads_folder: bool = False  # its argument is a folder: ``--dataset PATH`` of an existing folder means this one
     num_classes: int | None = None  # None when it depends on the argument
 
 

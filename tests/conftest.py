@@ -1,7 +1,11 @@
-"""Shared test set-up: offline albumentations and an isolated TLF_HOME."""
+"""Shared test set-up: offline albumentations, one CPU thread per process and an isolated TLF_HOME."""
 import os
 
 os.environ["NO_ALBUMENTATIONS_UPDATE"] = "1"
+# Every test runs tiny tensors: one intra-op thread is as fast, and on a small shared CPU (2 cores,
+# pytest-xdist's workers beside each other) oversubscribed threads make runs 5-10x slower. Set
+# before torch is imported, so the tests' subprocesses (the CLI, torchrun) inherit it too.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
 
@@ -17,20 +21,10 @@ def _message_channel():
     """A test that builds a Trainer itself leaves its Reporter as tlf's message channel: each
     test starts and ends with the default channel (stderr), as a new process does."""
     from tlf import messages
+    messages.forget_shown()
     with messages.scope():
         messages.use(None)
         yield
-
-
-@pytest.fixture(scope="module")
-def one_thread():
-    """One intra-op thread for a module's tiny runs: on a small shared CPU, oversubscribed threads
-    make them 5-10x slower (modules ask for it with ``pytest.mark.usefixtures("one_thread")``)."""
-    import torch
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture

@@ -1,13 +1,11 @@
-"""Shared helpers for the model tests: cached random-init models (copied per test), one thread."""
+"""Shared helpers for the model tests: cached random-init models (copied per test)."""
 from __future__ import annotations
 
 import copy
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
-import pytest
 import torch
 
 from tlf.models import Classifier, build_model
@@ -21,15 +19,6 @@ def _cached(backbone: str, num_classes: int, head: str) -> Classifier:
 def model(backbone: str, num_classes: int = 3, head: str = "linear") -> Classifier:
     """A fresh copy of a random-init model (building once per session keeps the tests fast)."""
     return copy.deepcopy(_cached(backbone, num_classes, head))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def single_thread() -> Iterator[None]:
-    """Tiny tensors: one intra-op thread is as fast, and far faster on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def marked_cams(run_dir: Path, data: Path) -> np.ndarray:

@@ -15,7 +15,6 @@ from tlf.policies import build_policy
 
 from test_engine import FAST, make_colour_folder  # noqa: F401  (same tiny colour data)
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ from click.testing import CliRunner
 from PIL import Image
 
 import tlf
-from helpers_models import single_thread  # noqa: F401 (autouse: one torch thread)
 from tlf.audit.confirm import KeypointMatches, PerceptualHashes
 from tlf.audit.duplicates import CANDIDATE_PHASH, MATCHES, similar_pairs
 from tlf.audit.labels import confident_issues

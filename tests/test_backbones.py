@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 from helpers_models import model as fresh_model
-from helpers_models import single_thread  # noqa: F401 (autouse fixture)
 
 from tlf.errors import TlfError
 from tlf.models import STAGES, BackboneRequest, build_model

@@ -21,7 +21,6 @@ from tlf.pluginmanager import get_plugin_manager
 from tlf.rundir import load_checkpoint
 from tlf.specs import CallbackSpec
 
-pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 DATA = "synthetic:train=12,val=4,size=32,classes=3"
 TINY = dict(dataset=DATA, image_size=32, batch_size=8, workers=0, device="cpu", augment="none", warmup_epochs=0.0)

@@ -73,6 +73,19 @@ def test_table_lists_every_kind() -> None:
     assert "bn-only" in only.stdout and "smallcnn" not in only.stdout
 
 
+def test_the_table_reads_at_80_columns_grouped_by_kind() -> None:
+    lines = run_tlf("plugins", paths=[example_site()], env={"COLUMNS": "80"}).stdout.splitlines()
+    assert max(len(line.rstrip()) for line in lines) <= 80
+    kinds = ["datasets", "backbones", "policies", "augmentations", "loggers", "callbacks", "tasks"]
+    assert [line for line in lines if line in kinds] == kinds
+    assert lines.index("backbones") < next(i for i, line in enumerate(lines) if "smallcnn" in line)
+    listed = {line.split()[0] for line in lines if line.startswith("  ") and line.split()}
+    assert {"flowers", "folder:PATH", "resnet50", "partial[:STAGE]", "smallcnn", "grayscale[:P]"} <= listed
+    assert len(lines) < 3 * len(listed)  # wrapped descriptions, not a column 13 characters wide
+    smallcnn = next(i for i, line in enumerate(lines) if line.startswith("  smallcnn "))
+    assert "[tlf-plugin-example 0.1.0]" in lines[smallcnn + 1]  # its description, wrapped
+
+
 def test_clash_between_packages_stops_with_both_names(tmp_path: Path) -> None:
     clash = make_dist(tmp_path, "tlf-clash", "1.0", {"tlf_clash": one_spec_module("BackboneSpec", "smallcnn")},
                      {"clash": "tlf_clash"})

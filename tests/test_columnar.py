@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from PIL import Image
 
 import tlf
 from helpers_models import marked_cams, model as fresh_model
@@ -23,7 +22,6 @@ FAST = dict(backbone=VIT, pretrained=False, image_size=32, batch_size=8, workers
             warmup_epochs=0.0, epochs=1, quiet=True)
 DATA = "synthetic:train=2,val=1"  # per class: 12 training and 6 validation images
 
-pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def run_cli(*args: str, code: int = 0):

@@ -27,7 +27,6 @@ FAST = dict(backbones="efficientnet_lite0", image_size=32, batch_size=16, worker
 OUTPUTS = ["comparison.csv", "comparison.json", "comparison.md", "comparison.png"]
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -136,7 +136,8 @@ def test_channels_last_is_the_default_and_can_be_turned_off(colour_data, tmp_pat
     assert stem.is_contiguous(memory_format=torch.channels_last)
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in FAST.items()]
     result = CliRunner().invoke(cli, ["train", f"--dataset=folder:{colour_data}", "--policy=init", "--epochs=1",
-                                      f"--out={tmp_path}", "--name=nchw", "--no-channels-last", "-q", *flags])
+                                      f"--out={tmp_path}", "--name=nchw", "--no-channels-last", "-q", "--no-report",
+                                      *flags])
     assert result.exit_code == 0, result.output
     assert "channels_last: false" in (tmp_path / "nchw" / "config.yaml").read_text()
     saved = torch.load(tmp_path / "nchw" / "last.pt", weights_only=True)["model"]
@@ -161,9 +162,9 @@ def _cli(*args: str, **kwargs) -> subprocess.Popen:
 
 
 def test_killed_run_resumes_to_the_same_end(colour_data, tmp_path):
-    args = ["train", "--dataset", f"folder:{colour_data}", "--policy", "init", "--epochs", "6", "--out", str(tmp_path),
+    args = ["train", "--dataset", f"folder:{colour_data}", "--policy", "init", "--epochs", "4", "--out", str(tmp_path),
             "--name", "killed", "--backbone", "efficientnet_lite0", "--image-size", "32", "--batch-size", "8",
-            "--workers", "0", "--augment", "basic", "--device", "cpu", "--quiet"]
+            "--workers", "0", "--augment", "basic", "--device", "cpu", "--quiet", "--no-report"]
     proc = _cli(*args)
     run_dir = tmp_path / "killed"
     deadline = time.time() + 240
@@ -173,15 +174,15 @@ def test_killed_run_resumes_to_the_same_end(colour_data, tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     done_before = load_checkpoint(run_dir)["epoch"] + 1
-    assert done_before < 6
-    result = subprocess.run([sys.executable, "-m", "tlf", "train", "--resume", str(run_dir), "--json"],
+    assert done_before < 4
+    result = subprocess.run([sys.executable, "-m", "tlf", "train", "--resume", str(run_dir), "--json", "--no-report"],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)  # stdout is the JSON alone; progress went to stderr
-    assert summary["epochs"] == 6
-    assert "epoch 6/6" in result.stderr
+    assert summary["epochs"] == 4
+    assert "epoch 4/4" in result.stderr
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in rows] == list(range(1, 7))
+    assert [r["epoch"] for r in rows] == list(range(1, 5))
     for which in ("best", "last"):
         assert set(load_checkpoint(run_dir, which)) >= {"model", "optimizer"}
     assert not list(run_dir.glob("*.tmp"))
@@ -199,6 +200,31 @@ def test_ddp_two_cpu_processes(colour_data, tmp_path):
     assert len(summaries) == 1  # rank 0 alone reports and checkpoints
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp"]
     assert json.loads(summaries[0])["epochs"] == 2
+
+
+def test_ctrl_c_names_the_resume_command_and_the_run_resumes(colour_data, tmp_path):
+    """SIGINT (Ctrl-C) mid-run: one line with the exact command that continues the run, exit 130,
+    and that command finishes it."""
+    import shlex
+    args = ["train", "--dataset", f"folder:{colour_data}", "--policy", "init", "--epochs", "3", "--out", str(tmp_path),
+            "--name", "stopped", *[f"--{k.replace('_', '-')}={v}" for k, v in FAST.items()], "--augment", "basic",
+            "--quiet", "--no-report"]
+    proc = _cli(*args)
+    run_dir = tmp_path / "stopped"
+    deadline = time.time() + 240
+    while time.time() < deadline and not (run_dir / "last.pt").exists():
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("Interrupted after ") and " of 3 epoch(s); continue with: tlf train --resume " in line, err
+    command = shlex.split(line.split("continue with: ")[1])
+    assert command[:3] == ["tlf", "train", "--resume"] and Path(command[3]) == run_dir
+    result = subprocess.run([sys.executable, "-m", "tlf", *command[1:], "--no-report", "--json"], capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["epochs"] == 3
 
 
 def test_resume_before_the_first_checkpoint_starts_again(colour_data, tmp_path):

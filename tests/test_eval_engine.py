@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import pytest
 
-from helpers_models import single_thread  # noqa: F401 (autouse: one torch thread)
 from onnx_helpers import make_run
 
 

@@ -12,7 +12,6 @@ from torch import nn
 
 from click.testing import CliRunner
 
-from helpers_models import single_thread  # noqa: F401 (autouse: one torch thread, faster on a busy machine)
 from onnx_helpers import CLASSES, build, chw, export_small, make_run, metadata_for, shapes
 from tlf.cli import cli
 from tlf import __version__

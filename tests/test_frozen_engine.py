@@ -10,7 +10,6 @@ from click.testing import CliRunner
 from torch import nn
 
 import tlf
-from helpers_models import single_thread  # noqa: F401 (autouse: one torch thread)
 from test_engine import FAST, make_colour_folder
 from tlf.cli import cli
 from tlf.data.model_input import to_model_input

@@ -26,11 +26,10 @@ HTML_CLASS = "<img src=x onerror=alert(1)>"  # a folder name: must be shown, nev
 COLOURS = {"red": (200, 40, 40), "green": (40, 180, 60), HTML_CLASS: (50, 60, 210)}
 FAST = dict(backbone="efficientnet_lite0", image_size=32, batch_size=8, workers=0, augment="none", device="cpu",
             warmup_epochs=0.0)
-SECTIONS = ["settings", "data", "strategy", "training", "metrics", "confusion", "per-class", "top-losses", "confused",
-            "export"]
+SECTIONS = ["headline", "training", "confusion", "metrics", "per-class", "top-losses", "confused", "data", "strategy",
+            "export", "settings"]  # the answer first, the settings last
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def make_folder(root: Path, colours: dict[str, tuple[int, int, int]], train: int, val: int, size: int = 36,
@@ -135,7 +134,10 @@ def test_evaluate_table_shows_per_class_accuracy_and_top_losses(evaluated, tmp_p
     result = run_cli("evaluate", str(evaluated), "--device", "cpu", "--no-report", "--top-losses", "3")
     assert "per-class accuracy" in result.stdout and "most often taken for" in result.stdout
     assert "top 3 losses" in result.stdout
-    assert "predictions.csv, top_losses.png, confused.png" in result.stdout.splitlines()[-1]
+    lines = result.stdout.splitlines()
+    wrote = next(i for i, line in enumerate(lines) if line.startswith("wrote into "))
+    assert "predictions.csv, top_losses.png, confused.png" in lines[wrote]
+    assert [line.split(":")[0] for line in lines[wrote + 1:]] == ["accuracy", "time", "report", "model", "next"]
     assert (evaluated / "report.html").stat().st_mtime_ns == before  # --no-report
 
 
@@ -220,8 +222,13 @@ def nonblank(png: Path) -> bool:
 def test_report_renders_in_chromium(evaluated, tmp_path):
     page = render(evaluated / "report.html")
     assert page.console == []  # no script errors, no request blocked by the page's CSP
-    for section in SECTIONS:
-        assert f'<section id="{section}">' in page.dom
+    positions = [page.dom.index(f'<section id="{section}">') for section in SECTIONS]
+    assert positions == sorted(positions)  # the headline, curves and confusion matrix first; settings last
+    settings = page.dom.split('<section id="settings">')[1]
+    assert settings.index("<details>") < settings.index("<dl")  # collapsed
+    headline = page.dom.split('<section id="headline">')[1].split("</section>")[0]
+    accuracy = json.loads((evaluated / "evaluation.json").read_text())["accuracy"]
+    assert f"{accuracy:.1%} on " in headline and f"tlf export {evaluated}" in headline
     assert "onerror" not in page.dom.replace("&lt;img src=x onerror=alert(1)&gt;", "")  # escaped everywhere
     assert "&lt;img src=x onerror=alert(1)&gt;" in page.dom
     sources = [value for tag, name, value in page.attributes if name == "src"]
@@ -265,3 +272,16 @@ def test_report_stays_usable_with_200_classes(tmp_path):
     assert page.dom.count("<td>class_") >= 200  # every class in the data and per-class tables
     assert (run_dir / "report.html").stat().st_size < 3 * 2**20
     assert nonblank(screenshot(run_dir / "report.html", tmp_path / "shot.png"))
+
+
+def test_export_refreshes_the_report_and_every_command_ends_with_the_headline(evaluated, tmp_path):
+    run = Path(shutil.copytree(evaluated, tmp_path / "run"))
+    assert "Not exported" in (run / "report.html").read_text()
+    result = run_cli("export", str(run), "--exporter", "torchscript", "--parity-images", "4")
+    page = (run / "report.html").read_text()
+    assert "Not exported" not in page and "model.onnx" in page.split('<section id="export">')[1]
+    lines = result.stdout.strip().splitlines()
+    assert lines[-3:] == [f"report: {run / 'report.html'} (refreshed: it lists the new model)",
+                          f"model: {run / 'model.onnx'}",
+                          f"next: tlf predict {run} IMAGES...  (classify your images with the exported model)"]
+    assert any(line.startswith("accuracy: ") for line in lines)

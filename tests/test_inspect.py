@@ -6,7 +6,6 @@ import json
 import pytest
 from click.testing import CliRunner
 from helpers_models import model as fresh_model
-from helpers_models import single_thread  # noqa: F401 (autouse fixture)
 
 from tlf.cli import cli
 from tlf.models import STAGES

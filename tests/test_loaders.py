@@ -1,4 +1,5 @@
 """Loaders: uint8 batches, reproducible per seed, new augmentations per epoch, device normalization."""
+import re
 from types import SimpleNamespace
 
 import numpy as np
@@ -113,11 +114,11 @@ def unchecked_dataset(root):
     return DatasetSpec(name="unchecked", description="files the loaders meet unscanned", factory=factory)
 
 
-@pytest.mark.usefixtures("one_thread")
 @pytest.mark.parametrize("cache", ["ram", "off"])
 def test_tlf_train_reports_an_unreadable_image_once(tmp_path, cache):
     """The decode cache (ram) or the streaming loader (off, two epochs) meets the broken image:
-    `tlf train` names it once (it used to be twice: by the cache and by the run's set-up, or once an epoch)."""
+    `tlf train` names it once (it used to be twice: by the cache and by the run's set-up, or once an epoch,
+    or again by the end-of-run evaluation), and says once how the images are cached."""
     root = make_class_tree(tmp_path / "images", {"a": 4, "b": 4})
     (root / "a" / "broken.jpg").write_bytes(b"not a jpeg")
     spec = unchecked_dataset(root)
@@ -128,13 +129,18 @@ def test_tlf_train_reports_an_unreadable_image_once(tmp_path, cache):
         result = CliRunner().invoke(cli, ["train", "--dataset", "unchecked", "--backbone", "efficientnet_lite0",
                                           "--policy", "transfer", "--epochs", "2", "--image-size", "32",
                                           "--batch-size", "4", "--workers", "0", "--device", "cpu", "--augment",
-                                          "none", "--cache", cache, "--no-report", "--out", str(tmp_path / "runs")])
+                                          "none", "--cache", cache, "--out", str(tmp_path / "runs"),
+                                          *(["--no-report"] if cache == "off" else [])])
     finally:
         pm.unregister(name="test-unchecked")
         pm.infos.pop("test-unchecked", None)
     assert result.exit_code == 0, result.output
     assert result.stderr.count("broken.jpg") == 1, result.stderr
     assert "skipped 1 unreadable image(s): " in result.stderr
+    lines = result.stderr.splitlines()  # not a terminal: plain lines, each after the time of day
+    assert all(re.match(r"\d\d:\d\d:\d\d \S", line) for line in lines if not line.startswith("Warning:")), lines
+    assert sum(bool(re.match(r"\S+ images: ", line)) for line in lines) == 1, lines  # how they are cached
+    assert any(" plan: 2 epoch(s) of " in line for line in lines)
 
 
 def test_eval_loader_is_deterministic(file_splits):

@@ -6,7 +6,8 @@ from importlib.metadata import distribution
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TEST_COMMAND = "python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && .venv/bin/python -m pytest -q"
+TEST_COMMAND = ("python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && "
+                ".venv/bin/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile")
 MAIN_COMMAND = "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/tlf train"
 
 

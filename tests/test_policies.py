@@ -4,7 +4,6 @@ from __future__ import annotations
 import pytest
 import torch
 from helpers_models import model as fresh_model
-from helpers_models import single_thread  # noqa: F401 (autouse fixture)
 
 from tlf.errors import TlfError
 from tlf.models import STAGES, is_norm

@@ -10,7 +10,6 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from helpers_models import single_thread  # noqa: F401 (autouse: one torch thread, faster on a busy machine)
 from onnx_helpers import CLASSES, export_small, shapes
 from tlf.cli import cli
 from tlf.runtime import OnnxClassifier
@@ -61,8 +60,9 @@ def test_globs_files_and_missing_paths(setup):
     assert ok.exit_code == 0 and [json.loads(line)["path"] for line in ok.stdout.splitlines()] == [f"{folder}/sub/3.jpg"]
 
 
-def test_table_output(setup):
+def test_table_output(setup, monkeypatch):
     model, folder = setup
+    monkeypatch.setenv("COLUMNS", "250")  # long temporary paths (one folder per pytest-xdist worker) stay unfolded
     result = run(model, folder / "0.png", folder / "broken.jpg")
     assert "0.png" in result.stdout and any(c in result.stdout for c in CLASSES)
     assert "unreadable" in result.stdout and "error:" in result.stderr
@@ -76,6 +76,29 @@ def test_wrong_model_is_a_one_line_error(setup, tmp_path):
     assert result.exit_code == 1
     assert result.stderr.count("\n") == 1 and "not a loadable ONNX model" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_a_run_directory_uses_its_export_or_says_how_to_make_one(setup, tmp_path):
+    import shutil
+    model, folder = setup
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text("dataset: synthetic\n")
+    result = run(run_dir, folder / "0.png")
+    assert result.exit_code == 1 and f"run {run_dir} has no model.onnx yet (export it first: tlf export {run_dir})" \
+        in result.stderr
+    shutil.copy(model, run_dir / "model.onnx")
+    assert run(run_dir, folder / "0.png", "--json").exit_code == 0
+
+
+def test_a_checkpoint_is_explained(setup, tmp_path):
+    import torch
+    _, folder = setup
+    torch.save({"model": {}}, tmp_path / "best.pt")
+    result = run(tmp_path / "best.pt", folder / "0.png")
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1
+    assert f"best.pt is a PyTorch checkpoint; tlf.runtime runs ONNX models (export the run first: tlf export " \
+           f"{tmp_path}, then use its model.onnx)" in result.stderr
 
 
 def test_predict_does_not_import_torch(setup):

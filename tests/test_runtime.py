@@ -11,7 +11,6 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers_models import single_thread  # noqa: F401 (autouse: one torch thread, faster on a busy machine)
 from onnx_helpers import CLASSES, chw, eval_pipeline, export_small, shapes
 from tlf.errors import TlfError
 from tlf.export import normalize

@@ -13,7 +13,6 @@ from click.testing import CliRunner
 
 from tlf.cli import cli
 
-pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py: one thread, as when recorded
 
 TINY = ["--dataset", "synthetic:train=12,val=4,size=32,classes=3", "--epochs", "3", "--seed", "0",
         "--image-size", "32", "--batch-size", "8", "--workers", "0", "--device", "cpu", "--quiet"]

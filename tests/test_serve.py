@@ -13,7 +13,6 @@ import pytest
 from click.testing import CliRunner
 from starlette.testclient import TestClient
 
-from helpers_models import single_thread  # noqa: F401 (autouse: one torch thread, faster on a busy machine)
 from onnx_helpers import CLASSES, export_small, shapes
 from serve_helpers import encoded, png_header, relabelled
 from tlf.cli import cli

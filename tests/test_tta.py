@@ -6,7 +6,6 @@ import pytest
 import torch
 from torch import nn
 
-from helpers_models import single_thread  # noqa: F401 (autouse: one torch thread)
 from onnx_helpers import make_run
 from tlf.models.tta import CropFlipAverage, FlipAverage
 

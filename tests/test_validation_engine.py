@@ -11,7 +11,6 @@ import pytest
 import torch
 from torch import nn
 
-from helpers_models import single_thread  # noqa: F401 (autouse: one torch thread)
 from test_engine import FAST, make_colour_folder
 from test_frozen_engine import MEAN, STD, Bessel, batch, choose, small_prefix, to_input
 from tlf.engine import eval_engine

@@ -20,6 +20,7 @@ import albumentations.augmentations.geometric.functional as fgeometric
 import cv2
 import numpy as np
 
+from ..augment_chain import parse_parts
 from ..errors import TlfError
 from ..preprocessing import (DEFAULT_CROP_PCT, DEFAULT_IMAGE_SIZE, DEFAULT_INTERPOLATION, IMAGENET_MEAN, IMAGENET_STD,
                              INTERPOLATIONS, resize_for)
@@ -179,15 +180,6 @@ class Pipeline:
 
     def __repr__(self) -> str:
         return f"Pipeline({self.text!r}, image_size={self.request.image_size}, resize_short={self.resize_short})"
-
-
-def parse_parts(text: str) -> list[str]:
-    """``"basic + cutout+mixup:0.4"`` -> ``["basic", "cutout", "mixup:0.4"]``."""
-    parts = [p.strip() for p in (text or "").split("+")]
-    if not text or not text.strip() or any(not p for p in parts):
-        raise TlfError(f"empty augmentation in {text!r}",
-                       hint="write names joined by '+', e.g. 'basic+cutout+mixup' (or 'none')")
-    return parts
 
 
 def build_pipeline(text: str, request: AugmentRequest) -> Pipeline:

@@ -65,6 +65,9 @@ def evaluate(run_dir: str, dataset: str | None, data_dir: str | None, checkpoint
     _print_report(report, checkpoint)
     written = ["evaluation.json", "confusion.png", *report.get("files", []), *(["report.html"] if html_report else [])]
     click.echo(f"wrote into {run_dir}: {', '.join(written)}")
+    from ..insight.headline import headline_lines
+    for line in headline_lines(run_dir):
+        click.echo(line)
 
 
 def _print_report(report: dict, checkpoint: str) -> None:

@@ -14,6 +14,17 @@ def _mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB"
 
 
+def _refresh_report(run_dir: str, written: object) -> bool:
+    """Rewrite RUN_DIR/report.html, when there is one, after a model was written into RUN_DIR
+    (the report lists the exports); True when it was."""
+    from pathlib import Path
+    if Path(str(written)).resolve().parent != Path(run_dir).resolve() or not (Path(run_dir) / "report.html").is_file():
+        return False
+    from ..insight.report import write_run_report
+    write_run_report(run_dir)
+    return True
+
+
 @click.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="ONNX file to write [default: RUN_DIR/model.onnx].")
@@ -45,12 +56,15 @@ def export(run_dir: str, output: str | None, opset: int | None, exporter: str, f
     the same top-1 class); otherwise nothing is written and the figures are shown.
     Run the result with 'tlf predict' or tlf.runtime (no torch needed).
     """
+    from .. import messages
     from ..export.run import ExportSettings, export_run
 
     settings = ExportSettings(opset=opset, exporter=exporter, fp16=fp16, quantize=quantize,
                               include_preprocessing=include_preprocessing, checkpoint=checkpoint, data_dir=data_dir,
                               parity_images=parity_images, calibration_images=calibration_images, tta=tta)
-    report = export_run(run_dir, output, settings)
+    with messages.phase("export: converting the model to ONNX and checking it against PyTorch"):
+        report = export_run(run_dir, output, settings)
+    refreshed = _refresh_report(run_dir, report.path)
     if as_json:
         click.echo(json.dumps(report.to_dict()))
         return
@@ -69,3 +83,6 @@ def export(run_dir: str, output: str | None, opset: int | None, exporter: str, f
                    f"{q.fp32_accuracy:.4f} -> {q.int8_accuracy:.4f} ({100 * q.accuracy_change:+.2f} points), "
                    f"same top-1 as fp32 on {q.top1_agreement:.1%} of {q.eval_images} validation images "
                    f"({q.calibration_images} calibration images)")
+    from ..insight.headline import headline_lines
+    for line in headline_lines(run_dir):
+        click.echo(line + (" (refreshed: it lists the new model)" if refreshed and line.startswith("report: ") else ""))

@@ -35,6 +35,30 @@ def plugin_rows(kind: str | None = None, name: str | None = None) -> list[dict]:
     return [spec_row(spec, versions) for spec in specs]
 
 
+def _print_by_kind(console, rows: list[dict]) -> None:
+    """One block per kind, one plugin per line: usage, then its description wrapped to the
+    terminal's width with its aliases; a package other than tlf named in brackets."""
+    from rich.table import Table
+    from rich.text import Text
+
+    own = next((f"{r['package']} {r['version']}".strip() for r in rows if r["package"] == "tlf"), "tlf")
+    for kind in KINDS:
+        of_kind = [row for row in rows if row["kind"] == SINGULAR[kind]]
+        if not of_kind:
+            continue
+        table = Table.grid(padding=(0, 2))
+        table.add_column(no_wrap=True)
+        table.add_column(ratio=1, overflow="fold")
+        for row in of_kind:
+            aliases = f"; also {', '.join(row['aliases'])}" if row["aliases"] else ""
+            package = "" if row["package"] == "tlf" else f" [{row['package']} {row['version']}]".rstrip()
+            table.add_row(Text(f"  {row['usage']}"), Text(row["description"] + aliases + package))
+        console.print(kind, style="bold", highlight=False)
+        console.print(table, highlight=False)
+    console.print(f"Plugins without a [package] come with {own}. 'tlf plugins NAME' shows one in full; "
+                  f"--json lists them for scripts.", highlight=False, markup=False)
+
+
 @click.command()
 @click.argument("name", required=False)
 @click.option("--kind", type=click.Choice(KINDS), help="Only plugins of this kind.")
@@ -72,16 +96,7 @@ def plugins(name: str | None, kind: str | None, as_json: bool) -> None:
                 table.add_row(key.replace("_", " "), "" if value is None else str(value))
             console.print(table)
         return
-    table = Table(title="tlf plugins")
-    table.add_column("kind", no_wrap=True)
-    table.add_column("name", no_wrap=True)
-    table.add_column("aliases", overflow="fold")
-    table.add_column("description", ratio=1, overflow="fold")
-    table.add_column("package", overflow="fold")
-    for row in rows:
-        table.add_row(row["kind"], row["usage"], ", ".join(row["aliases"]), row["description"],
-                      f"{row['package']} {row['version']}".strip())
-    console.print(table)
+    _print_by_kind(console, rows)
     for info in pm.failures():
         console.print(Text.assemble(("plugin error: ", "red"),
                                     f"{info.name} ({info.distribution} {info.version}) {info.error}"))

@@ -52,8 +52,21 @@ def _candidates(paths: tuple[str, ...]) -> Iterator[tuple[str, str | None]]:
             yield text, "no such file or folder"
 
 
+def model_file(model: str) -> str:
+    """``model``, or the ``model.onnx`` of a run directory; a run not exported yet says how to export it."""
+    folder = Path(model)
+    if not folder.is_dir():
+        return model
+    if (folder / "model.onnx").is_file():
+        return str(folder / "model.onnx")
+    if (folder / "config.yaml").is_file():
+        raise TlfError(f"run {model} has no model.onnx yet", hint=f"export it first: tlf export {model}")
+    raise TlfError(f"{model} is a folder without model.onnx",
+                   hint="pass a model written by 'tlf export RUN_DIR', or a run directory that has one")
+
+
 @click.command()
-@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("model", type=click.Path())
 @click.argument("paths", nargs=-1, required=True)
 @click.option("-k", "--top-k", type=click.IntRange(min=1), default=5, show_default=True, help="Classes shown per image.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per image (errors included) instead of a table.")
@@ -65,7 +78,7 @@ def _candidates(paths: tuple[str, ...]) -> Iterator[tuple[str, str | None]]:
               help="onnxruntime execution provider (repeatable, in order of preference); default: TensorRT, CUDA, CPU.")
 def predict(model: str, paths: tuple[str, ...], top_k: int, as_json: bool, batch_size: int,
             threads: int | None, decode_threads: int | None, providers: tuple[str, ...]) -> None:
-    """Classify images with MODEL (a file written by 'tlf export').
+    """Classify images with MODEL (a file written by 'tlf export', or a run directory holding one).
 
     PATHS are image files, folders (searched recursively) or glob patterns. Files that
     cannot be read are reported one by one and the rest are still classified; the exit
@@ -73,6 +86,7 @@ def predict(model: str, paths: tuple[str, ...], top_k: int, as_json: bool, batch
     """
     from ..runtime import OnnxClassifier
 
+    model = model_file(model)
     classifier = OnnxClassifier(model, providers=providers or None, threads=threads)
     rows: list[dict] = []
     failures = 0

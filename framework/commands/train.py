@@ -24,6 +24,42 @@ TRAIN_SETTINGS = ("dataset", "backbone", "policy", "augment", "epochs", "batch_s
                   "download", "val_split", "strict", "exclude", "relabel", "patience", "loggers", "callbacks", "task")
 
 
+def _interrupted(stop: KeyboardInterrupt, resume: str | None) -> None:
+    """Ctrl-C: one line saying how far the run got and the exact command that continues it; exit 130."""
+    import shlex
+    import sys
+
+    from ..errors import RunInterrupted
+    directory = getattr(stop, "directory", None) or resume
+    if directory is None:
+        click.echo("Interrupted before the run directory was made: nothing to resume; run the command again",
+                   err=True)
+    else:
+        done = (f" after {stop.epochs_done} of {stop.epochs_planned} epoch(s)"
+                if isinstance(stop, RunInterrupted) else "")
+        click.echo(f"Interrupted{done}; continue with: tlf train --resume {shlex.quote(str(directory))}", err=True)
+    sys.exit(130)
+
+
+def _write_report(run, quiet: bool) -> None:
+    """The end-of-run evaluation and report.html; Ctrl-C here leaves a finished run, which a
+    resume completes with its report."""
+    from contextlib import nullcontext
+
+    from .. import messages
+    from ..errors import RunInterrupted
+    from ..insight.evaluate_run import EvaluationSettings, evaluate
+    from ..insight.report import write_run_report
+    try:
+        with nullcontext() if quiet else messages.phase("final evaluation: the best checkpoint, then report.html"):
+            evaluate(run.directory, EvaluationSettings(device=run.config.device, precision=run.config.precision,
+                                                       workers=run.config.workers, batch_size=run.config.batch_size),
+                     logits=run.best_val_logits)
+            write_run_report(run.directory)
+    except KeyboardInterrupt as exc:
+        raise RunInterrupted(run.directory, run.summary["epochs"], run.summary["planned_epochs"]) from exc
+
+
 @click.command(epilog=_help_defaults())
 @settings(*TRAIN_SETTINGS)
 @click.option("--out", type=click.Path(file_okay=False), help="Folder for run directories (default: runs).")
@@ -47,26 +83,23 @@ def train(config_file: str | None, resume: str | None, quiet: bool, as_json: boo
     tlf train --resume runs/flowers-efficientnet_lite0-transfer-...
     tlf train --resume runs/flowers-... --epochs 20   # continue to more epochs
 
-    The last line printed names the run directory.
+    It ends with the headline: accuracy, time, the report, the model and what to run next;
+    the last line names the run directory.
     """
     from ..engine.api import train as run_training
-    run = run_training(config_file, resume=Path(resume) if resume else None, quiet=quiet, **flags)
-    summary = run.summary
-    if summary is None:  # a non-zero rank under torchrun
-        return
-    if html_report and summary["epochs"]:
-        from ..insight.evaluate_run import EvaluationSettings, evaluate
-        from ..insight.report import write_run_report
-        evaluate(run.directory, EvaluationSettings(device=run.config.device, precision=run.config.precision,
-                                                   workers=run.config.workers, batch_size=run.config.batch_size),
-                 logits=run.best_val_logits)
-        write_run_report(run.directory)
+    try:
+        run = run_training(config_file, resume=Path(resume) if resume else None, quiet=quiet, **flags)
+        summary = run.summary
+        if summary is None:  # a non-zero rank under torchrun
+            return
+        if html_report and summary["epochs"]:
+            _write_report(run, quiet)
+    except KeyboardInterrupt as stop:
+        _interrupted(stop, resume)
     if as_json:
         click.echo(json.dumps(summary))
         return
-    best = summary["best_val_accuracy"]
-    click.echo(f"best val accuracy {best:.4f} (epoch {summary['best_epoch']}), "
-               f"{summary['epochs']} epochs in {summary['seconds']:.0f}s, {summary['images_per_second']:.0f} img/s")
-    if html_report and summary["epochs"]:
-        click.echo(f"report: {Path(summary['run_dir']) / 'report.html'}")
+    from ..insight.headline import headline_lines
+    for line in headline_lines(summary["run_dir"]):
+        click.echo(line)
     click.echo(f"run directory: {summary['run_dir']}")

@@ -51,7 +51,7 @@ def report_skipped(problems: Sequence[Problem]) -> None:
         return
     named = ", ".join(f"{p.path} ({p.reason})" for p in problems[:SHOWN_PROBLEMS])
     more = f" and {len(problems) - SHOWN_PROBLEMS} more" if len(problems) > SHOWN_PROBLEMS else ""
-    notice(f"skipped {len(problems)} unreadable image(s): {named}{more}; 'tlf data show' lists them")
+    notice(f"skipped {len(problems)} unreadable image(s): {named}{more}; 'tlf data show' lists them", once=True)
 
 
 class ImageSet:

@@ -122,6 +122,11 @@ def _worker_init(worker_id: int) -> None:
     random.seed(seed)
 
 
+# what each decode-cache mode does, in the words of the line that announces it
+CACHE_WORDS = {"off": "not cached", "ram": "decoded once and kept in memory",
+               "disk": "decoded once into a cache on disk, reused by later runs"}
+
+
 def choose_cache(splits: Splits, pipeline: Pipeline, cache: str,
                  layouts: dict[int, decode_cache.Plan] | None = None,
                  sets: Sequence[ImageSet] | None = None) -> tuple[str, str]:
@@ -136,7 +141,7 @@ def choose_cache(splits: Splits, pipeline: Pipeline, cache: str,
         return cache, f"cache={cache}"
     sets = [splits.train, splits.val] if sets is None else list(sets)
     if all(isinstance(s, ArrayImageSet) for s in sets):
-        return "off", "images are already decoded in memory"
+        return "off", "they are already decoded in memory"
     directory = decode_cache.cache_dir("decoded")
     if all(decode_cache.find(s, pipeline.resize_short, pipeline.request.interpolation, directory)[2] for s in sets):
         return "disk", "a decode cache exists"
@@ -177,7 +182,7 @@ def _decoded(splits: Splits, pipeline: Pipeline, sets: Sequence[ImageSet], *, wo
         raise TlfError("distributed loaders need torch.distributed initialized", hint="launch with torchrun")
     layouts: dict[int, decode_cache.Plan] = {}
     mode, why = choose_cache(splits, pipeline, cache, layouts, sets)
-    notice(f"decode cache: {mode} ({why})")
+    notice(f"images: {CACHE_WORDS[mode]} ({why}; --cache sets this)", once=f"cache {mode}")
     rank0_first = distributed and mode == "disk"
     if rank0_first and torch.distributed.get_rank() != 0:
         torch.distributed.barrier()

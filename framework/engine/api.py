@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import messages
-from ..errors import TlfError
+from ..errors import RunInterrupted, TlfError
 from ..config import RunConfig
 
 
@@ -20,19 +20,22 @@ def train(config: RunConfig | str | Path | None = None, *, resume: str | Path | 
     the planned number it continues to that many (the schedule is stretched to the new
     length: the rest of the run follows the schedule of a run planned that long). ``should_stop(epoch, row)``
     is asked after each epoch (``row`` is its line of metrics.jsonl); True ends the run there,
-    as early stopping does (``tlf tune`` prunes trials with it).
+    as early stopping does (``tlf tune`` prunes trials with it). Ctrl-C during training raises
+    :class:`~tlf.errors.RunInterrupted` (a ``KeyboardInterrupt`` naming the run directory to resume).
     """
     from ..plan import plan_run
+
+    plan = plan_run(config, settings, resume)  # checked before the engine (and its libraries) is imported
     from .finished import FinishedRun
     from .trainer import Trainer
-
-    plan = plan_run(config, settings, resume)
     with messages.scope():  # the run's Reporter is the message channel while it runs
         trainer = Trainer(plan, resume_dir=Path(resume) if resume is not None else None, quiet=quiet,
                           should_stop=should_stop)
         try:
             trainer.fit()
             record_data_edits(trainer.run, trainer.parts.splits.edits)
+        except KeyboardInterrupt as exc:
+            raise RunInterrupted(trainer.run.directory, len(trainer.history), trainer.config.epochs) from exc
         finally:
             trainer.close()  # the run directory's lock
     return FinishedRun.of(trainer.run)

@@ -21,10 +21,12 @@ def build_parts(plan: RunConfig, placement, world, report) -> TrainingParts:
     from ..policies import build_policy
 
     policy = build_policy(plan.policy, plan.train_bn)
-    splits = load_splits(plan)
-    model = build_model(plan.backbone, splits.num_classes, pretrained=policy.pretrained and plan.pretrained,
-                        weights=Path(plan.weights) if plan.weights else None, head=plan.head,
-                        dropout=plan.dropout, image_size=plan.image_size, pooling=plan.pooling)
+    with report.phase(f"dataset {plan.dataset}: finding and checking its images"):
+        splits = load_splits(plan)
+    with report.phase(f"model: building {plan.backbone}"):
+        model = build_model(plan.backbone, splits.num_classes, pretrained=policy.pretrained and plan.pretrained,
+                            weights=Path(plan.weights) if plan.weights else None, head=plan.head,
+                            dropout=plan.dropout, image_size=plan.image_size, pooling=plan.pooling)
     meta = model.backbone.meta
     config = with_backbone(plan, meta)
     preprocessing = Preprocessing.from_meta(meta, config.image_size)
@@ -33,10 +35,12 @@ def build_parts(plan: RunConfig, placement, world, report) -> TrainingParts:
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
     pipeline = pipeline_for(config, preprocessing, splits.num_classes)
-    train_loader, val_loader = build_loaders(splits, pipeline, batch_size=config.batch_size, workers=config.workers,
-                                             seed=config.seed, cache=config.cache, distributed=world.distributed,
-                                             pin_memory=placement.pin_memory,
-                                             balanced=config.sampler == "balanced")
+    with report.phase("loaders: preparing them (decoding every image once when images are cached)"):
+        train_loader, val_loader = build_loaders(splits, pipeline, batch_size=config.batch_size,
+                                                 workers=config.workers, seed=config.seed, cache=config.cache,
+                                                 distributed=world.distributed,
+                                                 pin_memory=placement.pin_memory,
+                                                 balanced=config.sampler == "balanced")
     config, chosen = adapt(config, policy.defaults, -(-len(train_loader) // config.accumulate))
     if chosen:
         report.info(describe(chosen, len(splits.train)))

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from .trainer import TrainingRun
+from .training_run import TrainingRun
 
 
 class FinishedRun(TrainingRun):
-    """A :class:`~tlf.engine.trainer.TrainingRun` that Jupyter displays as its summary table
+    """A :class:`~tlf.engine.training_run.TrainingRun` that Jupyter displays as its summary table
     and training curves (``_repr_html_``)."""
 
     @classmethod

@@ -17,7 +17,6 @@ from ..registry import get_registry
 from ..task import TaskRequest
 from . import distributed as ddp
 from .assembly import build_parts
-from .parts import TrainingParts
 from .batches import BatchSource
 from .failures import nonfinite_loss, out_of_memory
 from .callback import CallbackRequest, Callbacks, CancelEpoch, CancelFit, StopWhenAsked, build_callbacks
@@ -56,7 +55,7 @@ class Trainer:
 
     def _set_up(self, plan: RunConfig) -> None:
         seed_everything(plan.seed + self.world.rank)
-        self.parts: TrainingParts = build_parts(plan, self.placement, self.world, self.report)
+        self.parts = build_parts(plan, self.placement, self.world, self.report)
         self.config, self.model, self.policy = self.parts.config, self.parts.model, self.parts.policy
         self.defaults_chosen = [c.to_dict() for c in self.parts.defaults_chosen]  # a resume restores them
         self.device = self.placement.device

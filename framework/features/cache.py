@@ -295,14 +295,16 @@ def _run_frozen_pass(plan: CachePlan, parts: TrainingParts, config: RunConfig, p
     engine's name; None (and a note) when the training features do not fit in memory."""
     sample, calibration = _engine_samples(parts.train_loader, config.frozen_engine)
     prep = parts.preprocessing
-    engine, note = choose_engine(config.frozen_engine, prefix, to_input, placement.amp_dtype, placement.device, sample,
-                                 prep.mean, prep.std, f"{config.backbone}-{plan.prefix}", config.channels_last,
-                                 calibration)
+    with report.phase("frozen pass: preparing what runs the frozen stages (an ONNX export, once per weights)"):
+        engine, note = choose_engine(config.frozen_engine, prefix, to_input, placement.amp_dtype, placement.device,
+                                     sample, prep.mean, prep.std, f"{config.backbone}-{plan.prefix}",
+                                     config.channels_last, calibration)
     report.info(f"frozen engine: {note}")
     store, device = placement.amp_dtype or torch.float32, placement.device
     train_loader, val_loader = parts.train_loader, parts.val_loader
     passes = ordered_passes(train_loader, plan.views)
-    with report.epoch("feature cache", sum(map(len, passes)) + len(val_loader)) as advance:
+    with report.epoch("frozen pass (the frozen stages' features, computed once)",
+                      sum(map(len, passes)) + len(val_loader)) as advance:
         train = FeatureCache.build(engine, passes, len(train_loader.dataset), store, device, memory_budget(device), advance)
         if train is None:
             report.info("feature cache: skipped, the frozen features do not fit in memory")

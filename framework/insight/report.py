@@ -16,6 +16,7 @@ from ..safe_files import atomic_write
 from ..tuning.results import format_value, local_run_dir
 from ..plots.png import data_uri
 from . import templates
+from .headline import headline
 
 STRATEGIES = ("scratch", "transfer", "partial", "init")  # the four strategies of docs/strategies.md
 IMAGES = {"curves": "curves.png", "top_losses": "top_losses.png", "confused": "confused.png"}
@@ -88,12 +89,11 @@ def run_page(run_dir: str | Path) -> str:
                  for row in (evaluation or {}).get("per_class", [])]
     inspect, inspect_error = _inspect(config, classes)
     exports = [(p.name, _size(p)) for p in sorted(run_dir.glob("*.onnx"))]
-    sections = [("settings", "settings"), ("data", "data"), ("strategy", "strategy"), ("training", "training"),
+    sections = [("headline", "result"), ("training", "training"), *([("confusion", "confusion")] if evaluation else []),
                 ("metrics", "metrics")]
     if evaluation:
-        sections += [("confusion", "confusion"), ("per-class", "per class"), ("top-losses", "top losses"),
-                     ("confused", "most confused")]
-    sections.append(("export", "export"))
+        sections += [("per-class", "per class"), ("top-losses", "top losses"), ("confused", "most confused")]
+    sections += [("data", "data"), ("strategy", "strategy"), ("export", "export"), ("settings", "settings")]
     policy = summary.get("policy") or config.policy
     return _environment().from_string(templates.RUN).render(
         title=f"{config.dataset} · {config.backbone} · {policy}", run_dir=str(run_dir), version=__version__,
@@ -101,7 +101,8 @@ def run_page(run_dir: str | Path) -> str:
         settings=[(k, json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in config.to_dict().items()],
         data=data, counts=counts, policy=policy, policy_family=policy.split(":")[0], strategies=_strategies(),
         inspect=inspect, inspect_error=inspect_error, summary=summary, images=images, evaluation=evaluation,
-        metrics=_metrics(evaluation) if evaluation else [], per_class=per_class, exports=exports)
+        metrics=_metrics(evaluation) if evaluation else [], per_class=per_class, exports=exports,
+        headline=headline(run_dir))
 
 
 def write_run_report(run_dir: str | Path) -> Path:

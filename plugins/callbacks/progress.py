@@ -7,6 +7,7 @@ from contextlib import ExitStack
 from typing import Any
 
 from tlf.engine.callback import Callback
+from tlf.messages import escape
 from tlf.engine.summary import count_params
 
 
@@ -21,14 +22,16 @@ class Progress(Callback):
     def before_fit(self, loop: Any) -> None:
         c, splits = loop.config, loop.parts.splits
         total, trainable = count_params(loop.model)
-        loop.report.info(f"[bold]tlf[/bold] {c.dataset} · {c.backbone} · {loop.policy.name} · "
+        loop.report.info(f"[bold]tlf[/bold] {escape(c.dataset)} · {escape(c.backbone)} · {escape(loop.policy.name)} · "
                          f"{len(splits.train)} train / {len(splits.val)} val images · "
                          f"{len(splits.classes)} classes · {trainable:,}/{total:,} trainable params · "
                          f"{loop.device.type} {loop.placement.precision}")
+        loop.report.plan(c.epochs - loop.start_epoch, c.epochs, loop.source.steps_per_epoch(), loop.model.frozen_stages)
 
     def before_epoch(self, loop: Any) -> None:
         self.advance = self.bar.enter_context(
-            loop.report.epoch(f"epoch {loop.epoch + 1}/{loop.config.epochs}", loop.source.steps_per_epoch()))
+            loop.report.epoch(f"epoch {loop.epoch + 1}/{loop.config.epochs}", loop.source.steps_per_epoch(),
+                              loop.epoch, loop.config.epochs))
 
     def after_batch(self, loop: Any) -> None:
         self.advance(loop.y.shape[0])

@@ -27,7 +27,7 @@ def tlf_register_datasets(register: Callable[[DatasetSpec], None]) -> None:
         description="CIFAR-10: 10 classes, 50000 train, 10000 val images of 32 px (163 MiB download)"))
     register(DatasetSpec(
         name="folder", factory="tlf.data.folder:load_folder", parse="pathlib:Path", argument="PATH", argument_required=True,
-        description="a class-per-folder tree; its train/ and val/ when present, else a seeded split"))
+        reads_folder=True, description="a class-per-folder tree; its train/ and val/ when present, else a seeded split"))
     register(DatasetSpec(
         name="synthetic", factory=f"{HERE}.synthetic:synthetic", parse=f"{HERE}.synthetic:parse_options",
         argument="OPTIONS",
