@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from cli_output import said
 from PIL import Image
 
 import tlf
@@ -167,7 +168,7 @@ def test_bad_exclude_line_is_one_line_cli_error(tmp_path):
     result = CliRunner().invoke(cli, ["train", "--dataset", f"folder:{root}", "--exclude", str(file), "--out",
                                       str(tmp_path / "runs"), *FLAGS, "--epochs", "1"])
     assert result.exit_code == 1
-    assert result.output.strip().count("\n") == 0 and "line 1" in result.output, result.output
+    assert said(result.output).strip().count("\n") == 0 and "line 1" in result.output, result.output
 
 
 def test_one_class_one_image_class_identical_and_unreadable_images(tmp_path):
@@ -179,7 +180,7 @@ def test_one_class_one_image_class_identical_and_unreadable_images(tmp_path):
             Image.fromarray(grey).save(root / split / "same" / f"{i}.png")
     (root / "train/same/broken.png").write_bytes(b"not an image")
     result = CliRunner().invoke(cli, ["audit", f"folder:{root}", *FLAGS, "--out", str(tmp_path / "audits")])
-    assert result.exit_code == 1 and result.output.count("\n") == 1 and "single class" in result.output
+    assert result.exit_code == 1 and said(result.output).count("\n") == 1 and "single class" in result.output
     for split in ("train", "val"):
         (root / split / "lonely").mkdir()
     Image.fromarray(pattern(np.random.default_rng(1), (200, 40, 40))).save(root / "train/lonely/0.png")

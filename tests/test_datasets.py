@@ -444,9 +444,9 @@ def test_data_show_json_and_text(tmp_path):
     assert info["splits"]["train"]["per_class"] == {"a": 4, "b": 4} and info["splits"]["val"]["count"] == 2
     assert info["splits"]["train"]["image_size"]["width"] == {"min": 12, "median": 12.0, "max": 12}
     assert [Path(p["path"]).name for p in info["problems"]] == ["bad.jpg"]
-    text = runner.invoke(cli, ["data", "show", f"folder:{tmp_path / 'd'}"])
+    text = runner.invoke(cli, ["data", "show", f"folder:{tmp_path / 'd'}"], env={"COLUMNS": "300"})
     assert text.exit_code == 0 and "bad.jpg" in text.output and "total" in text.output
-    strict = runner.invoke(cli, ["data", "show", f"folder:{tmp_path / 'd'}", "--strict"])
+    strict = runner.invoke(cli, ["data", "show", f"folder:{tmp_path / 'd'}", "--strict"], env={"COLUMNS": "300"})
     assert strict.exit_code == 1 and "bad.jpg" in strict.output and "Traceback" not in strict.output
 
 

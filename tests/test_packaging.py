@@ -26,5 +26,6 @@ def test_ci_runs_the_readme_test_command() -> None:
 def test_installed_entry_points() -> None:
     tlf = distribution("tlf")
     assert {(ep.name, ep.value) for ep in tlf.entry_points.select(group="tlf")} == {
-        (kind, f"tlf.plugins.{kind}") for kind in ("datasets", "backbones", "policies", "augmentations", "loggers")}
+        (kind, f"tlf.plugins.{kind}") for kind in ("datasets", "backbones", "policies", "augmentations", "loggers", "callbacks",
+                                                  "tasks")}
     assert [ep.value for ep in tlf.entry_points.select(group="console_scripts", name="tlf")] == ["tlf.cli:main"]

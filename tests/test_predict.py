@@ -167,6 +167,6 @@ def test_a_file_name_with_brackets_is_shown_as_it_is(setup, tmp_path):
     path = tmp_path / "x[" / "y].png"  # the path holds "[/y]", a closing tag rich would choke on
     Image.fromarray(shapes(1, 40, seed=4)[0][0]).save(path)
     result = CliRunner().invoke(cli, ["predict", str(model), str(path), str(tmp_path / "x[" / "z].png")],
-                                terminal_width=300)
+                                env={"COLUMNS": "300"})
     assert result.exit_code == 1 and "y].png" in result.stdout, result.output
     assert f"error: {tmp_path}/x[/z].png: no file matches this pattern" in result.stderr

@@ -91,7 +91,7 @@ def test_schedule_and_imbalance_settings_reach_the_run(colours, tmp_path):
 
 
 @pytest.mark.parametrize("flag, message", [
-    ("--accumulate=0", "accumulate must be at least 1, got 0"),
+    ("--accumulate=0", "accumulate must be at least 1 and at most 65536, got 0"),
     ("--ema=1.5", "ema must be above 0 and below 1, got 1.5"),
     ("--class-weights=missing.json", "invalid class_weights 'missing.json'"),
 ])

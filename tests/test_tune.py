@@ -69,7 +69,7 @@ def test_a_failed_trial_is_recorded_with_its_reason_and_the_study_goes_on(tmp_pa
     ({"policy": ["transfer", "partal:conv5"]}, "unknown policy 'partal'; did you mean 'partial'"),
     ({"backbone": ["resnet5"]}, "unknown backbone 'resnet5'; did you mean"),
     ({"augment": ["basic+cutot"]}, "unknown augmentation 'cutot'"),
-    ({"batch_size": [16, 0]}, r"batch_size must be at least 1, got 0 \(pass --batch-size at least 1\)$"),
+    ({"batch_size": [16, 0]}, r"batch_size must be at least 1 and at most 65536, got 0 \(pass --batch-size at least 1 and at most 65536\)$"),
     ({"out": ["a", "b"]}, "out cannot be searched"),
     ({"epochs": 3}, "nothing to search"),
 ])
