@@ -47,8 +47,8 @@ def measure(probes: list[Probe], seconds: float) -> dict[str, dict]:
         probe.warmup_s = time.perf_counter() - began
     used = time.perf_counter() - start
     if used >= seconds:
-        raise TlfError(f"--seconds {seconds:g} is too short to measure anything: one round of each measurement "
-                       f"took {used:.1f}s", hint=f"use --seconds {math.ceil(4 * used)} or more")
+        raise TlfError(f"--seconds {seconds:g} is too short to measure anything: the first round of the measurements "
+                       f"took {used:.1f}s in all", hint=f"use --seconds {math.ceil(4 * used)} or more")
     while time.perf_counter() - start < seconds:
         for probe in probes:
             probe.rates.append(probe.round())
