@@ -17,7 +17,7 @@ def markdown(result: dict) -> str:
     lines += [f"| {label} | {machine[key]} |" for label, key in FACTS if machine.get(key) is not None]
     for entry in result["results"]:
         lines += ["", f"### {entry['backbone']} at {entry['image_size']} px, batch "
-                      f"{result['settings']['batch_size']}, {result['settings']['workers']} loader workers", "",
+                      f"{result['settings']['batch_size']}, loader workers: {result['settings']['workers']}", "",
                   "| measurement | images/s (median) | min | max | rounds |", "|---|---:|---:|---:|---:|"]
         lines += [f"| {name} | {m['median']:.1f} | {m['min']:.1f} | {m['max']:.1f} | {m['rounds']} |"
                   for name, m in entry["measurements"].items()]
