@@ -20,7 +20,7 @@ from .images import write_images
 from .machine import machine_facts
 from .naive import naive_loader
 from .pipeline import data_config, data_probes, tlf_loaders
-from .timing import Probe, epoch_round, measure
+from .timing import MIN_SECONDS, Probe, epoch_round, measure
 from .verdict import bottleneck
 
 
@@ -42,6 +42,9 @@ def check(settings: BenchSettings) -> None:
         raise TlfError("no backbone to measure", hint="give --backbone NAME")
     if settings.seconds <= 0:
         raise TlfError(f"--seconds must be positive, got {settings.seconds:g}", hint="e.g. --seconds 60")
+    if settings.seconds < MIN_SECONDS * len(settings.backbones):
+        raise TlfError(f"--seconds {settings.seconds:g} is too short to measure anything: each backbone needs "
+                       f"{MIN_SECONDS:g}s at least", hint="use --seconds 10 or more per backbone for figures worth comparing")
     if settings.batch_size < 1:
         raise TlfError(f"--batch-size must be positive, got {settings.batch_size}", hint="e.g. --batch-size 32")
     if settings.image_size is not None and settings.image_size < 16:
