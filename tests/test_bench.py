@@ -117,3 +117,8 @@ def test_measure_interleaves_the_probes_and_counts_no_warm_up():
     rates = measure(probes, 0.05)
     assert calls[:6] == ["a", "b", "c"] * 2
     assert len(calls) % 3 == 0 and rates["a"]["rounds"] == rates["c"]["rounds"] == len(calls) // 3 - 1
+
+
+def test_measure_counts_one_turn_at_least_whatever_the_budget():
+    probes = [Probe(name, lambda: 10) for name in ("a", "b")]
+    assert {name: r["rounds"] for name, r in measure(probes, 0.0).items()} == {"a": 1, "b": 1}
