@@ -16,7 +16,8 @@ from ..config import DEVICES
 @click.option("--image-size", type=int, help="Input size in pixels (default: the backbone's).")
 @click.option("--batch-size", type=int, default=32, show_default=True, help="Images per batch.")
 @click.option("--seconds", type=float, default=60.0, show_default=True,
-              help="Time budget of the measurements, shared by the backbones (set-up not counted).")
+              help="Time budget of the measurements, shared by the backbones (set-up and one warm-up round "
+                   "each not counted; at least one counted round each).")
 @click.option("--data", type=click.Path(file_okay=False), help="A class-per-folder image tree to read "
               "(default: generated JPEGs).")
 @click.option("--workers", type=int, help="Loader workers (default: as 'tlf train' chooses).")
