@@ -28,6 +28,7 @@ COMMANDS = {
     "explain": "tlf.commands.explain:explain",
     "tune": "tlf.commands.tune:tune",
     "audit": "tlf.commands.audit:audit",
+    "bench": "tlf.commands.bench:bench",
     "serve": "tlf.commands.serve:serve",
 }
 

@@ -13,7 +13,7 @@ The layers, lowest first (a module belongs to the layer of its longest matching 
 8. serving: ``serve``
 9. engine: ``features``, ``engine``
 10. search and comparison: ``tuning``, ``experiments``
-11. reports: ``insight``, ``audit``
+11. reports: ``insight``, ``audit``, ``bench``
 12. built-in plugins: ``tlf.plugins``
 13. commands: ``commands``
 14. command line: ``cli``, ``cli_reference``, ``__main__``
@@ -45,7 +45,7 @@ LAYERS = [
     ("serving", ("tlf.serve",)),
     ("engine", ("tlf.features", "tlf.engine")),
     ("search and comparison", ("tlf.tuning", "tlf.experiments")),
-    ("reports", ("tlf.insight", "tlf.audit")),
+    ("reports", ("tlf.insight", "tlf.audit", "tlf.bench")),
     ("built-in plugins", ("tlf.plugins",)),
     ("commands", ("tlf.commands",)),
     ("command line", ("tlf.cli", "tlf.cli_reference", "tlf.__main__")),
