@@ -27,7 +27,6 @@ def bench_cli(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-@pytest.mark.usefixtures("one_thread")
 @pytest.mark.parametrize("device", DEVICES)
 def test_bench_measures_every_stage_and_names_the_bottleneck(tmp_path, device):
     out = tmp_path / "out"
@@ -50,7 +49,6 @@ def test_bench_measures_every_stage_and_names_the_bottleneck(tmp_path, device):
     assert "| model train/fp32 |" in table and entry["verdict"] in table
 
 
-@pytest.mark.usefixtures("one_thread")
 def test_bench_reads_a_given_folder(tmp_path):
     data = write_images(tmp_path / "photos", 30, 40)
     code, output = bench_cli(*TINY, "--device", "cpu", "--seconds", "3", "--data", str(data), "--json")
