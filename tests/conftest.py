@@ -1,7 +1,14 @@
 """Shared test set-up: offline albumentations, one CPU thread per process and an isolated TLF_HOME."""
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ["NO_ALBUMENTATIONS_UPDATE"] = "1"
+# Module- and session-scoped fixtures run before the per-test $TLF_HOME below is set: they get
+# this process's own empty one, never the user's cache (a feature store there would serve them).
+os.environ["TLF_HOME"] = tempfile.mkdtemp(prefix="tlf-tests-")
+atexit.register(shutil.rmtree, os.environ["TLF_HOME"], ignore_errors=True)
 # Every test runs tiny tensors: one intra-op thread is as fast, and on a small shared CPU (2 cores,
 # pytest-xdist's workers beside each other) oversubscribed threads make runs 5-10x slower. Set
 # before torch is imported, so the tests' subprocesses (the CLI, torchrun) inherit it too.

@@ -17,7 +17,8 @@ class Browser:
     """One headless Chromium with one page; ``call`` sends a command to that page."""
 
     def __init__(self) -> None:
-        self._profile = tempfile.TemporaryDirectory()
+        # chromium's helper processes may still write to the profile as the main one is killed
+        self._profile = tempfile.TemporaryDirectory(ignore_cleanup_errors=True)
         to_chrome, self._out = os.pipe()
         self._in, from_chrome = os.pipe()
 

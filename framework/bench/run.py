@@ -13,8 +13,9 @@ from ..engine.placement import Placement, capabilities, place
 from ..errors import TlfError
 from ..models import build_model
 from ..plan import default_workers
-from ..preprocessing import Preprocessing
+from ..preprocessing import DEFAULT_IMAGE_SIZE, Preprocessing
 from ..registry import get_registry
+from ..setting_checks import RANGES, check_value
 from .ceiling import ceiling_probes, random_batch, synchronizer, train_step
 from .images import write_images
 from .machine import machine_facts
@@ -45,10 +46,8 @@ def check(settings: BenchSettings) -> None:
     if settings.seconds < MIN_SECONDS * len(settings.backbones):
         raise TlfError(f"--seconds {settings.seconds:g} is too short to measure anything: each backbone needs "
                        f"{MIN_SECONDS:g}s at least", hint="use --seconds 10 or more per backbone for figures worth comparing")
-    if settings.batch_size < 1:
-        raise TlfError(f"--batch-size must be positive, got {settings.batch_size}", hint="e.g. --batch-size 32")
-    if settings.image_size is not None and settings.image_size < 16:
-        raise TlfError(f"--image-size must be at least 16 px, got {settings.image_size}", hint="e.g. --image-size 224")
+    for name in ("batch_size", "image_size", "workers"):  # the ranges tlf train checks
+        check_value(name, getattr(settings, name), int | None, RANGES[name])
     for name in settings.backbones:
         get_registry().resolve("backbones", name)  # unknown: an error naming close matches
 
@@ -70,7 +69,7 @@ def bench(settings: BenchSettings) -> dict:
 def _generated(root: Path, settings: BenchSettings) -> Path:
     """Enough JPEGs for ``settings.batches`` training batches after the validation split (a fifth)."""
     count = -(-settings.batches * settings.batch_size * 5 // 4) + 4
-    return write_images(root, count, settings.image_size or 224)
+    return write_images(root, count, settings.image_size or DEFAULT_IMAGE_SIZE)
 
 
 def _bench_backbone(name: str, data: str, placement: Placement, workers: int, settings: BenchSettings) -> dict:
