@@ -6,7 +6,7 @@ autograd on and adds up the tensors autograd keeps for the backward pass
 (``torch.autograd.graph.saved_tensors_hooks``): the difference is what one more image of a
 training step holds, whatever the device, allocator or other processes (an RSS reading is
 blurred by the allocator keeping freed memory, :mod:`tlf.heap`). The backward pass holds
-gradients of those activations too, about as large (:data:`ACTIVATION_FACTOR`). With the
+gradients of some of those activations too (:data:`ACTIVATION_FACTOR`, with a margin). With the
 weights' gradients and optimizer state, a step of ``m`` images needs about
 ``fixed + m x per_image``; the largest divisor ``m`` of the batch that fits in
 :data:`HEADROOM` of the available memory (``psutil``; free GPU memory on CUDA) is chosen.
@@ -21,7 +21,7 @@ from torch import nn
 from ..adaptive_defaults import Choice
 from ..config import RunConfig
 
-ACTIVATION_FACTOR = 2.0  # saved activations + their gradients during backward
+ACTIVATION_FACTOR = 1.4  # saved activations -> a step's peak (measured 1.1-1.25x: benchmarks/micro_batch_memory.py)
 HEADROOM = 0.6  # share of the available memory a training step may take (loaders, caches, the rest)
 OPTIMIZER_COPIES = 3  # per trainable weight: its gradient and two moment buffers (AdamW)
 
