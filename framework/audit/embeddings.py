@@ -65,7 +65,7 @@ def embed(config: RunConfig, quiet: bool = False) -> Embeddings:
     cache_plan = plan_feature_cache("auto", parts.model, parts.policy, parts.pipeline, False, 1)
     cached = cache_features(cache_plan, parts, config, placement, None, to_input, report) if cache_plan else None
     if cached is None or cached.val is None:
-        raise TlfError("the frozen features of this dataset do not fit in memory",
+        raise TlfError("the frozen features of this dataset fit neither in memory nor on disk",
                        hint="audit a smaller dataset or a smaller --image-size")
     train, val = (c.features[0].float().reshape(len(c), -1).cpu().numpy() for c in (cached.train, cached.val))
     return Embeddings(config, parts.splits, parts.train_loader.dataset.images, parts.val_loader.dataset.images,

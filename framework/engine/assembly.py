@@ -1,4 +1,4 @@
-"""Assembling a run from its plan: policy -> dataset -> model -> freezing -> pipeline -> loaders."""
+"""Assembling a run from its plan: policy -> dataset -> model -> freezing -> micro-batch -> pipeline -> loaders."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,6 +10,7 @@ from ..config import RunConfig
 from ..data.run_data import load_splits, pipeline_for
 from ..preprocessing import Preprocessing
 from .frozen_cost import announce as announce_frozen_cost
+from .micro_batch import fit_micro_batch
 from .parts import TrainingParts
 
 
@@ -34,6 +35,8 @@ def build_parts(plan: RunConfig, placement, world, report) -> TrainingParts:
     model.to(placement.device)
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
+    with report.phase("memory: checking that a training step of --batch-size images fits"):
+        config, fitted = fit_micro_batch(config, model, placement.device)
     pipeline = pipeline_for(config, preprocessing, splits.num_classes)
     with report.phase("loaders: preparing them (decoding every image once when images are cached)"):
         train_loader, val_loader = build_loaders(splits, pipeline, batch_size=config.batch_size,
@@ -42,6 +45,7 @@ def build_parts(plan: RunConfig, placement, world, report) -> TrainingParts:
                                                  pin_memory=placement.pin_memory,
                                                  balanced=config.sampler == "balanced")
     config, chosen = adapt(config, policy.defaults, -(-len(train_loader) // config.accumulate))
+    chosen = [fitted, *chosen] if fitted is not None else chosen
     if chosen:
         report.info(describe(chosen, len(splits.train)))
     parts = TrainingParts(config, preprocessing, splits, model, policy, pipeline, train_loader, val_loader, chosen)

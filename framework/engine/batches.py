@@ -94,5 +94,6 @@ class BatchSource:
         """The summary's entries on the engines that ran."""
         cached = self.cached
         return {"feature_cache": cached is not None, "frozen_engine": cached.engine if cached is not None else None,
+                "feature_cache_on_disk": cached is not None and cached.train.on_disk,
                 "validation_engine": "torch, on the cached features" if cached is not None and cached.val is not None
                 else self.validation.note}

@@ -28,7 +28,7 @@ def run_summary(loop: Any) -> dict[str, Any]:
         "planned_epochs": c.epochs, "best_val_accuracy": best_value, "best_epoch": best.get("epoch"),
         "best_weights": best_weights, "best_metric": f"val_{loop.task.metric}", "ema": c.ema,
         "lr": c.lr, "lr_find": None, "head_lr_scale": c.head_lr_scale, "defaults_chosen": loop.defaults_chosen,
-        "schedule": c.schedule, "accumulate": c.accumulate, "class_weights": loop.class_weights, "sampler": c.sampler,
+        "schedule": c.schedule, "batch_size": c.batch_size, "accumulate": c.accumulate, "class_weights": loop.class_weights, "sampler": c.sampler,
         "last_val_accuracy": history[-1][f"val_{loop.task.metric}"] if history else None,
         "last_train_accuracy": history[-1][f"train_{loop.task.metric}"] if history else None,
         "seconds": round(loop.wall_seconds(), 2),

@@ -1,5 +1,6 @@
 """Frozen work done once: the frozen prefix of the backbone runs over the training set a
-few times (one pass per augmented view), its outputs are kept on the device, and every
+few times (one pass per augmented view), its outputs are kept on the device (or, when they
+do not fit in memory, in a memory-mapped file on disk: :mod:`tlf.features.spill`), and every
 epoch trains only the rest of the network on them.
 
 Frozen stages are in eval mode during training too, so a cached feature is exactly what
@@ -15,6 +16,7 @@ and :func:`cache_features` for the caches and the trainable remainder (:class:`C
 """
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -141,11 +143,14 @@ def choose_engine(setting: str, prefix: nn.Module, to_input: Callable, amp_dtype
 
 
 class FeatureCache:
-    """Outputs of the frozen prefix, one tensor per view, rows in dataset-index order, on the device."""
+    """Outputs of the frozen prefix, one tensor per view, rows in dataset-index order: on the
+    device, or (``on_disk``) in a memory-mapped file on disk (:mod:`tlf.features.spill`), whose
+    batches are copied to the labels' device."""
 
-    def __init__(self, features: list[torch.Tensor], labels: torch.Tensor) -> None:
+    def __init__(self, features: list[torch.Tensor], labels: torch.Tensor, on_disk: bool = False) -> None:
         self.features = features
         self.labels = labels
+        self.on_disk = on_disk
 
     @property
     def views(self) -> int:
@@ -161,26 +166,29 @@ class FeatureCache:
     @classmethod
     def build(cls, engine: Callable[[torch.Tensor], torch.Tensor], passes: list[Iterable], size: int,
               store: torch.dtype, device: torch.device, budget: int,
-              advance: Callable[[int], None] | None = None) -> FeatureCache | None:
+              advance: Callable[[int], None] | None = None, spill: Spill | None = None) -> FeatureCache | None:
         """Run the frozen ``engine`` (uint8 batch -> features) over each pass (``size`` images in
-        index order), keeping ``store``-typed features on ``device``; None when they would exceed
-        ``budget`` bytes. ``advance(images)`` is called after every batch (progress)."""
-        features: list[torch.Tensor] = []
-        labels: torch.Tensor | None = None
+        index order), keeping ``store``-typed features on ``device``; when they would exceed
+        ``budget`` bytes, in the tensor ``spill(shape, dtype)`` gives (a disk-backed one), None when
+        there is no ``spill`` or it gives None. ``advance(images)`` is called after every batch (progress)."""
+        storage: list[torch.Tensor] | None = None
+        on_disk = False
+        labels: list[torch.Tensor] = []
         with torch.inference_mode():
-            for batches in passes:
-                chunks, chunk_labels = [], []
+            for view, batches in enumerate(passes):
+                row, labels = 0, []
                 for images, y in batches:
                     out = engine(images).to(device, store)
-                    if not features and not chunks and out[0].numel() * out.element_size() * size * len(passes) > budget:
-                        return None
-                    chunks.append(out)
-                    chunk_labels.append(y.to(device, non_blocking=True))
+                    if storage is None:
+                        storage, on_disk = _storage((size, *out.shape[1:]), len(passes), store, device, budget, spill)
+                        if storage is None:
+                            return None
+                    storage[view][row:row + len(out)] = out
+                    row += len(out)
+                    labels.append(y.to(device, non_blocking=True))
                     if advance is not None:
                         advance(len(y))
-                features.append(torch.cat(chunks))
-                labels = torch.cat(chunk_labels)
-        return cls(features, labels)
+        return cls(storage or [], torch.cat(labels) if labels else torch.empty(0, dtype=torch.long), on_disk)
 
     def batches(self, epoch: int, batch_size: int, order: torch.Tensor | None = None,
                 drop_last: bool = True) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -191,11 +199,24 @@ class FeatureCache:
         stop = len(order) - (len(order) % batch_size if drop_last and len(order) >= batch_size else 0)
         for start in range(0, stop, batch_size):
             idx = order[start:start + batch_size]
-            yield feats[idx], self.labels[idx]
+            yield feats[idx].to(self.labels.device, non_blocking=True), self.labels[idx.to(self.labels.device)]
 
     def steps_per_epoch(self, batch_size: int, drop_last: bool = True) -> int:
         n = len(self)
         return n // batch_size if drop_last and n >= batch_size else -(-n // batch_size)
+
+
+Spill = Callable[[tuple, torch.dtype], "torch.Tensor | None"]  # (shape, dtype) -> a disk-backed tensor, or None
+
+
+def _storage(shape: tuple[int, ...], views: int, store: torch.dtype, device: torch.device, budget: int,
+             spill: Spill | None) -> tuple[list[torch.Tensor] | None, bool]:
+    """One ``shape`` tensor per view: on ``device`` within ``budget`` bytes, else from ``spill``
+    (None when it gives none); and whether they are ``spill``'s."""
+    if math.prod(shape) * views * torch.empty((), dtype=store).element_size() <= budget:
+        return [torch.empty(shape, dtype=store, device=device) for _ in range(views)], False
+    on_disk = spill((views, *shape), store) if spill is not None else None
+    return (None, False) if on_disk is None else (list(on_disk.unbind(0)), True)
 
 
 @dataclass(frozen=True)
@@ -212,7 +233,7 @@ class CachedFeatures:
     """A run's cached frozen features and the trainable rest of the network that consumes them."""
 
     train: FeatureCache
-    val: FeatureCache | None  # None when the validation features did not fit: validation runs live
+    val: FeatureCache | None  # None when the validation features fit neither in memory nor on disk: validation runs live
     remainder: nn.Module  # compiled when the run compiles
     ema_remainder: nn.Module | None  # the same over the EMA weights
     views: int
@@ -259,7 +280,7 @@ def cache_features(plan: CachePlan, parts: TrainingParts, config: RunConfig, pla
                    ema_model: nn.Module | None, to_input: Callable, report: Reporter) -> CachedFeatures | None:
     """Run ``plan``'s frozen prefix of ``parts.model`` once over the training views and the
     validation set, on the frozen engine ``config.frozen_engine`` chooses (:func:`choose_engine`);
-    None (and a note) when the training features do not fit in :func:`memory_budget`."""
+    None (and a warning) when the training features fit neither in :func:`memory_budget` nor on disk."""
     start = time.perf_counter()
     prefix = _prefix_module(parts.model, plan.prefix)
     store, device = placement.amp_dtype or torch.float32, placement.device
@@ -292,7 +313,7 @@ def _run_frozen_pass(plan: CachePlan, parts: TrainingParts, config: RunConfig, p
                      to_input: Callable, report: Reporter,
                      prefix: nn.Module) -> tuple[FeatureCache, FeatureCache | None, str] | None:
     """The training and validation caches computed by ``prefix`` on the frozen engine, and that
-    engine's name; None (and a note) when the training features do not fit in memory."""
+    engine's name; None (and a warning) when the training features fit neither in memory nor on disk."""
     sample, calibration = _engine_samples(parts.train_loader, config.frozen_engine)
     prep = parts.preprocessing
     with report.phase("frozen pass: preparing what runs the frozen stages (an ONNX export, once per weights)"):
@@ -305,12 +326,34 @@ def _run_frozen_pass(plan: CachePlan, parts: TrainingParts, config: RunConfig, p
     passes = ordered_passes(train_loader, plan.views)
     with report.epoch("frozen pass (the frozen stages' features, computed once)",
                       sum(map(len, passes)) + len(val_loader)) as advance:
-        train = FeatureCache.build(engine, passes, len(train_loader.dataset), store, device, memory_budget(device), advance)
+        spill = _spill(report)
+        train = FeatureCache.build(engine, passes, len(train_loader.dataset), store, device, memory_budget(device), advance,
+                                   spill)
         if train is None:
-            report.info("feature cache: skipped, the frozen features do not fit in memory")
             return None
-        val = FeatureCache.build(engine, [val_loader], len(val_loader.dataset), store, device, memory_budget(device), advance)
+        val = FeatureCache.build(engine, [val_loader], len(val_loader.dataset), store, device, memory_budget(device), advance,
+                                 spill)
     return train, val, engine.name
+
+
+def _spill(report: Reporter) -> Spill:
+    """The :data:`Spill` of a run: a memory-mapped file on disk (:func:`tlf.features.spill.disk_tensor`),
+    said in a note; when the disk cannot hold it either, None and a warning naming the space needed."""
+    from .spill import NoRoom, disk_tensor, spill_folder
+
+    def spill(shape: tuple, dtype: torch.dtype) -> torch.Tensor | None:
+        try:
+            tensor = disk_tensor(shape, dtype)
+        except NoRoom as room:
+            free = "unknown" if room.free is None else f"{room.free / 2**20:,.0f} MiB"
+            report.warn(f"the frozen features fit neither in memory nor on disk: they need {room.needed / 2**20:,.0f} MiB "
+                        f"free in {room.folder} ({free} free; {room.why}). Every epoch runs the frozen stages again, "
+                        f"many times slower: free disk space there, or set TLF_HOME to a larger disk")
+            return None
+        report.info(f"feature cache: {tensor.nbytes / 2**20:,.0f} MiB do not fit in memory; kept in a memory-mapped "
+                    f"file on disk instead (under {spill_folder()}, removed when the run ends)")
+        return tensor
+    return spill
 
 
 def _pooled(model: nn.Module, prefix: nn.Sequential) -> bool:
