@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import os
 import shutil
@@ -31,7 +30,7 @@ from typing import Iterator
 
 from ..errors import TlfError
 from ..messages import notice
-from ..safe_files import NO_FOLLOW, LockHeld, atomic_write, lock, remove_stale_temps, temp_prefix, write_error
+from ..safe_files import NO_FOLLOW, WRITE_ERRORS, LockHeld, atomic_write, lock, remove_stale_temps, temp_prefix, write_error
 
 CHUNK = 1 << 20
 TIMEOUT_S = 60
@@ -323,7 +322,7 @@ def extract(archive: Path, target: Path) -> Path:
         os.replace(tmp, target)
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, OSError) as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
+        if isinstance(exc, OSError) and exc.errno in WRITE_ERRORS:
             raise write_error(target, exc, HOME_FIX) from None
         raise TlfError(f"cannot extract {archive}: {exc}",
                        hint="the archive is corrupt or incomplete: delete it and download it again") from None
@@ -360,7 +359,6 @@ def fetch_and_extract(archive: Archive, folder: Path, extracted_name: str, *, al
 
 
 HOME_FIX = "free space there, or set TLF_HOME to a writable folder with room (or pass --data-dir PATH)"
-WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EPERM, errno.EACCES, errno.EROFS}
 
 
 def _temp_folder(target: Path) -> Path:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -25,6 +24,7 @@ import torch
 from torch import nn
 
 from ..paths import cache_dir
+from ..safe_files import atomic_write
 
 FORMAT = 1  # bump when the stored layout changes
 CACHE_BYTES = 4 << 30  # ~200k images of 1280 fp32 features
@@ -99,13 +99,7 @@ class FeatureStore:
         self.directory.mkdir(parents=True, exist_ok=True)
         name = hashlib.sha256(hashes.tobytes()).hexdigest()[:16]
         path = self.directory / f"{self.key}-{name}.npz"
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, hashes=hashes, features=features)
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        atomic_write(path, lambda f: np.savez(f, hashes=hashes, features=features), mode="wb")
         prune(self.directory, keep=path, budget=CACHE_BYTES, pattern="*.npz")
         return path
 
