@@ -178,7 +178,6 @@ class Callbacks:
 
     def __init__(self, callbacks: Iterable[Callback]) -> None:
         self.items = sorted(callbacks, key=lambda cb: cb.order)  # stable: equal orders keep their listing
-        self._handlers: dict[str, list[Callback]] = {}  # event -> the callbacks that override it
 
     def __iter__(self):
         return iter(self.items)
@@ -188,7 +187,7 @@ class Callbacks:
 
     def __call__(self, event: str, loop: Any, *args: Any) -> None:
         cancel: Exception | None = None
-        for cb in self._handling(event):
+        for cb in self.items:
             try:
                 getattr(cb, event)(loop, *args)
             except (CancelFit, CancelEpoch) as exc:  # the event's other callbacks still run
@@ -201,16 +200,6 @@ class Callbacks:
                 raise callback_error(cb, event, exc) from exc
         if cancel is not None:
             raise cancel
-
-    def _handling(self, event: str) -> list[Callback]:
-        """The callbacks that handle ``event`` (their class or the instance overrides the base's
-        no-op): a batch event then costs nothing for the others (batches of cached features are
-        tiny, so per-batch overhead shows)."""
-        if event not in self._handlers:
-            base = getattr(Callback, event)
-            self._handlers[event] = [cb for cb in self.items
-                                     if getattr(getattr(cb, event), "__func__", None) is not base]
-        return self._handlers[event]
 
     def states(self) -> dict[str, Any]:
         """Each named callback's state, for a checkpoint."""
