@@ -34,7 +34,8 @@ def check_port(host: str, port: int) -> None:
 @click.argument("models", nargs=-1, required=True, metavar="MODEL...")
 @click.option("--host", default=D.host, show_default=True,
               help="Address to listen on; 0.0.0.0 for every interface (then consider --api-key-file).")
-@click.option("--port", type=click.IntRange(0, 65535), default=D.port, show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=D.port, show_default=True,
+              help="Port to listen on; 0 picks a free one.")
 @click.option("--workers", type=click.IntRange(min=1), default=D.workers, show_default=True,
               help="Server processes, each with its own copy of the models.")
 @click.option("--max-batch", type=click.IntRange(min=1), default=D.max_batch, show_default=True,

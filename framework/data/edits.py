@@ -35,7 +35,7 @@ def _rows(file: str) -> list[tuple[int, list[str]]]:
         column = header.index("path")
         label = next((header.index(c) for c in ("new_label", "suggested", "label") if c in header), None)
         return [(n, [row[column], *([row[label]] if label is not None and label < len(row) else [])])
-                for n, row in rows if column < len(row)]
+                for n, row in rows if column < len(row) and row[column]]  # an audit's imbalance rows name no file
     return rows
 
 

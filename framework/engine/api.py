@@ -33,22 +33,12 @@ def train(config: RunConfig | str | Path | None = None, *, resume: str | Path | 
                           should_stop=should_stop)
         try:
             trainer.fit()
-            record_data_edits(trainer.run, trainer.parts.splits.edits)
         except KeyboardInterrupt as exc:
             raise RunInterrupted(trainer.run.directory, len(trainer.history), trainer.config.epochs) from exc
         finally:
             trainer.close()  # the run directory's lock
     return FinishedRun.of(trainer.run)
 
-
-def record_data_edits(run: Any, edits: dict) -> None:
-    """Add what ``--exclude``/``--relabel`` changed (:func:`tlf.data.edits.apply_edits`) to the
-    run's summary and its summary.json."""
-    if not edits or run.summary is None or run.directory is None:
-        return
-    from ..rundir import RunDirWriter
-    run.summary["data_edits"] = edits
-    RunDirWriter(run.directory).write_json("summary.json", run.summary)
 
 
 def lr_find(config: RunConfig | str | Path | None = None, *, plot: str | Path | None = None, steps: int = 200,

@@ -9,6 +9,7 @@ from ..adaptive_defaults import adapt, describe
 from ..config import RunConfig
 from ..data.run_data import load_splits, pipeline_for
 from ..preprocessing import Preprocessing
+from . import distributed as ddp
 from .frozen_cost import announce as announce_frozen_cost
 from .micro_batch import fit_micro_batch
 from .parts import TrainingParts
@@ -37,6 +38,7 @@ def build_parts(plan: RunConfig, placement, world, report) -> TrainingParts:
         model.to(memory_format=torch.channels_last)
     with report.phase("memory: checking that a training step of --batch-size images fits"):
         config, fitted = fit_micro_batch(config, model, placement.device)
+        config, fitted = ddp.broadcast_object((config, fitted), world)  # rank 0's choice: equal steps on every rank
     pipeline = pipeline_for(config, preprocessing, splits.num_classes)
     with report.phase("loaders: preparing them (decoding every image once when images are cached)"):
         train_loader, val_loader = build_loaders(splits, pipeline, batch_size=config.batch_size,

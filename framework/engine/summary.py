@@ -36,6 +36,7 @@ def run_summary(loop: Any) -> dict[str, Any]:
         "total_params": total, "trainable_params": trainable, "device": str(loop.device),
         "precision": loop.placement.precision, **loop.source.describe(), "callbacks": list(c.callbacks),
         "tlf_version": __version__,
+        **({"data_edits": loop.parts.splits.edits} if loop.parts.splits.edits else {}),  # --exclude/--relabel
     }
     for callback in loop.callbacks:
         summary.update(callback.summary(loop))

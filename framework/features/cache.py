@@ -17,7 +17,6 @@ and :func:`cache_features` for the caches and the trainable remainder (:class:`C
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
@@ -26,6 +25,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from ..engine.micro_batch import available_bytes
 from ..errors import TlfError
 from ..models.heads import TokenPool
 from .feature_store import stored_pass
@@ -62,14 +62,10 @@ class Remainder(nn.Module):
 
 
 def memory_budget(device: torch.device) -> int:
-    """Bytes the cache may take: 40% of free GPU memory, or 30% of available RAM."""
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(free * 0.4)
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") * 0.3)
-    except (ValueError, OSError):
-        return 2 << 30
+    """Bytes the cache may take: 40% of free GPU memory, or 30% of available RAM (reclaimable
+    page cache counted as available); 2 GiB where neither can be asked."""
+    available = available_bytes(device)
+    return 2 << 30 if available is None else int(available * (0.4 if device.type == "cuda" else 0.3))
 
 
 def ordered_passes(loader: DataLoader, views: int) -> list[DataLoader]:

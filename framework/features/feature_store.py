@@ -75,18 +75,16 @@ class FeatureStore:
         for path in self._files():
             try:
                 with np.load(path) as data:
-                    keys, features = data["hashes"], data["features"]
+                    rows = [(row, key) for row, key in enumerate(map(bytes, data["hashes"])) if key in missing]
+                    features = data["features"] if rows else None  # read only from a file that has some
             except (OSError, ValueError, KeyError):  # removed by a prune meanwhile, or damaged: recomputed
                 continue
-            used = False
-            for row, key in enumerate(map(bytes, keys)):
-                if key in missing:
-                    if found is None:
-                        found = np.empty((len(hashes), *features.shape[1:]), dtype=features.dtype)
-                    found[rows_of[key]] = features[row]
-                    missing.discard(key)
-                    used = True
-            if used:
+            for row, key in rows:
+                if found is None:
+                    found = np.empty((len(hashes), *features.shape[1:]), dtype=features.dtype)
+                found[rows_of[key]] = features[row]
+                missing.discard(key)
+            if rows:
                 os.utime(path)  # recently used: kept by the prune
             if not missing:
                 return found

@@ -88,7 +88,7 @@ class Server:
 
 def _top_k(request: Request, settings: ServeSettings) -> int:
     text = request.query_params.get("top_k", str(settings.top_k))
-    if not text.isdigit() or int(text) < 1:
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:  # '²'.isdigit() is True
         raise ClientError(422, "bad_parameter", f"top_k must be a positive integer, got {text!r}")
     return int(text)
 

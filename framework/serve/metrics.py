@@ -63,6 +63,9 @@ class Observe:
 
         try:
             await self.app(scope, receive, watch)
+        except Exception:  # Starlette's 500 handler runs outside this middleware, after it
+            scope.setdefault("state", {}).setdefault("error_kind", "internal")
+            raise
         finally:
             self._record(scope, status, time.perf_counter() - start)
 

@@ -2,9 +2,9 @@
 third-party package registers its own (``always``: built for every run; a factory returns
 None where the plan does not need it). Registration only: each factory imports its module on use.
 
-Their order within an event (lower first): ema 0, lr-finder 5, schedule 10, should-stop 15
-(the ``tlf.train(should_stop=...)`` caller's), early-stopping 20, plugin callbacks 50 by
-default, checkpoint 60, progress 70, hooks 80, loggers 90.
+Their order within an event (lower first): ema 0, lr-finder 5, schedule 10, early-stopping 20,
+plugin callbacks 50 by default, checkpoint 60, progress 70, hooks 80, loggers 90, and last
+should-stop 95 (the ``tlf.train(should_stop=...)`` caller's: asked once the epoch is saved and logged).
 """
 from __future__ import annotations
 
