@@ -45,6 +45,15 @@ def test_inspect_shows_blocks_token_shapes_and_what_is_frozen():
     assert "block10" in table and "(5, 192)" in table and "2x2 grid of 16 px patches" in table
 
 
+@pytest.mark.parametrize("stage", ["block13", "last99", "layer9"])
+def test_a_bad_vit_stage_is_caught_by_the_plan_before_any_data(stage):
+    """The plan checks stage names on the backbone built on the meta device (no weights, no run)."""
+    from tlf.plan_checks import check_stages
+    from tlf.policies import build_policy
+    with pytest.raises(TlfError, match=f"has no stage '{stage}'"):
+        check_stages(build_policy(f"partial:{stage}", False), VIT)
+
+
 def test_a_bad_stage_lists_the_valid_ones_in_one_line():
     out = run_cli("inspect", "-b", VIT, "-p", "partial:block13", "--image-size", "32", code=1).output
     assert out.count("\n") == 1 and "has no stage 'block13'" in out
@@ -152,7 +161,7 @@ def test_partial_and_init_train_a_vit(policy, tmp_path):
 
 
 def test_export_passes_parity_and_predict_agrees_with_evaluate(transfer_run):
-    from tlf.engine.assembly import load_splits
+    from tlf.data.run_data import load_splits
     from tlf.engine.metrics import confusion_matrix
     from tlf.rundir import read_run_config
     from tlf.runtime import OnnxClassifier

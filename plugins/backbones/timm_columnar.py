@@ -74,6 +74,10 @@ def check(model: nn.Module, stages: dict[str, nn.Sequential], name: str) -> Toke
     patches; the token layout. :class:`TlfError` when they do not (a hybrid it cannot cut)."""
     patch = model.patch_embed.patch_size
     side = 4 * int(patch[0]) if isinstance(patch, (tuple, list)) else 4 * int(patch)
+    prefix = int(model.num_prefix_tokens)
+    if any(p.is_meta for p in model.parameters()):  # the plan's stage check: names only, nothing to run
+        return Tokens(prefix=prefix, class_token=bool(model.has_class_token), patch=side // 4,
+                      pooling=default_pooling(model))
     model.eval()
     probe = torch.randn(1, 3, side, side, generator=torch.Generator().manual_seed(0))
     try:
@@ -83,7 +87,6 @@ def check(model: nn.Module, stages: dict[str, nn.Sequential], name: str) -> Toke
     except Exception:  # e.g. a hybrid whose CNN stem cannot take a 4-patch probe: no patch grid either
         expected = got = torch.zeros(0)
     model.train()
-    prefix = int(model.num_prefix_tokens)
     if got.dim() != 3 or got.shape != expected.shape or got.shape[1] - prefix != 16 \
             or not torch.allclose(got, expected, atol=1e-5, rtol=1e-4):
         raise TlfError(f"timm model {name!r} does not run as patch embedding + blocks on a patch grid, so it "
