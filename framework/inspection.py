@@ -5,17 +5,9 @@ from typing import Any
 
 import torch
 
-from .models import build_model
+from .models import build_model, count_params
 from .policies import build_policy
 from .setting_checks import RANGES, Range, check_value
-
-
-def _count(params: Any) -> tuple[int, int]:
-    total = trainable = 0
-    for p in params:
-        total += p.numel()
-        trainable += p.numel() if p.requires_grad else 0
-    return total, trainable
 
 
 def _state(total: int, trainable: int, frozen: bool) -> str:
@@ -48,15 +40,15 @@ def inspect_model(backbone: str, policy: str | None = None, image_size: int | No
     with torch.no_grad():
         for name, stage in model.backbone.stages.named_children():
             x = stage(x)
-            total, trainable = _count(stage.parameters())
+            total, trainable = count_params(stage)
             rows.append({"name": name, "aliases": by_stage.get(name, []), "output_shape": list(x.shape[1:]),
                          "params": total, "trainable": trainable,
                          "state": _state(total, trainable, name in model.frozen_stages)})
         logits = model.head(x)
-    total, trainable = _count(model.head.parameters())
+    total, trainable = count_params(model.head)
     head_row = {"name": "head", "kind": head, "output_shape": list(logits.shape[1:]), "params": total,
                 "trainable": trainable, "state": _state(total, trainable, False)}
-    total, trainable = _count(model.parameters())
+    total, trainable = count_params(model)
     return {
         "backbone": meta.name, "policy": freeze_policy.name if freeze_policy else None,
         "policy_defaults": freeze_policy.defaults if freeze_policy else None,

@@ -4,16 +4,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from torch import nn
 
 from .. import __version__
-
-
-def count_params(model: nn.Module) -> tuple[int, int]:
-    """All parameters, and the trainable ones."""
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return total, trainable
+from ..models import count_params
 
 
 def run_summary(loop: Any) -> dict[str, Any]:

@@ -119,3 +119,12 @@ def _token_head(body: Backbone, head: str, pooling: str | None, num_classes: int
         raise TlfError(f"backbone {name!r} has no class token, so it cannot pool with {pooling!r}",
                        hint="use --pooling mean")
     return token_head(pooling, tokens.prefix, body.meta.feature_dim, num_classes, dropout, norm)
+
+
+def count_params(module: nn.Module) -> tuple[int, int]:
+    """All parameters of ``module``, and the trainable ones."""
+    total = trainable = 0
+    for p in module.parameters():
+        total += p.numel()
+        trainable += p.numel() if p.requires_grad else 0
+    return total, trainable

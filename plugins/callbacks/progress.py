@@ -8,7 +8,7 @@ from typing import Any
 
 from tlf.engine.callback import Callback
 from tlf.messages import escape
-from tlf.engine.summary import count_params
+from tlf.models import count_params
 
 
 class Progress(Callback):
