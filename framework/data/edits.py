@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import hashlib
 import os
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import numpy as np
 
 from ..errors import TlfError
 from .dataset import ArrayImageSet, FileImageSet, ImageSet, Splits
+from .download import file_hash
 
 
 def _rows(file: str) -> list[tuple[int, list[str]]]:
@@ -66,10 +66,6 @@ class _Index:
                        hint="list the images by their paths as the audit's issues.csv writes them")
 
 
-def _digest(file: str) -> str:
-    return hashlib.sha256(Path(file).read_bytes()).hexdigest()[:16]
-
-
 def _subset(images: ImageSet, keep: np.ndarray, labels: np.ndarray) -> ImageSet:
     if isinstance(images, FileImageSet):
         return FileImageSet([images.paths[i] for i in keep], labels[keep])
@@ -92,7 +88,8 @@ def apply_edits(splits: Splits, exclude: str | None, relabel: str | None) -> Spl
         for line, row in _rows(exclude):
             name, i = index.find(row[0], exclude, line)
             dropped[name].add(i)
-        edits.update(exclude=exclude, exclude_sha256=_digest(exclude), excluded=sum(map(len, dropped.values())))
+        edits.update(exclude=exclude, exclude_sha256=file_hash(Path(exclude))[:16],
+                     excluded=sum(map(len, dropped.values())))
     if relabel:
         changed = 0
         for line, row in _rows(relabel):
@@ -104,7 +101,7 @@ def apply_edits(splits: Splits, exclude: str | None, relabel: str | None) -> Spl
             name, i = index.find(row[0], relabel, line)
             changed += int(labels[name][i] != splits.classes.index(row[1]))
             labels[name][i] = splits.classes.index(row[1])
-        edits.update(relabel=relabel, relabel_sha256=_digest(relabel), relabelled=changed)
+        edits.update(relabel=relabel, relabel_sha256=file_hash(Path(relabel))[:16], relabelled=changed)
     sets = {}
     for name in ("train", "val"):
         keep = np.array([i for i in range(len(getattr(splits, name))) if i not in dropped[name]], dtype=np.int64)

@@ -6,13 +6,13 @@ checkpoint: the export needs torch, the serving process never imports it).
 """
 from __future__ import annotations
 
-import hashlib
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..data.download import file_hash
 from ..errors import TlfError
 from ..runtime import OnnxClassifier
 
@@ -78,11 +78,7 @@ def _export(run_dir: Path) -> None:
 
 def file_version(path: Path) -> str:
     """First 12 hex digits of the file's SHA-256: changes whenever the model does."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:12]
+    return file_hash(path)[:12]
 
 
 def load_models(arguments: tuple[str, ...], threads: int | None = None) -> dict[str, ServedModel]:
