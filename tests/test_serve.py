@@ -232,7 +232,8 @@ def test_start_up_errors_are_one_line(exported, tmp_path):
         cases = {"not found": [str(tmp_path / "missing.onnx")], "not a loadable ONNX model": [str(tmp_path / "junk.onnx")],
                  "not a tlf run directory": [str(tmp_path / "folder")], "is in use": [str(model), "--port", str(port)],
                  "cannot read the API-key file": [str(model), "--api-key-file", str(tmp_path / "none")],
-                 "two models are named": [str(model), str(model)]}
+                 "two models are named": [str(model), str(model)],
+                 "is below --max-files": [str(model), "--max-queue", "4", "--max-files", "8"]}
         for problem, args in cases.items():
             result = CliRunner().invoke(cli, ["serve", *args, "--port", str(port) if "--port" in args else "0"])
             assert result.exit_code == 1 and problem in result.output, (problem, result.output)

@@ -84,6 +84,9 @@ def serve(models: tuple[str, ...], max_body_mb: float, **options) -> None:
     share = max(1, default_threads() // options["workers"])  # the CPUs, shared among the workers
     options.update({key: options[key] or share for key in ("threads", "decode_threads")})
     settings = ServeSettings(models=models, max_body_bytes=int(max_body_mb * 2**20), **options)
+    if settings.max_queue < settings.max_files:  # else a request of max_files images would be 'busy' forever
+        raise TlfError(f"--max-queue {settings.max_queue} is below --max-files {settings.max_files}",
+                       hint=f"use --max-queue {settings.max_files} or more, or a smaller --max-files")
     if settings.api_key_file:
         read_api_keys(settings.api_key_file)  # a bad file: one line now
     check_port(settings.host, settings.port)
@@ -97,4 +100,5 @@ def serve(models: tuple[str, ...], max_body_mb: float, **options) -> None:
         return
     # each worker process builds its own app from the settings (models already exported and checked)
     os.environ[ENV] = replace(settings, models=tuple(f"{name}={m.classifier.path}" for name, m in served.items())).to_env()
+    del served  # the supervisor serves nothing: only the workers hold the models
     uvicorn.run("tlf.serve.app:app_from_env", factory=True, workers=settings.workers, **run)
