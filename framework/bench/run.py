@@ -7,6 +7,8 @@ from pathlib import Path
 
 import torch
 
+from ..config import RunConfig
+from ..data import Splits
 from ..data.model_input import to_model_input
 from ..data.run_data import load_splits
 from ..engine.placement import Placement, capabilities, place
@@ -59,7 +61,10 @@ def bench(settings: BenchSettings) -> dict:
     workers = default_workers(placement.device.type) if settings.workers is None else settings.workers
     with tempfile.TemporaryDirectory(prefix="tlf-bench-") as scratch:
         data = settings.data or str(_generated(Path(scratch), settings))
-        results = [_bench_backbone(name, data, placement, workers, settings) for name in settings.backbones]
+        config = data_config(data, settings.batch_size)
+        splits = load_splits(config)  # scanned once, measured with every backbone
+        results = [_bench_backbone(name, data, config, splits, placement, workers, settings)
+                   for name in settings.backbones]
     return {"machine": machine_facts(placement.device),
             "settings": {**asdict(settings), "backbones": list(settings.backbones), "workers": workers,
                          "data": settings.data or "generated"},
@@ -72,10 +77,9 @@ def _generated(root: Path, settings: BenchSettings) -> Path:
     return write_images(root, count, settings.image_size or DEFAULT_IMAGE_SIZE)
 
 
-def _bench_backbone(name: str, data: str, placement: Placement, workers: int, settings: BenchSettings) -> dict:
+def _bench_backbone(name: str, data: str, config: RunConfig, splits: Splits, placement: Placement, workers: int,
+                    settings: BenchSettings) -> dict:
     """One backbone's measurements, ratios and verdict."""
-    config = data_config(data, settings.batch_size)
-    splits = load_splits(config)
     model = build_model(name, splits.num_classes, pretrained=False, image_size=settings.image_size)
     prep = Preprocessing.from_meta(model.backbone.meta, settings.image_size or model.backbone.meta.image_size)
     device = placement.device
