@@ -10,7 +10,6 @@ from ..config import RunConfig
 from ..data.run_data import load_splits, pipeline_for
 from ..preprocessing import Preprocessing
 from . import distributed as ddp
-from .frozen_cost import announce as announce_frozen_cost
 from .micro_batch import fit_micro_batch
 from .parts import TrainingParts
 
@@ -50,6 +49,4 @@ def build_parts(plan: RunConfig, placement, world, report) -> TrainingParts:
     chosen = [fitted, *chosen] if fitted is not None else chosen
     if chosen:
         report.info(describe(chosen, len(splits.train)))
-    parts = TrainingParts(config, preprocessing, splits, model, policy, pipeline, train_loader, val_loader, chosen)
-    announce_frozen_cost(parts, world.distributed, placement.device, report)
-    return parts
+    return TrainingParts(config, preprocessing, splits, model, policy, pipeline, train_loader, val_loader, chosen)

@@ -9,14 +9,8 @@ ViTs at one thread, docs/performance.md), then scales to the images the cache wi
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
-
 import torch
 from torch import nn
-
-if TYPE_CHECKING:
-    from .parts import TrainingParts
-    from .progress import Reporter
 
 ANNOUNCE_SECONDS = 60.0  # a frozen pass expected to take longer than this is announced
 PROBE_IMAGES = 4
@@ -49,21 +43,3 @@ def announcement(model: nn.Module, prefix: int, image_size: int, images: int) ->
     return (f"frozen pass: about {took} on this CPU for {images:,} images at {image_size} px "
             f"({1 / per_image:.1f} img/s, timed with torch on {PROBE_IMAGES} images; a smaller backbone or "
             f"--image-size costs less)")
-
-
-def announce(parts: TrainingParts, distributed: bool, device: torch.device, report: Reporter) -> None:
-    """Tell the user, before a CPU run starts, when its frozen pass (the feature cache over its
-    views of the training set, and the validation set) is expected to be long."""
-    from ..features.cache import plan_feature_cache
-
-    config = parts.config
-    if device.type != "cpu":
-        return
-    plan = plan_feature_cache(config.feature_cache, parts.model, parts.policy, parts.pipeline, distributed,
-                              config.epochs or 1)
-    if plan is None:
-        return
-    images = plan.views * len(parts.splits.train) + len(parts.splits.val)
-    line = announcement(parts.model, plan.prefix, config.image_size, images)
-    if line is not None:
-        report.info(line)

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from ..engine.frozen_cost import announcement
 from ..engine.micro_batch import available_bytes
 from ..errors import TlfError
 from ..models.heads import TokenPool
@@ -291,6 +292,10 @@ def cache_features(plan: CachePlan, parts: TrainingParts, config: RunConfig, pla
         engine_name = "stored"
         report.info("frozen engine: none, the features were stored by an earlier run or audit of these images")
     else:
+        if device.type == "cpu":  # a long pass is announced before it starts (the stored features need none)
+            images = plan.views * len(train_loader.dataset) + len(val_loader.dataset)
+            if (line := announcement(parts.model, plan.prefix, parts.preprocessing.image_size, images)) is not None:
+                report.info(line)
         built = _run_frozen_pass(plan, parts, config, placement, to_input, report, prefix)
         if built is None:
             return None
