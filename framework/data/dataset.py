@@ -55,9 +55,13 @@ def report_skipped(problems: Sequence[Problem]) -> None:
 
 
 class ImageSet:
-    """A labelled set of images. Subclasses implement ``__len__``, ``load`` and ``key``."""
+    """A labelled set of images. Subclasses implement ``__len__``, ``load`` and ``key``.
 
-    labels: np.ndarray  # int64, one per image
+    ``labels`` is int64: one class index per image (shape ``(N,)``, single-label data), or
+    one multi-hot row of 0/1 per image (shape ``(N, C)``, multi-label data: the classes an
+    image shows)."""
+
+    labels: np.ndarray
 
     def __len__(self) -> int:
         raise NotImplementedError
@@ -78,7 +82,7 @@ class ImageSet:
 class FileImageSet(ImageSet):
     """Images stored as files, decoded on ``load``."""
 
-    def __init__(self, paths: Sequence[Path], labels: Sequence[int]) -> None:
+    def __init__(self, paths: Sequence[Path], labels: Sequence[int] | np.ndarray) -> None:
         if len(paths) != len(labels):
             raise ValueError("paths and labels differ in length")
         self.paths = [Path(p) for p in paths]
@@ -104,7 +108,7 @@ class FileImageSet(ImageSet):
 class ArrayImageSet(ImageSet):
     """Images already in memory as one NxHxWx3 uint8 array (CIFAR-10, synthetic data)."""
 
-    def __init__(self, images: np.ndarray, labels: Sequence[int], name: str = "array") -> None:
+    def __init__(self, images: np.ndarray, labels: Sequence[int] | np.ndarray, name: str = "array") -> None:
         if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
             raise ValueError(f"expected NxHxWx3 uint8 images, got {images.shape} {images.dtype}")
         if len(images) != len(labels):
@@ -140,7 +144,13 @@ class Splits:
     problems: list[Problem] = field(default_factory=list)
     split: str = ""  # how train/val were made, in words ("folders train/ and val/", "seeded ...")
     edits: dict = field(default_factory=dict)  # what --exclude/--relabel changed (tlf.data.edits)
+    test: ImageSet | None = None  # a held-out test split, when the data has one (never used to pick a checkpoint)
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def multi_label(self) -> bool:
+        """Whether images carry label sets (multi-hot ``labels``) rather than one class each."""
+        return self.train.labels.ndim == 2
