@@ -81,11 +81,11 @@ def canonical_callbacks(texts: tuple[str, ...]) -> tuple[str, ...]:
 def default_workers(device: str) -> int:
     """DataLoader workers for ``--device`` (auto: CUDA when available): all CPUs up to 16 for a GPU,
     up to 4 leaving one free on the CPU."""
-    import os
-
     import torch
+
+    from .resources import usable_cpus
     on_gpu = device == "cuda" or (device == "auto" and torch.cuda.is_available())
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cpus = usable_cpus()
     return min(cpus, 16) if on_gpu else max(0, min(cpus - 1, 4))
 
 

@@ -22,7 +22,6 @@ average (see docs/deploy.md), so the model would see other pixels than in traini
 from __future__ import annotations
 
 import json
-import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from PIL import Image
 from .data.reading import check_dimensions, read_rgb, to_rgb  # the decoder training uses (numpy and Pillow only)
 from .errors import TlfError
 from .preprocessing import RUNTIME_INTERPOLATIONS, Preprocessing, short_side_shape
+from .resources import usable_cpus
 
 PREFIX = "tlf."
 # metadata keys written by ``tlf export``; values are JSON-encoded
@@ -54,11 +54,6 @@ PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CP
 ImageLike = Union[str, Path, Image.Image, np.ndarray]
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-def default_threads() -> int:
-    """Decode threads: one per CPU this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def ordered_map(fn: Callable[[T], R], items: Iterable[T], threads: int, window: int) -> Iterator[R]:
@@ -304,7 +299,7 @@ class OnnxClassifier:
             images = [images]
         results: list[Prediction] = []
         pending: list[np.ndarray] = []
-        for array in ordered_map(self.preprocess, images, threads or default_threads(), 2 * batch_size):
+        for array in ordered_map(self.preprocess, images, threads or usable_cpus(), 2 * batch_size):
             pending.append(array)
             if len(pending) == batch_size:
                 results += self.classify(np.stack(pending), top_k)

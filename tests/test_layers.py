@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = {"framework": "tlf", "plugins": "tlf.plugins"}
 
 LAYERS = [
-    ("foundation", ("tlf", "tlf._version", "tlf.errors", "tlf.messages", "tlf.safe_files", "tlf.config_files", "tlf.task", "tlf.augment_chain", "tlf.paths", "tlf.heap", "tlf.arguments",
+    ("foundation", ("tlf", "tlf._version", "tlf.errors", "tlf.resources", "tlf.messages", "tlf.safe_files", "tlf.config_files", "tlf.task", "tlf.augment_chain", "tlf.paths", "tlf.heap", "tlf.arguments",
                     "tlf.specs", "tlf.hookspecs", "tlf.setting_checks", "tlf.preprocessing")),
     ("plugin system", ("tlf.pluginmanager", "tlf.registry", "tlf.tracking")),
     ("settings", ("tlf.config",)),

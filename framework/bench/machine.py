@@ -7,6 +7,8 @@ from pathlib import Path
 
 import torch
 
+from ..resources import usable_cpus
+
 
 def cpu_model() -> str:
     """The CPU's model name (Linux's /proc/cpuinfo, else what :mod:`platform` says)."""
@@ -18,15 +20,10 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def cpu_count() -> int:
-    """The CPU cores this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def machine_facts(device: torch.device) -> dict:
     """Device (its name unless the CPU), torch/CUDA/driver versions, CPU model, cores and load, as recorded with the figures."""
     facts = {"device": device.type, "device_name": None, "torch": torch.__version__, "cpu": cpu_model(),
-             "cores": cpu_count(), "load_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None}
+             "cores": usable_cpus(), "load_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None}
     if device.type == "cuda":
         facts["device_name"] = torch.cuda.get_device_name(device)
         facts["cuda"] = torch.version.cuda

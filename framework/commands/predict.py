@@ -106,7 +106,8 @@ def _classified(classifier: Any, paths: tuple[str, ...], top_k: int, batch_size:
                 decode_threads: int | None) -> Iterator[dict]:
     """One row per file of ``paths``, in their order: its top-k classes, or why it could not be read.
     Files are decoded on ``decode_threads`` while the model runs on the previous batch."""
-    from ..runtime import default_threads, ordered_map
+    from ..resources import usable_cpus
+    from ..runtime import ordered_map
 
     def prepare(item: tuple[str, str | None]) -> tuple[str, np.ndarray | None, str | None]:
         path, problem = item
@@ -124,7 +125,7 @@ def _classified(classifier: Any, paths: tuple[str, ...], top_k: int, batch_size:
             batch.clear()
 
     batch: list[tuple[str, np.ndarray]] = []
-    for path, array, problem in ordered_map(prepare, expand(paths), decode_threads or default_threads(), 2 * batch_size):
+    for path, array, problem in ordered_map(prepare, expand(paths), decode_threads or usable_cpus(), 2 * batch_size):
         if array is not None:
             batch.append((path, array))
         if problem is not None:

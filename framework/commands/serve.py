@@ -76,12 +76,12 @@ def serve(models: tuple[str, ...], max_body_mb: float, **options) -> None:
         import uvicorn
     except ImportError as exc:
         raise TlfError(f"tlf serve needs {exc.name}", hint="pip install 'tlf[serve]'") from None
-    from ..runtime import default_threads
+    from ..resources import usable_cpus
     from ..serve.app import create_app
     from ..serve.guards import read_api_keys
     from ..serve.models import load_models
 
-    share = max(1, default_threads() // options["workers"])  # the CPUs, shared among the workers
+    share = max(1, usable_cpus() // options["workers"])  # the CPUs, shared among the workers
     options.update({key: options[key] or share for key in ("threads", "decode_threads")})
     settings = ServeSettings(models=models, max_body_bytes=int(max_body_mb * 2**20), **options)
     if settings.max_queue < settings.max_files:  # else a request of max_files images would be 'busy' forever

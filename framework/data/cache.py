@@ -32,6 +32,7 @@ from ..augment import short_side_shape
 from ..errors import TlfError
 from ..messages import notice
 from ..paths import cache_dir
+from ..resources import usable_cpus
 from ..safe_files import alive, create_temp, new_temp, remove_stale_temps
 from .dataset import ArrayImageSet, FileImageSet, ImageSet, Problem
 from .reading import UnreadableImage, image_size
@@ -81,7 +82,7 @@ class Plan:
 
 def plan(images: ImageSet, short: int, threads: int | None = None) -> Plan:
     """Read the image headers and lay the cache out (exact bytes before decoding anything)."""
-    with ThreadPoolExecutor(threads or os.cpu_count()) as pool:
+    with ThreadPoolExecutor(threads or usable_cpus()) as pool:
         sizes = list(pool.map(lambda i: _probe(images, i), range(len(images))))
     shapes = np.array([short_side_shape(*s, short) if s else (0, 0) for s in sizes], dtype=np.int64).reshape(-1, 2)
     slot = shapes[:, 0] * shapes[:, 1] * 3
@@ -257,7 +258,7 @@ def _decode_planned(images: ImageSet, resize: Any, layout: Plan, path: Path,
         slots.valid[i] = True
         return None
 
-    with ThreadPoolExecutor(threads or os.cpu_count()) as pool:
+    with ThreadPoolExecutor(threads or usable_cpus()) as pool:
         leftovers = [(i, r) for i, r in enumerate(pool.map(decode, range(n))) if r is not None]
     mm.flush()
     del mm

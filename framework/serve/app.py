@@ -20,7 +20,8 @@ from starlette.routing import Route
 from starlette.schemas import SchemaGenerator
 
 from .._version import __version__
-from ..runtime import Prediction, default_threads
+from ..resources import usable_cpus
+from ..runtime import Prediction
 from .batching import MicroBatcher, QueueFull
 from .errors import ClientError
 from .guards import ApiKeyGuard, BodyGuard, read_api_keys
@@ -43,7 +44,7 @@ class Server:
         self.batchers = {name: MicroBatcher(self._runner(model), settings.max_batch, settings.max_wait_ms / 1000,
                                             settings.max_queue, self.metrics.batch_size.observe)
                          for name, model in models.items()}
-        self.decoder = ThreadPoolExecutor(settings.decode_threads or default_threads(), thread_name_prefix="tlf-decode")
+        self.decoder = ThreadPoolExecutor(settings.decode_threads or usable_cpus(), thread_name_prefix="tlf-decode")
 
     @staticmethod
     def _runner(model: ServedModel) -> Callable[[np.ndarray], list[Prediction]]:
@@ -201,7 +202,7 @@ ROUTES = [Route("/", page, include_in_schema=False), Route("/healthz", healthz),
 
 def create_app(settings: ServeSettings, served: dict[str, ServedModel] | None = None) -> Starlette:
     """The app for ``settings`` (models loaded from ``settings.models`` unless given)."""
-    server = Server(settings, served if served is not None else load_models(settings.models, settings.threads or default_threads()))
+    server = Server(settings, served if served is not None else load_models(settings.models, settings.threads or usable_cpus()))
     keys = read_api_keys(settings.api_key_file) if settings.api_key_file else ()
     app = Starlette(routes=ROUTES, lifespan=server.lifespan, middleware=[
         Middleware(Observe, metrics=server.metrics, log=settings.access_log),
