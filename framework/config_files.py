@@ -1,6 +1,7 @@
 """Reading the YAML and JSON files a user hands tlf (``--config``, a run's ``config.yaml``,
 ``--class-weights``), bounded: nothing in such a file can make tlf parse for minutes, expand
-without end or fail with a traceback.
+without end or fail with a traceback. :func:`read_text` reads other text files the same way
+with their own size limit (the label tables of ``table:PATH``).
 
 - at most ``MAX_BYTES`` (a settings file is a few hundred bytes; 300 MB took minutes to parse);
 - UTF-8 text (a byte-order mark is allowed): latin-1 or UTF-16 is one line saying so;

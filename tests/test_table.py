@@ -110,6 +110,7 @@ def test_several_labels_in_a_row_make_multi_hot_splits_stratified_iteratively(tm
     same_sets(again.val, splits.val)
     other = load_dataset(f"table:{table}", request(tmp_path, val_split=0.25, seed=1))
     assert [str(p) for p in other.val.paths] != [str(p) for p in splits.val.paths]
+    assert len(load_dataset(f"table:{table}", request(tmp_path, seed=2**62)).val)  # any seed tlf takes
 
 
 def test_one_column_per_class_with_other_names_and_a_tsv(tmp_path):

@@ -263,7 +263,8 @@ def seeded_split(labels: np.ndarray, val_split: float, seed: int) -> tuple[np.nd
         raise TlfError(f"val_split must be between 0 and 1, got {val_split}", hint="e.g. --val-split 0.2")
     from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
 
-    splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=val_split, random_state=seed)
+    splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=val_split,
+                                                random_state=seed % 2**32)  # numpy's legacy seeds are 32-bit
     train, val = next(splitter.split(np.zeros(len(labels)), labels))
     return np.sort(train), np.sort(val)
 
