@@ -226,6 +226,7 @@ def test_missing_images_and_links_out_are_reported_problems_naming_the_row(tmp_p
     reasons = {Path(p.path).name: p.reason for p in splits.problems}
     assert set(reasons) == {"gone.jpg", "link.png"}
     assert reasons["link.png"].startswith("line 9: link to ") and "not followed" in reasons["link.png"]
+    assert reasons["gone.jpg"].startswith("line 8: ")
     assert len(splits.train) + len(splits.val) == 6
     with pytest.raises(TlfError, match="unreadable image"):
         load_dataset(f"table:{table}", request(tmp_path, strict=True))
