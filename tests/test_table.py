@@ -244,6 +244,12 @@ def test_folder_reads_test_beside_train_and_val_and_data_show_counts_it(tmp_path
     assert info["splits"]["test"]["per_class"] == {"a": 2, "b": 2}
     text = CliRunner().invoke(cli, ["data", "show", f"folder:{tmp_path}"]).output
     assert "6 train, 2 val, 4 test" in text
+    for image in (tmp_path / "test").rglob("*.jpg"):  # unlabelled test images (no class folders): not a test split
+        image.rename(tmp_path / "test" / f"{image.parent.name}{image.name}")
+    for folder in ("a", "b"):
+        (tmp_path / "test" / folder).rmdir()
+    splits = load_dataset(f"folder:{tmp_path}", request(tmp_path))
+    assert splits.test is None and len(splits.train) == 6
 
 
 def test_data_show_gives_label_cardinality_and_common_label_sets(tmp_path):

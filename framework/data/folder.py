@@ -26,6 +26,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import TlfError
+from ..messages import notice
 from ..safe_files import atomic_write
 from .reading import check_image
 from .walk import subfolders, walk_images
@@ -44,14 +45,20 @@ def class_folders(root: Path) -> list[str]:
 
 def split_folders(root: Path) -> tuple[Path, Path, Path | None] | None:
     """(train, val, test or None) folders when ``root`` is split in advance, else None. ``test/``
-    is the validation split when there is no ``val/`` nor ``validation/``, else the test split."""
+    is the validation split when there is no ``val/`` nor ``validation/``, else the test split
+    (unless it holds no class folders: unlabelled images, skipped with a notice)."""
     train = root / "train"
     if not train.is_dir():
         return None
     for name in VAL_FOLDERS:
         if (root / name).is_dir():
             test = root / TEST_FOLDER
-            return train, root / name, test if name != TEST_FOLDER and test.is_dir() else None
+            if name == TEST_FOLDER or not test.is_dir():
+                return train, root / name, None
+            if not class_folders(test):  # unlabelled images (a competition's test/): nothing to score
+                notice(f"{test} has no class folders: it is not read as a test split", once=True)
+                return train, root / name, None
+            return train, root / name, test
     return None
 
 
