@@ -288,6 +288,11 @@ def test_the_best_checkpoint_is_scored_on_the_test_split_at_the_end(trained):
     assert set(test) >= {"acc", "loss"} and test["images"] == 9 and test["epoch"] == folder.summary["best_epoch"]
     assert json.loads((folder.directory / "summary.json").read_text())["test"] == test
     assert table.summary["test"] == test and table.summary["best_val_accuracy"] == folder.summary["best_val_accuracy"]
+
+    def losses(run) -> list[tuple[float, float]]:  # the same numbers, epoch by epoch
+        rows = [json.loads(line) for line in (run.directory / "metrics.jsonl").read_text().splitlines()]
+        return [(r["train_loss"], r["val_loss"]) for r in rows]
+    assert losses(table) == losses(folder)
     from tlf.insight.headline import headline
     rows = dict(headline(folder.directory))
     assert rows["accuracy"].endswith("(picked the checkpoint)")
