@@ -109,9 +109,11 @@ def table(options: TableOptions, request: DatasetRequest) -> Splits:
     rows = _read_rows(path, root, options, columns, records)
     classes = _classes(options, columns, rows)
     multi = options.classes == "columns" or any(len(names) > 1 for names in rows.labels)
-    line = dict(zip(map(str, rows.paths), rows.where))
-    problems = _links_out(root, rows) + [Problem(p.path, f"{line[p.path]}: {p.reason}")
-                                         for p in check_files(rows.paths, check_record(request, path))]
+    line, outside = dict(zip(map(str, rows.paths), rows.where)), _links_out(root, rows)
+    skipped = {p.path for p in outside}
+    inside_root = [p for p in rows.paths if str(p) not in skipped]
+    problems = outside + [Problem(p.path, f"{line[p.path]}: {p.reason}")
+                          for p in check_files(inside_root, check_record(request, path))]
     raise_if_strict(problems, request)
     rows = _without(rows, {p.path for p in problems})
     labels = _encode(rows.labels, classes, multi)
