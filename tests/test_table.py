@@ -184,6 +184,7 @@ BAD_TABLES = {
     "bad flag": ("image,a,b", ["a/000.jpg,1,2"], r"line 2: column 'b' holds '2', not 0 or 1"),
     "one class": ("image,label", ["a/000.jpg,a", "a/001.jpg,a"], r"names 1 class\(es\) \(a\); a classifier needs two"),
     "empty": ("", [], r"is empty"),
+    "no readable image": ("image,label", ["a/000.jpg,a", "gone.jpg,b a"], r"lists 1 readable image\(s\) of 2"),
 }
 
 

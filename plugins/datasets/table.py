@@ -116,6 +116,9 @@ def table(options: TableOptions, request: DatasetRequest) -> Splits:
                           for p in check_files(inside_root, check_record(request, path))]
     raise_if_strict(problems, request)
     rows = _without(rows, {p.path for p in problems})
+    if len(rows.paths) < 2:
+        raise TlfError(f"table {path} lists {len(rows.paths)} readable image(s) of {len(line)}; a classifier needs more",
+                       hint="'tlf data show' lists the images skipped and why")
     labels = _encode(rows.labels, classes, multi)
     order = sorted(range(len(rows.paths)), key=lambda i: (str(rows.paths[i]) if multi else (labels[i], str(rows.paths[i]))))
     rows, labels = _without(rows, set(), order), labels[order]
@@ -214,9 +217,10 @@ def _classes(options: TableOptions, columns: list[str], rows: _Rows) -> list[str
 def _links_out(root: Path, rows: _Rows) -> list[Problem]:
     """One problem per image that is a link leading out of ``root`` (not followed, as folder walks do)."""
     boundary = os.path.realpath(root)
-    problems = []
+    problems, folders = [], {}  # each folder resolved once: a path component per lstat is slow on 100k rows
     for where, full in zip(rows.where, rows.paths):
-        real = os.path.realpath(full)
+        folder = folders.get(full.parent) or folders.setdefault(full.parent, os.path.realpath(full.parent))
+        real = os.path.realpath(full) if os.path.islink(full) else os.path.join(folder, full.name)
         if not inside(real, boundary):
             problems.append(Problem(str(full), f"{where}: link to {real}, outside {boundary}; not followed"))
     return problems
@@ -269,7 +273,11 @@ def seeded_split(labels: np.ndarray, val_split: float, seed: int) -> tuple[np.nd
 
     splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=val_split,
                                                 random_state=seed % 2**32)  # numpy's legacy seeds are 32-bit
-    train, val = next(splitter.split(np.zeros(len(labels)), labels))
+    try:
+        train, val = next(splitter.split(np.zeros(len(labels)), labels))
+    except ValueError as exc:  # scikit-learn's size checks: too few images for this val_split
+        raise TlfError(f"cannot split {len(labels)} images with val_split {val_split:g}: {exc}",
+                       hint="add images, change --val-split, or give the table a split column") from None
     return np.sort(train), np.sort(val)
 
 
