@@ -113,6 +113,14 @@ def test_several_labels_in_a_row_make_multi_hot_splits_stratified_iteratively(tm
     assert len(load_dataset(f"table:{table}", request(tmp_path, seed=2**62)).val)  # any seed tlf takes
 
 
+def test_relabel_on_multi_label_data_is_one_line(tmp_path):
+    from tlf.data.edits import apply_edits
+    splits = load_dataset(f"table:{multi_table(tmp_path)}", request(tmp_path))
+    (tmp_path / "relabel.csv").write_text(f"{splits.train.paths[0]},cat\n")
+    with pytest.raises(TlfError, match="--relabel gives an image one class; .* is multi-label"):
+        apply_edits(splits, None, str(tmp_path / "relabel.csv"))
+
+
 def test_one_column_per_class_with_other_names_and_a_tsv(tmp_path):
     for i in range(6):
         write_image(tmp_path / f"{i}.png", seed=i)
