@@ -183,6 +183,8 @@ BAD_TABLES = {
     "empty image": ("image,label", [",a"], r"line 2: the image path is empty"),
     "only in validation": ("image,label,split", ["a/000.jpg,a,train", "a/001.jpg,a,train", "b/000.jpg,b,val"],
                            r"class 'b' appears only in validation \(line 4\), never in training"),
+    "multi-label only in validation": ("image,label,split", ["a/000.jpg,a b,train", "b/000.jpg,a,train", "a/001.jpg,a c,val"],
+                                       r"class 'c' appears only in validation \(line 4\), never in training"),
     "only in test": ("image,label,split", ["a/000.jpg,a,train", "b/000.jpg,b,train", "a/001.jpg,a,val", "b/001.jpg,c,test"],
                      r"class 'c' appears only in test \(line 5\)"),
     "duplicated": ("image,label", ["a/000.jpg,a", "b/000.jpg,b", "./a/000.jpg,b"], r"line 2 and line 4 both list image './a/000.jpg'"),
