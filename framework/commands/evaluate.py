@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -10,6 +11,7 @@ from ..rundir import CHECKPOINTS
 
 TTA_MODES = ("none", "flip", "flip+crops")  # as tlf.models.tta.TTA_MODES, which imports torch (not for --help)
 ENGINES = ("auto", "torch", "onnxruntime")  # as tlf.engine.eval_engine.ENGINES (torch again)
+SPLITS = ("val", "test")  # as tlf.insight.evaluate_run.SPLITS (torch again)
 
 
 @click.command()
@@ -17,6 +19,9 @@ ENGINES = ("auto", "torch", "onnxruntime")  # as tlf.engine.eval_engine.ENGINES 
 @click.option("--dataset", "-d", help="Evaluate on another dataset with the same classes.")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Use an existing copy of the dataset here.")
 @click.option("--checkpoint", type=click.Choice(CHECKPOINTS), default="best", show_default=True)
+@click.option("--split", type=click.Choice(SPLITS), default="val", show_default=True,
+              help="The split scored: val (the one that picked the checkpoint), or the data's held-out test split "
+                   "(its files go into RUN_DIR/test/).")
 @click.option("--top-k", type=int, default=5, show_default=True, help="Also report top-k accuracy.")
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
@@ -39,32 +44,34 @@ ENGINES = ("auto", "torch", "onnxruntime")  # as tlf.engine.eval_engine.ENGINES 
                    "first (e.g. 0.8) — the labels worth checking by hand.")
 @click.option("--report/--no-report", "html_report", default=True, show_default=True,
               help="Write RUN_DIR/report.html.")
-def evaluate(run_dir: str, dataset: str | None, data_dir: str | None, checkpoint: str, top_k: int, batch_size: int,
-             device: str, precision: str, tta: str, engine: str, as_json: bool, top_losses: int, label_errors: float | None,
-             html_report: bool) -> None:
+def evaluate(run_dir: str, dataset: str | None, data_dir: str | None, checkpoint: str, split: str, top_k: int,
+             batch_size: int, device: str, precision: str, tta: str, engine: str, as_json: bool, top_losses: int,
+             label_errors: float | None, html_report: bool) -> None:
     """Accuracy, balanced accuracy, macro F1, per-class precision/recall/F1, top-k and confusion
     matrix of RUN_DIR's model, and what it got wrong: per-image predictions, most-confused pairs
     and top losses.
 
     Writes evaluation.json, confusion.png, predictions.csv, top_losses.png and confused.png
-    (with Grad-CAM) and report.html into RUN_DIR.
+    (with Grad-CAM) and report.html into RUN_DIR (with --split test: the same files of the
+    test split into RUN_DIR/test/, and report.html as it was).
     """
     from ..insight.evaluate_run import EvaluationSettings, evaluate as run_evaluation
     from ..insight.evaluation import InsightOptions
-    settings = EvaluationSettings(dataset=dataset, data_dir=data_dir, checkpoint=checkpoint, top_k=top_k,
+    settings = EvaluationSettings(dataset=dataset, data_dir=data_dir, checkpoint=checkpoint, split=split, top_k=top_k,
                                   batch_size=batch_size, device=device, precision=precision, tta=tta, engine=engine,
                                   insight=InsightOptions(top_losses=top_losses, label_errors=label_errors,
                                                          jsonl=as_json))
     report = run_evaluation(run_dir, settings)
-    if html_report:
+    if html_report and split == "val":
         from ..insight.report import write_run_report
         write_run_report(run_dir)
     if as_json:
         click.echo(json.dumps(report))
         return
     _print_report(report, checkpoint)
-    written = ["evaluation.json", "confusion.png", *report.get("files", []), *(["report.html"] if html_report else [])]
-    click.echo(f"wrote into {run_dir}: {', '.join(written)}")
+    report_written = ["report.html"] if html_report and split == "val" else []
+    written = ["evaluation.json", "confusion.png", *report.get("files", []), *report_written]
+    click.echo(f"wrote into {Path(run_dir) / 'test' if split == 'test' else run_dir}: {', '.join(written)}")
     from ..insight.headline import headline_lines
     for line in headline_lines(run_dir):
         click.echo(line)
@@ -76,7 +83,8 @@ def _print_report(report: dict, checkpoint: str) -> None:
 
     from ..messages import plain_console
     console = plain_console()
-    table = Table(title=f"{report['dataset']} · {report['images']} images · {checkpoint} checkpoint")
+    split = "test" if report.get("split") == "test" else "validation"
+    table = Table(title=f"{report['dataset']} · {split} split, {report['images']} images · {checkpoint} checkpoint")
     for column in ("class", "precision", "recall", "f1", "support"):
         table.add_column(column, justify="left" if column == "class" else "right")
     for row in report["per_class"]:

@@ -90,6 +90,9 @@ def apply_edits(splits: Splits, exclude: str | None, relabel: str | None) -> Spl
             dropped[name].add(i)
         edits.update(exclude=exclude, exclude_sha256=file_hash(Path(exclude))[:16],
                      excluded=sum(map(len, dropped.values())))
+    if relabel and splits.multi_label:
+        raise TlfError(f"--relabel gives an image one class; {splits.name} is multi-label (label sets)",
+                       hint="correct the label sets in the table itself")
     if relabel:
         changed = 0
         for line, row in _rows(relabel):

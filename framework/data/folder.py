@@ -3,7 +3,8 @@
 Layouts, tried in order:
 
 1. ``ROOT/train/<class>/...`` with ``ROOT/val/``, ``ROOT/validation/`` or ``ROOT/test/``
-   (first one present) as the validation split; both must have the same classes.
+   (first one present) as the validation split, and ``ROOT/test/`` as the held-out test split
+   when a ``val/`` or ``validation/`` folder is the validation split; all must have the same classes.
 2. ``ROOT/<class>/...``: split per class with a seeded shuffle (stratified, ``val_split``).
 
 Class names are the sub-folder names, sorted. Files without an image suffix are ignored;
@@ -25,12 +26,14 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import TlfError
+from ..messages import notice
 from ..safe_files import atomic_write
 from .reading import check_image
 from .walk import subfolders, walk_images
 from .dataset import DatasetRequest, FileImageSet, Problem, Splits
 
-VAL_FOLDERS = ("val", "validation", "test")
+TEST_FOLDER = "test"
+VAL_FOLDERS = ("val", "validation", TEST_FOLDER)
 CHECK_THREADS = 8
 RECORD_VERSION = 1  # of the remembered scan results; bump when check_image changes
 
@@ -40,14 +43,22 @@ def class_folders(root: Path) -> list[str]:
     return subfolders(root)[0]
 
 
-def split_folders(root: Path) -> tuple[Path, Path] | None:
-    """(train, val) folders when ``root`` is split in advance, else None."""
+def split_folders(root: Path) -> tuple[Path, Path, Path | None] | None:
+    """(train, val, test or None) folders when ``root`` is split in advance, else None. ``test/``
+    is the validation split when there is no ``val/`` nor ``validation/``, else the test split
+    (unless it holds no class folders: unlabelled images, skipped with a notice)."""
     train = root / "train"
     if not train.is_dir():
         return None
     for name in VAL_FOLDERS:
         if (root / name).is_dir():
-            return train, root / name
+            test = root / TEST_FOLDER
+            if name == TEST_FOLDER or not test.is_dir():
+                return train, root / name, None
+            if not class_folders(test):  # unlabelled images (a competition's test/): nothing to score
+                notice(f"{test} has no class folders: it is not read as a test split", once=True)
+                return train, root / name, None
+            return train, root / name, test
     return None
 
 
@@ -161,43 +172,52 @@ def load_folder(root: Path, request: DatasetRequest, name: str | None = None) ->
         raise TlfError(f"dataset folder {root} does not exist" if not root.exists() else f"{root} is not a folder",
                        hint="pass the folder that holds one sub-folder per class (or train/ and val/)")
     split = split_folders(root)
+    test = None
     if split is not None:
-        train_dir, val_dir = split
-        classes = class_folders(train_dir)
-        val_classes = class_folders(val_dir)
-        _check_classes(train_dir, classes)
-        if classes != val_classes:
-            only_train = sorted(set(classes) - set(val_classes))
-            only_val = sorted(set(val_classes) - set(classes))
-            raise TlfError(f"{train_dir.name}/ and {val_dir.name}/ in {root} have different classes: "
-                           f"only in {train_dir.name}/: {only_train or 'none'}; only in {val_dir.name}/: {only_val or 'none'}",
-                           hint="give both splits the same class folders")
-        train_paths, train_labels, skipped = _scan(train_dir, classes)
-        val_paths, val_labels, val_skipped = _scan(val_dir, classes)
-        problems = skipped + val_skipped + check_files(train_paths + val_paths, check_record(request, root))
-        train_paths, train_labels = _drop_unreadable(train_paths, train_labels, problems)
-        val_paths, val_labels = _drop_unreadable(val_paths, val_labels, problems)
-        _raise_if_strict(problems, request)
-        _require_images(train_dir, classes, train_labels)
-        _require_images(val_dir, classes, val_labels)
-        how = f"folders {train_dir.name}/ and {val_dir.name}/"
+        folders = [folder for folder in split if folder is not None]
+        classes = class_folders(split[0])
+        _check_classes(split[0], classes)
+        for other in folders[1:]:
+            _same_classes(root, split[0], other, classes)
+        scans = [_scan(folder, classes) for folder in folders]
+        problems = [p for _, _, skipped in scans for p in skipped]
+        problems += check_files([path for paths, _, _ in scans for path in paths], check_record(request, root))
+        raise_if_strict(problems, request)
+        sets = []
+        for folder, (paths, labels, _) in zip(folders, scans):
+            paths, labels = _drop_unreadable(paths, labels, problems)
+            _require_images(folder, classes, labels)
+            sets.append(FileImageSet(paths, labels))
+        train, val = sets[:2]
+        test = sets[2] if len(sets) > 2 else None
+        how = f"folders {split[0].name}/ and {split[1].name}/" + (f"; test split: {split[2].name}/" if test else "")
     else:
         classes = class_folders(root)
         _check_classes(root, classes)
         paths, labels, skipped = _scan(root, classes)
         problems = skipped + check_files(paths, check_record(request, root))
         paths, labels = _drop_unreadable(paths, labels, problems)
-        _raise_if_strict(problems, request)
+        raise_if_strict(problems, request)
         _require_images(root, classes, labels)
         train_idx, val_idx = stratified_split(np.asarray(labels, dtype=np.int64), request.val_split, request.seed)
-        train_paths, train_labels = [paths[i] for i in train_idx], [labels[i] for i in train_idx]
-        val_paths, val_labels = [paths[i] for i in val_idx], [labels[i] for i in val_idx]
+        train = FileImageSet([paths[i] for i in train_idx], [labels[i] for i in train_idx])
+        val = FileImageSet([paths[i] for i in val_idx], [labels[i] for i in val_idx])
         how = f"stratified, val_split {request.val_split:g}, seed {request.seed}"
-    return Splits(name=name, classes=classes, train=FileImageSet(train_paths, train_labels),
-                  val=FileImageSet(val_paths, val_labels), root=root, problems=problems, split=how)
+    return Splits(name=name, classes=classes, train=train, val=val, root=root, problems=problems, split=how, test=test)
 
 
-def _raise_if_strict(problems: list[Problem], request: DatasetRequest) -> None:
+def _same_classes(root: Path, train_dir: Path, other: Path, classes: list[str]) -> None:
+    other_classes = class_folders(other)
+    if classes != other_classes:
+        only_train = sorted(set(classes) - set(other_classes))
+        only_other = sorted(set(other_classes) - set(classes))
+        raise TlfError(f"{train_dir.name}/ and {other.name}/ in {root} have different classes: "
+                       f"only in {train_dir.name}/: {only_train or 'none'}; only in {other.name}/: {only_other or 'none'}",
+                       hint="give every split the same class folders")
+
+
+def raise_if_strict(problems: list[Problem], request: DatasetRequest) -> None:
+    """With ``--strict``, the first unreadable image (and how many more) is an error."""
     if problems and request.strict:
         first = problems[0]
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""

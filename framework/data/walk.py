@@ -21,8 +21,10 @@ from .reading import is_image_file
 
 
 def inside(path: str, folder: str) -> bool:
-    """Whether the real path ``path`` is ``folder`` or lies under it (both real paths)."""
-    return os.path.commonpath([path, folder]) == folder
+    """Whether ``path`` is ``folder`` or lies under it (both absolute and normalized: real paths,
+    or ``os.path.normpath`` of absolute ones); a string comparison, so a table of 100k images
+    is checked in milliseconds."""
+    return path == folder or path.startswith(folder if folder.endswith(os.sep) else folder + os.sep)
 
 
 def walk_images(top: Path) -> tuple[list[Path], list[Problem]]:

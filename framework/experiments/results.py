@@ -16,6 +16,7 @@ from ..rundir import read_json, read_run_config
 # summary.json field -> (column title, kind of value)
 METRICS = {
     "best_val_accuracy": ("best val acc", "acc"),
+    "test_accuracy": ("test acc", "acc"),  # the best checkpoint on the test split: summary.json "test"
     "last_val_accuracy": ("last val acc", "acc"),
     "last_train_accuracy": ("train acc", "acc"),
     "trainable_params": ("trainable params", "count"),
@@ -23,6 +24,15 @@ METRICS = {
     "seconds": ("wall time (s)", "float"),
     "images_per_second": ("images/s", "float"),
 }
+OPTIONAL = ("test_accuracy",)  # a column only when some run has the figure (data with a test split)
+
+
+def summary_value(summary: dict, key: str) -> Any:
+    """A run's figure for the column ``key`` of :data:`METRICS` (None when it has none); the test
+    figure is the task's metric (``best_metric`` without ``val_``) in summary.json's ``test``."""
+    if key == "test_accuracy":
+        return (summary.get("test") or {}).get(summary.get("best_metric", "val_acc").removeprefix("val_"))
+    return summary.get(key)
 
 
 @dataclass
@@ -105,7 +115,7 @@ class Group:
 
     def __post_init__(self) -> None:
         for key in METRICS:
-            values = [float(r.summary[key]) for r in self.runs if r.summary.get(key) is not None]
+            values = [float(v) for r in self.runs if (v := summary_value(r.summary, key)) is not None]
             if values:
                 self.stats[key] = _stats(values)
 
@@ -172,15 +182,20 @@ class Comparison:
     def policies(self) -> list[str]:
         return list(dict.fromkeys(g.policy for g in self.groups))
 
+    @property
+    def metrics(self) -> list[str]:
+        """The columns of :data:`METRICS` shown: the optional ones only when some run has them."""
+        return [m for m in METRICS if m not in OPTIONAL or any(m in g.stats for g in self.groups)]
+
     def _key_columns(self) -> list[str]:
         return [c for c, many in (("dataset", len(self.datasets) > 1), ("backbone", len(self.backbones) > 1)) if many]
 
     def rows(self) -> tuple[list[str], list[list[str]]]:
         """Header and formatted rows of the main table (one row per strategy)."""
         keys = self._key_columns()
-        header = [*keys, "policy", "seeds", *(title for title, _ in METRICS.values())]
+        header = [*keys, "policy", "seeds", *(METRICS[m][0] for m in self.metrics)]
         rows = [[*(getattr(g, k) for k in keys), g.policy, str(len(g.runs)),
-                 *(_cell(g.stats.get(m), kind) for m, (_, kind) in METRICS.items())] for g in self.groups]
+                 *(_cell(g.stats.get(m), METRICS[m][1]) for m in self.metrics)] for g in self.groups]
         return header, rows
 
     def grid(self) -> tuple[list[str], list[list[str]]] | None:
@@ -209,13 +224,14 @@ class Comparison:
 
     def markdown(self) -> str:
         def table(header: list[str], rows: list[list[str]]) -> str:
-            align = ["---" if i < len(header) - len(METRICS) - 1 else "---:" for i in range(len(header))]
+            align = ["---" if i < len(header) - len(self.metrics) - 1 else "---:" for i in range(len(header))]
             lines = [header, align, *rows]
             return "\n".join("| " + " | ".join(line) + " |" for line in lines)
 
         parts = [f"# Strategy comparison: {self.title()}",
                  "Mean ± sample standard deviation over seeds (no ± with one seed). "
-                 "Accuracies on the validation split; wall time is the whole run's (summary.json `seconds`: "
+                 "Accuracies on the validation split (test acc: the checkpoint picked on validation, scored once "
+                 "on the held-out test split, when the data has one); wall time is the whole run's (summary.json `seconds`: "
                  "set-up, feature cache, training and validation).",
                  table(*self.rows())]
         if self.note():
@@ -232,9 +248,9 @@ class Comparison:
         buf = io.StringIO()
         writer = csv.writer(buf)
         writer.writerow(["dataset", "backbone", "policy", "seeds",
-                         *(f"{m}_{s}" for m in METRICS for s in ("mean", "std"))])
+                         *(f"{m}_{s}" for m in self.metrics for s in ("mean", "std"))])
         for g in self.groups:
-            values = [g.stats.get(m, {}).get(s) for m in METRICS for s in ("mean", "std")]
+            values = [g.stats.get(m, {}).get(s) for m in self.metrics for s in ("mean", "std")]
             writer.writerow([g.dataset, g.backbone, g.policy, len(g.runs), *("" if v is None else v for v in values)])
         return buf.getvalue()
 
@@ -251,7 +267,7 @@ class Comparison:
         header, rows = self.rows()
         main = Table(title=self.title(), caption=self.note(), box=box.SIMPLE_HEAD)
         for i, column in enumerate(header):
-            key = i < len(header) - len(METRICS) - 1
+            key = i < len(header) - len(self.metrics) - 1
             main.add_column(column, justify="left" if key else "right", no_wrap=key)
         for row in rows:
             main.add_row(*row)

@@ -11,6 +11,7 @@ import torch
 from ..data.loaders import build_eval_loader
 from ..data.model_input import to_model_input
 from ..data.run_data import pipeline_for, run_data
+from ..errors import TlfError
 from ..engine import eval_engine
 from ..engine.metrics import classification_report
 from ..engine.placement import Placement, place
@@ -21,6 +22,8 @@ from ..plots.confusion import plot_confusion
 from ..rundir import CHECKPOINTS, RunDirWriter
 from ..setting_checks import RANGES, Range, check_choice, check_value
 from .evaluation import InsightOptions, analyse
+
+SPLITS = ("val", "test")  # what tlf evaluate --split scores
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class EvaluationSettings:
     engine: str = "auto"
     write: bool = True
     insight: InsightOptions = field(default_factory=InsightOptions)
+    split: str = "val"
 
     def checked(self) -> EvaluationSettings:
         """These settings, each checked (a :class:`~tlf.errors.TlfError` names the first bad one)."""
@@ -58,7 +62,8 @@ class EvaluationSettings:
             batch_size=check_value("batch_size", self.batch_size, int, RANGES["batch_size"]),
             workers=check_value("workers", self.workers, int | None, RANGES["workers"]),
             tta=check_choice("tta", self.tta, TTA_MODES),
-            engine=check_choice("engine", self.engine, eval_engine.ENGINES))
+            engine=check_choice("engine", self.engine, eval_engine.ENGINES),
+            split=check_choice("split", self.split, SPLITS))
 
 
 def evaluate(run_dir: str | Path, settings: EvaluationSettings | None = None, *,
@@ -79,6 +84,9 @@ def evaluate(run_dir: str | Path, settings: EvaluationSettings | None = None, *,
     settings = dataclasses.replace(settings or EvaluationSettings(), **changes).checked()
     run = load_run(run_dir, settings.checkpoint)
     config, splits, pipeline = _data(run, settings)
+    out = run.directory / "test" if settings.split == "test" else run.directory
+    if settings.write:
+        out.mkdir(exist_ok=True)
     placement = place(settings.device, settings.precision)
     workers = default_workers(placement.device.type) if settings.workers is None else settings.workers
     val_loader = build_eval_loader(splits, pipeline, batch_size=settings.batch_size, workers=workers, seed=config.seed,
@@ -97,13 +105,13 @@ def evaluate(run_dir: str | Path, settings: EvaluationSettings | None = None, *,
                                           placement, run, settings)
     scores, labels = (t.numpy() for t in logits)
     report = classification_report(scores, labels, run.classes, top_k=settings.top_k)
-    report.update({"run_dir": str(run.directory), "checkpoint": settings.checkpoint, "dataset": config.dataset,
+    report.update({"run_dir": str(run.directory), "split": settings.split, "checkpoint": settings.checkpoint, "dataset": config.dataset,
                    "precision": placement.precision, "tta": settings.tta, "engine": engine_note})
     analyse(report, scores, labels, val_loader.dataset.images, splits, settings.insight,
-            out=run.directory if settings.write else None, model=base, transform=pipeline.eval_transform,
+            out=out if settings.write else None, model=base, transform=pipeline.eval_transform,
             to_input=to_input)
     if settings.write:
-        _write(report, run, config.dataset, config.backbone)
+        _write(report, run, out, config.dataset, config.backbone)
     return report
 
 
@@ -111,6 +119,12 @@ def _data(run: TrainedModel, settings: EvaluationSettings) -> tuple[Any, Any, An
     """The run's plan for this evaluation, the splits and the eval pipeline (for ``flip+crops``:
     the whole resized square, which the crops are taken from)."""
     config, splits, pipeline = run_data(run, settings.dataset, settings.data_dir)
+    if settings.split == "test":
+        if splits.test is None:
+            raise TlfError(f"{config.dataset} has no test split",
+                           hint="add a test/ folder beside train/ and val/, or split=test rows to the table; "
+                                "or evaluate --split val")
+        splits = dataclasses.replace(splits, val=splits.test)  # scored as the validation split is
     if settings.tta == "flip+crops":
         whole = dataclasses.replace(run.preprocessing, image_size=run.preprocessing.resize)
         pipeline = pipeline_for(dataclasses.replace(config, image_size=whole.image_size), whole, len(run.classes),
@@ -126,17 +140,17 @@ def _run_model(model: torch.nn.Module, loader: Any, to_input: Callable, placemen
                              f"{run.config.backbone}-{settings.tta}-model")
 
 
-def _write(report: dict, run: TrainedModel, dataset: str, backbone: str) -> None:
-    """evaluation.json and confusion.png in the run directory."""
-    RunDirWriter(run.directory).write_json("evaluation.json", report)
-    plot_confusion(report["confusion_matrix"], run.classes, run.directory / "confusion.png",
-                   title=f"{dataset} · {backbone} · {run.checkpoint}")
+def _write(report: dict, run: TrainedModel, out: Path, dataset: str, backbone: str) -> None:
+    """evaluation.json and confusion.png in ``out`` (the run directory, or its test/ folder)."""
+    RunDirWriter(out).write_json("evaluation.json", report)
+    plot_confusion(report["confusion_matrix"], run.classes, out / "confusion.png",
+                   title=f"{dataset} · {backbone} · {run.checkpoint}" + (" · test split" if out != run.directory else ""))
 
 
 def _reusable(logits: tuple[Any, Any] | None, val_set: Any, settings: EvaluationSettings) -> bool:
     """Whether precomputed validation ``logits`` stand for this evaluation: no TTA, the run's
     own dataset, one row per image and the same labels in the same order."""
-    if logits is None or settings.tta != "none" or settings.dataset is not None:
+    if logits is None or settings.tta != "none" or settings.dataset is not None or settings.split != "val":
         return False
     labels = torch.as_tensor(list(val_set.images.labels), dtype=torch.long)
     return len(logits[0]) == len(labels) and torch.equal(logits[1].cpu(), labels)

@@ -11,6 +11,8 @@ from typing import Any
 
 from ..messages import duration
 
+METRIC_WORDS = {"acc": "accuracy"}  # a task metric's key -> the word the headline says
+
 
 def _read(path: Path) -> dict[str, Any]:
     try:
@@ -28,7 +30,10 @@ def headline(run_dir: str | Path) -> list[tuple[str, str]]:
     if accuracy is not None:
         where = f" on {evaluation['images']} validation images" if "images" in evaluation else " on the validation set"
         best = f", best of {summary['epochs']} epochs: epoch {summary['best_epoch']}" if summary.get("epochs") else ""
-        rows.append(("accuracy", f"{accuracy:.1%}{where}{best}"))
+        picked = " (picked the checkpoint)" if summary.get("test") else ""
+        rows.append(("accuracy", f"{accuracy:.1%}{where}{best}{picked}"))
+    if summary.get("test"):
+        rows.append(("test", test_line(summary)))
     if summary.get("epochs"):
         rate = summary.get("images_per_second")
         speed = f"; training steps ran at {rate:.0f} images/s (median epoch)" if rate else ""
@@ -40,6 +45,15 @@ def headline(run_dir: str | Path) -> list[tuple[str, str]]:
     rows.append(("model", str(model) if model.is_file() else "not exported yet"))
     rows.append(("next", next_step(run_dir)))
     return rows
+
+
+def test_line(summary: dict[str, Any]) -> str:
+    """The test split's figure of a run, said as what it is: the checkpoint picked on validation,
+    scored once on images that never chose anything."""
+    test, metric = summary["test"], summary.get("best_metric", "val_acc").removeprefix("val_")
+    value = test.get(metric)
+    figure = f"{value:.1%} {METRIC_WORDS.get(metric, metric)}" if isinstance(value, (int, float)) else "no figure"
+    return f"{figure} on {test.get('images', '?')} held-out test images (the validation-picked checkpoint, scored once)"
 
 
 def next_step(run_dir: Path) -> str:

@@ -90,7 +90,7 @@ def run_page(run_dir: str | Path) -> str:
     inspect, inspect_error = _inspect(config, classes)
     exports = [(p.name, _size(p)) for p in sorted(run_dir.glob("*.onnx"))]
     sections = [("headline", "result"), ("training", "training"), *([("confusion", "confusion")] if evaluation else []),
-                ("metrics", "metrics")]
+                ("metrics", "metrics"), *([("test", "test split")] if summary.get("test") else [])]
     if evaluation:
         sections += [("per-class", "per class"), ("top-losses", "top losses"), ("confused", "most confused")]
     sections += [("data", "data"), ("strategy", "strategy"), ("export", "export"), ("settings", "settings")]
@@ -102,7 +102,7 @@ def run_page(run_dir: str | Path) -> str:
         data=data, counts=counts, policy=policy, policy_family=policy.split(":")[0], strategies=_strategies(),
         inspect=inspect, inspect_error=inspect_error, summary=summary, images=images, evaluation=evaluation,
         metrics=_metrics(evaluation) if evaluation else [], per_class=per_class, exports=exports,
-        headline=headline(run_dir))
+        headline=headline(run_dir), test=_metrics(summary.get("test") or {}))
 
 
 def write_run_report(run_dir: str | Path) -> Path:

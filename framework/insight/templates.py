@@ -41,6 +41,11 @@ RUN = HEAD + """<header><h1>{{ title }}</h1>
 {% if evaluation %}<table class="metrics">{% for key, value in metrics %}<tr><th>{{ key }}</th><td class="n">{{ value }}</td></tr>{% endfor %}</table>
 {% else %}<p class="muted">Not evaluated yet: run <code>tlf evaluate {{ run_dir }}</code>.</p>{% endif %}</section>
 
+{% if summary.test %}<section id="test"><h2>Test split</h2>
+<p>The checkpoint picked on validation ({{ summary.best_metric }} {{ "%.4f"|format(summary.best_val_accuracy or 0) }}, epoch {{ summary.test.epoch }})
+scored once on {{ summary.test.images }} held-out test images, which chose nothing: the figures to quote.</p>
+<table class="metrics">{% for key, value in test %}<tr><th>test {{ key }}</th><td class="n">{{ value }}</td></tr>{% endfor %}</table></section>{% endif %}
+
 {% if evaluation %}
 <section id="per-class"><h2>Per class</h2><div class="scroll"><table>
 <tr><th>class</th><th>accuracy</th><th>precision</th><th>recall</th><th>F1</th><th>images</th></tr>

@@ -3,7 +3,7 @@ third-party package registers its own (``always``: built for every run; a factor
 None where the plan does not need it). Registration only: each factory imports its module on use.
 
 Their order within an event (lower first): ema 0, lr-finder 5, schedule 10, early-stopping 20,
-plugin callbacks 50 by default, checkpoint 60, progress 70, hooks 80, loggers 90, and last
+plugin callbacks 50 by default, checkpoint 60, test-split 65, progress 70, hooks 80, loggers 90, and last
 should-stop 95 (the ``tlf.train(should_stop=...)`` caller's: asked once the epoch is saved and logged).
 """
 from __future__ import annotations
@@ -49,6 +49,11 @@ def _hooks(argument: None, request: Any) -> Any:
     return LifecycleHooks()
 
 
+def _held_out(argument: None, request: Any) -> Any:
+    from .held_out import HeldOutTest
+    return HeldOutTest()
+
+
 def _loggers(argument: None, request: Any) -> Any:
     from .loggers import LoggersBridge
     return LoggersBridge(request) if request.plan.loggers else None
@@ -61,6 +66,7 @@ BUILTINS = (
     ("lr-finder", _lr_finder, "--lr auto: the lr range test before the first epoch, its suggestion becomes the lr"),
     ("schedule", _schedule, "--schedule: the lr of every optimizer step (warm-up, cosine, onecycle, step, plateau)"),
     ("progress", _progress, "the run's first line, a progress bar per epoch, one line per epoch"),
+    ("test-split", _held_out, "a test split's figures at the end: the checkpoint picked on validation, scored on it"),
     ("hooks", _hooks, "the lifecycle hooks tlf_on_run_start, tlf_on_epoch_end, tlf_on_run_end"),
     ("loggers", _loggers, "--log: TensorBoard, MLflow and any logger plugin, at every step, epoch and the end"),
 )

@@ -1,5 +1,5 @@
 """Built-in datasets: downloadable archives (flowers, cats_and_dogs, cifar10), any class-per-folder
-tree (folder:PATH) and generated shapes (synthetic).
+tree (folder:PATH), images listed in a table (table:PATH) and generated shapes (synthetic).
 
 Factories are ``"module:attr"`` references, imported on first use, so listing plugins stays fast.
 """
@@ -28,6 +28,10 @@ def tlf_register_datasets(register: Callable[[DatasetSpec], None]) -> None:
     register(DatasetSpec(
         name="folder", factory="tlf.data.folder:load_folder", parse="pathlib:Path", argument="PATH", argument_required=True,
         reads_folder=True, description="a class-per-folder tree; its train/ and val/ when present, else a seeded split"))
+    register(DatasetSpec(
+        name="table", factory=f"{HERE}.table:table", parse=f"{HERE}.table:parse_options", argument="PATH[,KEY=VALUE...]",
+        argument_required=True,
+        description="images listed in a CSV/TSV/parquet table (columns image, label, split); options: docs/datasets.md"))
     register(DatasetSpec(
         name="synthetic", factory=f"{HERE}.synthetic:synthetic", parse=f"{HERE}.synthetic:parse_options",
         argument="OPTIONS",
