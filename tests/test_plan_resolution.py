@@ -10,10 +10,9 @@ import pytest
 import yaml
 
 import tlf
-from test_plugins import plugin, registering
+from plugin_helpers import registered_specs
 from tlf.config import RunConfig
 from tlf.errors import TlfError
-from tlf.pluginmanager import get_plugin_manager
 from tlf.plan import Resolution
 from tlf.preprocessing import BackboneFacts, Preprocessing
 from tlf.specs import BackboneSpec
@@ -36,16 +35,9 @@ def resnet18_as(name: str, image_size: int):
 @pytest.fixture
 def backbone_plugin():
     """``backbone_plugin(name, factory, **spec_fields)``: a backbone plugin of package tlf-third, for one test."""
-    pm, names = get_plugin_manager(), []
-
-    def register(name: str, factory, **fields) -> None:
-        spec = BackboneSpec(name=name, description=f"the {name} backbone", factory=factory, **fields)
-        pm.register_object(plugin(tlf_register_backbones=registering(spec)), name, "tlf-third", "1.0")
-        names.append(name)
-    yield register
-    for name in names:
-        pm.unregister(name=name)
-        pm.infos.pop(name, None)
+    with registered_specs("tlf-third") as register:
+        yield lambda name, factory, **fields: register(
+            BackboneSpec(name=name, description=f"the {name} backbone", factory=factory, **fields))
 
 
 def never_built(argument, request):
