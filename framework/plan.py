@@ -224,7 +224,7 @@ class Resolution:
         config = dataclasses.replace(self.config, **{setting: value}, **changes).checked()
         return dataclasses.replace(self, config=config, chosen=(*self.chosen, Choice(setting, value, default, why)))
 
-    def with_backbone(self, meta: Any) -> Resolution:
+    def with_backbone(self, meta: BackboneFacts) -> Resolution:
         """The built backbone's :class:`~tlf.models.BackboneMeta` must state the spec's facts; a backbone
         whose spec states none takes them (and the image size, unless given) from it: the fallback."""
         built = meta.preprocessing_facts()

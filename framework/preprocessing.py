@@ -68,11 +68,15 @@ class BackboneFacts:
     interpolation: str  # "bilinear" | "bicubic" | "nearest"
     crop_pct: float  # eval: resize the short side to image_size / crop_pct, then center-crop
 
+    def __post_init__(self) -> None:
+        for name, value in (("mean", tuple(map(float, self.mean))), ("std", tuple(map(float, self.std))),
+                            ("image_size", int(self.image_size)), ("crop_pct", float(self.crop_pct))):
+            object.__setattr__(self, name, value)  # a list or a numpy number compares as the plain value
+
     def preprocessing_facts(self) -> BackboneFacts:
         """These facts alone (a :class:`~tlf.models.BackboneMeta` without its model's name,
         feature dimension and weights), to compare with a spec's."""
-        return BackboneFacts(self.image_size, tuple(self.mean), tuple(self.std), self.interpolation,
-                             float(self.crop_pct))
+        return BackboneFacts(self.image_size, self.mean, self.std, self.interpolation, self.crop_pct)
 
 
 @dataclass(frozen=True)

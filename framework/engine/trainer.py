@@ -36,8 +36,8 @@ class Trainer:
 
     def __init__(self, plan: RunConfig, resume_dir: Path | None = None, quiet: bool = False,
                  open_run_dir: bool = True, should_stop: Callable[[int, dict], bool] | None = None) -> None:
-        """``plan``: a run's resolved plan (:func:`tlf.plan.plan_run`); ``open_run_dir`` False
-        (the lr finder): no run directory; ``should_stop(epoch, row)`` True ends the run after that epoch."""
+        """``plan``: :func:`tlf.plan.plan_run`'s (its later steps are taken as the run is built); ``open_run_dir``
+        False (the lr finder): no run directory; ``should_stop(epoch, row)`` True ends the run after that epoch."""
         self.started = time.perf_counter()
         self.world = ddp.init_world(plan.device)
         self.placement: Placement = place(plan.device, plan.precision,
