@@ -216,7 +216,7 @@ class Resolution:
         facts = backbone_facts(plan.backbone)
         if facts is None or plan.image_size is not None:
             return cls(plan, facts)
-        why = f"{plan.backbone}'s pretrained recipe (its plugin's facts)"
+        why = f"{plan.backbone}'s pretrained recipe, stated by its plugin"
         return cls(plan, facts)._choose("image_size", facts.image_size, facts.image_size, why)
 
     def _choose(self, setting: str, value: Any, default: Any, why: str, **changes: Any) -> Resolution:
@@ -232,7 +232,7 @@ class Resolution:
             known = dataclasses.replace(self, facts=built)
             if self.config.image_size is not None:
                 return known
-            why = f"{self.config.backbone}'s built model (its plugin states no facts before building)"
+            why = f"{self.config.backbone}'s built model: its plugin states no facts before building it"
             return known._choose("image_size", built.image_size, built.image_size, why)
         if built != self.facts:
             spec, _ = get_registry().resolve("backbones", self.config.backbone)
