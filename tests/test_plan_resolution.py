@@ -12,10 +12,11 @@ import yaml
 import tlf
 from plugin_helpers import registered_specs
 from tlf.config import RunConfig
+from tlf.engine.callback import Callback
 from tlf.errors import TlfError
-from tlf.plan import Resolution
+from tlf.plan import Resolution, RunPlan
 from tlf.preprocessing import BackboneFacts, Preprocessing
-from tlf.specs import BackboneSpec
+from tlf.specs import BackboneSpec, CallbackSpec
 
 FACTS = BackboneFacts(image_size=48, mean=(0.5,) * 3, std=(0.25,) * 3, interpolation="bicubic", crop_pct=0.8)
 TINY = dict(dataset="synthetic:train=12,val=4,size=32,classes=3", epochs=1, batch_size=8, workers=0, device="cpu",
@@ -96,3 +97,20 @@ def test_lr_auto_is_the_last_step_and_is_recorded():
     assert tested == [1] and plan.lr == 0.02 and plan.epochs == 10
     assert [(c.setting, c.value, c.policy_default) for c in auto.with_lr(defaults, range_test).chosen][-1] == \
         ("lr", 0.02, 1e-3)
+
+
+def test_lr_auto_is_resolved_before_the_loop_starts(tmp_path):
+    """``before_fit`` already sees the complete RunPlan (its lr the range test's) and an optimizer at that lr."""
+    seen = []
+
+    class Seen(Callback):
+        def before_fit(self, loop) -> None:
+            seen.append((type(loop.config), loop.plan.lr, {g["initial_lr"] for g in loop.optimizer.param_groups}))
+
+    with registered_specs("tlf-third") as register:
+        register(CallbackSpec(name="seen", description="what before_fit sees", factory=lambda argument, request: Seen()))
+        run = tlf.train(callbacks=("seen",), lr="auto", image_size=32, out=str(tmp_path), quiet=True, **TINY)
+    (kind, lr, group_lrs), = seen
+    assert kind is RunPlan and lr == run.summary["lr"] == run.summary["lr_find"]["suggested_lr"] and group_lrs == {lr}
+    (choice,) = [c for c in run.summary["defaults_chosen"] if c["setting"] == "lr"]
+    assert choice["value"] == lr and "the lr range test's suggestion" in choice["why"]
