@@ -11,9 +11,10 @@ that depend on the data (``epochs``) or on what is new in the model (``head_lr_s
   initialised head needs a larger step than weights that are already good; as a multiplier
   of one parameter group, every schedule keeps the ratio.
 
-A value given explicitly (flag, config file, API) is never changed. :func:`adapt` runs
-once, when the run's training loader exists (:mod:`tlf.engine.assembly`); the chosen
-values go into the plan (config.yaml) and the reasons into summary.json.
+A value given explicitly (flag, config file, API) is never changed. :func:`adapt` is the
+rule of the plan's data step (:meth:`tlf.plan.Resolution.with_data`), taken once the run's
+training loader exists; the chosen values go into the plan (config.yaml) and the reasons
+into summary.json.
 """
 from __future__ import annotations
 

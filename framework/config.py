@@ -1,7 +1,7 @@
 """RunConfig: every setting of a training run, as defaults <- file <- flags.
 
-A RunConfig is immutable. :func:`tlf.plan.plan_run` resolves one into the run's plan
-(every default applied, names canonical); that plan is saved as ``config.yaml`` in the
+A RunConfig is immutable. :mod:`tlf.plan` resolves one into the run's plan, a :class:`tlf.plan.RunPlan`
+(every default applied and typed resolved, names canonical); that plan is saved as ``config.yaml`` in the
 run directory, and is all that ``tlf train --resume`` needs to repeat the run.
 """
 from __future__ import annotations

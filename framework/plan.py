@@ -2,47 +2,64 @@
 
 Two types: :class:`~tlf.config.RunConfig` is what the user asked (``None`` = "the default",
 ``lr`` may be ``"auto"``); :class:`RunPlan` is what the engine runs: the same settings with
-every default resolved (:data:`RESOLVED` set, ``lr`` a number). The steps, in order:
+every default resolved, typed so (``lr: float``, ``epochs: int``, ``image_size: int``: the
+:data:`RESOLVED` settings). One resolution, whose steps run in this order, all before the first
+epoch, each taking what it needs from the one before (nothing travels back up):
 
 1. :func:`plan_run` / :func:`resolve`: defaults <- file <- settings (or a run's own
    config.yaml plus the :data:`~tlf.config.RESUMABLE` settings when resuming), every value
    checked, plugin names as the registry spells them, the policy's lr and augment, the
    worker count;
-2. :func:`with_backbone`: the image size from the backbone's metadata, once the model is built;
-3. :func:`tlf.adaptive_defaults.adapt`: epochs and head lr multiplier from the training
-   loader's size (the choices and why go to summary.json);
-4. ``--lr auto``: the lr range test's suggestion (the ``lr-finder`` callback), then
-   :func:`complete` makes the :class:`RunPlan` the loop trains on.
+2. :meth:`Resolution.begin`: the image size and preprocessing from the backbone's spec facts
+   (:meth:`tlf.specs.BackboneSpec.preprocessing_facts`), before the data and the model;
+   :meth:`Resolution.with_backbone` checks the built model against them (a third-party backbone
+   whose spec states none: they come from its built meta, the one fallback);
+3. :meth:`Resolution.with_micro_batch`: the micro-batch that fits in memory (when one is needed);
+4. :meth:`Resolution.with_data`: epochs and head lr multiplier from the training set's size
+   (:mod:`tlf.adaptive_defaults`);
+5. :meth:`Resolution.with_lr`: ``--lr auto``, the lr range test's suggestion (run by the engine's
+   lr finder on the run's prepared batches), then :meth:`Resolution.complete`: the :class:`RunPlan`.
 
-That plan is what ``config.yaml`` stores and :func:`tlf.rundir.load_run` gives back.
+Each choice is recorded with why (:class:`~tlf.adaptive_defaults.Choice`, summary.json's
+``defaults_chosen``). That plan is what ``config.yaml`` stores and :func:`tlf.rundir.load_run` gives back.
 """
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from .adaptive_defaults import Choice, adapt
 from .config import RESUMABLE, RunConfig, file_config
 from .errors import TlfError
 from .plan_checks import Problems, check_stages, folder_dataset
+from .preprocessing import BackboneFacts, Preprocessing
 from .registry import get_registry
 from .setting_checks import check_out_dir, check_run_name
 
 
-# the settings whose None (or "auto") in a RunConfig a plan resolves
-RESOLVED = ("augment", "epochs", "image_size", "lr", "head_lr_scale", "workers")
-
-
 @dataclass(frozen=True, eq=False)
 class RunPlan(RunConfig):
-    """What the engine runs: a :class:`RunConfig` with every default resolved (no :data:`RESOLVED`
-    setting None, the lr a number); made by :func:`complete`."""
+    """What the engine runs: a :class:`RunConfig` with every default resolved; made by :func:`complete`.
+    The settings a plan resolves are declared again here with their resolved types (keyword-only
+    and without a default: a plan states each)."""
+
+    augment: str = field(kw_only=True)
+    epochs: int = field(kw_only=True)
+    image_size: int = field(kw_only=True)
+    lr: float = field(kw_only=True)
+    head_lr_scale: float = field(kw_only=True)
+    workers: int = field(kw_only=True)
 
     def __post_init__(self) -> None:
         open_ = [name for name in RESOLVED if getattr(self, name) is None]
         if open_ or not isinstance(self.lr, float):
             raise ValueError(f"a run plan needs every default resolved; open: {', '.join(open_) or 'lr=' + repr(self.lr)}")
+
+
+# the settings whose None (or "auto") in a RunConfig a plan resolves: those RunPlan types anew
+RESOLVED = tuple(RunPlan.__annotations__)
 
 
 def complete(config: RunConfig) -> RunPlan:
@@ -130,11 +147,6 @@ def resolve(config: RunConfig, new_run: bool = False) -> RunConfig:
     return resolved.checked()  # relations between the resolved values (warm-up within the epochs)
 
 
-def with_backbone(plan: RunConfig, meta: Any) -> RunConfig:
-    """The plan with its image size fixed: the one asked for, else the backbone's (``meta.image_size``)."""
-    return plan if plan.image_size is not None else dataclasses.replace(plan, image_size=meta.image_size).checked()
-
-
 def resume_plan(run_dir: str | Path, settings: dict[str, Any]) -> RunConfig:
     """The plan of an earlier run, with only :data:`~tlf.config.RESUMABLE` settings changed."""
     from .rundir import read_run_config
@@ -174,3 +186,88 @@ def plan_run(config: RunConfig | str | Path | None = None, settings: dict[str, A
         return resume_plan(resume, settings)
     base = config if isinstance(config, RunConfig) else file_config(config)
     return resolve(base.merged(settings), new_run=True)  # a new run's directory must be creatable
+
+
+def backbone_facts(backbone: str) -> BackboneFacts | None:
+    """The preprocessing facts the spec of ``backbone`` states, without building it; None when it states none."""
+    spec, argument = get_registry().resolve("backbones", backbone)
+    facts = spec.preprocessing_facts(argument)
+    if facts is not None and not isinstance(facts, BackboneFacts):
+        raise TlfError(f"backbone plugin {spec.name!r} from package {spec.plugin} stated its facts as "
+                       f"{type(facts).__name__}, expected tlf.preprocessing.BackboneFacts",
+                       hint=f"a bug in package {spec.plugin}: report it to its authors, or uninstall it")
+    return facts
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """A run's plan part way through its resolution (the module's steps 2 to 5): the settings so far,
+    the backbone's preprocessing facts, and the defaults chosen, each with why. Each step returns the
+    next resolution; :meth:`complete` makes the :class:`RunPlan`."""
+
+    config: RunConfig
+    facts: BackboneFacts | None = None  # None until known: a backbone whose spec states none, until built
+    chosen: tuple[Choice, ...] = ()
+
+    @classmethod
+    def begin(cls, plan: RunConfig) -> Resolution:
+        """Step 2: the image size and preprocessing from the backbone's spec (``plan``: :func:`plan_run`'s),
+        before any data is read or model built."""
+        facts = backbone_facts(plan.backbone)
+        if facts is None or plan.image_size is not None:
+            return cls(plan, facts)
+        why = f"{plan.backbone}'s pretrained recipe, stated by its plugin"
+        return cls(plan, facts)._choose("image_size", facts.image_size, facts.image_size, why)
+
+    def _choose(self, setting: str, value: Any, default: Any, why: str, **changes: Any) -> Resolution:
+        """The next resolution: ``setting`` (and ``changes``) set, the choice recorded."""
+        config = dataclasses.replace(self.config, **{setting: value}, **changes).checked()
+        return dataclasses.replace(self, config=config, chosen=(*self.chosen, Choice(setting, value, default, why)))
+
+    def with_backbone(self, meta: BackboneFacts) -> Resolution:
+        """The built backbone's :class:`~tlf.models.BackboneMeta` must state the spec's facts; a backbone
+        whose spec states none takes them (and the image size, unless given) from it: the fallback."""
+        built = meta.preprocessing_facts()
+        if self.facts is None:
+            known = dataclasses.replace(self, facts=built)
+            if self.config.image_size is not None:
+                return known
+            why = f"{self.config.backbone}'s built model: its plugin states no facts before building it"
+            return known._choose("image_size", built.image_size, built.image_size, why)
+        if built != self.facts:
+            spec, _ = get_registry().resolve("backbones", self.config.backbone)
+            raise TlfError(f"backbone plugin {spec.name!r} from package {spec.plugin} built {self.config.backbone} "
+                           f"with preprocessing {built}, but its spec states {self.facts}",
+                           hint=f"a bug in package {spec.plugin}: its meta must take the facts from its spec's")
+        return self
+
+    def preprocessing(self) -> Preprocessing:
+        """The one preprocessing contract of the run: the backbone's facts at the plan's image size."""
+        if self.facts is None:
+            raise RuntimeError("the preprocessing is known once the backbone's facts are (with_backbone)")
+        return Preprocessing.from_meta(self.facts, self.config.image_size)
+
+    def with_micro_batch(self, fitted: tuple[RunConfig, Choice | None]) -> Resolution:
+        """Step 3: the batch size and accumulation that fit in memory (:func:`tlf.engine.micro_batch.fit_micro_batch`)."""
+        config, choice = fitted
+        if choice is None:
+            return self
+        return self._choose(choice.setting, choice.value, choice.policy_default, choice.why,
+                            accumulate=config.accumulate)
+
+    def with_data(self, policy_defaults: dict[str, Any], steps_per_epoch: int) -> Resolution:
+        """Step 4: the unset epochs and head lr multiplier from ``steps_per_epoch`` (:mod:`tlf.adaptive_defaults`)."""
+        config, choices = adapt(self.config, policy_defaults, steps_per_epoch)
+        return dataclasses.replace(self, config=config, chosen=(*self.chosen, *choices))
+
+    def with_lr(self, policy_defaults: dict[str, Any], range_test: Callable[[], tuple[float, str]]) -> Resolution:
+        """Step 5: ``--lr auto`` becomes ``range_test()``'s suggested lr (and the rule it followed); it is
+        run only then, the last step, as it trains on the run's prepared batches."""
+        if self.config.lr != "auto":
+            return self
+        lr, rule = range_test()
+        return self._choose("lr", lr, float(policy_defaults["lr"]), f"--lr auto: the lr range test's suggestion ({rule})")
+
+    def complete(self) -> RunPlan:
+        """The :class:`RunPlan` the loop runs (every step done)."""
+        return complete(self.config)

@@ -23,7 +23,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # tlf's fallback where nothing states a model's input (an AugmentRequest or Preprocessing made
 # without a backbone's meta, a hint): ImageNet's usual eval view, the 224 px centre crop of the short
-# side resized to 256. Backbones state theirs in their BackboneMeta, from their library's recipe (and
+# side resized to 256. Backbones state theirs in their BackboneFacts, from their library's recipe (and
 # that library's own fallback: timm's resolve_data_config, torchvision's weights' transforms()).
 DEFAULT_IMAGE_SIZE = 224
 DEFAULT_CROP_PCT = 0.875
@@ -56,6 +56,30 @@ def affine(mean: Sequence[float], std: Sequence[float]) -> tuple[tuple[float, ..
 
 
 @dataclass(frozen=True)
+class BackboneFacts:
+    """How a backbone wants its input, known from its spec before it is built (as timm's
+    ``pretrained_cfg`` is): a :class:`~tlf.specs.BackboneSpec`'s ``facts`` states them, and the
+    built model's :class:`~tlf.models.BackboneMeta` (which extends this class) takes them from
+    the same source."""
+
+    image_size: int  # the square crop of the pretrained recipe
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    interpolation: str  # "bilinear" | "bicubic" | "nearest"
+    crop_pct: float  # eval: resize the short side to image_size / crop_pct, then center-crop
+
+    def __post_init__(self) -> None:
+        for name, value in (("mean", tuple(map(float, self.mean))), ("std", tuple(map(float, self.std))),
+                            ("image_size", int(self.image_size)), ("crop_pct", float(self.crop_pct))):
+            object.__setattr__(self, name, value)  # a list or a numpy number compares as the plain value
+
+    def preprocessing_facts(self) -> BackboneFacts:
+        """These facts alone (a :class:`~tlf.models.BackboneMeta` without its model's name,
+        feature dimension and weights), to compare with a spec's."""
+        return BackboneFacts(self.image_size, self.mean, self.std, self.interpolation, self.crop_pct)
+
+
+@dataclass(frozen=True)
 class Preprocessing:
     """Size, resize, crop and normalization of a model's input."""
 
@@ -84,8 +108,9 @@ class Preprocessing:
                 raise TlfError(f"unknown {name} {getattr(self, name)!r}", hint=f"choose one of: {', '.join(INTERPOLATIONS)}")
 
     @classmethod
-    def from_meta(cls, meta: Any, image_size: int | None = None) -> Preprocessing:
-        """From a backbone's :class:`~tlf.models.BackboneMeta` at ``image_size`` (default: the backbone's)."""
+    def from_meta(cls, meta: BackboneFacts, image_size: int | None = None) -> Preprocessing:
+        """From a backbone's facts (its spec's :class:`BackboneFacts`, or its built
+        :class:`~tlf.models.BackboneMeta`) at ``image_size`` (default: the backbone's)."""
         image_size = image_size or meta.image_size
         return cls(image_size, resize_for(image_size, meta.crop_pct), tuple(meta.mean), tuple(meta.std),
                    meta.interpolation)

@@ -48,6 +48,7 @@ class Spec:
     """Fields common to every kind of plugin."""
 
     kind: ClassVar[str] = ""
+    optional_callees: ClassVar[tuple[str, ...]] = ("parse",)  # fields holding None or a callable / "module:attr"
     name: str
     description: str
     factory: Callee = field(repr=False, compare=False)
@@ -66,10 +67,10 @@ class Spec:
                 raise ValueError(f"invalid {self.kind} plugin name {name!r}: a non-empty word without ':'")
         if not self.description or "\n" in self.description:
             raise ValueError(f"{self.kind} plugin {self.name!r} needs a one-line description")
-        for what in ("factory", "parse"):
+        for what in ("factory", *self.optional_callees):
             value = getattr(self, what)
             if not (callable(value) or (isinstance(value, str) and REFERENCE.fullmatch(value))
-                    or (what == "parse" and value is None)):
+                    or (what != "factory" and value is None)):
                 raise ValueError(f"{self.kind} plugin {self.name!r}: {what} {value!r} is neither callable "
                                  f"nor a 'module:attr' reference")
         if self.argument_required and self.argument is None:
@@ -109,13 +110,20 @@ class DatasetSpec(Spec):
 
 @dataclass(frozen=True)
 class BackboneSpec(Spec):
-    """A backbone's size, mean/std and feature dimension are not here: the model's
-    :class:`tlf.models.BackboneMeta` states them, once, for the model actually built."""
+    """A backbone's preprocessing facts (image size, mean/std, interpolation, crop) are known
+    before it is built when the spec states ``facts``: a callable or ``"module:attr"`` called
+    with the parsed argument (as the factory is) that returns a
+    :class:`tlf.preprocessing.BackboneFacts`; the built model's :class:`tlf.models.BackboneMeta`
+    must take them from the same source. Without ``facts`` (allowed for third-party plugins),
+    a run takes them from the built model's meta. The feature dimension and the weights loaded
+    are only known once built: only the meta says them."""
 
     kind: ClassVar[str] = "backbones"
+    optional_callees: ClassVar[tuple[str, ...]] = ("parse", "facts")
     weights: str | None = None  # where pretrained weights come from, in words (meta.weights: what was loaded)
     # the stage contracts (CONTRACTS) its backbones follow; a built backbone's stage names say which one it is
     contracts: tuple[str, ...] = ("pyramid",)
+    facts: Callee | None = field(default=None, repr=False, compare=False)  # parsed argument -> BackboneFacts
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -123,6 +131,11 @@ class BackboneSpec(Spec):
         if not self.contracts or set(self.contracts) - set(CONTRACTS):
             raise ValueError(f"backbone plugin {self.name!r}: contracts {self.contracts!r} must name "
                              f"some of {CONTRACTS}")
+
+    def preprocessing_facts(self, argument: str | None) -> Any:
+        """The :class:`tlf.preprocessing.BackboneFacts` of ``name:argument``, without building the
+        model; None when the plugin states none (its built meta says them)."""
+        return None if self.facts is None else load(self.facts)(self.argument_value(argument))
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Callable, Iterator
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
@@ -60,3 +63,24 @@ def one_spec_module(spec_class: str, name: str) -> str:
     return (f"from tlf.hookspecs import hookimpl\nfrom tlf.specs import {spec_class}\n"
             f"@hookimpl\ndef tlf_register_{hook}(register):\n"
             f"    register({spec_class}(name={name!r}, description='from a test package', factory=print))\n")
+
+
+@contextmanager
+def registered_specs(package: str) -> Iterator[Callable[[Any], None]]:
+    """``register(spec)`` inside the block makes ``spec`` a plugin of ``package`` (1.0) in this process's
+    plugin manager; each is unregistered when the block ends (a fixture's ``yield`` from it: the test)."""
+    from tlf.hookspecs import hookimpl
+    from tlf.pluginmanager import get_plugin_manager
+
+    pm, names = get_plugin_manager(), []
+
+    def register(spec: Any) -> None:
+        hook = hookimpl(lambda register: register(spec))
+        pm.register_object(SimpleNamespace(**{f"tlf_register_{spec.kind}": hook}), spec.name, package, "1.0")
+        names.append(spec.name)
+    try:
+        yield register
+    finally:
+        for name in names:
+            pm.unregister(name=name)
+            pm.infos.pop(name, None)

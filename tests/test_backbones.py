@@ -291,3 +291,31 @@ def test_weights_loader_takes_the_file_then_the_pretrained_source_then_random(tm
     assert fetched == [] and bool(model.weight.eq(1).all())
     assert load_weights(model, BackboneRequest(), pretrained) == "hub" and bool(model.weight.eq(2).all())
     assert load_weights(model, BackboneRequest(pretrained=False), pretrained) is None and fetched == [1]
+
+
+BUILT_IN = sorted(spec.name for spec in get_registry().specs("backbones") if spec.plugin == "tlf" and not spec.argument)
+TIMM = ["timm:resnet18", "timm:resnet50.tv_in1k", "timm:convnext_atto", "timm:mobilenetv3_small_050",
+        "timm:vit_tiny_patch16_224", "timm:vit_small_patch14_dinov2", "timm:vit_base_patch16_siglip_224"]
+
+
+def test_every_built_in_backbone_states_its_facts() -> None:
+    specs = [spec for spec in get_registry().specs("backbones") if spec.plugin == "tlf"]
+    assert len(BUILT_IN) >= 20 and all(spec.facts is not None for spec in specs)  # timm: for any MODEL
+
+
+@pytest.mark.parametrize("name", BUILT_IN + TIMM)
+def test_spec_facts_are_the_built_models_meta(name: str) -> None:
+    """What a backbone's spec states before building is what the model built says: one source."""
+    spec, argument = get_registry().resolve("backbones", name)
+    facts = spec.preprocessing_facts(argument)
+    with torch.device("meta"):  # the stages and the meta without memory or computation
+        built = backbone(name, pretrained=False)
+    assert built.meta.preprocessing_facts() == facts
+    timm_name = argument or (f"tf_{name}" if name.startswith("efficientnet_lite") else None)
+    if timm_name is not None:  # the look-up without a model agrees with timm's resolution from the model
+        import timm
+        from timm.data import resolve_data_config
+        with torch.device("meta"):
+            cfg = resolve_data_config(model=timm.create_model(timm_name, pretrained=False))
+        assert (facts.image_size, facts.mean, facts.std, facts.interpolation, facts.crop_pct) == (
+            cfg["input_size"][-1], tuple(cfg["mean"]), tuple(cfg["std"]), cfg["interpolation"], cfg["crop_pct"])

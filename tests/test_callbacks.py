@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from plugin_helpers import example_site, run_tlf
-from test_plugins import plugin, registering
+from plugin_helpers import example_site, registered_specs, run_tlf
 
 import tlf
 from tlf.arguments import number
@@ -17,7 +16,6 @@ from tlf.cli import cli
 from tlf.engine.callback import EVENTS, Callback, CancelEpoch
 from tlf.errors import TlfError
 from tlf.plan import RunPlan
-from tlf.pluginmanager import get_plugin_manager
 from tlf.rundir import load_checkpoint
 from tlf.specs import CallbackSpec
 
@@ -56,16 +54,9 @@ def test_plugins_lists_the_callback_kind():
 @pytest.fixture
 def registered():
     """``registered(name, callback_class, **spec_fields)``: a callback plugin of package tlf-broken, for one test."""
-    pm, names = get_plugin_manager(), []
-
-    def register(name: str, factory, **fields) -> None:
-        spec = CallbackSpec(name=name, description=f"the {name} callback", factory=factory, **fields)
-        pm.register_object(plugin(tlf_register_callbacks=registering(spec)), name, "tlf-broken", "1.0")
-        names.append(name)
-    yield register
-    for name in names:
-        pm.unregister(name=name)
-        pm.infos.pop(name, None)
+    with registered_specs("tlf-broken") as register:
+        yield lambda name, factory, **fields: register(
+            CallbackSpec(name=name, description=f"the {name} callback", factory=factory, **fields))
 
 
 def train_cli(tmp_path, *args: str):

@@ -61,7 +61,7 @@ def test_plugin_details() -> None:
     assert result.returncode == 0, result.stderr
     assert "policy bn-only" in result.stdout and "tlf-plugin-example 0.1.0" in result.stdout
     rows = json.loads(run_tlf("plugins", "smallcnn", "--json", paths=[example_site()]).stdout)["plugins"]
-    assert [(row["name"], row["details"]) for row in rows] == [("smallcnn", {"weights": None, "contracts": ["pyramid"]})]
+    assert [(row["name"], row["details"]) for row in rows] == [("smallcnn", {"weights": None, "contracts": ["pyramid"], "facts": True})]
 
 
 def test_table_lists_every_kind() -> None:

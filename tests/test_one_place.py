@@ -141,6 +141,14 @@ def test_backbone_facts_live_only_in_the_meta() -> None:
     assert meta_facts & {f.name for f in fields(BackboneSpec)} == set()
 
 
+def test_backbone_families_take_their_meta_from_their_facts() -> None:
+    """A built-in family's BackboneMeta is made from the facts its spec states (``BackboneMeta.of``),
+    never from numbers of its own: one source for what the spec says before building and the meta after."""
+    constructing = [f"{path.relative_to(ROOT)}:{number}" for path in SOURCES if "backbones" in path.parts
+                    for number, line in enumerate(path.read_text().splitlines(), 1) if "BackboneMeta(" in line]
+    assert constructing == []
+
+
 def test_backbone_families_leave_the_weights_choice_to_the_loader() -> None:
     """"local file, else pretrained, else random" is decided in tlf.models.weights.load_weights."""
     deciding = [f"{path.relative_to(ROOT)}:{number}" for path in SOURCES if "backbones" in path.parts

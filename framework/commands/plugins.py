@@ -14,7 +14,7 @@ COMMON = {f.name for f in fields(Spec)}
 
 def spec_row(spec: Spec, versions: dict[str, str]) -> dict:
     """A spec as plain data: kind, name, usage, aliases, description, package, version and
-    the kind's own fields (``details``)."""
+    the kind's own fields (``details``; a callable field, such as a backbone's ``facts``: whether it is set)."""
     return {
         "kind": SINGULAR[spec.kind],
         "name": spec.name,
@@ -23,7 +23,8 @@ def spec_row(spec: Spec, versions: dict[str, str]) -> dict:
         "description": spec.description,
         "package": spec.plugin,
         "version": versions.get(spec.plugin, ""),
-        "details": {f.name: getattr(spec, f.name) for f in fields(spec) if f.name not in COMMON},
+        "details": {f.name: getattr(spec, f.name) is not None if f.name in spec.optional_callees
+                    else getattr(spec, f.name) for f in fields(spec) if f.name not in COMMON},
     }
 
 

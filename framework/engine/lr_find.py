@@ -1,4 +1,5 @@
-"""The learning-rate range test (``tlf lr-find``, ``tlf train --lr auto``).
+"""The learning-rate range test (``tlf lr-find``; ``tlf train --lr auto``: :func:`suggested_lr`, the
+range test of the plan's last resolution step, :meth:`tlf.plan.Resolution.with_lr`).
 
 The lr grows exponentially from ``START`` to ``END`` over at most ``STEPS`` optimizer
 steps of the run's own training batches (with the feature cache when the run has one);
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 
 from ..errors import TlfError
+from . import distributed as ddp
 from .optim import set_lr
 from .rng import rng_state, set_rng_state
 
@@ -109,3 +111,14 @@ def find_lr(trainer, steps: int = STEPS, start: float = START, end: float = END)
         raise TlfError(f"the lr range test diverged at once (non-finite or exploding loss after {len(lrs)} step(s) "
                        f"from lr {start:.0e})", hint="pass a fixed --lr instead of auto")
     return LrFinding(lrs, losses, suggest(lrs, losses))
+
+
+def suggested_lr(trainer) -> tuple[float, str]:
+    """``--lr auto``: the range test on ``trainer``'s prepared batches, rank 0's suggestion on every
+    rank, and the rule it followed; the finding is kept as ``trainer.lr_finding`` (lr_find.png and
+    summary.json's ``lr_find``, by the ``lr-finder`` callback)."""
+    finding = find_lr(trainer)
+    finding.suggestion = ddp.broadcast_object(finding.suggestion, trainer.world)
+    trainer.lr_finding = finding
+    trainer.report.info(f"lr auto: {finding.suggestion:.2e} ({finding.rule}, {len(finding.lrs)} steps)")
+    return finding.suggestion, finding.rule

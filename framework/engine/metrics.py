@@ -1,7 +1,14 @@
-"""Classification metrics from logits and labels."""
+"""Classification metrics from logits and labels; a validation score's entries as metrics.jsonl keys."""
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+
+
+def row_entries(prefix: str, scores: dict[str, Any]) -> dict[str, float]:
+    """The plain-number entries of a validation score, as metrics.jsonl keys (``val_loss``, ``val_acc``, ...)."""
+    return {prefix + k: v for k, v in scores.items() if isinstance(v, (int, float))}
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:

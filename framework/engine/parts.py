@@ -4,21 +4,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..adaptive_defaults import Choice
 from ..config import RunConfig
 from ..data import Splits
+from ..plan import Resolution
 from ..preprocessing import Preprocessing
 
 
 @dataclass
 class TrainingParts:
-    config: RunConfig  # the plan, its image size fixed from the backbone (tlf.plan.with_backbone), its
-    # epochs and head lr multiplier from the data and the policy (tlf.adaptive_defaults.adapt)
-    preprocessing: Preprocessing  # from the backbone's meta at the plan's image size
+    resolution: Resolution  # the plan resolved up to its data-dependent defaults (--lr auto: still to come)
+    preprocessing: Preprocessing  # from the backbone's facts at the plan's image size
     splits: Splits
     model: Any  # tlf.models.Classifier, on the device
     policy: Any  # tlf.policies.FreezePolicy, applied
     pipeline: Any  # tlf.augment.Pipeline
     train_loader: Any
     val_loader: Any
-    defaults_chosen: list[Choice]  # the size-adaptive defaults applied to the plan (tlf.adaptive_defaults)
+
+    @property
+    def config(self) -> RunConfig:
+        """The settings the parts were built with (``lr`` may still be ``"auto"``)."""
+        return self.resolution.config

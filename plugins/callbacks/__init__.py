@@ -63,7 +63,7 @@ BUILTINS = (
     ("checkpoint", _checkpoint, "last.pt every epoch, best.pt on improvement, metrics and curves; crash repair and --resume"),
     ("early-stopping", _early_stopping, "--patience N: stop when the task's criterion has not improved for N epochs"),
     ("ema", _ema, "--ema DECAY: an exponential moving average of the weights, validated and checkpointed"),
-    ("lr-finder", _lr_finder, "--lr auto: the lr range test before the first epoch, its suggestion becomes the lr"),
+    ("lr-finder", _lr_finder, "--lr auto: lr_find.png and the chosen lr in config.yaml (the range test: the plan's last step)"),
     ("schedule", _schedule, "--schedule: the lr of every optimizer step (warm-up, cosine, onecycle, step, plateau)"),
     ("progress", _progress, "the run's first line, a progress bar per epoch, one line per epoch"),
     ("test-split", _held_out, "a test split's figures at the end: the checkpoint picked on validation, scored on it"),

@@ -59,6 +59,7 @@ def tlf_register_backbones(register: Callable[..., None]) -> None:
         name="smallcnn",
         description="Small CNN from the course: five conv3x3+ReLU+maxpool blocks, no pretrained weights",
         factory=_smallcnn,
+        facts="tlf_plugin_example.smallcnn:facts",  # its input, known before it is built (imported then)
     ))
 
 

@@ -15,8 +15,17 @@ from torch import nn
 from tlf.errors import TlfError
 from tlf.models import Backbone, BackboneMeta, BackboneRequest
 from tlf.models.weights import load_into, read_state_dict
+from tlf.preprocessing import BackboneFacts
 
 CHANNELS = (32, 64, 128, 128, 256)  # conv1..conv5
+# its input, stated by the spec before the model is built and taken by the built model's meta
+FACTS = BackboneFacts(image_size=32, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), interpolation="bilinear",
+                      crop_pct=1.0)
+
+
+def facts(argument: None) -> BackboneFacts:
+    """The spec's ``facts``: smallcnn's input, without building it."""
+    return FACTS
 
 
 def block(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -36,9 +45,8 @@ def make_smallcnn(request: BackboneRequest) -> Backbone:
     ins = (3, *CHANNELS[:-1])
     stages = OrderedDict((f"conv{i}", nn.Sequential(OrderedDict([(f"block{i}", block(c_in, c_out))])))
                          for i, (c_in, c_out) in enumerate(zip(ins, CHANNELS), start=1))  # alias blockN -> convN
-    meta = BackboneMeta(name="smallcnn", image_size=32, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
-                        interpolation="bilinear", crop_pct=1.0, feature_dim=CHANNELS[-1],
-                        weights=str(request.weights) if request.weights else None)
+    meta = BackboneMeta.of(FACTS, name="smallcnn", feature_dim=CHANNELS[-1],
+                           weights=str(request.weights) if request.weights else None)
     backbone = Backbone(stages, meta)
     if request.weights is not None:
         load_into(backbone, read_state_dict(request.weights), str(request.weights))
