@@ -9,6 +9,7 @@ from ..adaptive_defaults import adapt, describe
 from ..config import RunConfig
 from ..data.run_data import load_splits, pipeline_for
 from ..preprocessing import Preprocessing
+from ..task_choice import choose_task
 from . import distributed as ddp
 from .micro_batch import fit_micro_batch
 from .parts import TrainingParts
@@ -24,6 +25,7 @@ def build_parts(plan: RunConfig, placement, world, report) -> TrainingParts:
     policy = build_policy(plan.policy, plan.train_bn)
     with report.phase(f"dataset {plan.dataset}: finding and checking its images"):
         splits = load_splits(plan)
+    plan, task_chosen = choose_task(plan, splits)  # --task, or the data's (label sets: multi-label)
     with report.phase(f"model: building {plan.backbone}"):
         model = build_model(plan.backbone, splits.num_classes, pretrained=policy.pretrained and plan.pretrained,
                             weights=Path(plan.weights) if plan.weights else None, head=plan.head,
@@ -46,7 +48,7 @@ def build_parts(plan: RunConfig, placement, world, report) -> TrainingParts:
                                                  pin_memory=placement.pin_memory,
                                                  balanced=config.sampler == "balanced")
     config, chosen = adapt(config, policy.defaults, -(-len(train_loader) // config.accumulate))
-    chosen = [fitted, *chosen] if fitted is not None else chosen
+    chosen = [c for c in (task_chosen, fitted) if c is not None] + chosen
     if chosen:
         report.info(describe(chosen, len(splits.train)))
     return TrainingParts(config, preprocessing, splits, model, policy, pipeline, train_loader, val_loader, chosen)

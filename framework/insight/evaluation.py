@@ -43,7 +43,8 @@ def data_summary(splits: Splits) -> dict:
     summary: dict[str, Any] = {"classes": len(splits.classes), "split": splits.split,
                                "unreadable": len(splits.problems)}
     for name, images in (("train", splits.train), ("val", splits.val)):
-        counts = np.bincount(images.labels, minlength=len(splits.classes))
+        labels = images.labels  # multi-label: images showing each class
+        counts = labels.sum(axis=0) if labels.ndim == 2 else np.bincount(labels, minlength=len(splits.classes))
         summary[f"{name}_counts"] = dict(zip(splits.classes, map(int, counts)))
         sizes = np.array(_sizes(images) or [(0, 0)])
         summary[f"{name}_sizes"] = {"sampled": len(sizes), **{

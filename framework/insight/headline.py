@@ -24,11 +24,12 @@ def headline(run_dir: str | Path) -> list[tuple[str, str]]:
     run_dir = Path(run_dir)
     summary, evaluation = _read(run_dir / "summary.json"), _read(run_dir / "evaluation.json")
     rows = []
-    accuracy = evaluation.get("accuracy", summary.get("best_val_accuracy"))
+    key, label = ("map", "mAP") if summary.get("best_metric") == "val_map" else ("accuracy", "accuracy")
+    accuracy = evaluation.get(key, summary.get("best_val_accuracy"))  # summary's: the task's criterion
     if accuracy is not None:
         where = f" on {evaluation['images']} validation images" if "images" in evaluation else " on the validation set"
         best = f", best of {summary['epochs']} epochs: epoch {summary['best_epoch']}" if summary.get("epochs") else ""
-        rows.append(("accuracy", f"{accuracy:.1%}{where}{best}"))
+        rows.append((label, f"{accuracy:.1%}{where}{best}"))
     if summary.get("epochs"):
         rate = summary.get("images_per_second")
         speed = f"; training steps ran at {rate:.0f} images/s (median epoch)" if rate else ""

@@ -1,0 +1,128 @@
+"""The multi-label task end to end on generated label sets (``synthetic-multilabel``): metrics,
+thresholds, the task chosen from the data, mixing and pos_weight, then train (transfer with the
+feature cache; a live policy with mixup), evaluate, report, export and predict, whose label sets
+must equal evaluate's."""
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+import tlf
+from tlf.augment.mixing import MixUp
+from tlf.cli import cli
+from tlf.data import DatasetRequest, load_dataset
+from tlf.engine.imbalance import class_weights
+from tlf.errors import TlfError
+from tlf.plugins.tasks.multi_label_metrics import average_precision, tune_thresholds
+from tlf.runtime import OnnxClassifier
+
+DATA = "synthetic-multilabel:train=48,val=16,size=32"
+FAST = dict(dataset=DATA, image_size=32, batch_size=16, workers=0, device="cpu", seed=0, quiet=True)
+
+
+def test_average_precision_is_the_step_definition_with_ties_as_one_threshold():
+    scores = np.array([[0.9], [0.8], [0.7], [0.6], [0.6]])
+    truth = np.array([[1], [0], [1], [1], [0]])
+    # thresholds 0.9 (P 1, R 1/3), 0.7 (P 2/3, R 2/3), 0.6 tie (P 3/5, R 1): sklearn's average_precision_score
+    assert average_precision(scores, truth)[0] == pytest.approx(1 / 3 * 1 + 1 / 3 * 2 / 3 + 1 / 3 * 3 / 5)
+    assert np.isnan(average_precision(scores, np.zeros_like(truth))[0])  # no positives: undefined, left out of mAP
+
+
+def test_thresholds_maximise_each_class_f1_halfway_to_the_next_score():
+    probs = np.array([[0.9, 0.2], [0.7, 0.1], [0.4, 0.3], [0.2, 0.05]])
+    truth = np.array([[1, 0], [1, 0], [0, 0], [0, 0]])
+    # class 0: keeping 0.9 and 0.7 gives F1 1; halfway between 0.7 and 0.4. Class 1 has no positives: 0.5
+    assert tune_thresholds(probs, truth) == [pytest.approx(0.55), 0.5]
+
+
+def test_the_data_picks_the_task_and_a_mismatch_is_one_line(tmp_path):
+    splits = load_dataset(DATA, DatasetRequest())
+    assert splits.multi_label and splits.train.labels.shape == (48, 4)
+    with pytest.raises(TlfError, match="--task single-label does not fit .* label sets"):
+        tlf.train(task="single-label", epochs=1, out=str(tmp_path), **FAST)
+    with pytest.raises(TlfError, match="--task multi-label does not fit .* one class per image"):
+        tlf.train(**{**FAST, "dataset": "synthetic:train=4,val=2,size=32"}, task="multi-label", epochs=1,
+                  out=str(tmp_path))
+
+
+def test_mixing_keeps_label_sets_and_auto_weights_are_negatives_over_positives():
+    y = torch.tensor([[1, 0, 1], [0, 1, 1]])
+    _, mixed = MixUp(0.4, 3, seed=0)(torch.zeros(2, 3, 4, 4), y)
+    assert mixed[:, 2].tolist() == pytest.approx([1.0, 1.0])  # in both sets: stays 1
+    assert mixed[:, 0].sum().item() == pytest.approx(1.0)  # one image's label, shared by the mix
+    labels = np.array([[1, 0], [1, 1], [0, 0], [1, 0]])
+    assert class_weights("auto", labels, ["a", "b"]).tolist() == [pytest.approx(1 / 3), 3.0]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A transfer run on the feature cache, evaluated (report) and exported."""
+    out = tmp_path_factory.mktemp("multilabel")
+    run = tlf.train(policy="transfer", epochs=6, lr=3e-3, out=str(out), **FAST)
+    result = CliRunner().invoke(cli, ["evaluate", str(run.directory), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    exported = CliRunner().invoke(cli, ["export", str(run.directory)])
+    assert exported.exit_code == 0, exported.output
+    return run, result.output, exported.output
+
+
+def test_training_scores_map_and_stores_thresholds(trained):
+    run, _, _ = trained
+    summary = run.summary
+    assert summary["task"] == "multi-label" and summary["best_metric"] == "val_map" and summary["feature_cache"]
+    assert summary["defaults_chosen"][0]["setting"] == "task" and summary["defaults_chosen"][0]["value"] == "multi-label"
+    assert len(summary["thresholds"]) == 4 and all(0 < t < 1 for t in summary["thresholds"])
+    rows = [json.loads(line) for line in (run.directory / "metrics.jsonl").read_text().splitlines()]
+    assert {"train_map", "val_map", "val_micro_f1", "val_macro_f1", "val_acc"} <= set(rows[-1])
+    assert summary["best_val_accuracy"] == max(r["val_map"] for r in rows)
+
+
+def test_evaluate_writes_per_class_ap_curves_and_label_sets(trained):
+    run, output, _ = trained
+    evaluation = json.loads((run.directory / "evaluation.json").read_text())
+    assert evaluation["thresholds"] == run.summary["thresholds"]
+    assert [r["class"] for r in evaluation["per_class"]] == ["circle", "square", "triangle", "star"]
+    assert "mAP" in output and "exact-set accuracy" in output and "pr_curves.png" in output
+    for name in ("pr_curves.png", "most_wrong.png", "predictions.csv"):
+        assert (run.directory / name).is_file()
+    with open(run.directory / "predictions.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 16 and {"true", "predicted", "p_circle", "p_star"} <= set(rows[0])
+    truth = load_dataset(DATA, DatasetRequest()).val.labels
+    classes = [r["class"] for r in evaluation["per_class"]]
+    assert [set(r["true"].split()) for r in rows] == [{c for c, on in zip(classes, t) if on} for t in truth]
+    page = (run.directory / "report.html").read_text()
+    assert 'id="per-class"' in page and 'id="most-wrong"' in page and "confusion" not in page.split("<nav>")[1][:400]
+
+
+def test_export_and_predict_give_evaluate_label_sets(trained, tmp_path):
+    run, _, exported = trained
+    assert "label-set agreement 100.00%" in exported
+    model = OnnxClassifier(run.directory / "model.onnx")
+    assert model.task == "multi-label" and model.thresholds == pytest.approx(run.summary["thresholds"])
+    splits = load_dataset(DATA, DatasetRequest())
+    paths = []
+    for i in range(len(splits.val)):
+        paths.append(tmp_path / f"{i:02d}.png")
+        Image.fromarray(splits.val.load(i)).save(paths[-1])
+    result = CliRunner().invoke(cli, ["predict", str(run.directory), str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    predicted = [set(json.loads(line)["labels"]) for line in result.stdout.splitlines()]
+    with open(run.directory / "predictions.csv") as f:
+        evaluated = [set(r["predicted"].split()) for r in csv.DictReader(f)]
+    assert predicted == evaluated  # the exported model's label sets are torch's
+    everything = model.predict(paths[:2], threshold=0.0)  # --threshold overrides every class's
+    assert [len(p.labels) for p in everything] == [4, 4] and all(p.multi_label for p in everything)
+
+
+def test_a_live_policy_with_mixup_trains_on_label_sets(tmp_path):
+    run = tlf.train(policy="partial:conv5", augment="mixup", epochs=1, out=str(tmp_path), class_weights="auto",
+                    **FAST)
+    assert run.summary["feature_cache"] is False and run.summary["task"] == "multi-label"
+    assert run.summary["class_weights"] is not None and np.isfinite(run.summary["best_val_accuracy"])
