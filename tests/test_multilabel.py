@@ -121,8 +121,13 @@ def test_export_and_predict_give_evaluate_label_sets(trained, tmp_path):
     assert [len(p.labels) for p in everything] == [4, 4] and all(p.multi_label for p in everything)
 
 
-def test_a_live_policy_with_mixup_trains_on_label_sets(tmp_path):
+def test_a_live_policy_with_mixup_trains_on_label_sets_and_tensorboard_gets_map(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     run = tlf.train(policy="partial:conv5", augment="mixup", epochs=1, out=str(tmp_path), class_weights="auto",
-                    **FAST)
+                    loggers="tensorboard", **FAST)
     assert run.summary["feature_cache"] is False and run.summary["task"] == "multi-label"
     assert run.summary["class_weights"] is not None and np.isfinite(run.summary["best_val_accuracy"])
+    events = EventAccumulator(str(run.directory))
+    events.Reload()
+    assert {"epoch/val_map", "epoch/val_micro_f1", "epoch/train_map"} <= set(events.Tags()["scalars"])
+    assert not events.Tags()["images"] or "val/confusion" not in events.Tags()["images"]  # no confusion matrix
