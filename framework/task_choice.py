@@ -16,8 +16,8 @@ def choose_task(plan: RunConfig, splits: Any) -> tuple[RunConfig, Choice | None]
     the choice made when the data picked ``multi-label`` (summary.json's ``defaults_chosen``)."""
     data = "multi-label" if splits.multi_label else "single-label"
     if plan.task is None:  # recorded when the data departs from the usual single-label
-        chosen = Choice("task", data, "single-label", "the dataset gives a set of labels per image (multi-hot "
-                                                      "labels)") if splits.multi_label else None
+        chosen = (Choice("task", data, "single-label", "the dataset gives a set of labels per image")
+                  if splits.multi_label else None)
         return dataclasses.replace(plan, task=data), chosen
     other = "single-label" if data == "multi-label" else "multi-label"
     if plan.task == other:

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 import tlf
+from tlf.audit.run import audit
 from tlf.augment.mixing import MixUp
 from tlf.cli import cli
 from tlf.data import DatasetRequest, load_dataset
@@ -49,6 +50,17 @@ def test_the_data_picks_the_task_and_a_mismatch_is_one_line(tmp_path):
     with pytest.raises(TlfError, match="--task multi-label does not fit .* one class per image"):
         tlf.train(**{**FAST, "dataset": "synthetic:train=4,val=2,size=32"}, task="multi-label", epochs=1,
                   out=str(tmp_path))
+
+
+def test_label_set_data_is_refused_where_one_label_per_image_is_needed(tmp_path):
+    with pytest.raises(TlfError, match="tlf audit checks one label per image"):
+        audit(out=str(tmp_path), quiet=True, **{k: v for k, v in FAST.items() if k != "quiet"})
+    with pytest.raises(TlfError, match="--sampler balanced draws one class per image"):
+        tlf.train(sampler="balanced", epochs=1, out=str(tmp_path), **FAST)
+    relabel = tmp_path / "relabel.csv"
+    relabel.write_text("x.png,circle\n")
+    with pytest.raises(TlfError, match="--relabel .* gives label sets"):
+        tlf.train(relabel=str(relabel), epochs=1, out=str(tmp_path), **FAST)
 
 
 def test_mixing_keeps_label_sets_and_auto_weights_are_negatives_over_positives():
