@@ -106,7 +106,7 @@ def predict(model: str, paths: tuple[str, ...], top_k: int, as_json: bool, batch
         else:
             rows.append(row)
     if not as_json:
-        _print_table(rows, model)
+        _print_table(rows, model, classifier.task == "multi-label")
     if failures:
         sys.exit(1)
 
@@ -144,13 +144,16 @@ def _classified(classifier: Any, paths: tuple[str, ...], top_k: int, batch_size:
     yield from flush(batch)
 
 
-def _print_table(rows: list[dict], model: str) -> None:
+def _print_table(rows: list[dict], model: str, sets: bool = False) -> None:
+    """The rows as a table: the top class, its probability and the next ones; for a multi-label
+    model (``sets``) the most likely label of the set, its probability and the rest of the set."""
     from rich.table import Table
     from rich.text import Text
 
     from ..messages import plain_console
     table = Table(title=f"tlf predict: {model}")
-    for column, justify in (("image", "left"), ("label", "left"), ("prob", "right"), ("next", "left")):
+    columns = ("label", "prob", "also above its threshold") if sets else ("label", "prob", "next")
+    for column, justify in zip(("image", *columns), ("left", "left", "right", "left")):
         table.add_column(column, justify=justify, overflow="fold")
     errors = []
     for row in rows:
