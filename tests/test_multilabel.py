@@ -143,3 +143,24 @@ def test_a_live_policy_with_mixup_trains_on_label_sets_and_tensorboard_gets_map(
     events.Reload()
     assert {"epoch/val_map", "epoch/val_micro_f1", "epoch/train_map"} <= set(events.Tags()["scalars"])
     assert not events.Tags()["images"] or "val/confusion" not in events.Tags()["images"]  # no confusion matrix
+
+
+def test_serve_answers_the_whole_label_set_whatever_top_k(trained, tmp_path):
+    import onnx
+    from starlette.testclient import TestClient
+
+    from serve_helpers import encoded
+    from tlf.serve.app import create_app
+    from tlf.serve.settings import ServeSettings
+    run, _, _ = trained
+    proto = onnx.load(str(run.directory / "model.onnx"))
+    for prop in proto.metadata_props:
+        if prop.key == "tlf.thresholds":
+            prop.value = json.dumps([0.0] * 4)  # every class reaches its threshold
+    onnx.save(proto, str(tmp_path / "all.onnx"))
+    image = load_dataset(DATA, DatasetRequest()).val.load(0)
+    app = create_app(ServeSettings(models=(str(tmp_path / "all.onnx"),), access_log=False))
+    with TestClient(app) as client:
+        body = client.post("/v1/predict?top_k=1", files=[("file", ("0.png", encoded(image), "image/png"))]).json()
+    (answer,) = body["predictions"]
+    assert sorted(answer["labels"]) == sorted(["circle", "square", "triangle", "star"]) and answer["multi_label"]

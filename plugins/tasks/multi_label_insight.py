@@ -17,6 +17,7 @@ import torch
 from tlf.insight.evaluation import data_summary
 from tlf.insight.gallery import Tile, plot_gallery, shorten
 from tlf.insight.gradcam import grad_cam
+from tlf.insight.predictions import write_predictions
 from tlf.plots.png import data_uri
 from tlf.plots.pr_curves import plot_pr_curves
 from tlf.safe_files import atomic_write
@@ -96,11 +97,7 @@ def analyse(report: dict, logits: np.ndarray, labels: np.ndarray, images: Any, s
     report["data"] = data_summary(splits)
     if out is None:
         return preds
-    files = ["predictions.csv"]
-    preds.write_csv(out / "predictions.csv")
-    if options.jsonl:
-        preds.write_jsonl(out / "predictions.jsonl")
-        files.append("predictions.jsonl")
+    files = write_predictions(preds, out, options.jsonl)
     curves = [(c, *pr_curve(preds.probabilities[:, k], preds.labels[:, k]), row["ap"])
               for k, (c, row) in enumerate(zip(preds.classes, report["per_class"])) if row["ap"] is not None]
     plot_pr_curves(curves, out / "pr_curves.png", f"precision-recall on {len(preds.images)} images, "
