@@ -136,8 +136,10 @@ def test_export_and_predict_give_evaluate_label_sets(trained, tmp_path):
 def test_a_live_policy_with_mixup_trains_on_label_sets_and_tensorboard_gets_map(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     run = tlf.train(policy="partial:conv5", augment="mixup", epochs=1, out=str(tmp_path), class_weights="auto",
-                    loggers="tensorboard", **FAST)
+                    loggers="tensorboard", ema=0.9, lr="auto", **FAST)
     assert run.summary["feature_cache"] is False and run.summary["task"] == "multi-label"
+    rows = [json.loads(line) for line in (run.directory / "metrics.jsonl").read_text().splitlines()]
+    assert run.summary["lr_find"] is not None and "ema_val_map" in rows[-1]  # --lr auto and EMA on label sets
     assert run.summary["class_weights"] is not None and np.isfinite(run.summary["best_val_accuracy"])
     events = EventAccumulator(str(run.directory))
     events.Reload()
@@ -164,3 +166,18 @@ def test_serve_answers_the_whole_label_set_whatever_top_k(trained, tmp_path):
         body = client.post("/v1/predict?top_k=1", files=[("file", ("0.png", encoded(image), "image/png"))]).json()
     (answer,) = body["predictions"]
     assert sorted(answer["labels"]) == sorted(["circle", "square", "triangle", "star"]) and answer["multi_label"]
+
+
+def test_test_time_augmentation_averages_each_class_probability(trained):
+    from tlf.models.tta import FlipAverage
+    net = torch.nn.Conv2d(3, 4, 1)
+    model = torch.nn.Sequential(net, torch.nn.Flatten(), torch.nn.LazyLinear(4))
+    x = torch.randn(2, 3, 4, 4)
+    with torch.no_grad():
+        model(x)
+        averaged = FlipAverage(model, "sigmoid")(x)
+        want = (torch.sigmoid(model(x)) + torch.sigmoid(model(torch.flip(x, dims=[3])))) / 2
+    assert torch.allclose(torch.sigmoid(averaged), want, atol=1e-6)
+    run, _, _ = trained
+    flipped = tlf.evaluate(run.directory, tta="flip", write=False, device="cpu", workers=0)
+    assert flipped["tta"] == "flip" and 0 < flipped["map"] <= 1 and len(flipped["per_class"]) == 4
