@@ -13,10 +13,10 @@ Downstream of training the task decides too: what the run keeps for predicting b
 weights (:meth:`Task.decision`: multi-label's per-class thresholds, in summary.json), what
 ``tlf evaluate`` computes, writes and draws (:meth:`Task.evaluation_report`,
 :meth:`Task.analyse`, :meth:`Task.evaluation_figures`), what report.html shows
-(:meth:`Task.report_sections`) and what an export says of itself and how its parity gate
-compares it with PyTorch (:meth:`Task.export_metadata`, :meth:`Task.probabilities`).
-:mod:`tlf.runtime` is torch- and plugin-free: it keys off the export's ``tlf.task``
-(softmax for ``single-label``, sigmoid and ``tlf.thresholds`` for ``multi-label``).
+(:meth:`Task.report_sections`) and what an export says of itself (:meth:`Task.export_metadata`).
+:mod:`tlf.runtime` and the export's parity gate are torch- and plugin-free: they key off the
+export's ``tlf.task`` (:mod:`tlf.task_outputs`: softmax for ``single-label``, sigmoid and
+``tlf.thresholds`` for ``multi-label``).
 """
 from __future__ import annotations
 
@@ -118,9 +118,3 @@ class Task:
         """The export's ``tlf.*`` metadata entries of the task (``task``; multi-label ``thresholds``)
         from the run's summary.json."""
         return {"task": self.name}
-
-    def probabilities(self, logits: Any) -> Any:
-        """The head's output activation applied to numpy logits (the export's parity gate
-        compares these): :func:`tlf.task_outputs.probabilities` of the task's name."""
-        from .task_outputs import probabilities
-        return probabilities(self.name, logits)
