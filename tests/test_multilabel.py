@@ -63,6 +63,15 @@ def test_label_set_data_is_refused_where_one_label_per_image_is_needed(tmp_path)
         tlf.train(relabel=str(relabel), epochs=1, out=str(tmp_path), **FAST)
 
 
+def test_exclude_edits_label_sets(tmp_path):
+    from tlf.data.edits import apply_edits
+    splits = load_dataset("synthetic-multilabel:12", DatasetRequest())  # a name without commas (a CSV's)
+    exclude = tmp_path / "exclude.txt"
+    exclude.write_text(f"{splits.train.key(0)}\n{splits.val.key(3)}\n")
+    edited = apply_edits(splits, str(exclude), None)
+    assert edited.train.labels.tolist() == splits.train.labels[1:].tolist() and len(edited.val) == 39
+
+
 def test_mixing_keeps_label_sets_and_auto_weights_are_negatives_over_positives():
     y = torch.tensor([[1, 0, 1], [0, 1, 1]])
     _, mixed = MixUp(0.4, 3, seed=0)(torch.zeros(2, 3, 4, 4), y)
@@ -129,8 +138,10 @@ def test_export_and_predict_give_evaluate_label_sets(trained, tmp_path):
     with open(run.directory / "predictions.csv") as f:
         evaluated = [set(r["predicted"].split()) for r in csv.DictReader(f)]
     assert predicted == evaluated  # the exported model's label sets are torch's
-    everything = model.predict(paths[:2], threshold=0.0)  # --threshold overrides every class's
+    everything = model.predict(paths[:2], threshold=0.0)  # threshold= overrides every class's
     assert [len(p.labels) for p in everything] == [4, 4] and all(p.multi_label for p in everything)
+    nothing = CliRunner().invoke(cli, ["predict", str(run.directory), str(paths[0]), "--json", "--threshold", "1"])
+    assert json.loads(nothing.stdout)["labels"] == []  # and so does --threshold
 
 
 def test_a_live_policy_with_mixup_trains_on_label_sets_and_tensorboard_gets_map(tmp_path):
