@@ -192,3 +192,29 @@ def test_test_time_augmentation_averages_each_class_probability(trained):
     run, _, _ = trained
     flipped = tlf.evaluate(run.directory, tta="flip", write=False, device="cpu", workers=0)
     assert flipped["tta"] == "flip" and 0 < flipped["map"] <= 1 and len(flipped["per_class"]) == 4
+
+
+def test_under_torchrun_the_sums_cover_both_ranks_and_evaluate_tunes_the_thresholds(tmp_path):
+    """Two gloo processes: the epoch's mAP and F1 come from both ranks' summed figures; the run has
+    no validation logits in one process, so its first evaluation tunes and stores the thresholds."""
+    import os
+    import subprocess
+    import sys
+    args = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "tlf", "train",
+            "--out", str(tmp_path), "--name", "ddp", "--epochs", "1", "--quiet", "--no-report", "--dataset", DATA,
+            "--image-size", "32", "--batch-size", "8", "--workers", "0", "--device", "cpu"]
+    env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run_dir = tmp_path / "ddp"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["task"] == "multi-label" and summary["thresholds"] is None
+    (row,) = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    report = tlf.evaluate(run_dir, device="cpu", workers=0)
+    with open(run_dir / "predictions.csv") as f:
+        probs = np.array([[float(r[f"p_{c}"]) for c in ("circle", "square", "triangle", "star")] for r in csv.DictReader(f)])
+    predicted, truth = probs > 0.5, load_dataset(DATA, DatasetRequest()).val.labels > 0
+    tp, wrong = (predicted & truth).sum(), (predicted != truth).sum()
+    assert row["val_micro_f1"] == pytest.approx(2 * tp / (2 * tp + wrong))  # all 16 images, not one rank's 8
+    stored = json.loads((run_dir / "summary.json").read_text())["thresholds"]
+    assert stored == report["thresholds"] and len(stored) == 4  # tuned by the evaluation, kept with the run
