@@ -47,7 +47,9 @@ def evaluate(run_dir: str, dataset: str | None, data_dir: str | None, checkpoint
     and top losses.
 
     Writes evaluation.json, confusion.png, predictions.csv, top_losses.png and confused.png
-    (with Grad-CAM) and report.html into RUN_DIR.
+    (with Grad-CAM) and report.html into RUN_DIR. A multi-label run: mAP, micro/macro F1,
+    exact-set accuracy and per-class AP at the thresholds tuned on validation; pr_curves.png and
+    most_wrong.png instead of the confusion matrix and the galleries.
     """
     from ..insight.evaluate_run import EvaluationSettings, evaluate as run_evaluation
     from ..insight.evaluation import InsightOptions

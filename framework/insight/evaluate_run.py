@@ -64,11 +64,13 @@ class EvaluationSettings:
 
 def evaluate(run_dir: str | Path, settings: EvaluationSettings | None = None, *,
              logits: tuple[Any, Any] | None = None, **changes: Any) -> dict:
-    """Accuracy, per-class precision/recall/F1, top-k and the confusion matrix of a run's model
-    on the validation split of its dataset, with the per-image results of ``settings.insight``
-    (:mod:`tlf.insight.evaluation`: predictions.csv, top losses, most confused pairs, galleries
-    with Grad-CAM). Writes evaluation.json and confusion.png into the run directory unless
-    ``settings.write`` is False.
+    """The figures of the run's task (:meth:`tlf.task.Task.evaluation_report`; single-label:
+    accuracy, per-class precision/recall/F1, top-k and the confusion matrix; multi-label: mAP,
+    F1 and per-class AP at the run's thresholds) of a run's model on the validation split of its
+    dataset, with the per-image results of ``settings.insight`` (:meth:`tlf.task.Task.analyse`:
+    predictions.csv, the worst images, galleries with Grad-CAM). Writes evaluation.json and the
+    task's figures (confusion.png; pr_curves.png) into the run directory unless ``settings.write``
+    is False.
 
     ``settings`` (default :class:`EvaluationSettings`) with ``changes`` applied:
     ``tlf.evaluate(run_dir, device="cpu", write=False)`` is

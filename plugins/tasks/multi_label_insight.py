@@ -103,7 +103,8 @@ def analyse(report: dict, logits: np.ndarray, labels: np.ndarray, images: Any, s
     plot_pr_curves(curves, out / "pr_curves.png", f"precision-recall on {len(preds.images)} images, "
                                                   f"mAP {report['map']:.3f}")
     plot_gallery(_tiles(preds, worst, images, model, transform, to_input), out / "most_wrong.png",
-                 f"the {len(worst)} images whose label sets are most wrong, of {len(preds.images)}")
+                 f"the {len(worst)} images whose label sets are most wrong, of {len(preds.images)}",
+                 cam_of="the label after 'CAM'")
     report["files"] = [*files, "pr_curves.png", "most_wrong.png"]
     return preds
 
