@@ -59,7 +59,7 @@ def test_label_set_data_is_refused_where_one_label_per_image_is_needed(tmp_path)
         tlf.train(sampler="balanced", epochs=1, out=str(tmp_path), **FAST)
     relabel = tmp_path / "relabel.csv"
     relabel.write_text("x.png,circle\n")
-    with pytest.raises(TlfError, match="--relabel .* gives label sets"):
+    with pytest.raises(TlfError, match="--relabel gives an image one class; .* is multi-label"):
         tlf.train(relabel=str(relabel), epochs=1, out=str(tmp_path), **FAST)
 
 

@@ -80,9 +80,6 @@ def apply_edits(splits: Splits, exclude: str | None, relabel: str | None) -> Spl
     ``splits.edits`` says what changed (recorded in the run's summary)."""
     if not exclude and not relabel:
         return splits
-    if relabel and splits.multi_label:
-        raise TlfError(f"--relabel {relabel} gives one new label per image, but {splits.name} gives label sets",
-                       hint="edit the label sets in the dataset's table instead; --exclude works on multi-label data")
     index = _Index(splits)
     dropped = {"train": set(), "val": set()}
     labels = {"train": splits.train.labels.copy(), "val": splits.val.labels.copy()}
@@ -93,6 +90,9 @@ def apply_edits(splits: Splits, exclude: str | None, relabel: str | None) -> Spl
             dropped[name].add(i)
         edits.update(exclude=exclude, exclude_sha256=file_hash(Path(exclude))[:16],
                      excluded=sum(map(len, dropped.values())))
+    if relabel and splits.multi_label:
+        raise TlfError(f"--relabel gives an image one class; {splits.name} is multi-label (label sets)",
+                       hint="correct the label sets in the table itself")
     if relabel:
         changed = 0
         for line, row in _rows(relabel):
