@@ -209,6 +209,8 @@ def test_under_torchrun_the_sums_cover_both_ranks_and_evaluate_tunes_the_thresho
     run_dir = tmp_path / "ddp"
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["task"] == "multi-label" and summary["thresholds"] is None
+    refused = CliRunner().invoke(cli, ["export", str(run_dir)])  # 0.5 everywhere would be a silent guess
+    assert refused.exit_code != 0 and "no thresholds tuned on validation yet" in refused.output
     (row,) = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     report = tlf.evaluate(run_dir, device="cpu", workers=0)
     with open(run_dir / "predictions.csv") as f:

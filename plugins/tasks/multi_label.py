@@ -18,6 +18,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
+from tlf.errors import TlfError
 from tlf.task import Meter, ReportSection, Task, TaskRequest
 from tlf.task_outputs import DEFAULT_THRESHOLD, sigmoid
 
@@ -139,7 +140,10 @@ class MultiLabel(Task):
         return report_sections(evaluation, run_dir)
 
     def export_metadata(self, summary: dict[str, Any]) -> dict[str, Any]:
-        thresholds = summary.get("thresholds") or [DEFAULT_THRESHOLD] * len(self.classes)
+        thresholds = summary.get("thresholds")
+        if not thresholds:  # trained under torchrun, or resumed without improving: not tuned yet
+            raise TlfError(f"{summary.get('run_dir') or 'the run'} has no thresholds tuned on validation yet",
+                           hint="run 'tlf evaluate RUN_DIR' first: it tunes them on the best checkpoint and keeps them")
         return {"task": self.name, "thresholds": [float(t) for t in thresholds]}
 
 
