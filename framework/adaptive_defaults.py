@@ -33,8 +33,8 @@ class Choice:
     """One default chosen for a run: the value, the policy's fixed number, and why."""
 
     setting: str
-    value: float | int
-    policy_default: float | int
+    value: float | int | str
+    policy_default: float | int | str | None
     why: str
 
     def to_dict(self) -> dict[str, Any]:
@@ -76,5 +76,5 @@ def adapt(plan: RunConfig, policy_defaults: dict[str, Any], steps_per_epoch: int
 
 def describe(choices: list[Choice], train_images: int) -> str:
     """One line for the start of a run."""
-    parts = [f"{c.setting} {c.value:g} ({c.why})" for c in choices]
+    parts = [f"{c.setting} {c.value if isinstance(c.value, str) else format(c.value, 'g')} ({c.why})" for c in choices]
     return f"defaults for {train_images} training images: " + "; ".join(parts)

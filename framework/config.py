@@ -78,7 +78,7 @@ class RunConfig:
     name: str | None = None  # run directory name (default: dataset-backbone-policy-timestamp)
     loggers: str | None = None  # --log: comma-separated (tensorboard, mlflow[:URI], ...); None: the run directory only
     callbacks: tuple[str, ...] = ()  # --callback NAME[:ARG] (repeatable): training-loop callback plugins
-    task: str = "single-label"  # what the run predicts: a task plugin (tlf.task)
+    task: str | None = None  # what the run predicts: a task plugin (tlf.task); None: from the data (tlf.task_choice)
 
     def checked(self) -> RunConfig:
         """A copy with every value checked (type, range, choices; floats as float); bad values

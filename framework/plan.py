@@ -14,6 +14,8 @@ epoch, each taking what it needs from the one before (nothing travels back up):
    (:meth:`tlf.specs.BackboneSpec.preprocessing_facts`), before the data and the model;
    :meth:`Resolution.with_backbone` checks the built model against them (a third-party backbone
    whose spec states none: they come from its built meta, the one fallback);
+   :meth:`Resolution.with_task`: the task, ``--task`` checked against the data or the data's own
+   (label sets: ``multi-label``), once the dataset is read;
 3. :meth:`Resolution.with_micro_batch`: the micro-batch that fits in memory (when one is needed);
 4. :meth:`Resolution.with_data`: epochs and head lr multiplier from the training set's size
    (:mod:`tlf.adaptive_defaults`);
@@ -37,6 +39,7 @@ from .plan_checks import Problems, check_stages, folder_dataset
 from .preprocessing import BackboneFacts, Preprocessing
 from .registry import get_registry
 from .setting_checks import check_out_dir, check_run_name
+from .task_choice import choose_task
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,6 +54,7 @@ class RunPlan(RunConfig):
     lr: float = field(kw_only=True)
     head_lr_scale: float = field(kw_only=True)
     workers: int = field(kw_only=True)
+    task: str = field(kw_only=True)
 
     def __post_init__(self) -> None:
         open_ = [name for name in RESOLVED if getattr(self, name) is None]
@@ -246,6 +250,11 @@ class Resolution:
         if self.facts is None:
             raise RuntimeError("the preprocessing is known once the backbone's facts are (with_backbone)")
         return Preprocessing.from_meta(self.facts, self.config.image_size)
+
+    def with_task(self, splits: Any) -> Resolution:
+        """The task: ``--task``, checked against the data, or the data's (:func:`tlf.task_choice.choose_task`)."""
+        config, choice = choose_task(self.config, splits)
+        return dataclasses.replace(self, config=config, chosen=(*self.chosen, *(() if choice is None else (choice,))))
 
     def with_micro_batch(self, fitted: tuple[RunConfig, Choice | None]) -> Resolution:
         """Step 3: the batch size and accumulation that fit in memory (:func:`tlf.engine.micro_batch.fit_micro_batch`)."""

@@ -37,6 +37,7 @@ from .data.reading import check_dimensions, read_rgb, to_rgb  # the decoder trai
 from .errors import TlfError
 from .preprocessing import RUNTIME_INTERPOLATIONS, Preprocessing, short_side_shape
 from .resources import usable_cpus
+from .task_outputs import TASKS, checked_thresholds, label_sets, probabilities, softmax
 
 PREFIX = "tlf."
 # metadata keys written by ``tlf export``; values are JSON-encoded
@@ -44,7 +45,8 @@ METADATA_KEYS = (
     "classes", "input_size", "resize", "crop", "mean", "std", "interpolation", "downscale",
     "preprocessing_in_graph", "backbone", "policy", "dataset", "version", "val_accuracy", "precision",
     "tta",  # "flip": the graph averages each image's and its mirror image's probabilities
-    "task",  # what the model predicts: a task plugin's name (single-label: softmax over the classes)
+    "task",  # what the model predicts (tlf.task_outputs.TASKS; single-label: softmax over the classes)
+    "thresholds",  # multi-label: one probability threshold per class, in class order (tuned on validation)
 )
 # keys the runtime cannot work without
 REQUIRED_KEYS = ("classes", "resize", "crop", "mean", "std", "interpolation", "preprocessing_in_graph")
@@ -146,30 +148,25 @@ def center_crop(image: np.ndarray, size: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Prediction:
-    """Top-k classes of one image, most likely first."""
+    """Top-k classes of one image, most likely first; for a multi-label model (``multi_label``)
+    the set of classes whose probability reaches its threshold, most likely first (may be empty)."""
 
     labels: list[str]
     probabilities: list[float]
     indices: list[int]
+    multi_label: bool = False
 
     @property
-    def label(self) -> str:
-        return self.labels[0]
+    def label(self) -> str | None:
+        return self.labels[0] if self.labels else None
 
     @property
-    def probability(self) -> float:
-        return self.probabilities[0]
+    def probability(self) -> float | None:
+        return self.probabilities[0] if self.probabilities else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"labels": self.labels, "probabilities": self.probabilities, "indices": self.indices}
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax in float64."""
-    z = logits.astype(np.float64)
-    z -= z.max(axis=1, keepdims=True)
-    np.exp(z, out=z)
-    return z / z.sum(axis=1, keepdims=True)
+        return {"labels": self.labels, "probabilities": self.probabilities, "indices": self.indices,
+                **({"multi_label": True} if self.multi_label else {})}
 
 
 def _choose_providers(providers: Sequence[str] | None) -> list[str]:
@@ -245,6 +242,12 @@ class OnnxClassifier:
         _check_input_shape(self.input.shape, self.crop, self.path)
         self.in_graph = bool(meta["preprocessing_in_graph"])
         self.dtype = np.uint8 if self.in_graph else np.float32
+        self.task = meta.get("task") or "single-label"  # exports made before tasks existed: single-label
+        if self.task not in TASKS:
+            raise TlfError(f"{self.path} predicts for task {self.task!r}, which tlf.runtime does not know",
+                           hint=f"tlf.runtime runs {', '.join(TASKS)} models")
+        self.thresholds = (checked_thresholds(meta.get("thresholds"), len(self.classes), str(self.path))
+                           if self.task == "multi-label" else None)
 
     @property
     def providers(self) -> list[str]:
@@ -292,8 +295,9 @@ class OnnxClassifier:
         return logits
 
     def predict(self, images: ImageLike | Iterable[ImageLike], top_k: int = 5, batch_size: int = 32,
-                threads: int | None = None) -> list[Prediction]:
-        """Top-``top_k`` labels and probabilities for each image, in input order; images are
+                threads: int | None = None, threshold: float | None = None) -> list[Prediction]:
+        """Top-``top_k`` labels and probabilities for each image (multi-label: the set above the
+        thresholds, ``threshold`` replacing every class's), in input order; images are
         decoded and preprocessed on ``threads`` threads (default: one per CPU)."""
         if isinstance(images, (str, Path, Image.Image)) or (isinstance(images, np.ndarray) and images.ndim == 3):
             images = [images]
@@ -302,19 +306,35 @@ class OnnxClassifier:
         for array in ordered_map(self.preprocess, images, threads or usable_cpus(), 2 * batch_size):
             pending.append(array)
             if len(pending) == batch_size:
-                results += self.classify(np.stack(pending), top_k)
+                results += self.classify(np.stack(pending), top_k, threshold)
                 pending = []
         if pending:
-            results += self.classify(np.stack(pending), top_k)
+            results += self.classify(np.stack(pending), top_k, threshold)
         return results
 
-    def classify(self, batch: np.ndarray, top_k: int = 5) -> list[Prediction]:
-        """Top-``top_k`` predictions for a batch already passed through :meth:`preprocess`."""
+    def classify(self, batch: np.ndarray, top_k: int = 5, threshold: float | None = None) -> list[Prediction]:
+        """Top-``top_k`` predictions for a batch already passed through :meth:`preprocess`; for a
+        multi-label model the label sets (:meth:`label_sets`), whatever ``top_k``."""
+        if self.task == "multi-label":
+            return self.label_sets(self.logits(batch), threshold)
         k = max(1, min(int(top_k), len(self.classes)))
         probs = softmax(self.logits(batch))
         order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
         return [Prediction([self.classes[i] for i in row], [float(p[i]) for i in row], [int(i) for i in row])
                 for row, p in zip(order, probs)]
+
+    def label_sets(self, logits: np.ndarray, threshold: float | None = None) -> list[Prediction]:
+        """Per image, the classes whose sigmoid probability reaches its threshold (the model's
+        ``tlf.thresholds``, or ``threshold`` for every class), most likely first."""
+        if threshold is not None and not 0.0 <= threshold <= 1.0:
+            raise TlfError(f"threshold {threshold} is not a probability", hint="pass a number between 0 and 1")
+        probs = probabilities(self.task, logits)
+        chosen = label_sets(probs, self.thresholds if threshold is None else threshold)
+        out = []
+        for p, keep in zip(probs, chosen):
+            picked = [int(i) for i in np.argsort(-p, kind="stable") if keep[i]]
+            out.append(Prediction([self.classes[i] for i in picked], [float(p[i]) for i in picked], picked, True))
+        return out
 
     def __repr__(self) -> str:
         return (f"OnnxClassifier({str(self.path)!r}, classes={len(self.classes)}, input={self.crop}px, "

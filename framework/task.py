@@ -8,10 +8,20 @@ picks the best checkpoint, the head's output activation at inference (export met
 task (``plugins/tasks``) is one class per image, softmax, cross-entropy, accuracy. The
 loop (:mod:`tlf.engine.trainer`) only calls these methods, so another task (multi-label:
 sigmoid, binary cross-entropy, mAP) plugs in without touching it.
+
+Downstream of training the task decides too: what the run keeps for predicting besides its
+weights (:meth:`Task.decision`: multi-label's per-class thresholds, in summary.json), what
+``tlf evaluate`` computes, writes and draws (:meth:`Task.evaluation_report`,
+:meth:`Task.analyse`, :meth:`Task.evaluation_figures`), what report.html shows
+(:meth:`Task.report_sections`) and what an export says of itself (:meth:`Task.export_metadata`).
+:mod:`tlf.runtime` and the export's parity gate are torch- and plugin-free: they key off the
+export's ``tlf.task`` (:mod:`tlf.task_outputs`: softmax for ``single-label``, sigmoid and
+``tlf.thresholds`` for ``multi-label``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 
@@ -20,6 +30,18 @@ class TaskRequest:
     """What a task's factory gets: the run's classes."""
 
     classes: Sequence[str]
+
+
+@dataclass(frozen=True)
+class ReportSection:
+    """One section of a run's report.html that the task adds: its anchor and title, a Jinja2
+    template (autoescaped) and what it renders; ``before_metrics`` puts it above "Final metrics"."""
+
+    id: str
+    name: str
+    template: str
+    context: dict[str, Any] = field(default_factory=dict)
+    before_metrics: bool = False
 
 
 class Meter:
@@ -64,3 +86,35 @@ class Task:
         """An epoch's best criterion value and whose weights it is: ``raw`` or ``ema`` (raw on a tie)."""
         raw, ema = row[f"val_{self.metric}"], row.get(f"ema_val_{self.metric}", -1.0)
         return (ema, "ema") if ema > raw else (raw, "raw")
+
+    # ---- downstream of training: what is kept, evaluated, reported, exported ----------------
+    def decision(self, logits: Any, labels: Any) -> dict[str, Any]:
+        """What the run keeps for predicting besides its weights, from the best checkpoint's
+        validation logits and labels (None when the run has none in this process): entries of
+        summary.json (multi-label: ``thresholds``). Single-label keeps nothing."""
+        return {}
+
+    def evaluation_report(self, logits: Any, labels: Any, classes: list[str], top_k: int,
+                          decision: dict[str, Any]) -> dict[str, Any]:
+        """``tlf evaluate``'s figures (evaluation.json) from numpy logits and labels, with the
+        run's :meth:`decision` entries."""
+        raise NotImplementedError
+
+    def analyse(self, report: dict, logits: Any, labels: Any, images: Any, splits: Any, options: Any,
+                out: Path | None, model: Any, transform: Callable | None, to_input: Callable | None) -> None:
+        """The per-image part of ``tlf evaluate``, added to ``report``; with ``out`` (the run
+        directory) its files too (predictions.csv, galleries with Grad-CAM), named in ``report["files"]``."""
+        raise NotImplementedError
+
+    def evaluation_figures(self, report: dict, classes: list[str], out: Path, title: str) -> None:
+        """The figures ``tlf evaluate`` writes beside evaluation.json (confusion.png for single-label)."""
+        raise NotImplementedError
+
+    def report_sections(self, evaluation: dict, run_dir: Path) -> list[ReportSection]:
+        """What report.html shows of an evaluation (``evaluation``: evaluation.json)."""
+        raise NotImplementedError
+
+    def export_metadata(self, summary: dict[str, Any]) -> dict[str, Any]:
+        """The export's ``tlf.*`` metadata entries of the task (``task``; multi-label ``thresholds``)
+        from the run's summary.json."""
+        return {"task": self.name}

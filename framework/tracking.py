@@ -24,7 +24,7 @@ from .registry import get_registry
 STEP_EVERY = 10  # optimizer steps between step-level logs (each costs one device sync)
 # the run directory's files a tracker keeps a copy of when the run ends (those it has by then)
 RUN_FILES = ("config.yaml", "classes.json", "metrics.jsonl", "summary.json", "curves.png", "confusion.png",
-             "model.onnx", "report.html")
+             "pr_curves.png", "model.onnx", "report.html")
 
 
 def run_files(run_dir: Path) -> list[Path]:

@@ -2,13 +2,13 @@
 
 The layers, lowest first (a module belongs to the layer of its longest matching name):
 
-1. foundation: ``tlf`` (the package), ``_version``, ``errors``, ``messages``, ``safe_files``, ``config_files``, ``task``, ``augment_chain``, ``paths``,
+1. foundation: ``tlf`` (the package), ``_version``, ``errors``, ``messages``, ``safe_files``, ``config_files``, ``task``, ``task_outputs``, ``augment_chain``, ``paths``,
    ``heap``, ``arguments``, ``specs``, ``hookspecs``, ``setting_checks``, ``preprocessing``
 2. plugin system: ``pluginmanager``, ``registry``, ``tracking``
 3. settings: ``config``
 4. data and files: ``augment``, ``data``, ``runtime``, ``rundir``, ``plots``
 5. models: ``models``, ``policies``, ``inspection``
-6. plan: ``plan``, ``plan_checks``, ``adaptive_defaults``
+6. plan: ``plan``, ``plan_checks``, ``adaptive_defaults``, ``task_choice``
 7. export: ``export``
 8. serving: ``serve``
 9. engine: ``features``, ``engine``
@@ -34,13 +34,13 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = {"framework": "tlf", "plugins": "tlf.plugins"}
 
 LAYERS = [
-    ("foundation", ("tlf", "tlf._version", "tlf.errors", "tlf.resources", "tlf.messages", "tlf.safe_files", "tlf.config_files", "tlf.task", "tlf.augment_chain", "tlf.paths", "tlf.heap", "tlf.arguments",
+    ("foundation", ("tlf", "tlf._version", "tlf.errors", "tlf.resources", "tlf.messages", "tlf.safe_files", "tlf.config_files", "tlf.task", "tlf.task_outputs", "tlf.augment_chain", "tlf.paths", "tlf.heap", "tlf.arguments",
                     "tlf.specs", "tlf.hookspecs", "tlf.setting_checks", "tlf.preprocessing")),
     ("plugin system", ("tlf.pluginmanager", "tlf.registry", "tlf.tracking")),
     ("settings", ("tlf.config",)),
     ("data and files", ("tlf.augment", "tlf.data", "tlf.runtime", "tlf.rundir", "tlf.plots")),
     ("models", ("tlf.models", "tlf.policies", "tlf.inspection")),
-    ("plan", ("tlf.plan", "tlf.plan_checks", "tlf.adaptive_defaults")),
+    ("plan", ("tlf.plan", "tlf.plan_checks", "tlf.adaptive_defaults", "tlf.task_choice")),
     ("export", ("tlf.export",)),
     ("serving", ("tlf.serve",)),
     ("engine", ("tlf.features", "tlf.engine")),

@@ -57,6 +57,9 @@ def embed(config: RunConfig, quiet: bool = False) -> Embeddings:
     placement = place(plan.device, plan.precision)
     report = Reporter(quiet=quiet)
     parts = build_parts(plan, placement, World(), report)
+    if parts.splits.multi_label:  # the label check scores one class per image
+        raise TlfError(f"tlf audit checks one label per image, but {parts.splits.name} gives label sets",
+                       hint="audit is for single-label data; 'tlf evaluate RUN' lists a multi-label run's most wrong sets")
     prep, config = parts.preprocessing, parts.config
 
     def to_input(images):

@@ -14,9 +14,10 @@ from ..errors import TlfError
 
 
 def soft_targets(y: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Class indices (N,) -> one-hot float (N, C); soft targets pass through as float."""
-    if y.is_floating_point():
-        return y
+    """Class indices (N,) -> one-hot float (N, C); multi-hot (N, C) and soft targets as float:
+    mixing two images mixes their label sets (a label present in both stays 1)."""
+    if y.is_floating_point() or y.ndim == 2:
+        return y.float()
     return torch.nn.functional.one_hot(y.long(), num_classes).float()
 
 

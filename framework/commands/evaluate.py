@@ -53,7 +53,9 @@ def evaluate(run_dir: str, dataset: str | None, data_dir: str | None, checkpoint
 
     Writes evaluation.json, confusion.png, predictions.csv, top_losses.png and confused.png
     (with Grad-CAM) and report.html into RUN_DIR (with --split test: the same files of the
-    test split into RUN_DIR/test/, and report.html as it was).
+    test split into RUN_DIR/test/, and report.html as it was). A multi-label run: mAP, micro/macro
+    F1, exact-set accuracy and per-class AP at the thresholds tuned on validation; pr_curves.png and
+    most_wrong.png instead of the confusion matrix and the galleries.
     """
     from ..insight.evaluate_run import EvaluationSettings, evaluate as run_evaluation
     from ..insight.evaluation import InsightOptions
@@ -69,8 +71,9 @@ def evaluate(run_dir: str, dataset: str | None, data_dir: str | None, checkpoint
         click.echo(json.dumps(report))
         return
     _print_report(report, checkpoint)
+    figures = ["confusion.png"] if "confusion_matrix" in report else []  # a multi-label report draws pr_curves.png
     report_written = ["report.html"] if html_report and split == "val" else []
-    written = ["evaluation.json", "confusion.png", *report.get("files", []), *report_written]
+    written = ["evaluation.json", *figures, *report.get("files", []), *report_written]
     click.echo(f"wrote into {Path(run_dir) / 'test' if split == 'test' else run_dir}: {', '.join(written)}")
     from ..insight.headline import headline_lines
     for line in headline_lines(run_dir):
@@ -78,18 +81,26 @@ def evaluate(run_dir: str, dataset: str | None, data_dir: str | None, checkpoint
 
 
 def _print_report(report: dict, checkpoint: str) -> None:
-    """The per-class table, the confusion matrix, the summary line and the mistakes, on the terminal."""
+    """The per-class table, the confusion matrix, the summary line and the mistakes, on the terminal
+    (a multi-label report: per-class AP at the thresholds, the summary line, the most-wrong label sets)."""
     from rich.table import Table
 
     from ..messages import plain_console
     console = plain_console()
     split = "test" if report.get("split") == "test" else "validation"
     table = Table(title=f"{report['dataset']} · {split} split, {report['images']} images · {checkpoint} checkpoint")
-    for column in ("class", "precision", "recall", "f1", "support"):
+    columns = list(report["per_class"][0]) if report["per_class"] else ["class"]
+    for column in columns:
         table.add_column(column, justify="left" if column == "class" else "right")
     for row in report["per_class"]:
-        table.add_row(row["class"], f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}", str(row["support"]))
+        table.add_row(*(_cell(row[c]) for c in columns))
     console.print(table)
+    if "map" in report:
+        from .mistakes import print_wrong_sets
+        click.echo(f"mAP {report['map']:.4f}  micro F1 {report['micro_f1']:.4f}  macro F1 {report['macro_f1']:.4f}  "
+                   f"exact-set accuracy {report['accuracy']:.4f}")
+        print_wrong_sets(console, report)
+        return
     classes = [r["class"] for r in report["per_class"]]
     cm = Table(title="confusion matrix (rows: true, columns: predicted)")
     cm.add_column("")
@@ -103,3 +114,8 @@ def _print_report(report: dict, checkpoint: str) -> None:
                f"balanced accuracy {report['balanced_accuracy']:.4f}  macro F1 {report['macro_f1']:.4f}")
     from .mistakes import print_errors
     print_errors(console, report)
+
+
+def _cell(value: object) -> str:
+    """A per-class table cell: a float to 3 places, a missing value as a dash."""
+    return "–" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)

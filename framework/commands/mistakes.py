@@ -1,5 +1,5 @@
 """Terminal tables of what a model got wrong (``tlf evaluate``): per-class accuracy with each
-class's most common mistake, and the top losses."""
+class's most common mistake, and the top losses; a multi-label evaluation's most-wrong label sets."""
 from __future__ import annotations
 
 from typing import Any
@@ -30,3 +30,16 @@ def print_errors(console: Any, report: dict) -> None:
     console.print(losses)
     if "label_errors" in report:
         console.print(f"{report['label_errors']} likely label error(s) listed in label_errors.csv", highlight=False)
+
+
+def print_wrong_sets(console: Any, report: dict) -> None:
+    """Print the most-wrong label sets of a multi-label evaluation ``report``."""
+    from rich.table import Table
+
+    table = Table(title=f"{len(report.get('most_wrong', []))} most wrong label sets")
+    for column, justify in (("image", "left"), ("true", "left"), ("predicted", "left"), ("wrong", "right"),
+                            ("loss", "right")):
+        table.add_column(column, justify=justify, overflow="fold")
+    for row in report.get("most_wrong", []):
+        table.add_row(row["image"], row["true"], row["predicted"], str(row["wrong_labels"]), f"{row['loss']:.3f}")
+    console.print(table)

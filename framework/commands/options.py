@@ -116,7 +116,7 @@ SETTINGS: dict[str, Callable] = {
     "callbacks": click.option("--callback", "callbacks", multiple=True, callback=lambda ctx, param, value: value or None,
                               help="Add a training-loop callback plugin, NAME or NAME:ARG; repeatable "
                                    "('tlf plugins --kind callbacks' lists them)."),
-    "task": click.option("--task", help="What the run predicts: a task plugin (default: single-label)."),
+    "task": click.option("--task", help="What the run predicts: a task plugin (default: multi-label when the data gives label sets, else single-label)."),
 }
 
 

@@ -74,11 +74,17 @@ def model_file(model: str) -> str:
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="onnxruntime intra-op threads.")
 @click.option("--decode-threads", type=click.IntRange(min=1), default=None,
               help="Threads decoding and resizing images while the model runs (default: one per CPU).")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=None,
+              help="Multi-label models: one probability threshold for every class, instead of the thresholds "
+                   "tuned on the validation split (the model's metadata).")
 @click.option("--provider", "providers", multiple=True,
               help="onnxruntime execution provider (repeatable, in order of preference); default: TensorRT, CUDA, CPU.")
 def predict(model: str, paths: tuple[str, ...], top_k: int, as_json: bool, batch_size: int,
-            threads: int | None, decode_threads: int | None, providers: tuple[str, ...]) -> None:
+            threads: int | None, decode_threads: int | None, threshold: float | None, providers: tuple[str, ...]) -> None:
     """Classify images with MODEL (a file written by 'tlf export', or a run directory holding one).
+
+    A multi-label model gives each image the set of labels whose probability reaches its
+    class's threshold (most likely first, with their probabilities), whatever --top-k.
 
     PATHS are image files, folders (searched recursively) or glob patterns. Files that
     cannot be read are reported one by one and the rest are still classified; the exit
@@ -90,20 +96,23 @@ def predict(model: str, paths: tuple[str, ...], top_k: int, as_json: bool, batch
     classifier = OnnxClassifier(model, providers=providers or None, threads=threads)
     rows: list[dict] = []
     failures = 0
-    for row in _classified(classifier, paths, top_k, batch_size, decode_threads):
+    if threshold is not None and classifier.task != "multi-label":
+        raise TlfError(f"--threshold applies to multi-label models; {model} predicts one class per image",
+                       hint="drop --threshold (use --top-k to see more classes)")
+    for row in _classified(classifier, paths, top_k, batch_size, decode_threads, threshold):
         failures += "error" in row
         if as_json:
             click.echo(json.dumps(row))
         else:
             rows.append(row)
     if not as_json:
-        _print_table(rows, model)
+        _print_table(rows, model, classifier.task == "multi-label")
     if failures:
         sys.exit(1)
 
 
 def _classified(classifier: Any, paths: tuple[str, ...], top_k: int, batch_size: int,
-                decode_threads: int | None) -> Iterator[dict]:
+                decode_threads: int | None, threshold: float | None = None) -> Iterator[dict]:
     """One row per file of ``paths``, in their order: its top-k classes, or why it could not be read.
     Files are decoded on ``decode_threads`` while the model runs on the previous batch."""
     from ..resources import usable_cpus
@@ -120,7 +129,7 @@ def _classified(classifier: Any, paths: tuple[str, ...], top_k: int, batch_size:
 
     def flush(batch: list[tuple[str, np.ndarray]]) -> Iterator[dict]:
         if batch:
-            for (path, _), pred in zip(batch, classifier.classify(np.stack([a for _, a in batch]), top_k)):
+            for (path, _), pred in zip(batch, classifier.classify(np.stack([a for _, a in batch]), top_k, threshold)):
                 yield {"path": path, **pred.to_dict()}
             batch.clear()
 
@@ -136,19 +145,25 @@ def _classified(classifier: Any, paths: tuple[str, ...], top_k: int, batch_size:
     yield from flush(batch)
 
 
-def _print_table(rows: list[dict], model: str) -> None:
+def _print_table(rows: list[dict], model: str, sets: bool = False) -> None:
+    """The rows as a table: the top class, its probability and the next ones; for a multi-label
+    model (``sets``) the most likely label of the set, its probability and the rest of the set."""
     from rich.table import Table
     from rich.text import Text
 
     from ..messages import plain_console
     table = Table(title=f"tlf predict: {model}")
-    for column, justify in (("image", "left"), ("label", "left"), ("prob", "right"), ("next", "left")):
+    columns = ("label", "prob", "also above its threshold") if sets else ("label", "prob", "next")
+    for column, justify in zip(("image", *columns), ("left", "left", "right", "left")):
         table.add_column(column, justify=justify, overflow="fold")
     errors = []
     for row in rows:
         if "error" in row:
             errors.append(row)
             table.add_row(row["path"], Text("unreadable", style="red"), "", row["error"])
+            continue
+        if not row["labels"]:  # a multi-label model found no label above its threshold
+            table.add_row(row["path"], Text("(none)", style="dim"), "", "")
             continue
         rest = ", ".join(f"{lab} {p:.1%}" for lab, p in zip(row["labels"][1:], row["probabilities"][1:]))
         table.add_row(row["path"], row["labels"][0], f"{row['probabilities'][0]:.1%}", rest)

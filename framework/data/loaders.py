@@ -41,11 +41,11 @@ class ImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, int | torch.Tensor]:
         epoch, index = item if isinstance(item, tuple) else (0, item)
         image = self._load(index)
         seed = sample_seed(self.seed, epoch, index) if self.train else None
-        return torch.from_numpy(self.transform(image, seed)), int(self.images.labels[index])
+        return torch.from_numpy(self.transform(image, seed)), target(self.images.labels, index)
 
     def _load(self, index: int) -> np.ndarray:
         """Streaming from files: an unreadable image is replaced by the next one, and reported
@@ -61,9 +61,12 @@ class ImageDataset(Dataset):
         raise TlfError("no readable image in the dataset", hint="'tlf data show' lists the problems")
 
 
-def collate(batch: list[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """HWC samples -> (uint8 Nx3xHxW in channels_last memory format, int64 N)."""
+def collate(batch: list[tuple[torch.Tensor, int | torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """HWC samples -> (uint8 Nx3xHxW in channels_last memory format, int64 N class indices, or
+    float32 N x C multi-hot rows for multi-label data)."""
     images = torch.stack([b[0] for b in batch]).permute(0, 3, 1, 2)
+    if isinstance(batch[0][1], torch.Tensor):
+        return images, torch.stack([b[1] for b in batch])
     return images, torch.tensor([b[1] for b in batch], dtype=torch.int64)
 
 
@@ -199,6 +202,17 @@ def _loader_options(workers: int, pin_memory: bool | None, prefetch: int) -> dic
                 prefetch_factor=prefetch if workers > 0 else None)
 
 
+def target(labels: np.ndarray, index: int) -> int | torch.Tensor:
+    """Image ``index``'s training target: its class index, or its multi-hot row as float32 (what
+    binary cross-entropy takes; batches of them collate to N x C)."""
+    return int(labels[index]) if labels.ndim == 1 else torch.from_numpy(labels[index].astype(np.float32))
+
+
+def targets(labels: np.ndarray) -> torch.Tensor:
+    """All the targets of a set at once (the feature cache's), as :func:`target` gives them one by one."""
+    return torch.as_tensor(labels) if labels.ndim == 1 else torch.from_numpy(labels.astype(np.float32))
+
+
 def _eval_loader(dataset: ImageDataset, batch_size: int, distributed: bool, options: dict[str, Any]) -> DataLoader:
     sampler = None
     if distributed:
@@ -210,6 +224,9 @@ def _eval_loader(dataset: ImageDataset, batch_size: int, distributed: bool, opti
 def balanced_weights(labels: np.ndarray) -> np.ndarray:
     """Per-sample draw weights that make every class equally likely: 1 / its class's count."""
     labels = np.asarray(labels, dtype=np.int64)
+    if labels.ndim != 1:
+        raise TlfError("--sampler balanced draws one class per image; multi-label images have several",
+                       hint="use --class-weights auto (a pos_weight per class) for rare labels instead")
     return 1.0 / np.bincount(labels)[labels]
 
 
@@ -260,4 +277,4 @@ def build_eval_loader(splits: Splits, pipeline: Pipeline, *, batch_size: int, wo
 
 
 __all__ = ["CACHE_MODES", "EpochSampler", "ImageDataset", "TrainLoader", "build_eval_loader", "build_loaders",
-           "choose_cache", "collate"]
+           "choose_cache", "collate", "target", "targets"]

@@ -51,12 +51,15 @@ def _from_file(path: Path, classes: list[str]) -> np.ndarray:
 def class_weights(setting: str, labels: np.ndarray, classes: list[str]) -> np.ndarray | None:
     """Loss weight of each class for ``--class-weights setting``; None for ``none``.
 
-    ``auto``: inverse frequency, ``effective``: (1 - beta) / (1 - beta ** n_c) with beta
+    Multi-hot ``labels`` (multi-label data): the weights of each class's positives
+    (:func:`_positive_weights`). Otherwise ``auto``: inverse frequency, ``effective``: (1 - beta) / (1 - beta ** n_c) with beta
     0.999, both scaled so the mean weight over the training samples is 1; a file: the
     user's weights as given.
     """
     if setting == "none":
         return None
+    if np.ndim(labels) == 2:
+        return _positive_weights(setting, labels, classes)
     counts = class_counts(labels, len(classes))
     present = np.maximum(counts, 1)  # a class without training images gets the largest weight
     if setting == "auto":
@@ -65,3 +68,16 @@ def class_weights(setting: str, labels: np.ndarray, classes: list[str]) -> np.nd
         return _normalised((1 - EFFECTIVE_BETA) / (1 - EFFECTIVE_BETA ** present), counts)
     return _from_file(Path(setting), classes)  # RunConfig.checked checked that it exists
 
+
+
+def _positive_weights(setting: str, labels: np.ndarray, classes: list[str]) -> np.ndarray:
+    """Multi-label: the weight of each class's positive examples in binary cross-entropy
+    (``pos_weight``). ``auto``: the class's negatives over its positives in the training split
+    (torch's recipe: a class on 1 image in 10 weighs its positives 9x); a file: the user's."""
+    if setting == "effective":
+        raise TlfError("--class-weights effective weighs one class per image; multi-label images have several",
+                       hint="use --class-weights auto (negatives over positives per class) or a file of weights")
+    if setting != "auto":
+        return _from_file(Path(setting), classes)
+    positives = np.asarray(labels, dtype=np.int64).sum(axis=0)
+    return (len(labels) - positives) / np.maximum(positives, 1)

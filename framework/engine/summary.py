@@ -30,6 +30,7 @@ def run_summary(loop: Any) -> dict[str, Any]:
         "precision": loop.placement.precision, **loop.source.describe(), "callbacks": list(c.callbacks),
         "tlf_version": __version__,
         **({"data_edits": loop.parts.splits.edits} if loop.parts.splits.edits else {}),  # --exclude/--relabel
+        **loop.task.decision(*(loop.run.best_val_logits or (None, None))),  # multi-label: thresholds tuned on val
     }
     for callback in loop.callbacks:
         summary.update(callback.summary(loop))

@@ -22,7 +22,8 @@ from torch import nn
 from .._version import __version__
 from ..errors import TlfError
 from ..preprocessing import Preprocessing, affine
-from ..runtime import REQUIRED_KEYS, encode_metadata, softmax
+from ..runtime import REQUIRED_KEYS, encode_metadata
+from ..task_outputs import DEFAULT_THRESHOLD, probabilities
 from ..safe_files import publish, remove_stale_temps, scratch_file
 
 EXPORTERS = ("auto", "dynamo", "torchscript")
@@ -56,9 +57,11 @@ class Parity:
     max_abs_diff: float
     logit_scale: float  # max(1, max |PyTorch logit|)
     tolerance: float  # allowed max_abs_diff (relative tolerance x logit scale)
-    top1_agreement: float
+    top1_agreement: float  # multi-label: the share of images given the same label set
     decisive_disagreements: int  # top-1 differs although PyTorch's top-2 margin exceeds 2 x tolerance
-    max_prob_diff: float
+    # (multi-label: a class in one set and not the other although PyTorch's logit is over 2 x tolerance from its threshold's)
+    max_prob_diff: float  # the task's probabilities: softmax, or multi-label's sigmoid per class
+    task: str = "single-label"  # what the agreement compares (tlf.task_outputs.TASKS)
 
     @property
     def ok(self) -> bool:
@@ -67,7 +70,7 @@ class Parity:
     def describe(self) -> str:
         return (f"max |logit diff| {self.max_abs_diff:.3g} (tolerance {self.tolerance:.3g} = "
                 f"{self.tolerance / self.logit_scale:.0e} x logit scale {self.logit_scale:.3g}), "
-                f"top-1 agreement {self.top1_agreement:.2%} on {self.images} {self.inputs} images, "
+                f"{'label-set' if self.task == 'multi-label' else 'top-1'} agreement {self.top1_agreement:.2%} on {self.images} {self.inputs} images, "
                 f"max |prob diff| {self.max_prob_diff:.3g}")
 
 
@@ -198,14 +201,20 @@ def run_batches(sess: ort.InferenceSession, inputs: np.ndarray, batch_size: int)
                            for i in range(0, len(inputs), batch_size)])
 
 
-def check_parity(path: Path, reference: np.ndarray, inputs: np.ndarray, precision: str, source: str) -> Parity:
-    """Run the ONNX file at batch sizes 1 and 7 and compare with PyTorch's logits."""
+def check_parity(path: Path, reference: np.ndarray, inputs: np.ndarray, precision: str, source: str,
+                 task: str = "single-label", thresholds: Sequence[float] | None = None) -> Parity:
+    """Run the ONNX file at batch sizes 1 and 7 and compare with PyTorch's logits: the top class, or
+    for ``multi-label`` the label sets at ``thresholds`` (probabilities, one per class)."""
     sess = session(path)
     single = run_batches(sess, inputs[:1], 1)
     batched = run_batches(sess, inputs, PARITY_BATCHES[1])
     diff = max(float(np.abs(single - reference[:1]).max()), float(np.abs(batched - reference).max()))
     scale = max(1.0, float(np.abs(reference).max()))
     tolerance = TOLERANCE[precision] * scale
+    prob_diff = float(np.abs(probabilities(task, batched) - probabilities(task, reference)).max())
+    if task == "multi-label":
+        agree, decisive = _set_agreement(batched, reference, thresholds, tolerance)
+        return Parity(len(inputs), source, list(PARITY_BATCHES), diff, scale, tolerance, agree, decisive, prob_diff, task)
     ref_top = np.argsort(-reference, axis=1)
     agree = batched.argmax(1) == ref_top[:, 0]
     if reference.shape[1] > 1:
@@ -213,8 +222,19 @@ def check_parity(path: Path, reference: np.ndarray, inputs: np.ndarray, precisio
     else:
         margin = np.full(len(reference), np.inf)
     decisive = int(np.sum(~agree & (margin > 2 * tolerance)))
-    prob_diff = float(np.abs(softmax(batched) - softmax(reference)).max())
     return Parity(len(inputs), source, list(PARITY_BATCHES), diff, scale, tolerance, float(agree.mean()), decisive, prob_diff)
+
+
+def _set_agreement(logits: np.ndarray, reference: np.ndarray, thresholds: Sequence[float] | None,
+                   tolerance: float) -> tuple[float, int]:
+    """The share of images with the same label set, and the set memberships that differ although
+    PyTorch's logit is more than 2 x ``tolerance`` from the threshold's logit."""
+    p = np.clip(np.asarray(thresholds if thresholds is not None else DEFAULT_THRESHOLD, dtype=np.float64), 1e-12,
+                1 - 1e-12)
+    cut = np.log(p / (1 - p))  # the thresholds as logits
+    ours, theirs = logits >= cut, reference >= cut
+    decisive = int(np.sum((ours != theirs) & (np.abs(reference - cut) > 2 * tolerance)))
+    return float((ours == theirs).all(axis=1).mean()), decisive
 
 
 def export_onnx(model: nn.Module, path: str | Path, *, image_size: int, metadata: dict[str, Any],
@@ -252,7 +272,8 @@ def export_onnx(model: nn.Module, path: str | Path, *, image_size: int, metadata
         with torch.inference_mode():
             reference = model(torch.from_numpy(float_inputs)).float().numpy()
         net = Preprocessed(model, meta["mean"], meta["std"]).eval() if include_preprocessing else model
-        gate = partial(check_parity, reference=reference, inputs=inputs, precision=precision, source=source)
+        gate = partial(check_parity, reference=reference, inputs=inputs, precision=precision, source=source,
+                       task=meta.get("task") or "single-label", thresholds=meta.get("thresholds"))
         attempts, passed = _write_first_passing(net, _example(inputs), path, exporter, opset, fp16, meta, gate)
     if passed is None:
         raise TlfError("ONNX export failed (export, onnx.checker and the parity gate must all pass): "

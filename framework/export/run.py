@@ -12,8 +12,10 @@ from ..data.run_data import run_data
 from ..errors import TlfError
 from ..models.trained import TrainedModel, load_run
 from ..models.tta import with_tta
+from ..registry import get_registry
 from ..rundir import CHECKPOINTS
 from ..setting_checks import Range, check_choice, check_value
+from ..task import TaskRequest
 from .onnx_export import ExportReport, export_onnx
 from .quantize import quantize_int8
 
@@ -100,14 +102,18 @@ def export_run(run_dir: str | Path, output: str | Path | None = None, settings: 
     settings = dataclasses.replace(settings or ExportSettings(), **changes).checked()
     run = load_run(run_dir, settings.checkpoint)
     config, splits, pipeline = run_data(run, data_dir=settings.data_dir)
+    if settings.quantize and splits.multi_label:
+        raise TlfError("--quantize int8 compares top-1 accuracy, which a multi-label model does not have",
+                       hint=f"export {run_dir} without --quantize (fp32, or --fp16)")
     samples, _ = eval_views(splits.val, pipeline, settings.parity_images)
     if len(samples) == 0:
         raise TlfError(f"dataset {config.dataset} has no validation images for the parity check",
                        hint="export needs real images to compare onnxruntime with PyTorch")
     path = Path(output) if output else Path(run_dir) / "model.onnx"
     image_size = run.preprocessing.image_size
-    report = export_onnx(with_tta(run.model, settings.tta, image_size).eval(), path, image_size=image_size,
-                         metadata=_metadata(run, settings), opset=settings.opset, exporter=settings.exporter,
+    task = get_registry().create("tasks", run.config.task or "single-label", TaskRequest(run.classes))
+    report = export_onnx(with_tta(run.model, settings.tta, image_size, task.activation).eval(), path,
+                         image_size=image_size, metadata=_metadata(run, settings, task), opset=settings.opset, exporter=settings.exporter,
                          fp16=settings.fp16, include_preprocessing=settings.include_preprocessing,
                          sample_images=samples)
     if settings.quantize == "int8":
@@ -118,10 +124,10 @@ def export_run(run_dir: str | Path, output: str | Path | None = None, settings: 
     return report
 
 
-def _metadata(run: TrainedModel, settings: ExportSettings) -> dict[str, Any]:
+def _metadata(run: TrainedModel, settings: ExportSettings, task: Any) -> dict[str, Any]:
     """What the file says of itself: classes, preprocessing, where the model came from, its accuracy."""
     config = run.config
     val_accuracy = run.summary.get("best_val_accuracy" if settings.checkpoint == "best" else "last_val_accuracy")
     return {"classes": run.classes, **run.preprocessing.to_metadata(), "backbone": config.backbone,
             "policy": config.policy, "dataset": config.dataset, "val_accuracy": val_accuracy, "tta": settings.tta,
-            "task": config.task}
+            **task.export_metadata(run.summary)}

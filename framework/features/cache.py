@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from ..data.loaders import targets
 from ..engine.frozen_cost import announcement
 from ..engine.micro_batch import available_bytes
 from ..errors import TlfError
@@ -286,8 +287,7 @@ def cache_features(plan: CachePlan, parts: TrainingParts, config: RunConfig, pla
                          val_loader.dataset.images, config.frozen_engine, device, store)
     found = stored.load() if stored is not None else None
     if found is not None:
-        train, val = (FeatureCache([torch.from_numpy(f).to(device, store)], torch.as_tensor(loader.dataset.images.labels,
-                                                                                            device=device))
+        train, val = (FeatureCache([torch.from_numpy(f).to(device, store)], targets(loader.dataset.images.labels).to(device))
                       for f, loader in zip(found, (train_loader, val_loader)))
         engine_name = "stored"
         report.info("frozen engine: none, the features were stored by an earlier run or audit of these images")

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
 
 from ..data.loaders import build_eval_loader
@@ -13,15 +14,15 @@ from ..data.model_input import to_model_input
 from ..data.run_data import pipeline_for, run_data
 from ..errors import TlfError
 from ..engine import eval_engine
-from ..engine.metrics import classification_report
 from ..engine.placement import Placement, place
 from ..models.trained import TrainedModel, load_run
 from ..models.tta import TTA_MODES, with_tta
 from ..plan import default_workers
-from ..plots.confusion import plot_confusion
+from ..registry import get_registry
 from ..rundir import CHECKPOINTS, RunDirWriter
 from ..setting_checks import RANGES, Range, check_choice, check_value
-from .evaluation import InsightOptions, analyse
+from ..task import Task, TaskRequest
+from .evaluation import InsightOptions
 
 SPLITS = ("val", "test")  # what tlf evaluate --split scores
 
@@ -68,11 +69,13 @@ class EvaluationSettings:
 
 def evaluate(run_dir: str | Path, settings: EvaluationSettings | None = None, *,
              logits: tuple[Any, Any] | None = None, **changes: Any) -> dict:
-    """Accuracy, per-class precision/recall/F1, top-k and the confusion matrix of a run's model
-    on the validation split of its dataset, with the per-image results of ``settings.insight``
-    (:mod:`tlf.insight.evaluation`: predictions.csv, top losses, most confused pairs, galleries
-    with Grad-CAM). Writes evaluation.json and confusion.png into the run directory unless
-    ``settings.write`` is False.
+    """The figures of the run's task (:meth:`tlf.task.Task.evaluation_report`; single-label:
+    accuracy, per-class precision/recall/F1, top-k and the confusion matrix; multi-label: mAP,
+    F1 and per-class AP at the run's thresholds) of a run's model on the validation split of its
+    dataset, with the per-image results of ``settings.insight`` (:meth:`tlf.task.Task.analyse`:
+    predictions.csv, the worst images, galleries with Grad-CAM). Writes evaluation.json and the
+    task's figures (confusion.png; pr_curves.png) into the run directory unless ``settings.write``
+    is False.
 
     ``settings`` (default :class:`EvaluationSettings`) with ``changes`` applied:
     ``tlf.evaluate(run_dir, device="cpu", write=False)`` is
@@ -98,21 +101,39 @@ def evaluate(run_dir: str | Path, settings: EvaluationSettings | None = None, *,
     def to_input(images: torch.Tensor) -> torch.Tensor:
         return to_model_input(images, prep.mean, prep.std, placement.device, channels_last=config.channels_last)
 
+    task = get_registry().create("tasks", config.task or "single-label", TaskRequest(run.classes))
     if _reusable(logits, val_loader.dataset, settings):
         engine_note = "none: the logits training computed with these weights"
     else:
-        *logits, engine_note = _run_model(with_tta(base, settings.tta, prep.image_size), val_loader, to_input,
-                                          placement, run, settings)
+        *logits, engine_note = _run_model(with_tta(base, settings.tta, prep.image_size, task.activation), val_loader,
+                                          to_input, placement, run, settings)
+    decision = _decision(task, run, settings, logits)
     scores, labels = (t.numpy() for t in logits)
-    report = classification_report(scores, labels, run.classes, top_k=settings.top_k)
-    report.update({"run_dir": str(run.directory), "split": settings.split, "checkpoint": settings.checkpoint, "dataset": config.dataset,
-                   "precision": placement.precision, "tta": settings.tta, "engine": engine_note})
-    analyse(report, scores, labels, val_loader.dataset.images, splits, settings.insight,
-            out=out if settings.write else None, model=base, transform=pipeline.eval_transform,
-            to_input=to_input)
+    report = task.evaluation_report(scores, labels, run.classes, settings.top_k, decision)
+    report.update({"run_dir": str(run.directory), "split": settings.split, "checkpoint": settings.checkpoint,
+                   "dataset": config.dataset, "precision": placement.precision, "tta": settings.tta, "engine": engine_note})
+    task.analyse(report, scores, labels, val_loader.dataset.images, splits, settings.insight,
+                 out if settings.write else None, base, pipeline.eval_transform, to_input)
     if settings.write:
-        _write(report, run, out, config.dataset, config.backbone)
+        title = f"{config.dataset} · {config.backbone} · {run.checkpoint}" + (" · test split" if out != run.directory else "")
+        _write(report, run, task, out, title)
     return report
+
+
+def _decision(task: Task, run: TrainedModel, settings: EvaluationSettings, logits: Any) -> dict[str, Any]:
+    """What the run keeps for predicting (:meth:`tlf.task.Task.decision`: multi-label's thresholds), from
+    its summary.json; a run that could not tune it (torch.distributed, a resume that did not improve)
+    gets it tuned now on its own validation split, stored in summary.json when ``settings.write``."""
+    kept = dict(run.summary)
+    own_validation = (settings.dataset is None and settings.split == "val"
+                      and settings.tta == "none" and settings.checkpoint == "best")
+    if not own_validation:
+        return kept
+    fresh = task.decision(*logits)
+    missing = {k: v for k, v in fresh.items() if kept.get(k) is None}
+    if missing and settings.write and (run.directory / "summary.json").is_file():
+        RunDirWriter(run.directory).write_json("summary.json", {**run.summary, **missing})
+    return {**kept, **missing}
 
 
 def _data(run: TrainedModel, settings: EvaluationSettings) -> tuple[Any, Any, Any]:
@@ -140,11 +161,11 @@ def _run_model(model: torch.nn.Module, loader: Any, to_input: Callable, placemen
                              f"{run.config.backbone}-{settings.tta}-model")
 
 
-def _write(report: dict, run: TrainedModel, out: Path, dataset: str, backbone: str) -> None:
-    """evaluation.json and confusion.png in ``out`` (the run directory, or its test/ folder)."""
+def _write(report: dict, run: TrainedModel, task: Task, out: Path, title: str) -> None:
+    """evaluation.json and the task's figures (single-label: confusion.png) in ``out`` (the run
+    directory, or its test/ folder)."""
     RunDirWriter(out).write_json("evaluation.json", report)
-    plot_confusion(report["confusion_matrix"], run.classes, out / "confusion.png",
-                   title=f"{dataset} · {backbone} · {run.checkpoint}" + (" · test split" if out != run.directory else ""))
+    task.evaluation_figures(report, run.classes, out, title)
 
 
 def _reusable(logits: tuple[Any, Any] | None, val_set: Any, settings: EvaluationSettings) -> bool:
@@ -152,5 +173,5 @@ def _reusable(logits: tuple[Any, Any] | None, val_set: Any, settings: Evaluation
     own dataset, one row per image and the same labels in the same order."""
     if logits is None or settings.tta != "none" or settings.dataset is not None or settings.split != "val":
         return False
-    labels = torch.as_tensor(list(val_set.images.labels), dtype=torch.long)
-    return len(logits[0]) == len(labels) and torch.equal(logits[1].cpu(), labels)
+    labels = torch.as_tensor(np.asarray(val_set.images.labels))
+    return len(logits[0]) == len(labels) and torch.equal(logits[1].cpu().to(labels.dtype), labels)

@@ -14,7 +14,7 @@ from ..data.reading import image_size
 from ..plots.confusion import plot_confusion
 from .gallery import Tile, plot_gallery, shorten
 from .gradcam import grad_cam
-from .predictions import Predictions, write_label_errors
+from .predictions import Predictions, write_label_errors, write_predictions
 
 CONFUSION_CAP = 30  # classes drawn in the report's confusion matrix; beyond it, those with most mistakes
 CONFUSED_PAIRS = 10  # most-confused pairs listed
@@ -43,7 +43,8 @@ def data_summary(splits: Splits) -> dict:
     summary: dict[str, Any] = {"classes": len(splits.classes), "split": splits.split,
                                "unreadable": len(splits.problems)}
     for name, images in (("train", splits.train), ("val", splits.val)):
-        counts = np.bincount(images.labels, minlength=len(splits.classes))
+        labels = images.labels  # multi-label: images showing each class
+        counts = labels.sum(axis=0) if labels.ndim == 2 else np.bincount(labels, minlength=len(splits.classes))
         summary[f"{name}_counts"] = dict(zip(splits.classes, map(int, counts)))
         sizes = np.array(_sizes(images) or [(0, 0)])
         summary[f"{name}_sizes"] = {"sampled": len(sizes), **{
@@ -101,11 +102,7 @@ def analyse(report: dict, logits: np.ndarray, labels: np.ndarray, images: ImageS
         report["label_errors"] = len(preds.likely_label_errors(options.label_errors))
     if out is None:
         return preds
-    files = ["predictions.csv"]
-    preds.write_csv(out / "predictions.csv")
-    if options.jsonl:
-        preds.write_jsonl(out / "predictions.jsonl")
-        files.append("predictions.jsonl")
+    files = write_predictions(preds, out, options.jsonl)
     if options.label_errors is not None:
         write_label_errors(preds.likely_label_errors(options.label_errors), out / "label_errors.csv")
         files.append("label_errors.csv")

@@ -13,6 +13,7 @@ from ..engine.placement import place
 from ..errors import TlfError
 from ..models.trained import load_run
 from ..plots.png import pyplot, save_figure
+from ..task_outputs import TASKS, probabilities
 from .gradcam import grad_cam, overlay
 
 
@@ -26,6 +27,7 @@ class Explainer:
             raise TlfError(f"class {target!r} is not one of the run's classes",
                            hint=f"choose one of: {', '.join(self.run.classes)}")
         self.target = target
+        self.task = self.run.config.task if self.run.config.task in TASKS else "single-label"
         self.pipeline = pipeline_for(self.run.config, self.run.preprocessing, len(self.run.classes), augment="none")
         self.device = place(device, "fp32").device
         self.model = self.run.model.to(self.device)
@@ -50,7 +52,7 @@ class Explainer:
         view = self.pipeline.eval_transform(read_rgb(path), None)
         x = self._input(view)
         cam, logits = grad_cam(self.model, x)
-        probs = torch.softmax(logits[0], 0)
+        probs = probabilities(self.task, logits.numpy())[0]  # multi-label: each class's sigmoid
         predicted = int(probs.argmax())
         panels = [("input", view), (f"predicted: {self.run.classes[predicted]} {probs[predicted]:.0%}",
                                     overlay(view, cam[0]))]

@@ -24,8 +24,8 @@ def shorten(text: str, width: int = 32) -> str:
     return text if len(text) <= width else "…" + text[-(width - 1):]
 
 
-def plot_gallery(tiles: list[Tile], path: Path, title: str) -> None:
-    """A grid of ``tiles`` (image | Grad-CAM), captions above each, ``title`` on top."""
+def plot_gallery(tiles: list[Tile], path: Path, title: str, cam_of: str = "the predicted class") -> None:
+    """A grid of ``tiles`` (image | Grad-CAM of ``cam_of``), captions above each, ``title`` on top."""
     plt = pyplot()
     rows = max(1, math.ceil(len(tiles) / COLUMNS))
     cols = min(COLUMNS, max(1, len(tiles)))
@@ -39,7 +39,7 @@ def plot_gallery(tiles: list[Tile], path: Path, title: str) -> None:
         ax.set_title(tile.caption, fontsize=7)
     if not tiles:
         axes[0, 0].text(0.5, 0.5, "no images", ha="center", va="center")
-    fig.suptitle(title + ("  (left: image, right: Grad-CAM of the predicted class)" if wide else ""), fontsize=10)
+    fig.suptitle(title + (f"  (left: image, right: Grad-CAM of {cam_of})" if wide else ""), fontsize=10)
     fig.tight_layout()
     save_figure(fig, path)
     plt.close(fig)

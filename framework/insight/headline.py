@@ -11,7 +11,7 @@ from typing import Any
 
 from ..messages import duration
 
-METRIC_WORDS = {"acc": "accuracy"}  # a task metric's key -> the word the headline says
+METRIC_WORDS = {"acc": "accuracy", "map": "mAP"}  # a task metric's key -> the word the headline says
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -26,12 +26,13 @@ def headline(run_dir: str | Path) -> list[tuple[str, str]]:
     run_dir = Path(run_dir)
     summary, evaluation = _read(run_dir / "summary.json"), _read(run_dir / "evaluation.json")
     rows = []
-    accuracy = evaluation.get("accuracy", summary.get("best_val_accuracy"))
+    key, label = ("map", METRIC_WORDS["map"]) if summary.get("best_metric") == "val_map" else ("accuracy", "accuracy")
+    accuracy = evaluation.get(key, summary.get("best_val_accuracy"))  # summary's: the task's criterion
     if accuracy is not None:
         where = f" on {evaluation['images']} validation images" if "images" in evaluation else " on the validation set"
         best = f", best of {summary['epochs']} epochs: epoch {summary['best_epoch']}" if summary.get("epochs") else ""
         picked = " (picked the checkpoint)" if summary.get("test") else ""
-        rows.append(("accuracy", f"{accuracy:.1%}{where}{best}{picked}"))
+        rows.append((label, f"{accuracy:.1%}{where}{best}{picked}"))
     if summary.get("test"):
         rows.append(("test", test_line(summary)))
     if summary.get("epochs"):

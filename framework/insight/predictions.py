@@ -7,7 +7,7 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -99,6 +99,17 @@ class Predictions:
         label is most worth checking by hand."""
         wrong = np.flatnonzero(~self.correct & (self.probabilities.max(axis=1) >= min_confidence))
         return [self.row(int(i)) for i in wrong[np.lexsort((wrong, -self.losses[wrong]))]]
+
+
+def write_predictions(predictions: Any, out: Path, jsonl: bool) -> list[str]:
+    """predictions.csv (and predictions.jsonl when ``jsonl``) of per-image ``predictions`` (anything
+    with ``write_csv`` and ``write_jsonl``: :class:`Predictions`, a multi-label task's) into ``out``;
+    the names of the files written."""
+    predictions.write_csv(out / "predictions.csv")
+    if not jsonl:
+        return ["predictions.csv"]
+    predictions.write_jsonl(out / "predictions.jsonl")
+    return ["predictions.csv", "predictions.jsonl"]
 
 
 def write_label_errors(rows: list[dict], path: Path) -> None:

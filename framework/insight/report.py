@@ -8,19 +8,21 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from markupsafe import Markup
+
 from .. import __version__
 from ..errors import TlfError
 from ..registry import get_registry
 from ..rundir import read_json, read_run_config
 from ..safe_files import atomic_write
+from ..task import ReportSection, TaskRequest
 from ..tuning.results import format_value, local_run_dir
 from ..plots.png import data_uri
 from . import templates
 from .headline import headline
 
 STRATEGIES = ("scratch", "transfer", "partial", "init")  # the four strategies of docs/strategies.md
-IMAGES = {"curves": "curves.png", "top_losses": "top_losses.png", "confused": "confused.png"}
-GALLERIES = {"top_losses", "confused"}  # inlined as JPEG
+IMAGES = {"curves": "curves.png"}
 SCALARS = ("accuracy", "macro_f1", "images", "checkpoint", "precision")  # shown first; other scalars follow
 
 
@@ -78,22 +80,17 @@ def run_page(run_dir: str | Path) -> str:
     summary = _json(run_dir / "summary.json") or {}
     evaluation = _json(run_dir / "evaluation.json")
     classes = _json(run_dir / "classes.json") or []
-    images = {key: data_uri(run_dir / name, photo=key in GALLERIES) for key, name in IMAGES.items()}
-    if evaluation:
-        images["confusion"] = data_uri(run_dir / ("confusion_top.png" if evaluation.get("confusion_shown")
-                                                   else "confusion.png"))
+    images = {key: data_uri(run_dir / name) for key, name in IMAGES.items()}
     data = evaluation.get("data") if evaluation else None
     counts = [(c, data["train_counts"].get(c, 0), data["val_counts"].get(c, 0)) for c in classes] if data else []
-    accuracy = {r["class"]: r["accuracy"] for r in (evaluation or {}).get("per_class_accuracy", [])}
-    per_class = [{**row, "accuracy": "–" if accuracy.get(row["class"]) is None else f"{accuracy[row['class']]:.3f}"}
-                 for row in (evaluation or {}).get("per_class", [])]
     inspect, inspect_error = _inspect(config, classes)
     exports = [(p.name, _size(p)) for p in sorted(run_dir.glob("*.onnx"))]
-    sections = [("headline", "result"), ("training", "training"), *([("confusion", "confusion")] if evaluation else []),
-                ("metrics", "metrics"), *([("test", "test split")] if summary.get("test") else [])]
-    if evaluation:
-        sections += [("per-class", "per class"), ("top-losses", "top losses"), ("confused", "most confused")]
-    sections += [("data", "data"), ("strategy", "strategy"), ("export", "export"), ("settings", "settings")]
+    task = _task_sections(config.task, classes, evaluation, run_dir)
+    before, after = ([s for s in task if s.before_metrics == first] for first in (True, False))
+    sections = [("headline", "result"), ("training", "training"), *((s.id, s.name) for s in before),
+                ("metrics", "metrics"), *([("test", "test split")] if summary.get("test") else []),
+                *((s.id, s.name) for s in after),
+                ("data", "data"), ("strategy", "strategy"), ("export", "export"), ("settings", "settings")]
     policy = summary.get("policy") or config.policy
     return _environment().from_string(templates.RUN).render(
         title=f"{config.dataset} · {config.backbone} · {policy}", run_dir=str(run_dir), version=__version__,
@@ -101,8 +98,21 @@ def run_page(run_dir: str | Path) -> str:
         settings=[(k, json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in config.to_dict().items()],
         data=data, counts=counts, policy=policy, policy_family=policy.split(":")[0], strategies=_strategies(),
         inspect=inspect, inspect_error=inspect_error, summary=summary, images=images, evaluation=evaluation,
-        metrics=_metrics(evaluation) if evaluation else [], per_class=per_class, exports=exports,
-        headline=headline(run_dir), test=_metrics(summary.get("test") or {}))
+        metrics=_metrics(evaluation) if evaluation else [], exports=exports, headline=headline(run_dir),
+        test=_metrics(summary.get("test") or {}), before_metrics=[_render(s, evaluation) for s in before], after_metrics=[_render(s, evaluation) for s in after])
+
+
+def _task_sections(task: str | None, classes: list[str], evaluation: dict | None, run_dir: Path) -> list[ReportSection]:
+    """The sections the run's task shows of its evaluation (:meth:`tlf.task.Task.report_sections`); none before one."""
+    if not evaluation:
+        return []
+    made = get_registry().create("tasks", task or "single-label", TaskRequest(classes))
+    return made.report_sections(evaluation, run_dir)
+
+
+def _render(section: ReportSection, evaluation: dict) -> Markup:
+    """One task section's HTML (autoescaped like the page)."""
+    return Markup(_environment().from_string(section.template).render(evaluation=evaluation, **section.context))
 
 
 def write_run_report(run_dir: str | Path) -> Path:

@@ -29,14 +29,12 @@ RUN = HEAD + """<header><h1>{{ title }}</h1>
 
 <section id="training"><h2>Training</h2>
 {% if summary %}<p>{{ summary.epochs }} of {{ summary.planned_epochs }} epochs in {{ summary.seconds }} s on {{ summary.device }}
-({{ summary.precision }}); best validation accuracy {{ "%.4f"|format(summary.best_val_accuracy or 0) }} at epoch {{ summary.best_epoch }}.</p>
+({{ summary.precision }}); best validation {{ "mAP" if summary.best_metric == "val_map" else "accuracy" }} {{ "%.4f"|format(summary.best_val_accuracy or 0) }} at epoch {{ summary.best_epoch }}.</p>
 {% else %}<p class="warn">The run has not finished (no summary.json).</p>{% endif %}
 {% if images.curves %}<img alt="training curves" src="{{ images.curves }}">{% endif %}</section>
 
-{% if evaluation %}<section id="confusion"><h2>Confusion matrix</h2>
-{% if evaluation.confusion_shown %}<p class="warn">Showing {{ evaluation.confusion_shown }}; evaluation.json has the whole matrix.</p>{% endif %}
-{% if images.confusion %}<img alt="confusion matrix" src="{{ images.confusion }}">{% endif %}</section>{% endif %}
-
+{% for html in before_metrics %}{{ html }}
+{% endfor %}
 <section id="metrics"><h2>Final metrics</h2>
 {% if evaluation %}<table class="metrics">{% for key, value in metrics %}<tr><th>{{ key }}</th><td class="n">{{ value }}</td></tr>{% endfor %}</table>
 {% else %}<p class="muted">Not evaluated yet: run <code>tlf evaluate {{ run_dir }}</code>.</p>{% endif %}</section>
@@ -46,27 +44,8 @@ RUN = HEAD + """<header><h1>{{ title }}</h1>
 scored once on {{ summary.test.images }} held-out test images, which chose nothing: the figures to quote.</p>
 <table class="metrics">{% for key, value in test %}<tr><th>test {{ key }}</th><td class="n">{{ value }}</td></tr>{% endfor %}</table></section>{% endif %}
 
-{% if evaluation %}
-<section id="per-class"><h2>Per class</h2><div class="scroll"><table>
-<tr><th>class</th><th>accuracy</th><th>precision</th><th>recall</th><th>F1</th><th>images</th></tr>
-{% for row in per_class %}<tr><td>{{ row.class }}</td><td class="n">{{ row.accuracy }}</td><td class="n">{{ "%.3f"|format(row.precision) }}</td>
-<td class="n">{{ "%.3f"|format(row.recall) }}</td><td class="n">{{ "%.3f"|format(row.f1) }}</td><td class="n">{{ row.support }}</td></tr>{% endfor %}
-</table></div></section>
-
-<section id="top-losses"><h2>Top losses</h2>
-<p>The images the model got most wrong, highest loss first, with Grad-CAM on conv5 for the predicted class.</p>
-{% if images.top_losses %}<img alt="top-loss gallery" src="{{ images.top_losses }}">{% endif %}
-<table id="top-loss-table"><tr><th>#</th><th>image</th><th>true</th><th>predicted</th><th>probability</th><th>loss</th></tr>
-{% for row in evaluation.top_losses %}<tr><td class="n">{{ loop.index }}</td><td>{{ row.image }}</td><td>{{ row.true }}</td><td>{{ row.predicted }}</td>
-<td class="n">{{ "%.3f"|format(row.probability) }}</td><td class="n">{{ "%.4f"|format(row.loss) }}</td></tr>{% endfor %}</table></section>
-
-<section id="confused"><h2>Most confused</h2>
-{% if evaluation.most_confused %}<table><tr><th>true</th><th>predicted as</th><th>images</th></tr>
-{% for pair in evaluation.most_confused %}<tr><td>{{ pair.true }}</td><td>{{ pair.predicted }}</td><td class="n">{{ pair.count }}</td></tr>{% endfor %}</table>
-{% if images.confused %}<img alt="most confident mistake per pair" src="{{ images.confused }}">{% endif %}
-{% else %}<p>No mistakes on the validation set.</p>{% endif %}</section>
-{% endif %}
-
+{% for html in after_metrics %}{{ html }}
+{% endfor %}
 <section id="data"><h2>Data</h2>
 {% if data %}<p>{{ data.classes }} classes{% if data.split %} · {{ data.split }}{% endif %}{% if data.unreadable %}
  · <span class="warn">{{ data.unreadable }} unreadable file(s) skipped</span>{% endif %}.

@@ -49,7 +49,7 @@ class Server:
     @staticmethod
     def _runner(model: ServedModel) -> Callable[[np.ndarray], list[Prediction]]:
         classifier = model.classifier
-        # every class, most likely first: each request cuts its own top-k
+        # every class, most likely first: each request cuts its own top-k (multi-label: the label sets)
         return lambda batch: classifier.classify(batch, top_k=len(classifier.classes))
 
     @asynccontextmanager
@@ -108,7 +108,7 @@ async def predict(request: Request) -> JSONResponse:
         application/json:
           schema: {type: object, required: [images], properties: {images: {type: array, items: {type: string, format: byte}}}}
     responses:
-      200: {description: 'one prediction per image, in order: filename, label, probability, labels, probabilities, indices; and the model (name, version, preprocessing)'}
+      200: {description: 'one prediction per image, in order: filename, label, probability, labels, probabilities, indices (a multi-label model: the label set above its thresholds, whatever top_k, and multi_label true); and the model (name, version, preprocessing)'}
       '4XX': {description: '{"error": {"kind", "message"}}: bad image, wrong field, too large, too many images, unknown model, bad top_k, missing API key'}
       503: {description: queue full or answer too slow; retry after Retry-After seconds}
     """
@@ -126,7 +126,8 @@ async def predict(request: Request) -> JSONResponse:
     return JSONResponse({
         "model": {"name": model.name, "version": model.version, "preprocessing": model.preprocessing()},
         "predictions": [{"filename": name, "label": p.label, "probability": p.probability,
-                         **Prediction(p.labels[:top_k], p.probabilities[:top_k], p.indices[:top_k]).to_dict()}
+                         **(p if p.multi_label else  # a multi-label model's answer is its whole label set
+                            Prediction(p.labels[:top_k], p.probabilities[:top_k], p.indices[:top_k])).to_dict()}
                         for name, p in zip((u.name for u in uploads), predictions)]})
 
 

@@ -116,7 +116,8 @@ class Checkpointing(Callback):
     @staticmethod
     def _plot(loop: Any, run_dir: RunDirWriter) -> None:
         plot_curves(loop.history, run_dir.path / "curves.png",
-                    title=f"{loop.config.dataset} · {loop.config.backbone} · {loop.policy.name}")
+                    title=f"{loop.config.dataset} · {loop.config.backbone} · {loop.policy.name}",
+                    metric=loop.task.metric, name=loop.task.metric_label.removeprefix("val "))
 
     def after_fit(self, loop: Any) -> None:
         if loop.is_main and self.run_dir is not None:

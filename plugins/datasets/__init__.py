@@ -1,5 +1,6 @@
 """Built-in datasets: downloadable archives (flowers, cats_and_dogs, cifar10), any class-per-folder
-tree (folder:PATH), images listed in a table (table:PATH) and generated shapes (synthetic).
+tree (folder:PATH), images listed in a table (table:PATH) and generated shapes (synthetic;
+synthetic-multilabel: label sets).
 
 Factories are ``"module:attr"`` references, imported on first use, so listing plugins stays fast.
 """
@@ -36,3 +37,8 @@ def tlf_register_datasets(register: Callable[[DatasetSpec], None]) -> None:
         name="synthetic", factory=f"{HERE}.synthetic:synthetic", parse=f"{HERE}.synthetic:parse_options",
         argument="OPTIONS",
         description="generated coloured shapes (6 classes, 64 px; offline); OPTIONS e.g. train=80,val=20"))
+    register(DatasetSpec(
+        name="synthetic-multilabel", factory=f"{HERE}.synthetic_multilabel:synthetic_multilabel",
+        parse=f"{HERE}.synthetic_multilabel:parse_options", argument="OPTIONS",
+        description="generated 2x2 tiles holding 1-3 coloured shapes, labelled with the set of shapes (multi-label; "
+                    "4 classes, 64 px; offline); OPTIONS e.g. train=120,val=40"))

@@ -14,7 +14,7 @@ from typing import Any
 
 from tlf.tracking import Logger, LoggerRequest
 
-IMAGES = ("curves.png", "confusion.png")  # run-directory figures logged at the end, when present
+IMAGES = ("curves.png", "confusion.png", "pr_curves.png")  # run-directory figures logged at the end, when present
 
 
 class TensorBoardLogger(Logger):

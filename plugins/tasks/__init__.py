@@ -13,8 +13,17 @@ def _single_label(argument: None, request: Any) -> Any:
     return SingleLabel(request)
 
 
+def _multi_label(argument: None, request: Any) -> Any:
+    from .multi_label import MultiLabel
+    return MultiLabel(request)
+
+
 @hookimpl
 def tlf_register_tasks(register: Callable[[TaskSpec], None]) -> None:
     register(TaskSpec(
         name="single-label", factory=_single_label,
         description="one class per image: softmax head, cross-entropy loss, accuracy picks the best checkpoint"))
+    register(TaskSpec(
+        name="multi-label", factory=_multi_label,
+        description="a set of classes per image: sigmoid per class, binary cross-entropy, mAP picks the best "
+                    "checkpoint, per-class thresholds tuned on validation"))

@@ -1,12 +1,13 @@
 """``single-label``: each image has exactly one class (integer class indices as targets)."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
 
-from tlf.task import Meter, Task, TaskRequest
+from tlf.task import Meter, ReportSection, Task, TaskRequest
 
 
 class AccuracyMeter(Meter):
@@ -60,3 +61,23 @@ class SingleLabel(Task):
         n = len(self.classes)
         return {"loss": loss_sum / count if count else float("nan"), "acc": correct / count if count else 0.0,
                 "confusion": sums["confusion"].reshape(n, n)}
+
+    # ---- downstream: tlf.engine.metrics, tlf.insight.evaluation and the report's sections ----
+    def evaluation_report(self, logits: Any, labels: Any, classes: list[str], top_k: int,
+                          decision: dict[str, Any]) -> dict[str, Any]:
+        from tlf.engine.metrics import classification_report
+        return classification_report(logits, labels, classes, top_k=top_k)
+
+    def analyse(self, report: dict, logits: Any, labels: Any, images: Any, splits: Any, options: Any,
+                out: Path | None, model: Any, transform: Callable | None, to_input: Callable | None) -> None:
+        from tlf.insight.evaluation import analyse
+        analyse(report, logits, labels, images, splits, options, out=out, model=model, transform=transform,
+                to_input=to_input)
+
+    def evaluation_figures(self, report: dict, classes: list[str], out: Path, title: str) -> None:
+        from tlf.plots.confusion import plot_confusion
+        plot_confusion(report["confusion_matrix"], classes, out / "confusion.png", title=title)
+
+    def report_sections(self, evaluation: dict, run_dir: Path) -> list[ReportSection]:
+        from tlf.insight.single_label_report import report_sections
+        return report_sections(evaluation, run_dir)
