@@ -478,7 +478,7 @@ def test_plugins_register_without_torch():
             "names = [s.name for s in get_registry().specs('datasets')]; "
             "import tlf.plugins.datasets; print(names, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "['cats_and_dogs', 'cifar10', 'flowers', 'folder', 'synthetic', 'table'] False"
+    assert out.strip() == "['cats_and_dogs', 'cifar10', 'flowers', 'folder', 'synthetic', 'synthetic-multilabel', 'table'] False"
 
 
 @pytest.mark.skipif(shared_data() is None, reason="shared/data not present")
