@@ -87,6 +87,10 @@ class Task:
         raw, ema = row[f"val_{self.metric}"], row.get(f"ema_val_{self.metric}", -1.0)
         return (ema, "ema") if ema > raw else (raw, "raw")
 
+    def best_row(self, history: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        """The epoch whose checkpoint is ``best.pt``: the first with the highest :meth:`best_of` ({} before any)."""
+        return max(history, key=lambda row: self.best_of(row)[0]) if history else {}
+
     # ---- downstream of training: what is kept, evaluated, reported, exported ----------------
     def decision(self, logits: Any, labels: Any) -> dict[str, Any]:
         """What the run keeps for predicting besides its weights, from the best checkpoint's

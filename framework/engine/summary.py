@@ -13,7 +13,7 @@ def run_summary(loop: Any) -> dict[str, Any]:
     """The run's summary: the loop's figures, the batch source's engines, then what each callback adds."""
     c, history = loop.config, loop.history
     total, trainable = count_params(loop.model)
-    best = max(history, key=lambda r: loop.task.best_of(r)[0]) if history else {}
+    best = loop.task.best_row(history)
     best_value, best_weights = loop.task.best_of(best) if best else (None, None)
     summary = {
         "run_dir": str(loop.run_dir.path) if loop.run_dir is not None else None, "dataset": c.dataset,

@@ -82,7 +82,7 @@ class Checkpointing(Callback):
             run_dir.write_metrics(history)
             self._plot(loop, run_dir)
             loop.report.info(f"repaired metrics.jsonl/.csv: {len(history)} epoch(s), from last.pt")
-        best_row = max(history, key=lambda r: loop.task.best_of(r)[0])  # the first best, as the loop keeps it
+        best_row = loop.task.best_row(history)
         best_epoch = best_row["epoch"]
         have = run_dir.checkpoint_epoch("best")
         if have == best_epoch or (have is not None and have > loop.start_epoch):

@@ -27,8 +27,7 @@ class HeldOutTest(Callback):
         with loop.report.phase(f"test split: the best checkpoint on {len(splits.test)} held-out images"):
             scores = held_out_scores(loop)
         task = loop.task
-        best = max(loop.history, key=lambda r: task.best_of(r)[0])
-        loop.report.info(f"{task.metric_label} {task.best_of(best)[0]:.3f} (picked the checkpoint, epoch {scores['epoch']}) "
+        loop.report.info(f"{task.metric_label} {task.best_of(task.best_row(loop.history))[0]:.3f} (picked the checkpoint, epoch {scores['epoch']}) "
                          f"· test {task.metric_label.removeprefix('val ')} {scores[task.metric]:.3f} "
                          f"on {scores['images']} held-out images")
         return {"test": scores}
