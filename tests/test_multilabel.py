@@ -146,11 +146,13 @@ def test_export_and_predict_give_evaluate_label_sets(trained, tmp_path):
 
 def test_a_live_policy_with_mixup_trains_on_label_sets_and_tensorboard_gets_map(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    asked = []  # what a tuner's pruner is given: the task's criterion (mAP, EMA's when better), not val_acc
     run = tlf.train(policy="partial:conv5", augment="mixup", epochs=1, out=str(tmp_path), class_weights="auto",
-                    loggers="tensorboard", ema=0.9, lr="auto", **FAST)
+                    loggers="tensorboard", ema=0.9, lr="auto", should_stop=lambda epoch, row: asked.append(row), **FAST)
     assert run.summary["feature_cache"] is False and run.summary["task"] == "multi-label"
     rows = [json.loads(line) for line in (run.directory / "metrics.jsonl").read_text().splitlines()]
     assert run.summary["lr_find"] is not None and "ema_val_map" in rows[-1]  # --lr auto and EMA on label sets
+    assert asked[-1]["criterion"] == max(rows[-1]["val_map"], rows[-1]["ema_val_map"]) == run.summary["best_val_accuracy"]
     assert run.summary["class_weights"] is not None and np.isfinite(run.summary["best_val_accuracy"])
     events = EventAccumulator(str(run.directory))
     events.Reload()

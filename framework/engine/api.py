@@ -19,7 +19,8 @@ def train(config: RunConfig | str | Path | None = None, *, resume: str | Path | 
     continues an interrupted run directory from its last checkpoint; with ``epochs`` above
     the planned number it continues to that many (the schedule is stretched to the new
     length: the rest of the run follows the schedule of a run planned that long). ``should_stop(epoch, row)``
-    is asked after each epoch (``row`` is its line of metrics.jsonl); True ends the run there,
+    is asked after each epoch (``row`` is its line of metrics.jsonl, plus ``criterion``: the task's
+    best-checkpoint figure of the epoch, e.g. val accuracy or mAP); True ends the run there,
     as early stopping does (``tlf tune`` prunes trials with it). Ctrl-C during training raises
     :class:`~tlf.errors.RunInterrupted` (a ``KeyboardInterrupt`` naming the run directory to resume).
     """

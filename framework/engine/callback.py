@@ -163,7 +163,7 @@ class StopWhenAsked(Callback):
         self.should_stop = should_stop
 
     def after_epoch(self, loop: Any) -> None:
-        if self.should_stop(loop.epoch + 1, loop.row):
+        if self.should_stop(loop.epoch + 1, {**loop.row, "criterion": loop.task.best_of(loop.row)[0]}):
             raise CancelFit(f"stopped after epoch {loop.epoch + 1} (asked by the caller, e.g. a tuner's pruner)")
 
 

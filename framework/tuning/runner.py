@@ -65,7 +65,7 @@ def _objective(space: SearchSpace, base: Any, runs: Path, quiet: bool) -> Callab
         pruned_at: list[int] = []
 
         def report(epoch: int, row: dict) -> bool:
-            trial.report(row["val_acc"], epoch)
+            trial.report(row["criterion"], epoch)  # what the objective maximises: the task's criterion
             if trial.should_prune():
                 pruned_at.append(epoch)
                 return True
