@@ -19,7 +19,8 @@ process, all from tf_efficientnet_lite0 with the ImageNet weights of the
   resized to 256 + horizontal flip (label-preserving: every tile stays in view);
 - ``tlf transfer`` / ``tlf partial:conv5``: ``tlf train --dataset table:DIR/labels.csv
   --task multi-label --policy P --seed 0`` at its defaults (skipped with ``--skip-tlf``),
-  read back from the run's summary.json and metrics.jsonl.
+  read back from the run's summary.json and metrics.jsonl at the best epoch (every figure
+  found is printed; exact-set accuracy is a key naming it, else the task's accuracy).
 
 Preprocessing (plain rows): resize to 256, centre crop 224 for validation and for the
 cached features; mean = std = 0.5 (what the Lite0 weights were trained with). Figures on
@@ -150,15 +151,19 @@ def fit(model: Any, batches: Any, epochs: int, before_epoch: Any = None) -> None
     optimizer = torch.optim.AdamW(params, lr=LR, weight_decay=WEIGHT_DECAY)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * len(batches))
     loss_fn = torch.nn.BCEWithLogitsLoss()
-    for _ in range(epochs):
+    for epoch in range(epochs):
         if before_epoch is not None:
             before_epoch()
+        start, total = time.perf_counter(), 0.0
         for x, y in batches:
             loss = loss_fn(model(x), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             schedule.step()
+            total += loss.item() * len(y)
+        print(f"epoch {epoch + 1}/{epochs}: train loss {total / len(batches.dataset):.4f}, "
+              f"{time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
 
 
 def outputs(model: Any, batches: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -278,7 +283,7 @@ def main() -> None:
     parser.add_argument("--rows", default=",".join(ROWS), help=f"which of {', '.join(ROWS)}")
     parser.add_argument("--skip-tlf", action="store_true", help="only the plain rows (no tlf train runs)")
     parser.add_argument("--head-epochs", type=int, default=30, help="plain transfer: epochs of the linear layer")
-    parser.add_argument("--partial-epochs", type=int, default=10, help="plain partial:conv5: epochs")
+    parser.add_argument("--partial-epochs", type=int, default=5, help="plain partial:conv5: epochs")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads of the plain rows (default: 2 when the load average is under 4, else 1)")
     parser.add_argument("--workers", type=int, default=1, help="DataLoader workers of the plain rows")
