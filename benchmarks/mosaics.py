@@ -1,6 +1,6 @@
 """A real multi-label image set from a class-per-folder tree: 2x2 mosaics of its photos.
 
-    python benchmarks/mosaics.py --data path/to/flower_photos --out /tmp/mosaics
+    python benchmarks/mosaics.py --data path/to/flower_photos --out path/to/mosaics
 
 Each mosaic is four tiles (each photo centre-cropped to a square and resized to
 ``--tile`` px, so a mosaic is 2 x tile px wide, 224 by default). A mosaic draws its

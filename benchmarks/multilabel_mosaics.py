@@ -1,7 +1,7 @@
 """Multi-label on flower mosaics: tlf's multi-label task against a plain PyTorch loop with BCE.
 
-    python benchmarks/multilabel_mosaics.py --data path/to/flower_photos --mosaics /tmp/mosaics
-    python benchmarks/multilabel_mosaics.py --mosaics /tmp/mosaics --skip-tlf      # the plain rows only
+    python benchmarks/multilabel_mosaics.py --data path/to/flower_photos --mosaics path/to/mosaics
+    python benchmarks/multilabel_mosaics.py --mosaics path/to/mosaics --skip-tlf      # the plain rows only
 
 ``--mosaics DIR`` holds the 2x2 flower mosaics of ``benchmarks/mosaics.py`` (written there
 first, from ``--data``, when ``DIR/labels.csv`` is absent). Rows, one after another in this

@@ -1,6 +1,6 @@
 """A class-per-folder tree read as a table gives the same run as the folder itself.
 
-    python benchmarks/table_vs_folder.py --data path/to/flower_photos --out /tmp/table_vs_folder
+    python benchmarks/table_vs_folder.py --data path/to/flower_photos --out path/to/work
 
 Writes ``OUT/labels.csv`` listing every image of ``DATA/train``, ``DATA/val`` (and
 ``DATA/test`` when present) with columns ``image`` (relative to DATA), ``label`` (its
