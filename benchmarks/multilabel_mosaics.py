@@ -20,7 +20,9 @@ process, all from tf_efficientnet_lite0 with the ImageNet weights of the
 - ``tlf transfer`` / ``tlf partial:conv5``: ``tlf train --dataset table:DIR/labels.csv
   --task multi-label --policy P --seed 0`` at its defaults (skipped with ``--skip-tlf``),
   read back from the run's summary.json and metrics.jsonl at the best epoch (every figure
-  found is printed; exact-set accuracy is a key naming it, else the task's accuracy).
+  found is printed; exact-set accuracy is a key naming it, else the task's accuracy); the
+  mAP is ``tlf evaluate RUN --json``'s (computed from the exact scores; the run's own, which
+  may come from binned scores, is kept as ``map_in_run``).
 
 Preprocessing (plain rows): resize to 256, centre crop 224 for validation and for the
 cached features; mean = std = 0.5 (what the Lite0 weights were trained with). Figures on
@@ -45,7 +47,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mosaics import generate  # noqa: E402  (the scripts beside this one)
-from tlf_cli import cpu_name, run_files, tlf_train  # noqa: E402
+from tlf_cli import cpu_name, run_files, tlf_evaluate, tlf_train  # noqa: E402
 
 try:
     from sklearn.metrics import average_precision_score
@@ -227,7 +229,11 @@ def tlf_row(table: Path, policy: str, out: Path) -> dict[str, Any]:
     defaults (no report); its figures at the best epoch."""
     flags = ["--dataset", f"table:{table}", "--task", "multi-label", "--policy", policy, "--seed", "0"]
     run_dir, wall = tlf_train(flags, out, policy.replace(":", "-"))
-    return {"command": "tlf train " + " ".join(flags), "process_seconds": round(wall, 1), **read_run(run_dir)}
+    found = read_run(run_dir)
+    evaluated = {k: v for k, v in tlf_evaluate(run_dir).items() if isinstance(v, (int, float, str))}
+    print(f"tlf evaluate {run_dir.name}: {json.dumps(evaluated)}", file=sys.stderr)
+    return {"command": "tlf train " + " ".join(flags), "process_seconds": round(wall, 1), **found,
+            "map_in_run": found["map"], "map": evaluated.get("map", found["map"]), "evaluate": evaluated}
 
 
 def read_run(run_dir: Path) -> dict[str, Any]:
