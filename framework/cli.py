@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from ._version import __version__
+from .address_space import address_space_failure, check_address_space
 from .errors import TlfError
 from .heap import keep_freed_memory
 from .pluginmanager import LOAD_ENV
@@ -112,8 +113,15 @@ def main() -> None:
     keep_freed_memory()
     try:
         if needs_plugins(sys.argv[1:]):
+            check_address_space()
             add_plugin_commands(cli)
+        cli.main(prog_name="tlf")
     except TlfError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
-    cli.main(prog_name="tlf")
+    except (ImportError, MemoryError, RuntimeError, OSError) as exc:
+        error = address_space_failure(exc)
+        if error is None:
+            raise
+        click.echo(f"Error: {error}", err=True)
+        sys.exit(1)
