@@ -30,7 +30,7 @@ from typing import Iterator
 
 from ..errors import TlfError
 from ..messages import notice
-from ..safe_files import NO_FOLLOW, WRITE_ERRORS, LockHeld, atomic_write, lock, remove_stale_temps, temp_prefix, write_error
+from ..safe_files import NO_FOLLOW, WRITE_ERRORS, LockHeld, atomic_write, lock, temp_folder, write_error
 
 CHUNK = 1 << 20
 TIMEOUT_S = 60
@@ -310,7 +310,7 @@ def extract(archive: Path, target: Path) -> Path:
 
     Extraction happens in a temporary sibling folder that is renamed to ``target`` at the end.
     """
-    tmp = _temp_folder(target)
+    tmp = temp_folder(target)
     try:
         if zipfile.is_zipfile(archive):
             _extract_zip(archive, tmp)
@@ -346,7 +346,7 @@ def fetch_and_extract(archive: Archive, folder: Path, extracted_name: str, *, al
         if final.is_dir():  # made by the process this one waited for
             return final
         path = download(archive, folder, allow_network=allow_network, extracted=final)
-        staging = _temp_folder(final)
+        staging = temp_folder(final)
         try:
             extract(path, staging / "archive")
             inner = staging / "archive" / extracted_name
@@ -359,15 +359,6 @@ def fetch_and_extract(archive: Archive, folder: Path, extracted_name: str, *, al
 
 
 HOME_FIX = "free space there, or set TLF_HOME to a writable folder with room (or pass --data-dir PATH)"
-
-
-def _temp_folder(target: Path) -> Path:
-    """A new hidden folder beside ``target`` (``.NAME.PID-HOST.RANDOM.tmp``: removed by a later run if
-    this process is killed), after removing those that killed processes left."""
-    import tempfile
-    target.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(target.parent)
-    return Path(tempfile.mkdtemp(prefix=temp_prefix(target.name), suffix=".tmp", dir=target.parent))
 
 
 @contextlib.contextmanager
