@@ -85,6 +85,17 @@ def new_temp(path: Path) -> Path:
     return tmp
 
 
+def rename_synced(tmp: Path, path: Path) -> None:
+    """``fsync`` the finished temp file ``tmp`` (opened without following a link) and rename it
+    to ``path``: for writers that fill a temp file by mapping it (the decode cache)."""
+    fd = os.open(tmp, os.O_RDONLY | NO_FOLLOW)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
 def temp_folder(path: Path) -> Path:
     """A new folder ``.NAME.PID-HOST.RANDOM.tmp`` beside ``path`` (``tempfile.mkdtemp``: created
     exclusively, mode 0700), after removing those that killed processes left there."""
