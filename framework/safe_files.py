@@ -112,16 +112,24 @@ def scratch_file(path: Path) -> Iterator[Path]:
     finished file into place. The folder goes afterwards; an ``OSError`` is one line."""
     folder = None
     try:
-        folder = temp_folder(Path(tempfile.gettempdir()) / f"tlf-{path.name}")
-        yield folder / path.name
+        with one_line_errors(path):
+            folder = temp_folder(Path(tempfile.gettempdir()) / f"tlf-{path.name}")
+            yield folder / path.name
+    finally:
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def one_line_errors(path: Path) -> Iterator[None]:
+    """An ``OSError`` in the block (anywhere in an exception's chain) as one line about writing ``path``."""
+    try:
+        yield
     except Exception as exc:
         error = write_error(path, exc)
         if error is not None:
             raise error from None
         raise
-    finally:
-        if folder is not None:
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 def publish(tmp: Path, path: Path) -> None:
@@ -141,17 +149,13 @@ def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "w") -> N
     """
     tmp = None
     try:
-        fd, tmp = create_temp(path)
-        with os.fdopen(fd, mode) as f:  # the descriptor mkstemp opened: nothing swapped in since
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except Exception as exc:
-        error = write_error(path, exc)
-        if error is not None:
-            raise error from None
-        raise
+        with one_line_errors(path):
+            fd, tmp = create_temp(path)
+            with os.fdopen(fd, mode) as f:  # the descriptor mkstemp opened: nothing swapped in since
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
     finally:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
