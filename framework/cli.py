@@ -32,6 +32,7 @@ COMMANDS = {
     "bench": "tlf.commands.bench:bench",
     "serve": "tlf.commands.serve:serve",
 }
+TORCH_FREE = ("predict", "serve")  # onnxruntime and OpenCV only: under 1 GiB of address space
 
 
 class TlfGroup(click.Group):
@@ -107,13 +108,21 @@ def needs_plugins(args: list[str]) -> bool:
     return not (asks and (not words or words[0] in COMMANDS))
 
 
+def needs_torch(args: list[str]) -> bool:
+    """Whether ``tlf ARGS`` may import torch: every command but those that run ONNX models with
+    onnxruntime alone (:data:`TORCH_FREE`), which keep working under a small ``ulimit -v``."""
+    words = [arg for arg in args if not arg.startswith("-")]
+    return not words or words[0] not in TORCH_FREE
+
+
 def main() -> None:
     """Console-script entry point."""
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # offline: no version check at import
     keep_freed_memory()
     try:
         if needs_plugins(sys.argv[1:]):
-            check_address_space()
+            if needs_torch(sys.argv[1:]):
+                check_address_space()
             add_plugin_commands(cli)
         cli.main(prog_name="tlf")
     except TlfError as exc:

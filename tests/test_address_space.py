@@ -73,3 +73,15 @@ def test_a_run_under_a_limit_that_fits_trains(tmp_path):
                       "--no-report", "--out", str(tmp_path), "-q")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "run directory" in result.stdout + result.stderr
+
+
+def test_torch_free_commands_still_run_under_a_small_limit(tmp_path):
+    """predict runs ONNX models with onnxruntime alone (under 1 GiB of address space): no refusal."""
+    import numpy as np
+    from onnx_helpers import export_small
+    from PIL import Image
+    _, report = export_small(tmp_path, "resnet18", 32, exporter="torchscript")
+    Image.fromarray(np.full((40, 40, 3), 120, np.uint8)).save(tmp_path / "a.png")
+    result = _limited(1_500_000, "predict", str(report.path), str(tmp_path / "a.png"), "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "a.png" in result.stdout
