@@ -53,9 +53,10 @@ def test_on_the_cpu_the_memory_target_bounds_the_step_whatever_is_available(monk
     assert "a memory target of 3,072 MiB ($TLF_MEMORY_TARGET)" in words
     monkeypatch.setenv(TARGET_ENV, "64G")
     assert step_room(torch.device("cpu"))[0] > 60 * 2**30
-    monkeypatch.setenv(TARGET_ENV, "lots")
-    with pytest.raises(TlfError, match="TLF_MEMORY_TARGET='lots' is not a size"):
-        step_room(torch.device("cpu"))
+    for wrong in ("lots", "inf", "-1G", "0"):
+        monkeypatch.setenv(TARGET_ENV, wrong)
+        with pytest.raises(TlfError, match=f"TLF_MEMORY_TARGET='{wrong}' is not a size"):
+            step_room(torch.device("cpu"))
 
 
 def test_the_address_space_limit_bounds_the_step(monkeypatch):

@@ -53,9 +53,12 @@ def memory_target() -> int:
     if not text:
         return DEFAULT_TARGET
     try:
-        return parse_bytes(text)
-    except ValueError:
-        raise TlfError(f"{TARGET_ENV}={text!r} is not a size", hint="write bytes or a size like 3G or 512M") from None
+        target = parse_bytes(text)
+    except (ValueError, OverflowError):
+        target = 0
+    if target <= 0:
+        raise TlfError(f"{TARGET_ENV}={text!r} is not a size", hint="write bytes or a size like 3G or 512M")
+    return target
 
 
 def step_room(device: torch.device) -> tuple[int, str] | None:
