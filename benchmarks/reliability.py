@@ -44,7 +44,7 @@ Limit trials (unless ``--skip-limits``), each in a fresh interpreter: ``tlf trai
 ``ulimit -v`` of 1.5, 2, 2.5 and 3.5 GB (counts one-line errors, tracebacks, crashes and
 hangs); a plugin registering 10,000 datasets and 10,000 augmentations through ``tlf plugins``,
 ``tlf --help`` and a short ``tlf train``; the peak resident memory of ``tlf train --policy init``
-at the default batch and image size (the memory target: at most 3 GiB); and ``tlf export
+at the default batch and image size (the memory target: at most 3 GB); and ``tlf export
 --quantize int8`` with a link to a file outside planted at every name an ONNX writer is given
 in a folder others can write in, at the moment it writes (counts files outside written).
 """

@@ -34,7 +34,7 @@ ACTIVATION_FACTOR = 1.4  # saved activations -> a step's peak (measured 1.1-1.25
 HEADROOM = 0.6  # share of the available memory a training step may take (loaders, caches, the rest)
 OPTIMIZER_COPIES = 3  # per trainable weight: its gradient and two moment buffers (AdamW)
 TARGET_ENV = "TLF_MEMORY_TARGET"
-DEFAULT_TARGET = 3 << 30  # resident memory of a CPU run's process: an 8 GB laptop runs the defaults
+DEFAULT_TARGET = 3 * 10**9  # resident bytes of a CPU run's process (3 GB): an 8 GB laptop runs the defaults
 SLACK = 320 << 20  # a run's peak over held + its step's estimate: the allocator, the loaders' batches (measured 190-290 MiB)
 
 
