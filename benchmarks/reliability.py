@@ -2,7 +2,7 @@
 creation and resumes; feed hostile files and wrong inputs to the command line. Prints counts.
 
     python benchmarks/reliability.py [--kills 20] [--races 20] [--double-resumes 3] [--seed 0]
-                                     [--export-kills 3] [--skip-escapes] [--skip-sweep] [--json]
+                                     [--export-kills 3] [--skip-escapes] [--skip-sweep] [--skip-limits] [--json]
 
 Kill trials (``--kills``, default 20) alternate two runs on a generated 3-class image tree (tiny,
 CPU, 4 epochs): ``transfer --augment basic`` (a frozen-feature cache of 4 augmented views) and
@@ -39,6 +39,14 @@ PNG, a link loop, with a timeout: hangs are counted) and wrong inputs through ev
 counting tracebacks; and inputs that ask for too much or are not what they claim (a YAML
 "billion laughs", a 2 MB config, latin-1 and UTF-16 configs, ``--image-size 100000``,
 ``--batch-size 10**30``, a dataset path holding ``[/b]``, which rich read as markup).
+
+Limit trials (unless ``--skip-limits``), each in a fresh interpreter: ``tlf train`` under
+``ulimit -v`` of 1.5, 2, 2.5 and 3.5 GB (counts one-line errors, tracebacks, crashes and
+hangs); a plugin registering 10,000 datasets and 10,000 augmentations through ``tlf plugins``,
+``tlf --help`` and a short ``tlf train``; the peak resident memory of ``tlf train --policy init``
+at the default batch and image size (the memory target: at most 3 GB); and ``tlf export
+--quantize int8`` with a link to a file outside planted at every name an ONNX writer is given
+in a folder others can write in, at the moment it writes (counts files outside written).
 """
 from __future__ import annotations
 
@@ -372,6 +380,109 @@ def _export_kill_trials(run: Path, work: Path, kills: int, rng: random.Random) -
                              "temp_files_left_after_next_export": left, "next_export_failed": failed}}
 
 
+def limit_trials(data: Path, out: Path, work: Path) -> dict:
+    """Address-space limits, a plugin with 10,000 specs, the memory target, ONNX writer names."""
+    import resource
+    import subprocess
+
+    def fresh(args: list[str], kib: int | None = None, path: str = "") -> dict:
+        def limit() -> None:
+            if kib is not None:
+                resource.setrlimit(resource.RLIMIT_AS, (kib << 10, resource.getrlimit(resource.RLIMIT_AS)[1]))
+        env = {**os.environ, "PYTHONPATH": path}
+        proc = subprocess.Popen([sys.executable, "-m", "tlf", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, errors="replace", env=env, preexec_fn=limit)
+        try:
+            stdout, stderr = proc.communicate(timeout=300)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return {"args": args[:3], "hang": True}
+        said = [line for line in stderr.splitlines() if not line[:3].rstrip(":").isdigit()]
+        return {"args": args[:3], "hang": False, "rc": proc.returncode, "traceback": "Traceback" in stderr,
+                "crash": proc.returncode < 0, "one_line": proc.returncode == 1 and len(said) == 1,
+                "last_line": (said or [""])[-1][:200], "stdout_lines": stdout.count("\n")}
+
+    small = ["--dataset", "synthetic:train=8,val=4", "--epochs", "1", "--image-size", "32", "--workers", "0",
+             "--no-report", "--out", str(work / "limit-runs")]
+    limits = [fresh(["train", *small], kib) for kib in (1_500_000, 2_000_000, 2_500_000, 3_500_000)]
+    site = _many_specs_plugin(work / "many-site")
+    many = [fresh(args, path=str(site)) for args in (["plugins"], ["--help"], ["train", *small])]
+    return {"address_space": {"trials": len(limits), "one_line": sum(r.get("one_line", False) for r in limits),
+                              "tracebacks": sum(r.get("traceback", False) for r in limits),
+                              "crashes": sum(r.get("crash", False) for r in limits),
+                              "hangs": sum(r["hang"] for r in limits)},
+            "plugin_with_20000_specs": [{k: r.get(k) for k in ("args", "rc", "hang", "traceback", "stdout_lines")}
+                                        for r in many],
+            "init_peak_rss_gib": _peak_rss(["train", "--dataset", f"folder:{data}", "--policy", "init", "--epochs", "1",
+                                            "--no-report", "--out", str(work / "limit-runs")]) / 2**20,
+            "onnx_writer_names": _planted_writer_trial(out / "ref-transfer", work)}
+
+
+def _many_specs_plugin(site: Path) -> Path:
+    """An installed distribution whose plugin registers 10,000 datasets and 10,000 augmentations."""
+    site.mkdir(parents=True)
+    (site / "tlf_many.py").write_text(
+        "from tlf.hookspecs import hookimpl\nfrom tlf.specs import AugmentationSpec, DatasetSpec\n"
+        "@hookimpl\ndef tlf_register_datasets(register):\n    for i in range(10_000):\n"
+        "        register(DatasetSpec(name=f'many-{i}', description='one of many', factory=print))\n"
+        "@hookimpl\ndef tlf_register_augmentations(register):\n    for i in range(10_000):\n"
+        "        register(AugmentationSpec(name=f'many-aug-{i}', description='one of many', factory=print))\n")
+    info = site / "tlf_many-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tlf-many\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[tlf]\nmany = tlf_many\n")
+    return site
+
+
+def _peak_rss(args: list[str]) -> int:
+    """Peak resident KiB of ``tlf ARGS`` in a fresh interpreter (its own ``ru_maxrss``)."""
+    import subprocess
+    proc = subprocess.Popen([sys.executable, "-m", "tlf", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, _, usage = os.wait4(proc.pid, 0)
+    return usage.ru_maxrss
+
+
+def _planted_writer_trial(run: Path, work: Path) -> dict:
+    """``tlf export --quantize int8`` into a folder others can write in, a link to a file outside
+    planted at every name torch.onnx.export, onnx.save or the quantizer writes in such a folder."""
+    folder, outside = work / "shared-exports", work / "outside" / "writer-canary"
+    folder.mkdir(parents=True)
+    folder.chmod(0o777)
+    outside.parent.mkdir(exist_ok=True)
+    outside.write_text("canary\n")
+    logs = work / "logs"
+    logs.mkdir(exist_ok=True)
+    args = ["export", str(run), "--quantize", "int8", "--output", str(folder / "model.onnx")]
+    process = multiprocessing.get_context("fork").Process(
+        target=_planting_main, args=(args, logs / "planted.out", logs / "planted.err", outside))
+    process.start()
+    process.join(600)
+    return {"rc": process.exitcode, "outside_written": outside.read_bytes() != b"canary\n",
+            "links_at_final_names": sum(p.is_symlink() for p in folder.iterdir())}
+
+
+def _planting_main(args: list[str], stdout: Path, stderr: Path, outside: Path) -> None:
+    import onnx
+    import torch
+
+    from tlf.export import quantize
+
+    def planting(real, position: int):
+        def write(*a, **kw):
+            target = Path(a[position])
+            if os.stat(target.parent).st_mode & 0o022:  # a folder others can write in
+                target.unlink(missing_ok=True)
+                target.symlink_to(outside)
+            return real(*a, **kw)
+        return write
+
+    torch.onnx.export = planting(torch.onnx.export, 2)
+    onnx.save = planting(onnx.save, 1)
+    quantize.quantize_static = planting(quantize.quantize_static, 1)
+    quantize.quant_pre_process = planting(quantize.quant_pre_process, 1)
+    _tlf_main(args, stdout, stderr)
+
+
 def _hostile_configs(work: Path) -> list[Path]:
     """Config files that asked for too much or were not UTF-8: billion laughs, 2 MB, latin-1, UTF-16."""
     folder = work / "configs"
@@ -394,6 +505,8 @@ def main() -> None:
     parser.add_argument("--skip-sweep", action="store_true")
     parser.add_argument("--export-kills", type=int, default=3, help="exports SIGKILLed mid-write (escape trials)")
     parser.add_argument("--skip-escapes", action="store_true", help="no planted-link and export-kill trials")
+    parser.add_argument("--skip-limits", action="store_true",
+                        help="no address-space, plugin-count, memory-target and writer-name trials")
     parser.add_argument("--json", action="store_true", help="print every trial as JSON")
     opts = parser.parse_args()
     rng = random.Random(opts.seed)
@@ -407,8 +520,9 @@ def main() -> None:
         os.environ["TLF_HOME"] = str(work / "home")
         data = make_data(work / "data")
         out = work / "runs"
-        needed = POLICIES if opts.kills else POLICIES[:1] if not (opts.skip_sweep and opts.skip_escapes) else ()
-        # (the sweep and the escape trials use ref-transfer)
+        needed = POLICIES if opts.kills else POLICIES[:1] if not (opts.skip_sweep and opts.skip_escapes
+                                                                   and opts.skip_limits) else ()
+        # (the sweep, the escape and the limit trials use ref-transfer)
         refs = {policy: reference(data, out, policy, augment, cache) for policy, augment, cache in needed}
         kills = []
         for trial in range(opts.kills):
@@ -430,6 +544,8 @@ def main() -> None:
             report["escapes"] = escape_trials(data, out, work, opts.export_kills, rng)
         if not opts.skip_sweep:
             report["sweep"] = sweep(data, out, work)
+        if not opts.skip_limits:
+            report["limits"] = limit_trials(data, out, work)
         if opts.json:
             report["kill_trials"] = kills
         print(json.dumps(report, indent=2))

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from ._version import __version__
+from .address_space import address_space_failure, check_address_space
 from .errors import TlfError
 from .heap import keep_freed_memory
 from .pluginmanager import LOAD_ENV
@@ -31,6 +32,7 @@ COMMANDS = {
     "bench": "tlf.commands.bench:bench",
     "serve": "tlf.commands.serve:serve",
 }
+TORCH_FREE = ("predict", "serve")  # onnxruntime and OpenCV only: under 1 GiB of address space
 
 
 class TlfGroup(click.Group):
@@ -106,14 +108,29 @@ def needs_plugins(args: list[str]) -> bool:
     return not (asks and (not words or words[0] in COMMANDS))
 
 
+def needs_torch(args: list[str]) -> bool:
+    """Whether ``tlf ARGS`` may import torch: every command but those that run ONNX models with
+    onnxruntime alone (:data:`TORCH_FREE`), which keep working under a small ``ulimit -v``."""
+    words = [arg for arg in args if not arg.startswith("-")]
+    return not words or words[0] not in TORCH_FREE
+
+
 def main() -> None:
     """Console-script entry point."""
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # offline: no version check at import
     keep_freed_memory()
     try:
         if needs_plugins(sys.argv[1:]):
+            if needs_torch(sys.argv[1:]):
+                check_address_space()
             add_plugin_commands(cli)
+        cli.main(prog_name="tlf")
     except TlfError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
-    cli.main(prog_name="tlf")
+    except (ImportError, MemoryError, RuntimeError, OSError) as exc:
+        error = address_space_failure(exc)
+        if error is None:
+            raise
+        click.echo(f"Error: {error}", err=True)
+        sys.exit(1)

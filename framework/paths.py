@@ -9,6 +9,7 @@ from pathlib import Path
 from .safe_files import remove_stale_temps
 
 SLUG_LENGTH = 60  # characters kept of a name made from user text (file systems allow 255 bytes per name)
+_PRUNED: set[Path] = set()  # cache folders already rid of stale temp files in this process
 
 
 def tlf_home() -> Path:
@@ -21,9 +22,12 @@ def tlf_home() -> Path:
 
 def cache_dir(*parts: str) -> Path:
     """A sub-folder of :func:`tlf_home` (not created), without the temp files killed processes
-    left in it (:func:`tlf.safe_files.remove_stale_temps`)."""
+    left in it (:func:`tlf.safe_files.remove_stale_temps`, once per process and folder: a run asks
+    for its cache folders many times)."""
     folder = tlf_home().joinpath(*parts)
-    remove_stale_temps(folder)
+    if folder not in _PRUNED and folder.is_dir():
+        remove_stale_temps(folder)
+        _PRUNED.add(folder)
     return folder
 
 

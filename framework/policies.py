@@ -88,9 +88,9 @@ class FreezePolicy:
         """Freeze the policy's stages (everything else trainable)."""
         model.freeze(self.frozen(model), train_bn=self.train_bn)
 
-    def lr_scale(self, part: str, depth: int = 1) -> float:
-        """Learning-rate multiplier of a part (a stage or ``head``); ``depth`` counts the
-        stages from the part to the head (the last stage: 1, the head: 0)."""
+    def lr_scale(self, depth: int = 1) -> float:
+        """Learning-rate multiplier of a part (a stage or ``head``) ``depth`` stages from the head
+        (the last stage: 1, the head: 0)."""
         return 1.0
 
     def param_groups(self, model: Classifier, lr: float, weight_decay: float,
@@ -100,7 +100,7 @@ class FreezePolicy:
         pretrained stages)."""
         names = parts(model)
         return [group for index, part in enumerate(names) for group in stage_groups(
-            model, part, lr * self.lr_scale(part, len(names) - 1 - index) * (head_lr_scale if part == "head" else 1.0),
+            model, part, lr * self.lr_scale(len(names) - 1 - index) * (head_lr_scale if part == "head" else 1.0),
             weight_decay)]
 
     def on_epoch_start(self, model: Classifier, epoch: int, optimizer: Any) -> bool:
@@ -206,7 +206,7 @@ class Gradual(FreezePolicy):
         names = model.backbone.stage_names
         for stage in thawed:
             depth = len(names) - names.index(stage)
-            for group in stage_groups(model, stage, self._lr * self.lr_scale(stage, depth), self._weight_decay):
+            for group in stage_groups(model, stage, self._lr * self.lr_scale(depth), self._weight_decay):
                 group["params"] = [p for p in group["params"] if id(p) not in in_optimizer]
                 if group["params"]:
                     group["lr"] = group["initial_lr"] * progress
@@ -229,7 +229,7 @@ class Discriminative(FreezePolicy):
         self.decay = decay
         self.name = f"discriminative:{decay:g}"
 
-    def lr_scale(self, part: str, depth: int = 1) -> float:
+    def lr_scale(self, depth: int = 1) -> float:
         return self.decay ** depth
 
 

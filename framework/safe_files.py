@@ -1,9 +1,12 @@
 """Every file tlf writes or locks goes through here: nothing half-written, no planted link followed.
 
-- :func:`atomic_write` and :func:`scratch_file` write to a temp file created exclusively
-  (``tempfile.mkstemp``: ``O_EXCL``, an unpredictable name) in the target's own folder, ``fsync``
-  it and rename it into place. A rename replaces a link planted at the final name instead of
-  writing through it, and nobody can plant a link at a name nobody can predict.
+- :func:`atomic_write` writes through the descriptor of a temp file created exclusively
+  (``tempfile.mkstemp``: ``O_EXCL``, an unpredictable name) in the target's own folder, ``fsync``-s
+  it and renames it into place. A rename replaces a link planted at the final name instead of
+  writing through it, and a descriptor cannot be redirected by a link planted after it was opened.
+- Libraries that write only to a name (onnx, onnxruntime's quantizer) get a name in a private
+  folder (:func:`scratch_file`: mode 0700 in the system's sticky temp folder); :func:`publish`
+  copies the result into place with :func:`atomic_write`.
 - Temp names are ``.NAME.PID-HOST.RANDOM.tmp``: :func:`remove_stale_temps` deletes those whose
   process is gone (a kill, a power cut), and leaves the ones of a live process alone (and those of
   another machine sharing the folder, until they are a day old).
@@ -69,7 +72,7 @@ def temp_prefix(name: str) -> str:
 
 def create_temp(path: Path) -> tuple[int, Path]:
     """(open descriptor, name) of a new file ``.NAME.PID-HOST.RANDOM.tmp`` beside ``path``, created
-    exclusively by ``tempfile.mkstemp``: write through the descriptor, then :func:`publish`."""
+    exclusively by ``tempfile.mkstemp``: write through the descriptor, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".tmp", dir=path.parent)
     return fd, Path(tmp)
@@ -82,9 +85,9 @@ def new_temp(path: Path) -> Path:
     return tmp
 
 
-def publish(tmp: Path, path: Path) -> None:
-    """``fsync`` the finished temp file ``tmp`` and rename it to ``path`` (replacing a link there,
-    never writing through it)."""
+def rename_synced(tmp: Path, path: Path) -> None:
+    """``fsync`` the finished temp file ``tmp`` (opened without following a link) and rename it
+    to ``path``: for writers that fill a temp file by mapping it (the decode cache)."""
     fd = os.open(tmp, os.O_RDONLY | NO_FOLLOW)
     try:
         os.fsync(fd)
@@ -93,32 +96,49 @@ def publish(tmp: Path, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def temp_folder(path: Path) -> Path:
+    """A new folder ``.NAME.PID-HOST.RANDOM.tmp`` beside ``path`` (``tempfile.mkdtemp``: created
+    exclusively, mode 0700), after removing those that killed processes left there."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path.parent)
+    return Path(tempfile.mkdtemp(prefix=temp_prefix(path.name), suffix=".tmp", dir=path.parent))
+
+
 @contextlib.contextmanager
 def scratch_file(path: Path) -> Iterator[Path]:
-    """A new temp file beside ``path`` (see :func:`new_temp`) for writers that need a file name
-    (onnx, onnxruntime); the caller :func:`publish`-es it. Whatever is left of it (and of its
-    ``.data`` sibling, ONNX external data) is removed afterwards; an ``OSError`` is one line."""
-    with _scratch(path, keep_open=False) as (_, tmp):
-        yield tmp
+    """A file name for writers that take only a name (onnx, onnxruntime's quantizer), inside a
+    private folder (:func:`temp_folder` in the system's temp folder: mode 0700 under its sticky
+    bit, so nobody else can plant a link there or swap the folder); :func:`publish` copies the
+    finished file into place. The folder goes afterwards; an ``OSError`` is one line."""
+    folder = None
+    try:
+        with one_line_errors(path):
+            folder = temp_folder(Path(tempfile.gettempdir()) / f"tlf-{path.name}")
+            yield folder / path.name
+    finally:
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextlib.contextmanager
-def _scratch(path: Path, keep_open: bool) -> Iterator[tuple[int | None, Path]]:
-    tmp = None
+def one_line_errors(path: Path) -> Iterator[None]:
+    """An ``OSError`` in the block (anywhere in an exception's chain) as one line about writing ``path``."""
     try:
-        fd, tmp = create_temp(path)
-        if not keep_open:
-            os.close(fd)
-        yield (fd if keep_open else None), tmp
+        yield
     except Exception as exc:
         error = write_error(path, exc)
         if error is not None:
             raise error from None
         raise
-    finally:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
-            Path(f"{tmp}.data").unlink(missing_ok=True)
+
+
+def publish(tmp: Path, path: Path) -> None:
+    """Copy the finished scratch file ``tmp`` (:func:`scratch_file`) to ``path`` with
+    :func:`atomic_write`: through the descriptor of an exclusive temp beside ``path``, renamed
+    into place (replacing a link there, never writing through it)."""
+    fd = os.open(tmp, os.O_RDONLY | NO_FOLLOW)
+    with os.fdopen(fd, "rb") as source:
+        atomic_write(path, lambda target: shutil.copyfileobj(source, target), "wb")
 
 
 def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "w") -> None:
@@ -127,12 +147,18 @@ def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "w") -> N
     A failure leaves ``path`` as it was and no temp file; an OS-level write failure is a
     :class:`TlfError` (see :func:`write_error`).
     """
-    with _scratch(path, keep_open=True) as (fd, tmp):
-        with os.fdopen(fd, mode) as f:  # the descriptor mkstemp opened: nothing swapped in since
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+    tmp = None
+    try:
+        with one_line_errors(path):
+            fd, tmp = create_temp(path)
+            with os.fdopen(fd, mode) as f:  # the descriptor mkstemp opened: nothing swapped in since
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
 
 
 def refuse_link(path: Path) -> None:
@@ -231,6 +257,7 @@ def remove_stale_temps(folder: Path) -> list[Path]:
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
         else:
-            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # another user's, in a shared temp folder
+                path.unlink(missing_ok=True)
         removed.append(path)
     return removed

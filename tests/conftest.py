@@ -13,6 +13,9 @@ atexit.register(shutil.rmtree, os.environ["TLF_HOME"], ignore_errors=True)
 # pytest-xdist's workers beside each other) oversubscribed threads make runs 5-10x slower. Set
 # before torch is imported, so the tests' subprocesses (the CLI, torchrun) inherit it too.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# A pytest process grows past a run's memory target over a long session (tlf keeps freed memory):
+# the tests' micro-batches must not depend on what ran before them (tests/test_micro_batch.py sets it).
+os.environ.setdefault("TLF_MEMORY_TARGET", "1T")
 
 import pytest  # noqa: E402
 

@@ -214,3 +214,39 @@ def test_peak_memory_of_a_build_does_not_grow_with_the_dataset(tmp_path):
     assert result.images.nbytes == 60 * 64 * 85 * 3
     # decoded pixels live in the memory-mapped file, not in the heap: a few images in flight per thread
     assert peak < 8 * per_image + 256 * 1024 < result.images.nbytes
+
+
+def test_both_files_are_synced_before_they_are_renamed_into_place(tmp_path, monkeypatch):
+    """A power cut after the rename must not leave a cache whose index names bytes never written."""
+    images = file_set(tmp_path / "img", 4)
+    synced, renamed = set(), []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        synced.add(os.readlink(f"/proc/self/fd/{fd}"))
+        return real_fsync(fd)
+
+    def replace(source, target):
+        renamed.append((str(source), str(source) in synced))
+        return real_replace(source, target)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    decode_cache.build(images, PIPELINE, tmp_path / "cache")
+    assert len(renamed) == 2 and all(was_synced for _, was_synced in renamed), renamed
+
+
+def test_a_failed_build_leaves_no_temp_file(tmp_path, monkeypatch):
+    """The data file's rename fails (a disk error): neither its temp file nor the index's is left."""
+    images = file_set(tmp_path / "img", 4)
+    real_replace = os.replace
+
+    def failing(source, target):
+        if str(target).endswith(".u8"):
+            raise OSError(5, "Input/output error")
+        return real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", failing)
+    with pytest.raises(Exception):
+        decode_cache.build(images, PIPELINE, tmp_path / "cache")
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == []

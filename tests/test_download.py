@@ -276,3 +276,21 @@ def test_link_chains_and_hard_links_inside_the_target(tmp_path):
         assert (out / name).read_text() == "a"
         assert (out / name).resolve().is_relative_to(out.resolve())
     assert not (out / "h").is_symlink()
+
+
+def test_fetch_and_extract_stages_the_archive_once(tmp_path, monkeypatch):
+    """One temp folder is extracted into and renamed into place (not a folder inside a folder)."""
+    from tlf.data import download as module
+    (tmp_path / "thing" / "a").mkdir(parents=True)
+    (tmp_path / "thing" / "a" / "f.txt").write_text("hi")
+    tgz = make_tar(tmp_path / "thing", tmp_path / "thing.tgz")
+    made = []
+    real = module.temp_folder
+    monkeypatch.setattr(module, "temp_folder", lambda target: made.append(target) or real(target))
+    out = fetch_and_extract(Archive(tgz.as_uri(), "thing.tgz", sha256=sha256(tgz)), tmp_path / "cache", "thing")
+    assert made == [out] and (out / "a" / "f.txt").read_text() == "hi"
+    flat = tmp_path / "flat.tgz"  # no top folder named like the dataset: the staging folder itself becomes it
+    make_tar(tmp_path / "thing" / "a", flat)
+    out = fetch_and_extract(Archive(flat.as_uri(), "flat.tgz", sha256=sha256(flat)), tmp_path / "cache", "flat")
+    assert len(made) == 2 and [p.name for p in out.rglob("f.txt")] == ["f.txt"]
+    assert not [p for p in (tmp_path / "cache").iterdir() if p.name.endswith(".tmp")]

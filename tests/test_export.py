@@ -239,3 +239,46 @@ def test_an_interrupted_int8_write_leaves_nothing_at_the_final_name(tmp_path, ex
         quantize_int8(report.path, tmp_path / "m.int8.onnx", calibration_images=chw(shapes(4, 64, seed=5)[0]),
                       eval_images=chw(shapes(4, 64, seed=6)[0]), eval_labels=[0, 1, 2, 0])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_onnx_writers_never_write_through_a_link_planted_at_the_name_they_are_given(tmp_path, exports, monkeypatch):
+    """An attacker who can write in the output folder (mode 0777 here) plants a link to a file
+    outside it at the very name torch.onnx.export, onnx.save or onnxruntime's quantizer is about to
+    write, after tlf created it (the race an exclusive temp name does not stop). The libraries get
+    names in a private folder (mode 0700) and tlf copies their files into place through its own
+    descriptor, so nothing outside changes and every output is a whole file, not a link."""
+    import os
+    from pathlib import Path
+    from tlf.export import quantize
+    from tlf.features import onnx_prefix
+
+    outside = tmp_path / "outside.bin"
+    outside.write_bytes(b"x" * 900)
+    out = tmp_path / "shared"
+    out.mkdir()
+    out.chmod(0o777)
+    planted = []
+
+    def planting(real, position: int):
+        def write(*args, **kwargs):
+            target = Path(args[position])
+            if os.stat(target.parent).st_mode & 0o022:  # a folder others can write in
+                target.unlink(missing_ok=True)
+                target.symlink_to(outside)
+                planted.append(target.name)
+            return real(*args, **kwargs)
+        return write
+
+    monkeypatch.setattr(torch.onnx, "export", planting(torch.onnx.export, 2))
+    monkeypatch.setattr(onnx, "save", planting(onnx.save, 1))
+    monkeypatch.setattr(quantize, "quantize_static", planting(quantize.quantize_static, 1))
+    monkeypatch.setattr(quantize, "quant_pre_process", planting(quantize.quant_pre_process, 1))
+    _, report = export_small(out, "resnet18", 32, exporter="torchscript")
+    quantize_int8(report.path, out / "m.int8.onnx", calibration_images=chw(shapes(4, 32, seed=5)[0]),
+                  eval_images=chw(shapes(4, 32, seed=6)[0]), eval_labels=[0, 1, 2, 0])
+    onnx_prefix.export(nn.Sequential(nn.Conv2d(3, 4, 3)), torch.zeros(2, 3, 16, 16), out / "prefix.onnx")
+    assert outside.read_bytes() == b"x" * 900 and planted == []
+    assert sorted(p.name for p in out.iterdir()) == ["m.int8.onnx", "prefix.onnx", "resnet18.onnx"]
+    for name in ("m.int8.onnx", "prefix.onnx", "resnet18.onnx"):
+        assert not (out / name).is_symlink()
+        onnx.checker.check_model(onnx.load(str(out / name)))

@@ -2,7 +2,7 @@
 
 The layers, lowest first (a module belongs to the layer of its longest matching name):
 
-1. foundation: ``tlf`` (the package), ``_version``, ``errors``, ``messages``, ``safe_files``, ``config_files``, ``task``, ``task_outputs``, ``augment_chain``, ``paths``,
+1. foundation: ``tlf`` (the package), ``_version``, ``errors``, ``resources``, ``messages``, ``safe_files``, ``config_files``, ``task``, ``task_outputs``, ``augment_chain``, ``paths``, ``address_space``,
    ``heap``, ``arguments``, ``specs``, ``hookspecs``, ``setting_checks``, ``preprocessing``
 2. plugin system: ``pluginmanager``, ``registry``, ``tracking``
 3. settings: ``config``
@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = {"framework": "tlf", "plugins": "tlf.plugins"}
 
 LAYERS = [
-    ("foundation", ("tlf", "tlf._version", "tlf.errors", "tlf.resources", "tlf.messages", "tlf.safe_files", "tlf.config_files", "tlf.task", "tlf.task_outputs", "tlf.augment_chain", "tlf.paths", "tlf.heap", "tlf.arguments",
+    ("foundation", ("tlf", "tlf._version", "tlf.errors", "tlf.resources", "tlf.messages", "tlf.safe_files", "tlf.config_files", "tlf.task", "tlf.task_outputs", "tlf.augment_chain", "tlf.paths", "tlf.address_space", "tlf.heap", "tlf.arguments",
                     "tlf.specs", "tlf.hookspecs", "tlf.setting_checks", "tlf.preprocessing")),
     ("plugin system", ("tlf.pluginmanager", "tlf.registry", "tlf.tracking")),
     ("settings", ("tlf.config",)),

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_output import said
 from plugin_helpers import make_dist, run_tlf
 from test_plugins import dataset, plugin, registering
 
@@ -132,3 +133,31 @@ def test_factory_products_are_checked_naming_plugin_and_package(kind: str, spec:
     pm.register_object(plugin(**{f"tlf_register_{kind}": registering(spec)}), "maker", "maker-pkg", "1.0")
     with pytest.raises(TlfError, match=f"plugin {spec.name!r} from package maker-pkg returned {returned}, expected"):
         Registry(pm).create(kind, spec.name, *args)
+
+
+MANY = """from tlf.hookspecs import hookimpl
+from tlf.specs import AugmentationSpec, DatasetSpec
+
+@hookimpl
+def tlf_register_datasets(register):
+    for i in range(10_000):
+        register(DatasetSpec(name=f"many-{i}", aliases=(f"m{i}",), description="one of many", factory=print))
+
+@hookimpl
+def tlf_register_augmentations(register):
+    for i in range(10_000):
+        register(AugmentationSpec(name=f"many-aug-{i}", description="one of many", factory=print))
+"""
+
+
+def test_a_plugin_registering_ten_thousand_specs_is_listed_and_leaves_the_rest_working(tmp_path: Path) -> None:
+    site = make_dist(tmp_path / "many", "tlf-many", "1.0", {"tlf_many": MANY}, {"many": "tlf_many"})
+    listing = run_tlf("plugins", "--json", paths=[site])
+    assert listing.returncode == 0, listing.stderr[-2000:]
+    names = {row["name"] for row in json.loads(listing.stdout)["plugins"]}
+    assert {"many-0", "many-9999", "many-aug-9999", "synthetic"} <= names
+    assert "train" in run_tlf("--help", paths=[site]).stdout
+    typo = run_tlf("train", "--dataset", "manyy-5", "--out", str(tmp_path / "runs"), paths=[site])
+    assert typo.returncode == 1 and said(typo.stderr).startswith("Error: unknown dataset 'manyy-5'; did you mean")
+    broken = run_tlf("train", "--dataset", "m7", "--out", str(tmp_path / "runs"), paths=[site])
+    assert broken.returncode == 1 and "from package tlf-many returned NoneType" in said(broken.stderr).splitlines()[-1]

@@ -160,3 +160,15 @@ def test_a_download_never_writes_through_a_link_planted_at_its_part_file(tmp_pat
     with pytest.raises(TlfError, match="could not download"):
         fetch_and_extract(Archive(tgz.as_uri(), "thing.tgz", sha256=sha256(tgz)), cache, "thing")
     assert target.read_text() == "x" * 190
+
+
+def test_a_cache_folder_is_pruned_once_per_process(monkeypatch):
+    """A run asks for its cache folders many times; only the first call on an existing folder scans it."""
+    from tlf import paths
+    scans = []
+    monkeypatch.setattr(paths, "remove_stale_temps", lambda folder: scans.append(folder) or [])
+    cache_dir("features-once")  # not there yet: nothing to scan
+    cache_dir("features-once").mkdir(parents=True)
+    for _ in range(3):
+        cache_dir("features-once")
+    assert scans == [cache_dir("features-once")]

@@ -33,7 +33,7 @@ from ..errors import TlfError
 from ..messages import notice
 from ..paths import cache_dir
 from ..resources import usable_cpus
-from ..safe_files import alive, create_temp, new_temp, remove_stale_temps
+from ..safe_files import alive, atomic_write, new_temp, remove_stale_temps, rename_synced
 from .dataset import ArrayImageSet, FileImageSet, ImageSet, Problem
 from .reading import UnreadableImage, image_size
 
@@ -206,7 +206,8 @@ def _remove_orphans(directory: Path) -> None:
 def _write(images: ImageSet, pipeline: Any, layout: Plan, data_path: Path, index_path: Path,
            threads: int | None) -> int:
     """Decode every image into a new cache: the data file, then its index, each written under a
-    temporary name and renamed into place (nothing is left behind on failure); returns images decoded."""
+    temporary name, synced and renamed into place (nothing is left behind on failure); returns
+    images decoded."""
     tmp = new_temp(data_path)
     try:
         slots, late, problems = _decode_planned(images, pipeline.resize, layout, tmp, threads)
@@ -214,12 +215,11 @@ def _write(images: ImageSet, pipeline: Any, layout: Plan, data_path: Path, index
         meta = {"version": CACHE_VERSION, "fingerprint": images.fingerprint(), "short": pipeline.resize_short,
                 "interpolation": pipeline.request.interpolation, "count": len(images), "nbytes": slots.nbytes,
                 "problems": [{"path": p.path, "reason": p.reason} for p in problems]}
-        tmp_index = _write_index(index_path, slots, meta)
-        os.replace(tmp, data_path)
-        os.replace(tmp_index, index_path)
+        rename_synced(tmp, data_path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    _write_index(index_path, slots, meta)  # last: a reader sees a complete cache or none
     return len(images)
 
 
@@ -280,12 +280,10 @@ def _append_late(path: Path, slots: _Slots, late: list[tuple[int, np.ndarray]]) 
             slots.valid[i] = True
 
 
-def _write_index(index_path: Path, slots: _Slots, meta: dict[str, Any]) -> Path:
-    """The index (slots and ``meta``), written under a temporary name beside ``index_path``; returns that name."""
-    fd, tmp = create_temp(index_path)
-    with os.fdopen(fd, "wb") as f:
-        np.savez(f, offsets=slots.offsets, shapes=slots.shapes, valid=slots.valid, meta=np.array(json.dumps(meta)))
-    return tmp
+def _write_index(index_path: Path, slots: _Slots, meta: dict[str, Any]) -> None:
+    """The index (slots and ``meta``), written whole and synced at ``index_path`` (:func:`atomic_write`)."""
+    atomic_write(index_path, lambda f: np.savez(f, offsets=slots.offsets, shapes=slots.shapes, valid=slots.valid,
+                                                meta=np.array(json.dumps(meta))), "wb")
 
 
 def ram_directory() -> Path:

@@ -30,7 +30,7 @@ from typing import Iterator
 
 from ..errors import TlfError
 from ..messages import notice
-from ..safe_files import NO_FOLLOW, WRITE_ERRORS, LockHeld, atomic_write, lock, remove_stale_temps, temp_prefix, write_error
+from ..safe_files import NO_FOLLOW, WRITE_ERRORS, LockHeld, atomic_write, lock, temp_folder, write_error
 
 CHUNK = 1 << 20
 TIMEOUT_S = 60
@@ -310,26 +310,33 @@ def extract(archive: Path, target: Path) -> Path:
 
     Extraction happens in a temporary sibling folder that is renamed to ``target`` at the end.
     """
-    tmp = _temp_folder(target)
+    tmp = temp_folder(target)
+    try:
+        _unpack(archive, tmp, target)
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise write_error(target, exc, HOME_FIX) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # gone already when renamed
+    return target
+
+
+def _unpack(archive: Path, folder: Path, target: Path) -> None:
+    """Extract ``archive`` into the existing ``folder``; a corrupt archive or a failed write is one
+    line naming ``target``."""
     try:
         if zipfile.is_zipfile(archive):
-            _extract_zip(archive, tmp)
+            _extract_zip(archive, folder)
         elif tarfile.is_tarfile(archive):
-            _extract_tar(archive, tmp)
+            _extract_tar(archive, folder)
         else:
             raise TlfError(f"{archive} is neither a zip nor a tar archive",
                            hint="delete it and download it again")
-        os.replace(tmp, target)
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, OSError) as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(exc, OSError) and exc.errno in WRITE_ERRORS:
             raise write_error(target, exc, HOME_FIX) from None
         raise TlfError(f"cannot extract {archive}: {exc}",
                        hint="the archive is corrupt or incomplete: delete it and download it again") from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
 
 
 def fetch_and_extract(archive: Archive, folder: Path, extracted_name: str, *, allow_network: bool = True) -> Path:
@@ -346,11 +353,11 @@ def fetch_and_extract(archive: Archive, folder: Path, extracted_name: str, *, al
         if final.is_dir():  # made by the process this one waited for
             return final
         path = download(archive, folder, allow_network=allow_network, extracted=final)
-        staging = _temp_folder(final)
+        staging = temp_folder(final)  # the one staging folder: the archive's top folder or itself becomes final
         try:
-            extract(path, staging / "archive")
-            inner = staging / "archive" / extracted_name
-            os.replace(inner if inner.is_dir() else staging / "archive", final)
+            _unpack(path, staging, final)
+            inner = staging / extracted_name
+            os.replace(inner if inner.is_dir() else staging, final)
         except OSError as exc:
             raise write_error(final, exc, HOME_FIX) from None
         finally:
@@ -359,15 +366,6 @@ def fetch_and_extract(archive: Archive, folder: Path, extracted_name: str, *, al
 
 
 HOME_FIX = "free space there, or set TLF_HOME to a writable folder with room (or pass --data-dir PATH)"
-
-
-def _temp_folder(target: Path) -> Path:
-    """A new hidden folder beside ``target`` (``.NAME.PID-HOST.RANDOM.tmp``: removed by a later run if
-    this process is killed), after removing those that killed processes left."""
-    import tempfile
-    target.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(target.parent)
-    return Path(tempfile.mkdtemp(prefix=temp_prefix(target.name), suffix=".tmp", dir=target.parent))
 
 
 @contextlib.contextmanager

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..safe_files import new_temp
+from ..safe_files import publish, scratch_file
 from .onnx_prefix import OnnxPrefix, cached_path, open_session, prune
 
 # relative L2 error of the features: the error must stay below the features' own size. It catches a
@@ -66,19 +66,17 @@ def int8_prefix(fp32: OnnxPrefix, calibration: torch.Tensor, sample: torch.Tenso
         note = f"quantized again (the cached file failed: {figures})"
     else:
         note = f"quantized once, calibrated on {len(calibration)} training images"
-    tmp = new_temp(path)  # created exclusively, unpredictable name (tlf.safe_files)
     try:
         inputs = np.ascontiguousarray(calibration.permute(0, 2, 3, 1).numpy())
-        write_qdq(fp32.path, tmp, fp32.input_name, inputs)
-        os.replace(tmp, path)
+        with scratch_file(path) as tmp:  # a private folder: no link planted in the cache is written through
+            write_qdq(fp32.path, tmp, fp32.input_name, inputs)
+            publish(tmp, path)
         prune(path.parent, keep=path)
         engine = OnnxPrefix(open_session(path, threads), path, channels_last, name="onnxruntime-int8")
         ok, figures = parity(engine, reference, sample)
     except Exception as exc:
         text = str(exc).strip().splitlines()
         return None, f"int8 quantization failed ({text[0] if text else type(exc).__name__})"
-    finally:
-        tmp.unlink(missing_ok=True)
     if not ok:
         path.unlink(missing_ok=True)
         return None, f"the int8 prefix is too far from torch: {figures}"

@@ -21,7 +21,7 @@ from torch import nn
 
 from ..paths import cache_dir
 from ..preprocessing import affine
-from ..safe_files import new_temp
+from ..safe_files import publish, scratch_file
 
 # parity gate: max |feature diff| <= TOLERANCE x max(1, max |torch feature|), as tlf export's fp32 gate
 TOLERANCE = 1e-4
@@ -69,9 +69,7 @@ def export(prefix: nn.Module, example: torch.Tensor, path: Path) -> None:
     written to a temporary name and renamed into place; raises ``ExportFailed``."""
     from ..export.onnx_export import _export
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = new_temp(path)  # created exclusively, unpredictable name (tlf.safe_files)
-    try:
+    with scratch_file(path) as tmp:  # a private folder: no link planted in the cache is written through
         errors = []
         for exporter in ("torchscript", "dynamo"):  # TorchScript exports a conv prefix several times faster
             try:
@@ -81,10 +79,7 @@ def export(prefix: nn.Module, example: torch.Tensor, path: Path) -> None:
                 errors.append(f"{exporter}: {exc}")
         else:
             raise RuntimeError(errors[0] + "; dynamo failed too")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-        Path(f"{tmp}.data").unlink(missing_ok=True)
+        publish(tmp, path)
 
 
 def open_session(path: Path, threads: int) -> ort.InferenceSession:
