@@ -274,7 +274,8 @@ class Resolution:
                 continue
             stated = self.task_defaults.get(setting)
             if stated is None:
-                resolution = dataclasses.replace(resolution, config=dataclasses.replace(resolution.config, **{setting: usual}))
+                usual_config = dataclasses.replace(resolution.config, **{setting: usual})
+                resolution = dataclasses.replace(resolution, config=usual_config)
             else:
                 resolution = resolution._choose(setting, stated.value, usual, f"{self.config.task}: {stated.why}")
         return resolution
