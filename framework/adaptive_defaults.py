@@ -5,7 +5,8 @@ that depend on the data (``epochs``) or on what is new in the model (``head_lr_s
   makes at least the policy's ``min_steps`` optimizer steps (300), and then to at most
   :data:`MAX_EPOCHS_FACTOR` times the policy's number (every epoch is also a validation
   pass, which on a tiny training set costs more than the epoch itself). Never below the
-  policy's number, so large datasets train as before.
+  policy's number, so large datasets train as before. A task may raise the minimum
+  (:attr:`tlf.task.Task.defaults` ``min_steps``; multi-label 1800), never lower it.
 - **head_lr_scale**: the new head's lr over the pretrained stages' lr (fastai's head/body
   split): the policy's ``head_lr_scale`` (``init`` 10, ``partial`` 3, others 1). A freshly
   initialised head needs a larger step than weights that are already good; as a multiplier
@@ -56,15 +57,19 @@ def adaptive_epochs(policy_epochs: int, min_steps: int, steps_per_epoch: int) ->
     return epochs, f"raised from the policy's {policy_epochs} to make at least {min_steps} optimizer steps ({steps})"
 
 
-def adapt(plan: RunConfig, policy_defaults: dict[str, Any], steps_per_epoch: int) -> tuple[RunConfig, list[Choice]]:
-    """``plan`` with its unset ``epochs`` and ``head_lr_scale`` chosen, and the choices made."""
+def adapt(plan: RunConfig, policy_defaults: dict[str, Any], steps_per_epoch: int,
+          task_steps: tuple[int, str] | None = None) -> tuple[RunConfig, list[Choice]]:
+    """``plan`` with its unset ``epochs`` and ``head_lr_scale`` chosen, and the choices made.
+    ``task_steps``: the task's minimum of optimizer steps and why (:attr:`tlf.task.Task.defaults`),
+    taken where it is above the policy's."""
     choices: list[Choice] = []
     changes: dict[str, Any] = {}
     if plan.epochs is None:
-        default = int(policy_defaults["epochs"])
-        epochs, why = adaptive_epochs(default, int(policy_defaults["min_steps"]), steps_per_epoch)
+        default, min_steps = int(policy_defaults["epochs"]), int(policy_defaults["min_steps"])
+        raised = task_steps is not None and task_steps[0] > min_steps
+        epochs, why = adaptive_epochs(default, task_steps[0] if raised else min_steps, steps_per_epoch)
         changes["epochs"] = epochs
-        choices.append(Choice("epochs", epochs, default, why))
+        choices.append(Choice("epochs", epochs, default, f"{why}; {task_steps[1]}" if raised else why))
     if plan.head_lr_scale is None:
         scale = float(policy_defaults["head_lr_scale"])
         why = ("the policy's: one lr for every part" if scale == 1 else

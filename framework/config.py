@@ -26,6 +26,9 @@ POOLINGS = ("cls", "mean", "cls+mean")  # how a columnar backbone's tokens are p
 # the settings a run may be resumed with although they differ from its config.yaml
 # (epochs: only more than planned, see tlf.engine.api.check_more_epochs)
 RESUMABLE = ("device", "precision", "workers", "compile", "cache", "batch_size", "epochs", "loggers", "frozen_engine")
+# the defaults that depend on the task: these values unless the run's task states its own
+# (tlf.task.Task.defaults); resolved once the task is known (tlf.plan.Resolution.with_task)
+TASK_DEFAULTS: dict[str, float] = {"label_smoothing": 0.1, "dropout": 0.2}
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ class RunConfig:
     class_weights: str = "none"  # loss weights per class: none | auto | effective | FILE (JSON/YAML)
     sampler: str = "shuffle"  # shuffle | balanced (classes drawn equally often)
     ema: float | None = None  # decay of an exponential moving average of the weights, e.g. 0.999
-    label_smoothing: float = 0.1
+    label_smoothing: float | None = None  # the task's default (TASK_DEFAULTS; multi-label states its own)
     grad_clip: float | None = None
     seed: int = 0
     device: str = "auto"
@@ -63,7 +66,7 @@ class RunConfig:
     frozen_engine: str = "auto"  # what runs the cached frozen pass: auto | torch | onnxruntime | onnxruntime-int8
     head: str = "linear"
     pooling: str | None = None  # columnar backbones (ViTs): cls | mean | cls+mean; None: the backbone's recipe
-    dropout: float = 0.2
+    dropout: float | None = None  # before the head; the task's default (TASK_DEFAULTS; multi-label states its own)
     train_bn: bool = False
     pretrained: bool = True  # False: random initialisation, whatever the policy
     weights: str | None = None  # local pretrained weights file

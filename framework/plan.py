@@ -15,10 +15,11 @@ epoch, each taking what it needs from the one before (nothing travels back up):
    :meth:`Resolution.with_backbone` checks the built model against them (a third-party backbone
    whose spec states none: they come from its built meta, the one fallback);
    :meth:`Resolution.with_task`: the task, ``--task`` checked against the data or the data's own
-   (label sets: ``multi-label``), once the dataset is read;
+   (label sets: ``multi-label``), once the dataset is read, and the defaults the task states
+   (:attr:`tlf.task.Task.defaults`: label smoothing and dropout now, the minimum steps in step 4);
 3. :meth:`Resolution.with_micro_batch`: the micro-batch that fits in memory (when one is needed);
 4. :meth:`Resolution.with_data`: epochs and head lr multiplier from the training set's size
-   (:mod:`tlf.adaptive_defaults`);
+   and the task's minimum steps (:mod:`tlf.adaptive_defaults`);
 5. :meth:`Resolution.with_lr`: ``--lr auto``, the lr range test's suggestion (run by the engine's
    lr finder on the run's prepared batches), then :meth:`Resolution.complete`: the :class:`RunPlan`.
 
@@ -30,15 +31,16 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from .adaptive_defaults import Choice, adapt
-from .config import RESUMABLE, RunConfig, file_config
+from .config import RESUMABLE, TASK_DEFAULTS, RunConfig, file_config
 from .errors import TlfError
 from .plan_checks import Problems, check_stages, folder_dataset
 from .preprocessing import BackboneFacts, Preprocessing
 from .registry import get_registry
 from .setting_checks import check_out_dir, check_run_name
+from .task import TaskDefault, TaskRequest
 from .task_choice import choose_task
 
 
@@ -55,6 +57,8 @@ class RunPlan(RunConfig):
     head_lr_scale: float = field(kw_only=True)
     workers: int = field(kw_only=True)
     task: str = field(kw_only=True)
+    label_smoothing: float = field(kw_only=True)
+    dropout: float = field(kw_only=True)
 
     def __post_init__(self) -> None:
         open_ = [name for name in RESOLVED if getattr(self, name) is None]
@@ -212,6 +216,7 @@ class Resolution:
     config: RunConfig
     facts: BackboneFacts | None = None  # None until known: a backbone whose spec states none, until built
     chosen: tuple[Choice, ...] = ()
+    task_defaults: Mapping[str, TaskDefault] = field(default_factory=dict)  # the task's (with_task)
 
     @classmethod
     def begin(cls, plan: RunConfig) -> Resolution:
@@ -252,9 +257,28 @@ class Resolution:
         return Preprocessing.from_meta(self.facts, self.config.image_size)
 
     def with_task(self, splits: Any) -> Resolution:
-        """The task: ``--task``, checked against the data, or the data's (:func:`tlf.task_choice.choose_task`)."""
+        """The task: ``--task``, checked against the data, or the data's (:func:`tlf.task_choice.choose_task`);
+        and the defaults it states (:attr:`tlf.task.Task.defaults`), kept for :meth:`with_data`."""
         config, choice = choose_task(self.config, splits)
-        return dataclasses.replace(self, config=config, chosen=(*self.chosen, *(() if choice is None else (choice,))))
+        task = get_registry().create("tasks", config.task, TaskRequest(splits.classes))
+        known = dataclasses.replace(self, config=config, chosen=(*self.chosen, *(() if choice is None else (choice,))),
+                                    task_defaults=dict(task.defaults))
+        return known._with_task_settings()
+
+    def _with_task_settings(self) -> Resolution:
+        """The unset :data:`~tlf.config.TASK_DEFAULTS` settings: the task's value (recorded with its why)
+        where it states one, else the usual."""
+        resolution = self
+        for setting, usual in TASK_DEFAULTS.items():
+            if getattr(self.config, setting) is not None:
+                continue
+            stated = self.task_defaults.get(setting)
+            if stated is None:
+                usual_config = dataclasses.replace(resolution.config, **{setting: usual})
+                resolution = dataclasses.replace(resolution, config=usual_config)
+            else:
+                resolution = resolution._choose(setting, stated.value, usual, f"{self.config.task}: {stated.why}")
+        return resolution
 
     def with_micro_batch(self, fitted: tuple[RunConfig, Choice | None]) -> Resolution:
         """Step 3: the batch size and accumulation that fit in memory (:func:`tlf.engine.micro_batch.fit_micro_batch`)."""
@@ -266,7 +290,9 @@ class Resolution:
 
     def with_data(self, policy_defaults: dict[str, Any], steps_per_epoch: int) -> Resolution:
         """Step 4: the unset epochs and head lr multiplier from ``steps_per_epoch`` (:mod:`tlf.adaptive_defaults`)."""
-        config, choices = adapt(self.config, policy_defaults, steps_per_epoch)
+        steps = self.task_defaults.get("min_steps")
+        task_steps = None if steps is None else (int(steps.value), f"{self.config.task}: {steps.why}")
+        config, choices = adapt(self.config, policy_defaults, steps_per_epoch, task_steps)
         return dataclasses.replace(self, config=config, chosen=(*self.chosen, *choices))
 
     def with_lr(self, policy_defaults: dict[str, Any], range_test: Callable[[], tuple[float, str]]) -> Resolution:

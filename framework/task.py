@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,15 @@ class TaskRequest:
     """What a task's factory gets: the run's classes."""
 
     classes: Sequence[str]
+
+
+@dataclass(frozen=True)
+class TaskDefault:
+    """A default a task states for the runs that leave the setting unset, and why (summary.json's
+    ``defaults_chosen``): see :attr:`Task.defaults`."""
+
+    value: float | int
+    why: str
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,10 @@ class Task:
     metric: str = ""  # the best-checkpoint criterion: the row's ``val_<metric>`` (higher is better)
     metric_label: str = ""  # in words, for messages ("val accuracy")
     activation: str = ""  # the head's output activation at inference: "softmax", "sigmoid"
+    # what the task changes of the defaults, only where the run leaves the setting unset (the plan's
+    # tlf.plan.Resolution.with_task and with_data apply them): "min_steps", the fewest optimizer steps
+    # (raised over the policy's, never lowered: tlf.adaptive_defaults), and "label_smoothing"
+    defaults: ClassVar[Mapping[str, TaskDefault]] = {}
 
     def criterion(self, class_weights: Sequence[float] | None, label_smoothing: float, device: Any) -> Callable:
         """The training loss ``criterion(logits, targets)``."""

@@ -5,6 +5,7 @@ must equal evaluate's."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 
 import numpy as np
@@ -14,12 +15,16 @@ from click.testing import CliRunner
 from PIL import Image
 
 import tlf
+from tlf.adaptive_defaults import MAX_EPOCHS_FACTOR, adapt
 from tlf.audit.run import audit
 from tlf.augment.mixing import MixUp
 from tlf.cli import cli
 from tlf.data import DatasetRequest, load_dataset
 from tlf.engine.imbalance import class_weights
 from tlf.errors import TlfError
+from tlf.plan import Resolution, plan_run
+from tlf.plugins.tasks.multi_label import MultiLabel
+from tlf.policies import build_policy
 from tlf.plugins.tasks.multi_label_metrics import average_precision, tune_thresholds
 from tlf.runtime import OnnxClassifier
 
@@ -222,3 +227,37 @@ def test_under_torchrun_the_sums_cover_both_ranks_and_evaluate_tunes_the_thresho
     assert row["val_micro_f1"] == pytest.approx(2 * tp / (2 * tp + wrong))  # all 16 images, not one rank's 8
     stored = json.loads((run_dir / "summary.json").read_text())["thresholds"]
     assert stored == report["thresholds"] and len(stored) == 4  # tuned by the evaluation, kept with the run
+
+
+@pytest.mark.parametrize("policy", ["transfer", "partial:conv5"])
+def test_a_multi_label_plan_gets_the_tasks_steps_and_a_single_label_plan_resolves_as_before(policy, tmp_path):
+    defaults = build_policy(policy).defaults
+    steps = MultiLabel.defaults["min_steps"]
+
+    def resolved(dataset: str) -> Resolution:  # 46 optimizer steps an epoch: the flower mosaics at batch 64
+        plan = plan_run(tlf.RunConfig(dataset=dataset, policy=policy, out=str(tmp_path)))
+        return Resolution(plan).with_task(load_dataset(dataset, DatasetRequest())).with_data(defaults, 46)
+
+    single = resolved("synthetic:train=4,val=2,size=32")
+    assert (single.config.epochs, single.config.label_smoothing, single.config.dropout) == (defaults["epochs"], 0.1, 0.2)
+    assert [c.to_dict() for c in single.chosen] == [c.to_dict() for c in adapt(
+        dataclasses.replace(single.config, epochs=None, head_lr_scale=None), defaults, 46)[1]]
+    assert "multi-label" not in single.chosen[0].why
+    multi = resolved(DATA)
+    epochs = min(-(-int(steps.value) // 46), MAX_EPOCHS_FACTOR * defaults["epochs"])
+    assert multi.config.epochs == epochs > defaults["epochs"]
+    (chosen,) = [c for c in multi.chosen if c.setting == "epochs"]
+    assert chosen.policy_default == defaults["epochs"] and chosen.why.endswith(f"; multi-label: {steps.why}")
+    for setting, usual in (("label_smoothing", 0.1), ("dropout", 0.2)):
+        (chosen,) = [c for c in multi.chosen if c.setting == setting]
+        stated = MultiLabel.defaults[setting]
+        assert getattr(multi.config, setting) == chosen.value == stated.value != usual == chosen.policy_default
+        assert chosen.why == f"multi-label: {stated.why}"
+    given = plan_run(tlf.RunConfig(dataset=DATA, policy=policy, dropout=0.2, out=str(tmp_path)))
+    assert Resolution(given).with_task(load_dataset(DATA, DatasetRequest())).config.dropout == 0.2  # a flag wins
+
+
+def test_a_multi_label_run_records_why_its_epochs_were_raised(tmp_path):
+    run = tlf.train(policy="transfer", out=str(tmp_path), **FAST)  # epochs left to the plan
+    (chosen,) = [c for c in run.summary["defaults_chosen"] if c["setting"] == "epochs"]
+    assert chosen["value"] == run.summary["epochs"] and "multi-label: " in chosen["why"]

@@ -88,7 +88,8 @@ def test_lr_auto_is_the_last_step_and_is_recorded():
         tested.append(1)
         return 0.02, "steepest descent"
 
-    given = Resolution(RunConfig(lr=0.1, image_size=32, workers=0, augment="none", task="single-label")).with_data(defaults, 4)
+    given = Resolution(RunConfig(lr=0.1, image_size=32, workers=0, augment="none", task="single-label", label_smoothing=0.1,
+                                 dropout=0.2)).with_data(defaults, 4)
     assert given.with_lr(defaults, range_test) is given and tested == []
     auto = dataclasses.replace(given, config=dataclasses.replace(given.config, lr="auto"))
     with pytest.raises(ValueError, match="lr='auto'"):

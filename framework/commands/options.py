@@ -59,7 +59,7 @@ SETTINGS: dict[str, Callable] = {
     "ema": click.option("--ema", type=float,
                         help="Keep an exponential moving average of the weights with this decay (e.g. 0.999); "
                              "best.pt keeps whichever of raw and EMA validates better."),
-    "label_smoothing": click.option("--label-smoothing", type=float, help="Label smoothing of the training loss."),
+    "label_smoothing": click.option("--label-smoothing", type=float, help="Label smoothing of the training loss (default 0.1; multi-label 0)."),
     "grad_clip": click.option("--grad-clip", type=float, help="Clip the gradient norm to this value."),
     "seed": click.option("--seed", type=int, help="Seed of splits, augmentations and initialisation."),
     "device": click.option("--device", type=click.Choice(DEVICES),
@@ -87,7 +87,7 @@ SETTINGS: dict[str, Callable] = {
     "pooling": click.option("--pooling", type=click.Choice(POOLINGS),
                             help="Columnar backbones (ViTs): the head pools the class token (cls), the mean of the "
                                  "patch tokens (mean) or both concatenated (cls+mean); default: the backbone's recipe."),
-    "dropout": click.option("--dropout", type=float, help="Dropout before the head's last layer."),
+    "dropout": click.option("--dropout", type=float, help="Dropout before the head's last layer (default 0.2; multi-label 0)."),
     "train_bn": click.option("--train-bn/--no-train-bn", default=None,
                              help="Train BatchNorm affine parameters of frozen stages."),
     "pretrained": click.option("--pretrained/--no-pretrained", default=None,

@@ -14,7 +14,7 @@ def _help_defaults() -> str:
     d = RunConfig()
     return (f"Defaults: --dataset {d.dataset} --backbone {d.backbone} --policy {d.policy}; --augment, --epochs and "
             f"--lr come from the policy (transfer: none, 10 epochs, lr 1e-3; others: basic); on a small dataset "
-            f"the epochs are raised to reach 300 optimizer steps (at most 4x).")
+            f"the epochs are raised to reach 300 optimizer steps (multi-label: 1800; at most 4x).")
 
 
 TRAIN_SETTINGS = ("dataset", "backbone", "policy", "augment", "epochs", "batch_size", "image_size", "optimizer", "lr",

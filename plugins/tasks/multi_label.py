@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from tlf.errors import TlfError
-from tlf.task import Meter, ReportSection, Task, TaskRequest
+from tlf.task import Meter, ReportSection, Task, TaskDefault, TaskRequest
 from tlf.task_outputs import DEFAULT_THRESHOLD, sigmoid
 
 from .multi_label_metrics import (THRESHOLD_RULE, average_precision_binned, f1_scores, mean_ap, multilabel_report,
@@ -96,6 +96,16 @@ class MultiLabel(Task):
     metric = "map"
     metric_label = "val mAP"
     activation = "sigmoid"
+    # measured on the flower mosaics (docs/multi-label.md, "Defaults for label sets"): a head on frozen
+    # features is under-fitted at the single-label defaults (its validation loss falls to the last epoch)
+    defaults = {
+        "min_steps": TaskDefault(1800, "each class is a binary problem whose evidence is a share of the pooled "
+                                       "features of an image with several objects: its head needs more steps"),
+        "dropout": TaskDefault(0.0, "dropping pooled features drops evidence of every object in the image; "
+                                    "the head under-fits rather than over-fits"),
+        "label_smoothing": TaskDefault(0.0, "each class is judged by how it ranks the images (mAP), with its own "
+                                            "tuned threshold: smoothed targets only cap the margins"),
+    }
 
     def __init__(self, request: TaskRequest) -> None:
         self.classes = list(request.classes)
