@@ -32,8 +32,9 @@ def load_run(run_dir: str | Path, which: str = "best") -> TrainedModel:
     config = read_run_config(run_dir)
     state = load_checkpoint(run_dir, which)
     classes = list(state["classes"])
+    # dropout is inactive in eval mode: a config.yaml that leaves it unset (written by hand) loads alike
     model = build_model(config.backbone, len(classes), pretrained=False, head=config.head,
-                        dropout=config.dropout, image_size=config.image_size, pooling=config.pooling)
+                        dropout=config.dropout or 0.0, image_size=config.image_size, pooling=config.pooling)
     load_model_state(model, state, run_dir / f"{which}.pt")
     model.eval()
     summary_path = run_dir / "summary.json"
