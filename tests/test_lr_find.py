@@ -105,3 +105,15 @@ def test_lr_find_command(colours, tmp_path):
     assert out["steps"] <= 30 and out["rule"].startswith("steepest descent") and (tmp_path / "lr.png").is_file()
     bad = CliRunner().invoke(cli, ["train", "--lr", "fast"])
     assert bad.exit_code == 2 and "neither a number nor auto" in bad.output
+
+
+def test_the_range_test_steps_over_the_runs_effective_batch(colours, tmp_path, monkeypatch):
+    """With --accumulate N each of the range test's steps accumulates N micro-batches, as the run's steps do."""
+    sizes = []
+    step = Trainer.training_step
+    monkeypatch.setattr(Trainer, "training_step", lambda self, batches: sizes.append([len(y) for _, y in batches])
+                        or step(self, batches))
+    tlf.train(dataset=colours, policy="transfer", epochs=1, lr="auto", accumulate=2, out=str(tmp_path), quiet=True,
+              **{**FAST, "batch_size": 4})
+    assert sizes and all(len(step_sizes) == 2 for step_sizes in sizes[:-1])  # the last may end an epoch early
+    assert max(size for step_sizes in sizes for size in step_sizes) == 4  # micro-batches of --batch-size images

@@ -16,6 +16,7 @@ need their own training loop and data objects; this one drives tlf's loop.
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -81,12 +82,13 @@ def find_lr(trainer, steps: int = STEPS, start: float = START, end: float = END)
     try:
         epoch = 0
         while len(lrs) < steps:
-            batches = trainer.source.train_batches(epoch)
+            batches = iter(trainer.source.train_batches(epoch))
             trainer.model.train()
-            for x, y in batches:
+            # each step over the run's effective batch: as many micro-batches as it accumulates
+            for first in batches:
                 lr = start * ratio ** len(lrs)
                 set_lr(trainer.optimizer, lr)
-                loss = trainer.training_step(x, y)
+                loss = trainer.training_step([first, *itertools.islice(batches, trainer.config.accumulate - 1)])
                 if not math.isfinite(loss):
                     break
                 average = SMOOTHING * average + (1 - SMOOTHING) * loss

@@ -73,9 +73,7 @@ class Trainer:
         self.criterion = self.task.criterion(weights, self.config.label_smoothing, self.device)
         self.weights: dict[str, nn.Module] = {"raw": self.model}  # what is validated (EMA adds "ema")
         self.source = BatchSource(self.parts, self.placement, self.world, self.report)
-        self.validation = self.source.validation
-        self.run = TrainingRun(self.config, None, self.model, self.parts.splits.classes)
-        self.summary: dict[str, Any] | None = None
+        self.run, self.summary = TrainingRun(self.config, None, self.model, self.parts.splits.classes), None
 
     def close(self) -> None:
         """Release what the callbacks hold (the run directory's lock; the process ending releases it too)."""
@@ -108,7 +106,6 @@ class Trainer:
         """Optimizer steps an epoch."""
         return -(-self.source.steps_per_epoch() // self.config.accumulate)
 
-    # ---- fit -> epoch -> batch -> step ---------------------------------------------------
     def fit(self) -> dict:
         """Train to the end; the callbacks hear of a run that fails or is interrupted."""
         try:
@@ -227,13 +224,16 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
 
-    def training_step(self, x: torch.Tensor, y: torch.Tensor) -> float:
-        """One optimizer step on one batch, outside the run's step count and callbacks (the lr finder's)."""
+    def training_step(self, micro_batches: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
+        """The lr finder's optimizer step over ``micro_batches`` (accumulated as the run does); their mean loss."""
         self.optimizer.zero_grad(set_to_none=True)
-        _, loss = self._forward_loss(self.source.module, x, y, self.source.batch_transform)
-        self.scaler.scale(loss).backward()
+        losses: list[float] = []
+        for x, y in micro_batches:
+            _, loss = self._forward_loss(self.source.module, x, y, self.source.batch_transform)
+            self.scaler.scale(loss / len(micro_batches)).backward()
+            losses.append(loss.item())
         self._apply_gradients()
-        return loss.item()
+        return sum(losses) / len(losses)
 
     @torch.inference_mode()
     def score_validation_set(self, weights: str = "raw") -> dict:
