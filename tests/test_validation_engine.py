@@ -114,7 +114,8 @@ def test_an_init_run_validated_through_onnxruntime_equals_torch(colour_data, tmp
     assert ort_summary["validation_engine"] == "onnxruntime, by --frozen-engine onnxruntime"
     assert torch_summary["validation_engine"] == "torch, by --frozen-engine torch"
     assert not ort_summary["feature_cache"]
-    assert set(ort_run.validation.seconds) == {"onnxruntime"} and set(torch_run.validation.seconds) == {"torch"}
+    assert set(ort_run.source.validation.seconds) == {"onnxruntime"}
+    assert set(torch_run.source.validation.seconds) == {"torch"}
     for a, b in zip(ort_run.history, torch_run.history):
         assert a["val_acc"] == b["val_acc"] and a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-4, abs=1e-5)
     assert not leftover_exports()
