@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import resource
 
-from .errors import TlfError
+from .errors import TlfError, first_line
 
 MIN_ADDRESS_SPACE = 11 << 29  # 5.5 GiB: the imports (4.4 GiB) and a default run (`tlf train` passed at 5.7 GiB)
 FAILURES = ("failed to map segment", "cannot allocate memory", "can't allocate memory", "could not create a primitive",
@@ -45,7 +45,7 @@ def address_space_failure(exc: BaseException) -> TlfError | None:
     limit = address_space_limit()
     if limit is None or not isinstance(exc, (ImportError, MemoryError, RuntimeError, OSError)):
         return None
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = first_line(exc)
     if not isinstance(exc, MemoryError) and not any(words in text.lower() for words in FAILURES):
         return None
     return TlfError(f"out of address space under the limit ulimit -v sets: {text[:200]}", hint=_fix())

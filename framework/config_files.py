@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from .errors import TlfError
+from .errors import TlfError, first_line
 
 MAX_BYTES = 1 << 20  # 1 MiB
 
@@ -34,9 +34,8 @@ def read_structured(path: Path, what: str, hint: str) -> Any:
     except RecursionError:
         raise TlfError(f"cannot parse {what} {path}: it is nested too deeply", hint=hint) from None
     except Exception as exc:  # yaml.YAMLError, json.JSONDecodeError, ValueError
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         kind = "JSON" if path.suffix == ".json" else "YAML"
-        raise TlfError(f"{what} {path} is not valid {kind}: {first}", hint=hint) from None
+        raise TlfError(f"{what} {path} is not valid {kind}: {first_line(exc)}", hint=hint) from None
 
 
 def read_text(path: Path, what: str, max_bytes: int = MAX_BYTES,

@@ -23,3 +23,10 @@ class RunInterrupted(KeyboardInterrupt):
         self.epochs_done = epochs_done
         self.epochs_planned = epochs_planned
         super().__init__(f"interrupted after {epochs_done} of {epochs_planned} epoch(s)")
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, or its type's name when it has none: what a
+    one-line error quotes of a library's (often multi-line) message."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

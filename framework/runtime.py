@@ -34,7 +34,7 @@ import onnxruntime as ort
 from PIL import Image
 
 from .data.reading import check_dimensions, read_rgb, to_rgb  # the decoder training uses (numpy and Pillow only)
-from .errors import TlfError
+from .errors import TlfError, first_line
 from .preprocessing import RUNTIME_INTERPOLATIONS, Preprocessing, short_side_shape
 from .resources import usable_cpus
 from .task_outputs import TASKS, checked_thresholds, label_sets, probabilities, softmax
@@ -218,8 +218,7 @@ class OnnxClassifier:
                 raise TlfError(f"{self.path} is a PyTorch checkpoint; tlf.runtime runs ONNX models",
                                hint=f"export the run first: tlf export {self.path.parent}, then use its "
                                     f"model.onnx") from None
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise TlfError(f"{self.path} is not a loadable ONNX model (corrupted or truncated?): {first}",
+            raise TlfError(f"{self.path} is not a loadable ONNX model (corrupted or truncated?): {first_line(exc)}",
                            hint="re-export it with 'tlf export RUN_DIR'") from None
         self.metadata = decode_metadata(self.session.get_modelmeta().custom_metadata_map)
         missing = [PREFIX + k for k in REQUIRED_KEYS if k not in self.metadata]

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import first_line
 from ..safe_files import publish, scratch_file
 from .onnx_prefix import OnnxPrefix, cached_path, open_session, prune
 
@@ -75,8 +76,7 @@ def int8_prefix(fp32: OnnxPrefix, calibration: torch.Tensor, sample: torch.Tenso
         engine = OnnxPrefix(open_session(path, threads), path, channels_last, name="onnxruntime-int8")
         ok, figures = parity(engine, reference, sample)
     except Exception as exc:
-        text = str(exc).strip().splitlines()
-        return None, f"int8 quantization failed ({text[0] if text else type(exc).__name__})"
+        return None, f"int8 quantization failed ({first_line(exc)})"
     if not ok:
         path.unlink(missing_ok=True)
         return None, f"the int8 prefix is too far from torch: {figures}"

@@ -19,6 +19,7 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
+from ..errors import first_line
 from ..paths import cache_dir
 from ..preprocessing import affine
 from ..safe_files import publish, scratch_file
@@ -170,8 +171,7 @@ def exported_engine(wrapped: Uint8Prefix, sample: torch.Tensor, reference: torch
         engine = OnnxPrefix(open_session(path, threads), path, channels_last)
         ok, figures = parity(engine, reference, sample)
     except Exception as exc:
-        text = str(exc).strip().splitlines()
-        return None, f"{what} does not export to ONNX ({text[0] if text else type(exc).__name__})"
+        return None, f"{what} does not export to ONNX ({first_line(exc)})"
     if not ok:
         path.unlink(missing_ok=True)
         return None, f"the export of {what} disagrees with torch: {figures}"

@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ..errors import TlfError
+from ..errors import TlfError, first_line
 
 CONNECT_TIMEOUT = 10  # seconds to reach a database server
 SQLITE_BUSY_TIMEOUT = 60  # seconds a writer waits for another process's lock on a SQLite study
@@ -100,6 +100,5 @@ def open_storage(url: str, heartbeat: bool = True) -> Any:
         if missing:
             raise TlfError(f"storage {safe_url(url)} needs the database driver {missing!r}, which is not installed",
                            hint=f"pip install {DRIVERS.get(missing, missing)}") from None
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TlfError(f"cannot open study storage {safe_url(url)}: {reason}",
+        raise TlfError(f"cannot open study storage {safe_url(url)}: {first_line(exc)}",
                        hint="check the URL, that the server is up and reachable, and the credentials; " + STORAGE_HINT) from None

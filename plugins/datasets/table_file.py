@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from tlf.config_files import read_text
-from tlf.errors import TlfError
+from tlf.errors import TlfError, first_line
 
 MAX_TABLE_BYTES = 256 << 20  # 256 MiB: millions of rows; the rows are held in memory as text
 FORMATS = ("csv", "tsv", "parquet")
@@ -76,8 +76,7 @@ def _read_parquet(path: Path) -> tuple[list[str], Rows]:
     try:
         data = pq.read_table(path).to_pydict()
     except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ... for a file that is not parquet
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise TlfError(f"cannot read the parquet table {path}: {first}", hint="check that it is a parquet file") from None
+        raise TlfError(f"cannot read the parquet table {path}: {first_line(exc)}", hint="check that it is a parquet file") from None
     columns = list(data)
     values = [["" if v is None else str(v) for v in data[c]] for c in columns]
     return columns, [(f"row {i + 1}", list(row)) for i, row in enumerate(zip(*values))]
