@@ -22,8 +22,24 @@ import pytest  # noqa: E402
 
 @pytest.fixture(autouse=True)
 def _tlf_home(tmp_path_factory, monkeypatch):
-    """Every test gets its own empty $TLF_HOME (caches, downloads)."""
-    monkeypatch.setenv("TLF_HOME", str(tmp_path_factory.mktemp("tlf_home")))
+    """Every test gets its own empty $TLF_HOME (caches, downloads), removed when the test ends."""
+    home = tmp_path_factory.mktemp("tlf_home")
+    monkeypatch.setenv("TLF_HOME", str(home))
+    yield
+    monkeypatch.undo()  # the test's own patches (os.scandir, say) must not meet the removal
+    shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _module_folders(request, tmp_path_factory):
+    """The folders a test file's fixtures made (trained runs, exports) are removed when the file
+    ends, unless one of its tests failed: a session would otherwise keep gigabytes to its end."""
+    base = tmp_path_factory.getbasetemp()
+    before, failed = set(base.iterdir()), request.session.testsfailed
+    yield
+    if request.session.testsfailed == failed:
+        for path in set(base.iterdir()) - before:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

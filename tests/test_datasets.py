@@ -542,7 +542,7 @@ def test_an_unreadable_folder_is_reported(tmp_path, cache, monkeypatch):
     real_scandir = os.scandir
 
     def scandir(path):  # chmod 000 does not stop root, who runs the tests in CI containers
-        if Path(path).name == "more":
+        if not isinstance(path, int) and Path(path).name == "more":  # shutil.rmtree passes descriptors
             raise PermissionError(13, "Permission denied", str(path))
         return real_scandir(path)
 
