@@ -38,7 +38,7 @@ class RunConfig:
     dataset: str = "synthetic"
     backbone: str = "efficientnet_lite0"
     policy: str = "transfer"
-    augment: str | None = None  # policy default: none for transfer, basic otherwise
+    augment: str | None = None  # the policy's default (none for transfer, basic otherwise) or the task's
     epochs: int | None = None  # policy default, raised on small datasets (tlf.adaptive_defaults)
     batch_size: int = 64
     image_size: int | None = None  # backbone default

@@ -8,15 +8,15 @@ epoch, each taking what it needs from the one before (nothing travels back up):
 
 1. :func:`plan_run` / :func:`resolve`: defaults <- file <- settings (or a run's own
    config.yaml plus the :data:`~tlf.config.RESUMABLE` settings when resuming), every value
-   checked, plugin names as the registry spells them, the policy's lr and augment, the
-   worker count;
+   checked, plugin names as the registry spells them, the policy's lr, the worker count;
 2. :meth:`Resolution.begin`: the image size and preprocessing from the backbone's spec facts
    (:meth:`tlf.specs.BackboneSpec.preprocessing_facts`), before the data and the model;
    :meth:`Resolution.with_backbone` checks the built model against them (a third-party backbone
    whose spec states none: they come from its built meta, the one fallback);
    :meth:`Resolution.with_task`: the task, ``--task`` checked against the data or the data's own
    (label sets: ``multi-label``), once the dataset is read, and the defaults the task states
-   (:attr:`tlf.task.Task.defaults`: label smoothing and dropout now, the minimum steps in step 4);
+   (:attr:`tlf.task.Task.defaults`: label smoothing, dropout and, for a policy that augments,
+   the augmentation now; the minimum steps in step 4);
 3. :meth:`Resolution.with_micro_batch`: the micro-batch that fits in memory (when one is needed);
 4. :meth:`Resolution.with_data`: epochs and head lr multiplier from the training set's size
    and the task's minimum steps (:mod:`tlf.adaptive_defaults`);
@@ -136,7 +136,7 @@ def resolve(config: RunConfig, new_run: bool = False) -> RunConfig:
     task = named("tasks", given.task)
     callbacks = problems.attempt(canonical_callbacks, tuple(given.callbacks or ()))
     policy = problems.attempt(build_policy, given.policy, given.train_bn) if isinstance(given.policy, str) else None
-    augment = given.augment or (str(policy.defaults["augment"]) if policy is not None else None)
+    augment = given.augment or None  # unset: the task's or the policy's, once the task is known (Resolution.with_task)
     if isinstance(augment, str) and augment != "none":
         augment = problems.attempt(canonical_augment, augment)
     problems.attempt(check_loggers, given.loggers)
@@ -263,7 +263,19 @@ class Resolution:
         task = get_registry().create("tasks", config.task, TaskRequest(splits.classes))
         known = dataclasses.replace(self, config=config, chosen=(*self.chosen, *(() if choice is None else (choice,))),
                                     task_defaults=dict(task.defaults))
-        return known._with_task_settings()
+        return known._with_task_settings()._with_augment()
+
+    def _with_augment(self) -> Resolution:
+        """An unset ``--augment``: the policy's default; where the policy augments (it trains the
+        backbone), the augmentation the task states instead, when it states one."""
+        if self.config.augment is not None:
+            return self
+        from .policies import build_policy
+        usual = str(build_policy(self.config.policy, self.config.train_bn).defaults["augment"])
+        stated = self.task_defaults.get("augment")
+        if stated is None or usual == "none":
+            return dataclasses.replace(self, config=dataclasses.replace(self.config, augment=usual))
+        return self._choose("augment", canonical_augment(str(stated.value)), usual, f"{self.config.task}: {stated.why}")
 
     def _with_task_settings(self) -> Resolution:
         """The unset :data:`~tlf.config.TASK_DEFAULTS` settings: the task's value (recorded with its why)

@@ -37,7 +37,7 @@ class TaskDefault:
     """A default a task states for the runs that leave the setting unset, and why (summary.json's
     ``defaults_chosen``): see :attr:`Task.defaults`."""
 
-    value: float | int
+    value: float | int | str
     why: str
 
 
@@ -75,7 +75,8 @@ class Task:
     activation: str = ""  # the head's output activation at inference: "softmax", "sigmoid"
     # what the task changes of the defaults, only where the run leaves the setting unset (the plan's
     # tlf.plan.Resolution.with_task and with_data apply them): "min_steps", the fewest optimizer steps
-    # (raised over the policy's, never lowered: tlf.adaptive_defaults), and "label_smoothing"
+    # (raised over the policy's, never lowered: tlf.adaptive_defaults), "label_smoothing", "dropout",
+    # and "augment" (in place of the policy's default only where that augments: a live policy's)
     defaults: ClassVar[Mapping[str, TaskDefault]] = {}
 
     def criterion(self, class_weights: Sequence[float] | None, label_smoothing: float, device: Any) -> Callable:

@@ -253,8 +253,17 @@ def test_a_multi_label_plan_gets_the_tasks_steps_and_a_single_label_plan_resolve
         stated = MultiLabel.defaults[setting]
         assert getattr(multi.config, setting) == chosen.value == stated.value != usual == chosen.policy_default
         assert chosen.why == f"multi-label: {stated.why}"
-    given = plan_run(tlf.RunConfig(dataset=DATA, policy=policy, dropout=0.2, out=str(tmp_path)))
-    assert Resolution(given).with_task(load_dataset(DATA, DatasetRequest())).config.dropout == 0.2  # a flag wins
+    assert single.config.augment == defaults["augment"] and "augment" not in {c.setting for c in single.chosen}
+    if defaults["augment"] == "none":  # a frozen backbone's features are cached: no augmentation for either task
+        assert multi.config.augment == "none" and "augment" not in {c.setting for c in multi.chosen}
+    else:  # a live policy's crops could cut a labelled object out: the task's flip instead
+        (chosen,) = [c for c in multi.chosen if c.setting == "augment"]
+        stated = MultiLabel.defaults["augment"]
+        assert multi.config.augment == chosen.value == stated.value != defaults["augment"] == chosen.policy_default
+        assert chosen.why == f"multi-label: {stated.why}"
+    given = plan_run(tlf.RunConfig(dataset=DATA, policy=policy, dropout=0.2, augment="basic", out=str(tmp_path)))
+    flags = Resolution(given).with_task(load_dataset(DATA, DatasetRequest())).config
+    assert (flags.dropout, flags.augment) == (0.2, "basic")  # a flag wins
 
 
 def test_a_multi_label_run_records_why_its_epochs_were_raised(tmp_path):

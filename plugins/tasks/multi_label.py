@@ -105,6 +105,8 @@ class MultiLabel(Task):
                                     "the head under-fits rather than over-fits"),
         "label_smoothing": TaskDefault(0.0, "each class is judged by how it ranks the images (mAP), with its own "
                                             "tuned threshold: smoothed targets only cap the margins"),
+        "augment": TaskDefault("flip", "a random crop can cut a labelled object out of the image while its label "
+                                       "stays on; a flip keeps every object in view"),
     }
 
     def __init__(self, request: TaskRequest) -> None:
