@@ -73,6 +73,7 @@ class RunConfig:
     data_dir: str | None = None
     download: bool = True
     val_split: float = 0.2
+    test_split: bool = True  # score the held-out test split at the end, when the data has one
     strict: bool = False
     exclude: str | None = None  # file of images left out of both splits (tlf.data.edits)
     relabel: str | None = None  # file of 'path,new_label' lines (tlf.data.edits)

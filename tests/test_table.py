@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 import tlf
 from tlf.cli import cli
+from tlf.config import load_config
 from tlf.data import DatasetRequest, load_dataset
 from tlf.errors import TlfError
 from tlf.experiments.results import ComparedRun, Comparison
@@ -329,6 +330,20 @@ def test_evaluate_split_test_without_a_test_split_is_one_line(tmp_path):
     result = CliRunner().invoke(cli, ["evaluate", str(run.directory), "--split", "test", "--device", "cpu"])
     assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
     assert "has no test split" in result.output
+
+
+def test_no_test_split_and_tune_trials_leave_the_test_split_unscored(trained, tmp_path):
+    optuna = pytest.importorskip("optuna")
+    root = Path(trained[0].config.dataset.removeprefix("folder:"))
+    common = dict(dataset=f"folder:{root}", policy="transfer", epochs=1, quiet=True, **FAST)
+    assert "test" not in tlf.train(out=str(tmp_path / "runs"), test_split=False, **common).summary
+    study = optuna.create_study(study_name="s", storage=f"sqlite:///{tmp_path / 'optuna.db'}", direction="maximize")
+    study.enqueue_trial({"lr": 1e-2})
+    result = tlf.tune({"lr": "loguniform(1e-4, 1e-1)"}, trials=1, study="s", out=tmp_path, **common)
+    (trial,) = result["trials"]
+    assert "test" not in json.loads((Path(trial["run_dir"]) / "summary.json").read_text())  # validation chose it
+    best = load_config(result["best"]["config_file"])
+    assert best.test_split and best.lr == pytest.approx(1e-2)  # training the chosen config again scores it
 
 
 def test_report_has_a_test_section(trained):

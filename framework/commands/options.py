@@ -29,7 +29,7 @@ SETTINGS: dict[str, Callable] = {
     "policy": click.option("--policy", "-p",
                            help="Freeze policy: scratch, transfer, partial:STAGE (e.g. partial:conv5), init, ..."),
     "augment": click.option("--augment", "-a", help="Augmentations joined by '+', e.g. basic, strong, basic+mixup, "
-                                                    "none (default: the policy's)."),
+                                                    "none (default: the policy's; label sets: flip)."),
     "epochs": click.option("--epochs", type=int,
                            help="Epochs (default: the policy's, raised on small datasets to reach 300 optimizer "
                                 "steps, at most 4x; see docs/strategies.md)."),
@@ -99,6 +99,9 @@ SETTINGS: dict[str, Callable] = {
     "download": click.option("--download/--no-download", default=None,
                              help="Allow downloading the dataset (default: yes)."),
     "val_split": click.option("--val-split", type=float, help="Validation fraction when the data has no split."),
+    "test_split": click.option("--test-split/--no-test-split", default=None,
+                               help="Score the best checkpoint on the data's held-out test split at the end, when it "
+                                    "has one (default: yes; tlf tune's trials never do)."),
     "strict": click.option("--strict/--no-strict", default=None,
                            help="Fail on unreadable images instead of skipping them."),
     "exclude": click.option("--exclude", type=click.Path(dir_okay=False, exists=True, resolve_path=True),

@@ -13,7 +13,7 @@ from .options import settings
 def _help_defaults() -> str:
     d = RunConfig()
     return (f"Defaults: --dataset {d.dataset} --backbone {d.backbone} --policy {d.policy}; --augment, --epochs and "
-            f"--lr come from the policy (transfer: none, 10 epochs, lr 1e-3; others: basic); on a small dataset "
+            f"--lr come from the policy (transfer: none, 10 epochs, lr 1e-3; others: basic, label sets flip); on a small dataset "
             f"the epochs are raised to reach 300 optimizer steps (multi-label: 1800; at most 4x).")
 
 
@@ -21,7 +21,7 @@ TRAIN_SETTINGS = ("dataset", "backbone", "policy", "augment", "epochs", "batch_s
                   "head_lr_scale", "weight_decay", "warmup_epochs", "schedule", "accumulate", "class_weights", "sampler", "ema",
                   "label_smoothing", "grad_clip", "seed", "device", "precision", "channels_last", "compile", "workers",
                   "cache", "feature_cache", "frozen_engine", "head", "pooling", "dropout", "train_bn", "pretrained", "weights", "data_dir",
-                  "download", "val_split", "strict", "exclude", "relabel", "patience", "loggers", "callbacks", "task")
+                  "download", "val_split", "test_split", "strict", "exclude", "relabel", "patience", "loggers", "callbacks", "task")
 
 
 def _interrupted(stop: KeyboardInterrupt, resume: str | None) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 
 import click
 
@@ -63,4 +64,7 @@ def tune(space: str, trials: int | None, timeout: float | None, study: str | Non
         click.echo(f"best: trial {best['number']}, val accuracy {best['value']:.4f}, "
                    f"{json.dumps(best['params'], default=str)}")
         click.echo(f"best config: {best['config_file']} (tlf train --config {best['config_file']})")
+        if best["run_dir"]:
+            click.echo(f"test split (when the data has one): not scored by the trials; score the best run once with "
+                       f"tlf evaluate {shlex.quote(best['run_dir'])} --split test")
     click.echo(f"results: {result['out']} (tune.json, trials.csv, {', '.join(result['plots'])})")

@@ -40,7 +40,7 @@ def best_config(trial: Any) -> dict[str, Any]:
         config = read_run_config(run_dir).to_dict()
     else:
         config = dict(trial.user_attrs.get("config") or {})
-    return {k: v for k, v in config.items() if k not in ("out", "name")}
+    return {k: v for k, v in config.items() if k not in ("out", "name", "test_split")}  # a trial's test_split is off
 
 
 def write_plots(study: Any, out: Path) -> list[str]:

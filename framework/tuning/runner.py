@@ -107,6 +107,9 @@ def tune(space: str | Path | dict, *, trials: int | None = 10, timeout: float | 
     check_loggers(base.loggers)
     for name, value in space.fixed.items():
         base = dataclasses.replace(base, **{name: value})
+    # the trials are chosen among on validation; a test split scores only the chosen one (tlf evaluate
+    # --split test), never every trial, so that it chooses nothing
+    base = dataclasses.replace(base, test_split=False)
     name = study or slug(base.dataset, empty="study")
     out = Path(out) if out is not None else Path("tuning") / slug(name, empty="study")
     out.mkdir(parents=True, exist_ok=True)

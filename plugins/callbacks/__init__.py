@@ -51,7 +51,7 @@ def _hooks(argument: None, request: Any) -> Any:
 
 def _held_out(argument: None, request: Any) -> Any:
     from .held_out import HeldOutTest
-    return HeldOutTest()
+    return HeldOutTest() if request.plan.test_split else None
 
 
 def _loggers(argument: None, request: Any) -> Any:
@@ -66,7 +66,7 @@ BUILTINS = (
     ("lr-finder", _lr_finder, "--lr auto: lr_find.png and the chosen lr in config.yaml (the range test: the plan's last step)"),
     ("schedule", _schedule, "--schedule: the lr of every optimizer step (warm-up, cosine, onecycle, step, plateau)"),
     ("progress", _progress, "the run's first line, a progress bar per epoch, one line per epoch"),
-    ("test-split", _held_out, "a test split's figures at the end: the checkpoint picked on validation, scored on it"),
+    ("test-split", _held_out, "a test split's figures at the end: the checkpoint picked on validation, scored on it (--no-test-split: not)"),
     ("hooks", _hooks, "the lifecycle hooks tlf_on_run_start, tlf_on_epoch_end, tlf_on_run_end"),
     ("loggers", _loggers, "--log: TensorBoard, MLflow and any logger plugin, at every step, epoch and the end"),
 )
