@@ -36,7 +36,7 @@ from typing import Any, Callable, Mapping
 from .adaptive_defaults import Choice, adapt
 from .config import RESUMABLE, TASK_DEFAULTS, RunConfig, file_config
 from .errors import TlfError
-from .plan_checks import Problems, check_stages, folder_dataset
+from .plan_checks import Problems, check_model, folder_dataset
 from .preprocessing import BackboneFacts, Preprocessing
 from .registry import get_registry
 from .setting_checks import check_out_dir, check_run_name
@@ -141,7 +141,7 @@ def resolve(config: RunConfig, new_run: bool = False) -> RunConfig:
         augment = problems.attempt(canonical_augment, augment)
     problems.attempt(check_loggers, given.loggers)
     if policy is not None and backbone is not None:
-        problems.attempt(check_stages, policy, backbone)
+        problems.attempt(check_model, policy, backbone, given.head, given.pooling, given.image_size)
     if new_run:
         problems.attempt(check_out_dir, given.out)
         if given.name is not None:

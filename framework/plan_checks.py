@@ -58,24 +58,26 @@ def folder_dataset(text: str) -> str:
     return text
 
 
-def check_stages(policy: Any, backbone: str) -> None:
-    """Every stage ``policy`` names (``partial:layer3``) exists on ``backbone``. Stage names other
-    than ``conv1..conv5`` are the backbone's own module names, so they are looked up on the
-    backbone built without weights on PyTorch's meta device (no memory, no computation)."""
+def check_model(policy: Any, backbone: str, head: str = "linear", pooling: str | None = None,
+                image_size: int | None = None) -> None:
+    """The model the plan asks for can be built: every stage ``policy`` names (``partial:layer3``)
+    exists on ``backbone``, and the head, pooling and image size suit it (``--pooling`` on a CNN,
+    ``--head mlp`` on a ViT, a size its patch grid does not tile). Only when the plan names
+    something that needs it: the model is then assembled without weights on PyTorch's meta device
+    (no memory, no computation), as the run would assemble it."""
     from .models.backbone import STAGES
     native = [s for s in policy.named_stages() if s.strip() not in STAGES and f"conv{s.strip()}" not in STAGES]
-    if not native:
+    if not native and head == "linear" and pooling is None and image_size is None:
         return
     import torch
 
-    from .models.backbone import BackboneRequest
-    from .registry import get_registry
+    from .models.classifier import build_model
     try:
         with torch.device("meta"):
-            skeleton = get_registry().create("backbones", backbone, BackboneRequest(pretrained=False))
+            model = build_model(backbone, 2, pretrained=False, head=head, pooling=pooling, image_size=image_size)
     except TlfError:
         raise
     except Exception:  # a plugin's model that cannot be built without data on the meta device:
-        return  # its stages are checked when the model is built for the run
+        return  # it is checked when the model is built for the run
     for stage in native:
-        skeleton.resolve_stage(stage)
+        model.backbone.resolve_stage(stage)

@@ -48,10 +48,22 @@ def test_inspect_shows_blocks_token_shapes_and_what_is_frozen():
 @pytest.mark.parametrize("stage", ["block13", "last99", "layer9"])
 def test_a_bad_vit_stage_is_caught_by_the_plan_before_any_data(stage):
     """The plan checks stage names on the backbone built on the meta device (no weights, no run)."""
-    from tlf.plan_checks import check_stages
+    from tlf.plan_checks import check_model
     from tlf.policies import build_policy
     with pytest.raises(TlfError, match=f"has no stage '{stage}'"):
-        check_stages(build_policy(f"partial:{stage}", False), VIT)
+        check_model(build_policy(f"partial:{stage}", False), VIT)
+
+
+def test_a_head_pooling_or_size_the_backbone_cannot_take_is_caught_before_any_data(tmp_path):
+    """--pooling on a CNN, --head mlp on a ViT, a size its patches do not tile: one line, no dataset read
+    (a missing dataset folder would otherwise be the error, after the model's)."""
+    missing = f"folder:{tmp_path / 'no-such-folder'}"
+    cases = [("-b", "efficientnet_lite0", "--pooling", "cls"), ("-b", VIT, "--head", "mlp"),
+             ("-b", VIT, "--image-size", "40")]
+    for case, said_first in zip(cases, ["--pooling cls is for columnar backbones", "head 'mlp' flattens a conv5 map",
+                                        "cannot take 40 px images"]):
+        out = run_cli("train", "--dataset", missing, *case, "--no-pretrained", "--out", str(tmp_path), code=1).output
+        assert said_first in out and "no-such-folder" not in out and out.count("\n") == 1, out
 
 
 def test_a_bad_stage_lists_the_valid_ones_in_one_line():
