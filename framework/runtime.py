@@ -37,7 +37,7 @@ from .data.reading import check_dimensions, read_rgb, to_rgb  # the decoder trai
 from .errors import TlfError, first_line
 from .preprocessing import RUNTIME_INTERPOLATIONS, Preprocessing, short_side_shape
 from .resources import usable_cpus
-from .task_outputs import TASKS, checked_thresholds, label_sets, probabilities, softmax
+from .task_outputs import checked_thresholds, label_sets, output_of, probabilities, softmax
 
 PREFIX = "tlf."
 # metadata keys written by ``tlf export``; values are JSON-encoded
@@ -45,8 +45,9 @@ METADATA_KEYS = (
     "classes", "input_size", "resize", "crop", "mean", "std", "interpolation", "downscale",
     "preprocessing_in_graph", "backbone", "policy", "dataset", "version", "val_accuracy", "precision",
     "tta",  # "flip": the graph averages each image's and its mirror image's probabilities
-    "task",  # what the model predicts (tlf.task_outputs.TASKS; single-label: softmax over the classes)
-    "thresholds",  # multi-label: one probability threshold per class, in class order (tuned on validation)
+    "task",  # the task plugin the model was trained for (single-label, multi-label, a third party's)
+    "output",  # how its logits read (tlf.task_outputs.OUTPUTS): softmax (top classes) or sigmoid (label sets)
+    "thresholds",  # sigmoid outputs: one probability threshold per class, in class order (tuned on validation)
 )
 # keys the runtime cannot work without
 REQUIRED_KEYS = ("classes", "resize", "crop", "mean", "std", "interpolation", "preprocessing_in_graph")
@@ -241,12 +242,11 @@ class OnnxClassifier:
         _check_input_shape(self.input.shape, self.crop, self.path)
         self.in_graph = bool(meta["preprocessing_in_graph"])
         self.dtype = np.uint8 if self.in_graph else np.float32
-        self.task = meta.get("task") or "single-label"  # exports made before tasks existed: single-label
-        if self.task not in TASKS:
-            raise TlfError(f"{self.path} predicts for task {self.task!r}, which tlf.runtime does not know",
-                           hint=f"tlf.runtime runs {', '.join(TASKS)} models")
+        self.task = str(meta.get("task") or "single-label")  # exports made before tasks existed: single-label
+        self.output = output_of(meta, str(self.path))
+        self.multi_label = self.output == "sigmoid"  # its predictions are label sets
         self.thresholds = (checked_thresholds(meta.get("thresholds"), len(self.classes), str(self.path))
-                           if self.task == "multi-label" else None)
+                           if self.multi_label else None)
 
     @property
     def providers(self) -> list[str]:
@@ -314,7 +314,7 @@ class OnnxClassifier:
     def classify(self, batch: np.ndarray, top_k: int = 5, threshold: float | None = None) -> list[Prediction]:
         """Top-``top_k`` predictions for a batch already passed through :meth:`preprocess`; for a
         multi-label model the label sets (:meth:`label_sets`), whatever ``top_k``."""
-        if self.task == "multi-label":
+        if self.multi_label:
             return self.label_sets(self.logits(batch), threshold)
         k = max(1, min(int(top_k), len(self.classes)))
         probs = softmax(self.logits(batch))
@@ -327,7 +327,7 @@ class OnnxClassifier:
         ``tlf.thresholds``, or ``threshold`` for every class), most likely first."""
         if threshold is not None and not 0.0 <= threshold <= 1.0:
             raise TlfError(f"threshold {threshold} is not a probability", hint="pass a number between 0 and 1")
-        probs = probabilities(self.task, logits)
+        probs = probabilities(self.output, logits)
         chosen = label_sets(probs, self.thresholds if threshold is None else threshold)
         out = []
         for p, keep in zip(probs, chosen):

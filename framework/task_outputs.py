@@ -1,20 +1,39 @@
-"""What a model's logits mean, per built-in task, in numpy alone: the one definition that
-``tlf.runtime`` (torch-free), ``tlf predict``, ``tlf serve`` and the export's parity gate share.
+"""What a model's logits mean, in numpy alone: the one definition that ``tlf.runtime``
+(torch-free), ``tlf predict``, ``tlf serve`` and the export's parity gate share.
 
-``single-label``: softmax over the classes, the prediction is the top classes. ``multi-label``:
-an independent sigmoid per class, the prediction is the set of classes whose probability
-reaches that class's threshold (``tlf.thresholds``, tuned on the validation split).
+An export names its **output** (metadata ``tlf.output``: its task's
+:attr:`~tlf.task.Task.activation`), so a model of any task plugin deploys by it:
+
+- ``softmax``: softmax over the classes, the prediction is the top classes (``single-label``);
+- ``sigmoid``: an independent sigmoid per class, the prediction is the set of classes whose
+  probability reaches that class's threshold (``tlf.thresholds``, tuned on the validation
+  split; 0.5 where the export states none) (``multi-label``).
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from .errors import TlfError
 
-TASKS = ("single-label", "multi-label")  # the tasks an export may name (metadata tlf.task)
+OUTPUTS = ("softmax", "sigmoid")  # the outputs an export may name (metadata tlf.output)
+# the output of the exports made before tlf.output: their tlf.task's (none: single-label)
+TASK_OUTPUTS = {"single-label": "softmax", "multi-label": "sigmoid"}
 DEFAULT_THRESHOLD = 0.5
+
+
+def output_of(metadata: Mapping[str, Any], source: str) -> str:
+    """How the logits of the model whose ``tlf.*`` metadata is ``metadata`` read: one of :data:`OUTPUTS`."""
+    output = metadata.get("output")
+    if output is None:
+        output = TASK_OUTPUTS.get(metadata.get("task") or "single-label")
+    if output not in OUTPUTS:
+        named = metadata.get("output") or metadata.get("task")
+        raise TlfError(f"{source} gives {named!r} outputs, which tlf.runtime does not know",
+                       hint=f"tlf.runtime reads {' and '.join(OUTPUTS)} outputs: re-export the model with "
+                            f"'tlf export RUN_DIR' (its task's activation must be one of them)")
+    return output
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -31,14 +50,13 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
     return np.exp(-np.logaddexp(0.0, -z))
 
 
-def probabilities(task: str, logits: np.ndarray) -> np.ndarray:
-    """The task's probabilities of ``logits`` (N x C): softmax or per-class sigmoid."""
-    if task == "multi-label":
+def probabilities(output: str, logits: np.ndarray) -> np.ndarray:
+    """The probabilities of ``logits`` (N x C) for ``output`` (:data:`OUTPUTS`): softmax or per-class sigmoid."""
+    if output == "sigmoid":
         return sigmoid(logits)
-    if task == "single-label":
+    if output == "softmax":
         return softmax(logits)
-    raise TlfError(f"unknown task {task!r} in the model's metadata",
-                   hint=f"tlf.runtime knows {', '.join(TASKS)}; re-export the model with 'tlf export RUN_DIR'")
+    raise ValueError(f"unknown output {output!r}: one of {', '.join(OUTPUTS)}")
 
 
 def label_sets(probs: np.ndarray, thresholds: Sequence[float] | float) -> np.ndarray:

@@ -132,6 +132,7 @@ def test_export_and_predict_give_evaluate_label_sets(trained, tmp_path):
     assert "label-set agreement 100.00%" in exported
     model = OnnxClassifier(run.directory / "model.onnx")
     assert model.task == "multi-label" and model.thresholds == pytest.approx(run.summary["thresholds"])
+    assert model.metadata["output"] == "sigmoid"  # the task's activation: what any runtime decodes by
     splits = load_dataset(DATA, DatasetRequest())
     paths = []
     for i in range(len(splits.val)):
@@ -270,3 +271,29 @@ def test_a_multi_label_run_records_why_its_epochs_were_raised(tmp_path):
     run = tlf.train(policy="transfer", out=str(tmp_path), **FAST)  # epochs left to the plan
     (chosen,) = [c for c in run.summary["defaults_chosen"] if c["setting"] == "epochs"]
     assert chosen["value"] == run.summary["epochs"] and "multi-label: " in chosen["why"]
+
+
+class PhotoTags(MultiLabel):
+    """A third party's task: the built-in multi-label task under another name."""
+    name = "photo-tags"
+
+
+def test_a_third_party_task_deploys_by_its_activation(tmp_path, monkeypatch):
+    from plugin_helpers import registered_specs
+    from tlf.specs import TaskSpec
+    with registered_specs("tlf-photo-tags") as register:
+        register(TaskSpec(name="photo-tags", description="label sets, another name",
+                          factory=lambda argument, request: PhotoTags(request)))
+        run = tlf.train(policy="transfer", task="photo-tags", epochs=2, out=str(tmp_path), **FAST)
+        exported = CliRunner().invoke(cli, ["export", str(run.directory)])
+        assert exported.exit_code == 0 and "label-set agreement" in exported.output, exported.output
+        model = OnnxClassifier(run.directory / "model.onnx")
+        assert (model.task, model.metadata["output"], model.multi_label) == ("photo-tags", "sigmoid", True)
+        image = np.asarray(load_dataset(DATA, DatasetRequest()).val.load(0))
+        probs = 1.0 / (1.0 + np.exp(-model.logits(model.preprocess(image)[None])[0]))
+        (prediction,) = model.predict(image)
+        assert set(prediction.labels) == {c for c, p, t in zip(model.classes, probs, model.thresholds) if p >= t}
+        monkeypatch.setattr(PhotoTags, "activation", "tanh")
+        refused = CliRunner().invoke(cli, ["export", str(run.directory), "--output", str(tmp_path / "tanh.onnx")])
+        assert refused.exit_code == 1 and "states activation 'tanh', which no export can name" in refused.output
+        assert len(refused.output.strip().splitlines()) == 1 and not (tmp_path / "tanh.onnx").exists()

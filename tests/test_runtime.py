@@ -173,3 +173,23 @@ def test_metadata_that_disagrees_with_the_graph_is_refused_when_opened(exported,
     with pytest.raises(TlfError) as error:
         OnnxClassifier(_with_metadata(exported[1], tmp_path, **changes))
     assert message in str(error.value)
+
+
+def test_any_task_deploys_by_the_output_its_export_names(exported, tmp_path):
+    """A third-party task's model reads by ``tlf.output`` (its task's activation); exports made
+    before ``tlf.output`` read by their built-in task; an output the runtime cannot read is one error."""
+    images = np.random.default_rng(0).integers(0, 256, (6, SIZE, SIZE, 3), dtype=np.uint8)
+    thresholds = [0.3, 0.5, 0.7, 0.9][:len(CLASSES)]
+    tags = OnnxClassifier(_with_metadata(exported[1], tmp_path, task="photo-tags", output="sigmoid", thresholds=thresholds))
+    logits = tags.logits(np.stack([tags.preprocess(image) for image in images]))
+    hot = 1.0 / (1.0 + np.exp(-logits)) >= np.array(thresholds)
+    assert tags.task == "photo-tags" and tags.multi_label
+    assert [set(p.labels) for p in tags.predict(list(images))] == [
+        {c for c, on in zip(CLASSES, row) if on} for row in hot]
+    older = OnnxClassifier(_with_metadata(exported[1], tmp_path, task="multi-label", output=None, thresholds=thresholds))
+    assert older.multi_label and older.output == "sigmoid"
+    single = OnnxClassifier(_with_metadata(exported[1], tmp_path, task="photo-rank", output="softmax"))
+    assert not single.multi_label and single.predict(images[0], top_k=1)[0].labels[0] == CLASSES[int(logits[0].argmax())]
+    for changes in ({"task": "photo-tags", "output": None}, {"output": "tanh"}):
+        with pytest.raises(TlfError, match="outputs, which tlf.runtime does not know"):
+            OnnxClassifier(_with_metadata(exported[1], tmp_path, **changes))

@@ -96,7 +96,7 @@ def predict(model: str, paths: tuple[str, ...], top_k: int, as_json: bool, batch
     classifier = OnnxClassifier(model, providers=providers or None, threads=threads)
     rows: list[dict] = []
     failures = 0
-    if threshold is not None and classifier.task != "multi-label":
+    if threshold is not None and not classifier.multi_label:
         raise TlfError(f"--threshold applies to multi-label models; {model} predicts one class per image",
                        hint="drop --threshold (use --top-k to see more classes)")
     for row in _classified(classifier, paths, top_k, batch_size, decode_threads, threshold):
@@ -106,7 +106,7 @@ def predict(model: str, paths: tuple[str, ...], top_k: int, as_json: bool, batch
         else:
             rows.append(row)
     if not as_json:
-        _print_table(rows, model, classifier.task == "multi-label")
+        _print_table(rows, model, classifier.multi_label)
     if failures:
         sys.exit(1)
 

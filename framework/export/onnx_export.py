@@ -23,7 +23,7 @@ from .._version import __version__
 from ..errors import TlfError
 from ..preprocessing import Preprocessing, affine
 from ..runtime import REQUIRED_KEYS, encode_metadata
-from ..task_outputs import DEFAULT_THRESHOLD, probabilities
+from ..task_outputs import DEFAULT_THRESHOLD, output_of, probabilities
 from ..safe_files import publish, remove_stale_temps, scratch_file
 
 EXPORTERS = ("auto", "dynamo", "torchscript")
@@ -61,7 +61,7 @@ class Parity:
     decisive_disagreements: int  # top-1 differs although PyTorch's top-2 margin exceeds 2 x tolerance
     # (multi-label: a class in one set and not the other although PyTorch's logit is over 2 x tolerance from its threshold's)
     max_prob_diff: float  # the task's probabilities: softmax, or multi-label's sigmoid per class
-    task: str = "single-label"  # what the agreement compares (tlf.task_outputs.TASKS)
+    output: str = "softmax"  # what the agreement compares (tlf.task_outputs.OUTPUTS): top-1, or label sets
 
     @property
     def ok(self) -> bool:
@@ -70,7 +70,7 @@ class Parity:
     def describe(self) -> str:
         return (f"max |logit diff| {self.max_abs_diff:.3g} (tolerance {self.tolerance:.3g} = "
                 f"{self.tolerance / self.logit_scale:.0e} x logit scale {self.logit_scale:.3g}), "
-                f"{'label-set' if self.task == 'multi-label' else 'top-1'} agreement {self.top1_agreement:.2%} on {self.images} {self.inputs} images, "
+                f"{'label-set' if self.output == 'sigmoid' else 'top-1'} agreement {self.top1_agreement:.2%} on {self.images} {self.inputs} images, "
                 f"max |prob diff| {self.max_prob_diff:.3g}")
 
 
@@ -202,19 +202,19 @@ def run_batches(sess: ort.InferenceSession, inputs: np.ndarray, batch_size: int)
 
 
 def check_parity(path: Path, reference: np.ndarray, inputs: np.ndarray, precision: str, source: str,
-                 task: str = "single-label", thresholds: Sequence[float] | None = None) -> Parity:
+                 output: str = "softmax", thresholds: Sequence[float] | None = None) -> Parity:
     """Run the ONNX file at batch sizes 1 and 7 and compare with PyTorch's logits: the top class, or
-    for ``multi-label`` the label sets at ``thresholds`` (probabilities, one per class)."""
+    for ``sigmoid`` outputs the label sets at ``thresholds`` (probabilities, one per class)."""
     sess = session(path)
     single = run_batches(sess, inputs[:1], 1)
     batched = run_batches(sess, inputs, PARITY_BATCHES[1])
     diff = max(float(np.abs(single - reference[:1]).max()), float(np.abs(batched - reference).max()))
     scale = max(1.0, float(np.abs(reference).max()))
     tolerance = TOLERANCE[precision] * scale
-    prob_diff = float(np.abs(probabilities(task, batched) - probabilities(task, reference)).max())
-    if task == "multi-label":
+    prob_diff = float(np.abs(probabilities(output, batched) - probabilities(output, reference)).max())
+    if output == "sigmoid":
         agree, decisive = _set_agreement(batched, reference, thresholds, tolerance)
-        return Parity(len(inputs), source, list(PARITY_BATCHES), diff, scale, tolerance, agree, decisive, prob_diff, task)
+        return Parity(len(inputs), source, list(PARITY_BATCHES), diff, scale, tolerance, agree, decisive, prob_diff, output)
     ref_top = np.argsort(-reference, axis=1)
     agree = batched.argmax(1) == ref_top[:, 0]
     if reference.shape[1] > 1:
@@ -273,7 +273,7 @@ def export_onnx(model: nn.Module, path: str | Path, *, image_size: int, metadata
             reference = model(torch.from_numpy(float_inputs)).float().numpy()
         net = Preprocessed(model, meta["mean"], meta["std"]).eval() if include_preprocessing else model
         gate = partial(check_parity, reference=reference, inputs=inputs, precision=precision, source=source,
-                       task=meta.get("task") or "single-label", thresholds=meta.get("thresholds"))
+                       output=output_of(meta, str(path)), thresholds=meta.get("thresholds"))
         attempts, passed = _write_first_passing(net, _example(inputs), path, exporter, opset, fp16, meta, gate)
     if passed is None:
         raise TlfError("ONNX export failed (export, onnx.checker and the parity gate must all pass): "

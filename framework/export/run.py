@@ -16,6 +16,7 @@ from ..registry import get_registry
 from ..rundir import CHECKPOINTS
 from ..setting_checks import Range, check_choice, check_value
 from ..task import TaskRequest
+from ..task_outputs import OUTPUTS
 from .onnx_export import ExportReport, export_onnx
 from .quantize import quantize_int8
 
@@ -112,6 +113,10 @@ def export_run(run_dir: str | Path, output: str | Path | None = None, settings: 
     path = Path(output) if output else Path(run_dir) / "model.onnx"
     image_size = run.preprocessing.image_size
     task = get_registry().create("tasks", run.config.task or "single-label", TaskRequest(run.classes))
+    if task.activation not in OUTPUTS:
+        raise TlfError(f"task {task.name!r} states activation {task.activation!r}, which no export can name",
+                       hint=f"an export's output is {' or '.join(OUTPUTS)} (tlf.task_outputs): the task plugin's "
+                            f"activation must be one of them")
     report = export_onnx(with_tta(run.model, settings.tta, image_size, task.activation).eval(), path,
                          image_size=image_size, metadata=_metadata(run, settings, task), opset=settings.opset, exporter=settings.exporter,
                          fp16=settings.fp16, include_preprocessing=settings.include_preprocessing,
@@ -130,4 +135,4 @@ def _metadata(run: TrainedModel, settings: ExportSettings, task: Any) -> dict[st
     val_accuracy = run.summary.get("best_val_accuracy" if settings.checkpoint == "best" else "last_val_accuracy")
     return {"classes": run.classes, **run.preprocessing.to_metadata(), "backbone": config.backbone,
             "policy": config.policy, "dataset": config.dataset, "val_accuracy": val_accuracy, "tta": settings.tta,
-            **task.export_metadata(run.summary)}
+            "output": task.activation, **task.export_metadata(run.summary)}

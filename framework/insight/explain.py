@@ -13,7 +13,9 @@ from ..engine.placement import place
 from ..errors import TlfError
 from ..models.trained import load_run
 from ..plots.png import pyplot, save_figure
-from ..task_outputs import TASKS, probabilities
+from ..registry import get_registry
+from ..task import TaskRequest
+from ..task_outputs import output_of, probabilities
 from .gradcam import grad_cam, overlay
 
 
@@ -27,7 +29,8 @@ class Explainer:
             raise TlfError(f"class {target!r} is not one of the run's classes",
                            hint=f"choose one of: {', '.join(self.run.classes)}")
         self.target = target
-        self.task = self.run.config.task if self.run.config.task in TASKS else "single-label"
+        task = get_registry().create("tasks", self.run.config.task or "single-label", TaskRequest(self.run.classes))
+        self.output = output_of({"output": task.activation}, f"task {task.name!r}")
         self.pipeline = pipeline_for(self.run.config, self.run.preprocessing, len(self.run.classes), augment="none")
         self.device = place(device, "fp32").device
         self.model = self.run.model.to(self.device)
@@ -52,7 +55,7 @@ class Explainer:
         view = self.pipeline.eval_transform(read_rgb(path), None)
         x = self._input(view)
         cam, logits = grad_cam(self.model, x)
-        probs = probabilities(self.task, logits.numpy())[0]  # multi-label: each class's sigmoid
+        probs = probabilities(self.output, logits.numpy())[0]  # sigmoid outputs (multi-label): each class's
         predicted = int(probs.argmax())
         panels = [("input", view), (f"predicted: {self.run.classes[predicted]} {probs[predicted]:.0%}",
                                     overlay(view, cam[0]))]
