@@ -339,9 +339,16 @@ def test_no_test_split_and_tune_trials_leave_the_test_split_unscored(trained, tm
     assert "test" not in tlf.train(out=str(tmp_path / "runs"), test_split=False, **common).summary
     study = optuna.create_study(study_name="s", storage=f"sqlite:///{tmp_path / 'optuna.db'}", direction="maximize")
     study.enqueue_trial({"lr": 1e-2})
-    result = tlf.tune({"lr": "loguniform(1e-4, 1e-1)"}, trials=1, study="s", out=tmp_path, **common)
+    (tmp_path / "space.yaml").write_text("lr: loguniform(1e-4, 1e-1)\n")
+    said = CliRunner().invoke(cli, ["tune", "--space", str(tmp_path / "space.yaml"), "--trials", "1", "--study", "s",
+                                    "--out", str(tmp_path), "--dataset", f"folder:{root}", "--policy", "transfer",
+                                    "--epochs", "1", "--quiet", "--image-size", "32", "--batch-size", "8",
+                                    "--workers", "0", "--augment", "none", "--device", "cpu"])
+    assert said.exit_code == 0, said.output
+    result = json.loads((tmp_path / "tune.json").read_text())
     (trial,) = result["trials"]
     assert "test" not in json.loads((Path(trial["run_dir"]) / "summary.json").read_text())  # validation chose it
+    assert f"score the best run once with tlf evaluate {trial['run_dir']} --split test" in " ".join(said.output.split())
     best = load_config(result["best"]["config_file"])
     assert best.test_split and best.lr == pytest.approx(1e-2)  # training the chosen config again scores it
 
