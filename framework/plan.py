@@ -141,7 +141,8 @@ def resolve(config: RunConfig, new_run: bool = False) -> RunConfig:
         augment = problems.attempt(canonical_augment, augment)
     problems.attempt(check_loggers, given.loggers)
     if policy is not None and backbone is not None:
-        problems.attempt(check_model, policy, backbone, given.head, given.pooling, given.image_size)
+        shape = (checked.head, checked.pooling, checked.image_size) if checked is not None else ()  # once valid
+        problems.attempt(check_model, policy, backbone, *shape)
     if new_run:
         problems.attempt(check_out_dir, given.out)
         if given.name is not None:

@@ -62,6 +62,13 @@ def test_every_problem_is_reported_at_once(tmp_path):
     assert "\n" not in message
 
 
+def test_a_setting_that_fails_its_own_check_is_reported_once(tmp_path):
+    """An invalid --pooling is one problem: the model is assembled only from settings that passed."""
+    with pytest.raises(TlfError) as caught:
+        tlf.train(pooling="bogus", image_size=32, out=str(tmp_path))
+    assert str(caught.value).startswith("invalid pooling 'bogus'")
+
+
 def test_a_folder_path_as_dataset_is_read_as_folder(tmp_path):
     from tlf.plan import plan_run
     data = make_class_tree(tmp_path / "my photos", {"a": 2, "b": 2})
