@@ -337,6 +337,14 @@ def test_no_test_split_and_tune_trials_leave_the_test_split_unscored(trained, tm
     root = Path(trained[0].config.dataset.removeprefix("folder:"))
     common = dict(dataset=f"folder:{root}", policy="transfer", epochs=1, quiet=True, **FAST)
     assert "test" not in tlf.train(out=str(tmp_path / "runs"), test_split=False, **common).summary
+    compared = CliRunner().invoke(cli, ["compare", "--dataset", f"folder:{root}", "--policies", "transfer", "--epochs", "1",
+                                        "--no-test-split", "--out", str(tmp_path / "cmp"), "--quiet", "--backbone",
+                                        "efficientnet_lite0", "--image-size", "32", "--batch-size", "8", "--workers", "0",
+                                        "--augment", "none", "--device", "cpu"])
+    assert compared.exit_code == 0, compared.output
+    (summary,) = (tmp_path / "cmp").rglob("summary.json")
+    assert "test" not in json.loads(summary.read_text())
+    assert "| test acc |" not in (tmp_path / "cmp" / "comparison.md").read_text()  # shown where a run has one
     study = optuna.create_study(study_name="s", storage=f"sqlite:///{tmp_path / 'optuna.db'}", direction="maximize")
     study.enqueue_trial({"lr": 1e-2})
     (tmp_path / "space.yaml").write_text("lr: loguniform(1e-4, 1e-1)\n")

@@ -31,8 +31,8 @@ def _show(comparison, as_json: bool) -> None:
 @click.option("--out", "-o", type=click.Path(file_okay=False),
               help="Comparison folder; run again with the same folder to resume (default: comparisons/DATASET).")
 @settings("epochs", "augment", "image_size", "batch_size", "optimizer", "lr", "weight_decay", "label_smoothing", "head",
-          "pooling", "patience", "device", "precision", "channels_last", "workers", "cache", "data_dir", "download", "val_split", "loggers",
-          "callbacks", "task")
+          "pooling", "patience", "device", "precision", "channels_last", "workers", "cache", "data_dir", "download", "val_split", "test_split",
+          "loggers", "callbacks", "task")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML/JSON settings for every run.")
 @click.option("--storage", help="Optuna storage URL shared by several 'tlf compare' workers, which split the grid "
                                 "(sqlite:///PATH, postgresql://..., journal:PATH; docs/tuning.md).")
