@@ -297,3 +297,15 @@ def test_a_third_party_task_deploys_by_its_activation(tmp_path, monkeypatch):
         refused = CliRunner().invoke(cli, ["export", str(run.directory), "--output", str(tmp_path / "tanh.onnx")])
         assert refused.exit_code == 1 and "states activation 'tanh', which no export can name" in refused.output
         assert len(refused.output.strip().splitlines()) == 1 and not (tmp_path / "tanh.onnx").exists()
+
+
+def test_tune_names_the_multi_label_criterion(tmp_path):
+    pytest.importorskip("optuna")
+    (tmp_path / "space.yaml").write_text("lr: loguniform(1e-3, 1e-2)\n")
+    said = CliRunner().invoke(cli, ["tune", "--space", str(tmp_path / "space.yaml"), "--trials", "1",
+                                    "--out", str(tmp_path), "--dataset", DATA, "--policy", "transfer", "--epochs", "1",
+                                    "--quiet", "--image-size", "32", "--batch-size", "16", "--workers", "0",
+                                    "--device", "cpu"])
+    assert said.exit_code == 0, said.output
+    (trial,) = json.loads((tmp_path / "tune.json").read_text())["trials"]
+    assert trial["metric"] == "val_map" and f"best: trial 0, val_map {trial['value']:.4f}" in said.output

@@ -39,6 +39,7 @@ def test_a_pruned_four_trial_study_writes_every_trial_and_a_best_config(tmp_path
         assert (Path(trial["run_dir"]) / "summary.json").is_file()
     best = result["best"]
     assert best["value"] == max(t["value"] for t in result["trials"] if t["state"] == "complete")
+    assert {t["metric"] for t in result["trials"]} == {"val_acc"}  # what each value is: the task's criterion
     config = load_config(best["config_file"])  # what 'tlf train --config best.yaml' reads
     assert config.lr == pytest.approx(3e-2) and config.epochs == 3 and config.dataset == DATA
     assert {"tune.json", "trials.csv", "best.yaml", "history.png"} <= {p.name for p in out.iterdir()}

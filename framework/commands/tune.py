@@ -26,7 +26,7 @@ SAMPLERS = ("tpe", "random")
                                 "postgresql://..., mysql+pymysql://... or journal:PATH (default: OUT/optuna.db).")
 @click.option("--sampler", type=click.Choice(SAMPLERS), default="tpe", show_default=True, help="Optuna sampler.")
 @click.option("--pruner", type=click.Choice(PRUNERS), default="median", show_default=True,
-              help="Stop unpromising trials on each epoch's val accuracy.")
+              help="Stop unpromising trials on each epoch's criterion (val accuracy; label sets: val mAP).")
 @click.option("--out", "-o", type=click.Path(file_okay=False),
               help="Folder for the study's runs and results (default: tuning/STUDY).")
 @settings(*(name for name in TRAIN_SETTINGS if name != "sampler"))  # --sampler is Optuna's here
@@ -61,7 +61,7 @@ def tune(space: str, trials: int | None, timeout: float | None, study: str | Non
     if best is None:
         click.echo("no trial finished: no best config")
     else:
-        click.echo(f"best: trial {best['number']}, val accuracy {best['value']:.4f}, "
+        click.echo(f"best: trial {best['number']}, {best['metric'] or 'value'} {best['value']:.4f}, "
                    f"{json.dumps(best['params'], default=str)}")
         click.echo(f"best config: {best['config_file']} (tlf train --config {best['config_file']})")
         if best["run_dir"]:

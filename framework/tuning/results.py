@@ -29,7 +29,8 @@ def trial_row(trial: Any) -> dict[str, Any]:
     return {"number": trial.number, "state": trial.state.name.lower(), "value": trial.value,
             "params": trial.params, "epochs": len(trial.intermediate_values) or None,
             "duration": round((end - start).total_seconds(), 1) if start and end else None,
-            "run_dir": trial.user_attrs.get("run_dir"), "error": trial.user_attrs.get("error")}
+            "run_dir": trial.user_attrs.get("run_dir"), "error": trial.user_attrs.get("error"),
+            "metric": trial.user_attrs.get("metric")}
 
 
 def best_config(trial: Any) -> dict[str, Any]:
@@ -164,8 +165,9 @@ def rich_table(result: dict[str, Any]) -> Any:
     counts = ", ".join(f"{n} {state}" for state, n in result["counts"].items() if n)
     table = Table(title=f"study {result['study']}: {len(result['trials'])} trials ({counts})",
                   caption=result.get("note"), box=box.SIMPLE_HEAD)
-    for column in ("trial", "state", "val acc", *names, "epochs", "seconds", "run"):
-        table.add_column(column, justify="right" if column in ("trial", "val acc", "epochs", "seconds") else "left")
+    metric = next((t["metric"] for t in result["trials"] if t.get("metric")), "value")  # the task's criterion
+    for column in ("trial", "state", metric, *names, "epochs", "seconds", "run"):
+        table.add_column(column, justify="right" if column in ("trial", metric, "epochs", "seconds") else "left")
     best = (result.get("best") or {}).get("number")
     for t in result["trials"]:
         table.add_row(f"{t['number']}{'*' if t['number'] == best else ''}", t["state"], format_value(t["value"]),

@@ -1,8 +1,8 @@
 """``tlf tune``: an Optuna study whose trials are normal tlf runs.
 
 Each trial samples its settings from the search space, trains ``OUT/runs/trial-NNNN`` and
-reports every epoch's validation accuracy to the study's pruner, which may stop it there;
-the objective is the run's best validation accuracy. A trial that fails (out of memory,
+reports every epoch's criterion (the task's: validation accuracy, mAP for label sets) to the
+study's pruner, which may stop it there; the objective is the run's best criterion. A trial that fails (out of memory,
 a setting no run can use) is recorded as failed with its reason, and the study goes on.
 Several processes given the same ``storage`` and ``study`` share one study and run
 disjoint trials: that is Optuna's own scale-out.
@@ -39,7 +39,7 @@ def make_sampler(name: str, seed: int | None) -> Any:
 
 
 def make_pruner(name: str) -> Any:
-    """Pruning on each epoch's validation accuracy: the median rule (after 2 finished trials,
+    """Pruning on each epoch's criterion (the task's): the median rule (after 2 finished trials,
     from epoch 2 on), Hyperband over epochs, or none."""
     import optuna
     if name == "median":
@@ -76,6 +76,7 @@ def _objective(space: SearchSpace, base: Any, runs: Path, quiet: bool) -> Callab
         except Exception as exc:
             trial.set_user_attr("error", str(exc) if isinstance(exc, TlfError) else f"{type(exc).__name__}: {exc}")
             raise
+        trial.set_user_attr("metric", run.summary.get("best_metric"))  # what the value is: val_acc, val_map, ...
         if pruned_at:
             raise optuna.TrialPruned(f"pruned after epoch {pruned_at[0]}")
         return float(run.summary["best_val_accuracy"])
@@ -127,7 +128,7 @@ def tune(space: str | Path | dict, *, trials: int | None = 10, timeout: float | 
 
         def progress(study: Any, trial: Any) -> None:
             row = trial_row(trial)
-            value = "" if row["value"] is None else f" val acc {row['value']:.4f}"
+            value = "" if row["value"] is None else f" {row['metric'] or 'value'} {row['value']:.4f}"
             why = f": {row['error']}" if row["error"] else ""
             say(f"trial {trial.number} {row['state']}{value} {json.dumps(row['params'], default=str)}{why}")
 
