@@ -257,22 +257,21 @@ class Resolution:
             raise RuntimeError("the preprocessing is known once the backbone's facts are (with_backbone)")
         return Preprocessing.from_meta(self.facts, self.config.image_size)
 
-    def with_task(self, splits: Any) -> Resolution:
+    def with_task(self, splits: Any, policy_defaults: Mapping[str, Any]) -> Resolution:
         """The task: ``--task``, checked against the data, or the data's (:func:`tlf.task_choice.choose_task`);
-        and the defaults it states (:attr:`tlf.task.Task.defaults`), kept for :meth:`with_data`."""
+        and the defaults it states (:attr:`tlf.task.Task.defaults`), kept for :meth:`with_data`; an unset
+        ``--augment`` from ``policy_defaults`` (the policy's) or the task's."""
         config, choice = choose_task(self.config, splits)
         task = get_registry().create("tasks", config.task, TaskRequest(splits.classes))
         known = dataclasses.replace(self, config=config, chosen=(*self.chosen, *(() if choice is None else (choice,))),
                                     task_defaults=dict(task.defaults))
-        return known._with_task_settings()._with_augment()
+        return known._with_task_settings()._with_augment(str(policy_defaults["augment"]))
 
-    def _with_augment(self) -> Resolution:
-        """An unset ``--augment``: the policy's default; where the policy augments (it trains the
-        backbone), the augmentation the task states instead, when it states one."""
+    def _with_augment(self, usual: str) -> Resolution:
+        """An unset ``--augment``: the policy's default (``usual``); where the policy augments (it trains
+        the backbone), the augmentation the task states instead, when it states one."""
         if self.config.augment is not None:
             return self
-        from .policies import build_policy
-        usual = str(build_policy(self.config.policy, self.config.train_bn).defaults["augment"])
         stated = self.task_defaults.get("augment")
         if stated is None or usual == "none":
             return dataclasses.replace(self, config=dataclasses.replace(self.config, augment=usual))

@@ -4,7 +4,7 @@
 A :class:`Task` decides everything that depends on the kind of label: the loss and the
 target format it takes, the metrics of an epoch (training and validation) and which one
 picks the best checkpoint, the head's output activation at inference (export metadata
-``tlf.task``, :mod:`tlf.runtime`), and what a prediction is. The built-in ``single-label``
+``tlf.output``, by which :mod:`tlf.runtime` decodes), and what a prediction is. The built-in ``single-label``
 task (``plugins/tasks``) is one class per image, softmax, cross-entropy, accuracy. The
 loop (:mod:`tlf.engine.trainer`) only calls these methods, so another task (multi-label:
 sigmoid, binary cross-entropy, mAP) plugs in without touching it.
@@ -14,9 +14,9 @@ weights (:meth:`Task.decision`: multi-label's per-class thresholds, in summary.j
 ``tlf evaluate`` computes, writes and draws (:meth:`Task.evaluation_report`,
 :meth:`Task.analyse`, :meth:`Task.evaluation_figures`), what report.html shows
 (:meth:`Task.report_sections`) and what an export says of itself (:meth:`Task.export_metadata`).
-:mod:`tlf.runtime` and the export's parity gate are torch- and plugin-free: they key off the
-export's ``tlf.task`` (:mod:`tlf.task_outputs`: softmax for ``single-label``, sigmoid and
-``tlf.thresholds`` for ``multi-label``).
+:mod:`tlf.runtime` and the export's parity gate are torch- and plugin-free: they decode by the
+export's ``tlf.output``, the task's :attr:`Task.activation` (:mod:`tlf.task_outputs`: softmax,
+or sigmoid and ``tlf.thresholds``), so any task's model deploys.
 """
 from __future__ import annotations
 

@@ -237,7 +237,7 @@ def test_a_multi_label_plan_gets_the_tasks_steps_and_a_single_label_plan_resolve
 
     def resolved(dataset: str) -> Resolution:  # 46 optimizer steps an epoch: the flower mosaics at batch 64
         plan = plan_run(tlf.RunConfig(dataset=dataset, policy=policy, out=str(tmp_path)))
-        return Resolution(plan).with_task(load_dataset(dataset, DatasetRequest())).with_data(defaults, 46)
+        return Resolution(plan).with_task(load_dataset(dataset, DatasetRequest()), defaults).with_data(defaults, 46)
 
     single = resolved("synthetic:train=4,val=2,size=32")
     assert (single.config.epochs, single.config.label_smoothing, single.config.dropout) == (defaults["epochs"], 0.1, 0.2)
@@ -263,7 +263,7 @@ def test_a_multi_label_plan_gets_the_tasks_steps_and_a_single_label_plan_resolve
         assert multi.config.augment == chosen.value == stated.value != defaults["augment"] == chosen.policy_default
         assert chosen.why == f"multi-label: {stated.why}"
     given = plan_run(tlf.RunConfig(dataset=DATA, policy=policy, dropout=0.2, augment="basic", out=str(tmp_path)))
-    flags = Resolution(given).with_task(load_dataset(DATA, DatasetRequest())).config
+    flags = Resolution(given).with_task(load_dataset(DATA, DatasetRequest()), defaults).config
     assert (flags.dropout, flags.augment) == (0.2, "basic")  # a flag wins
 
 

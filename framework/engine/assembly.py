@@ -26,7 +26,7 @@ def build_parts(plan: RunConfig, placement, world, report) -> TrainingParts:
     policy = build_policy(config.policy, config.train_bn)
     with report.phase(f"dataset {config.dataset}: finding and checking its images"):
         splits = load_splits(config)
-    resolution = resolution.with_task(splits)  # --task, or the data's (label sets: multi-label)
+    resolution = resolution.with_task(splits, policy.defaults)  # --task, or the data's (label sets: multi-label)
     config = resolution.config
     with report.phase(f"model: building {config.backbone}"):
         model = build_model(config.backbone, splits.num_classes, pretrained=policy.pretrained and config.pretrained,
